@@ -1,0 +1,38 @@
+# Two commands: `make demo` runs the portal with demo data; `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint venv clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip >/dev/null
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e ".[dev]"
+	touch $@
+
+venv: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed-dev
+	mkdir -p var
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py demo_users
+	@echo ""
+	@echo "Portal:  http://127.0.0.1:8000  (Ctrl-C stops the web server and the worker)"
+	@echo ""
+	$(BIN)/honcho -f Procfile.demo start
+
+# PostgreSQL is used when DATABASE_URL is set or one answers on 127.0.0.1:5432;
+# otherwise SQLite, and the PostgreSQL-only tests are skipped with their reason shown.
+test: $(VENV)/.installed-dev
+	DATABASE_URL="$${DATABASE_URL:-$$($(BIN)/python -m portal.testsupport.database_url)}" \
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf var $(VENV)

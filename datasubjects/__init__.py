@@ -1,0 +1,1 @@
+"""GDPR data subject requests, consent ledger, privacy and profiling notices."""

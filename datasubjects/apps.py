@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DataSubjectsConfig(AppConfig):
+    name = "datasubjects"
+    verbose_name = "Data subjects"

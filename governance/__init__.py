@@ -1,0 +1,1 @@
+"""Models and versions, lineage, model cards, review board policies, reviews, gates, rollouts."""

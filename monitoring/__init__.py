@@ -1,0 +1,1 @@
+"""Prometheus metrics per model, dashboards, thresholds, Alertmanager intake, incidents."""

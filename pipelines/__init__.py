@@ -1,0 +1,1 @@
+"""Training code of the three models; plain Python, imports no Django app."""

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    name = "portal.accounts"
+    label = "accounts"
+    verbose_name = "Accounts and roles"
+
+    def ready(self) -> None:
+        from portal.accounts import receivers  # noqa: F401  (connects auth signals)

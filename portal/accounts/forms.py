@@ -1,0 +1,43 @@
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+
+from portal.accounts.choices import Role
+from portal.accounts.models import User
+
+
+class EmailAuthenticationForm(AuthenticationForm):
+    username = forms.EmailField(label="E-mail", widget=forms.EmailInput(attrs={"autofocus": True}))
+
+
+class UserCreateForm(forms.Form):
+    email = forms.EmailField(label="E-mail")
+    full_name = forms.CharField(label="Full name", max_length=150, required=False)
+    password = forms.CharField(
+        label="Initial password",
+        required=False,
+        widget=forms.PasswordInput,
+        help_text="Leave empty for a user who signs in with Google only.",
+    )
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].lower()
+        if User.objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError("A user with this e-mail address already exists.")
+        return email
+
+    def clean_password(self) -> str | None:
+        from django.contrib.auth.password_validation import validate_password
+
+        password = self.cleaned_data.get("password") or None
+        if password:
+            validate_password(password)
+        return password
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class UserFilterForm(forms.Form):
+    q = forms.CharField(label="Search", required=False)
+    role = forms.ChoiceField(choices=[("", "Any role"), *Role.choices], required=False)

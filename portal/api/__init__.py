@@ -1,0 +1,1 @@
+"""Shared API plumbing: the JSON error format, the schema and docs routes."""

@@ -1,0 +1,1 @@
+"""API tokens for machines: CI pipelines and hooks (Authorization: Bearer <token>)."""

@@ -1,0 +1,11 @@
+from django.db import models
+
+
+class Scope(models.TextChoices):
+    REGISTRY_READ = "registry:read", "Read models, versions and cards"
+    REGISTRY_WRITE = "registry:write", "Register model versions"
+    REVIEWS_READ = "reviews:read", "Read reviews"
+    REVIEWS_WRITE = "reviews:write", "Open reviews"
+    GATES_READ = "gates:read", "Ask deployment gates"
+    MONITORING_WRITE = "monitoring:write", "Send alerts and metric samples"
+    AUDIT_READ = "audit:read", "Read the audit trail"

@@ -1,0 +1,53 @@
+"""Who did something, as the ledger records it: a pseudonymous id, never a name."""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from django.conf import settings
+from django.http import HttpRequest
+
+from portal.audit.choices import ActorType
+
+
+@dataclass(frozen=True)
+class Actor:
+    type: str
+    id: str = ""
+
+    @classmethod
+    def system(cls, component: str) -> "Actor":
+        return cls(ActorType.SYSTEM, component)
+
+    @classmethod
+    def anonymous(cls) -> "Actor":
+        return cls(ActorType.ANONYMOUS, "")
+
+
+class HasAuditActor(Protocol):
+    def audit_actor(self) -> Actor: ...
+
+
+def actor_for_request(request: HttpRequest) -> Actor:
+    """The token behind an API call, else the signed-in user, else anonymous."""
+    auth = getattr(request, "auth", None)
+    if auth is not None and hasattr(auth, "audit_actor"):
+        return auth.audit_actor()
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and hasattr(user, "audit_actor"):
+        return user.audit_actor()
+    return Actor.anonymous()
+
+
+def client_ip_for_request(request: HttpRequest) -> str | None:
+    """REMOTE_ADDR, or the address the trusted proxies in front of us saw.
+
+    Only the last TRUSTED_PROXY_COUNT hops of X-Forwarded-For are ours; anything left
+    of them is whatever the client chose to send.
+    """
+    proxies = getattr(settings, "AXES_IPWARE_PROXY_COUNT", None) or 0
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if proxies and forwarded:
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        if len(hops) >= proxies:
+            return hops[-proxies]
+    return request.META.get("REMOTE_ADDR") or None

@@ -1,0 +1,8 @@
+from django.db import models
+
+
+class ActorType(models.TextChoices):
+    USER = "user", "User"
+    TOKEN = "token", "API token"
+    SYSTEM = "system", "System"
+    ANONYMOUS = "anonymous", "Anonymous"

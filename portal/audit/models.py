@@ -1,0 +1,69 @@
+from django.db import models
+
+from portal.audit.choices import ActorType
+
+GENESIS_HASH = "0" * 64
+
+
+class AuditEvent(models.Model):
+    """One entry of the append-only, hash-chained ledger.
+
+    `hash` is SHA-256 over a canonical encoding of the event's fields (including the
+    digest of its payload) and `prev_hash`, so editing, inserting or removing any event
+    breaks the chain from that point on. On PostgreSQL, triggers refuse UPDATE, DELETE
+    and TRUNCATE on this table. Actors are pseudonymous ids, never names or e-mails.
+    """
+
+    sequence = models.PositiveBigIntegerField(unique=True)
+    occurred_at = models.DateTimeField(db_index=True)
+    actor_type = models.CharField(max_length=16, choices=ActorType.choices)
+    actor_id = models.CharField(max_length=64, blank=True)
+    action = models.CharField(max_length=64, db_index=True)
+    object_type = models.CharField(max_length=64, blank=True, db_index=True)
+    object_id = models.CharField(max_length=128, blank=True)
+    payload_digest = models.CharField(max_length=64)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["-sequence"]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.action}"
+
+    @property
+    def actor_display(self) -> str:
+        return f"{self.actor_type}:{self.actor_id}" if self.actor_id else self.actor_type
+
+
+class AuditPayload(models.Model):
+    """The payload of an event, kept beside the chain.
+
+    The chain covers only the payload's digest, so this row is the one part of the
+    ledger that a GDPR redaction may overwrite: a redacted payload then reads as
+    redacted, not as a broken chain. The client IP lives here because it is personal
+    data.
+    """
+
+    event = models.OneToOneField(
+        AuditEvent, primary_key=True, on_delete=models.PROTECT, related_name="payload_record"
+    )
+    data = models.JSONField(default=dict)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    redacted_at = models.DateTimeField(null=True, blank=True)
+    redaction_reason = models.CharField(max_length=200, blank=True)
+
+    def __str__(self) -> str:
+        return f"payload of #{self.event_id}"
+
+
+class AuditChainHead(models.Model):
+    """The last sequence and hash: the row appenders lock to serialise on one chain."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    sequence = models.PositiveBigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default=GENESIS_HASH)
+
+    def __str__(self) -> str:
+        return f"head #{self.sequence}"

@@ -1,0 +1,103 @@
+"""Writes to the audit ledger. Every state change in the portal goes through here."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from portal.audit.actors import Actor
+from portal.audit.hashing import event_hash, normalise_payload, payload_digest
+from portal.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent, AuditPayload
+
+REDACTED_PAYLOAD = {"redacted": True}
+
+
+def _lock_chain_head() -> AuditChainHead:
+    # Every appender takes the head row FOR UPDATE, so concurrent transactions append
+    # one after the other and each sees the hash the previous one committed.
+    try:
+        return AuditChainHead.objects.select_for_update().get(pk=1)
+    except AuditChainHead.DoesNotExist:
+        last = AuditEvent.objects.order_by("-sequence").first()
+        try:
+            with transaction.atomic():
+                AuditChainHead.objects.create(
+                    pk=1,
+                    sequence=last.sequence if last else 0,
+                    hash=last.hash if last else GENESIS_HASH,
+                )
+        except IntegrityError:
+            pass  # another appender created it first; lock theirs
+        return AuditChainHead.objects.select_for_update().get(pk=1)
+
+
+def audit_record(
+    *,
+    action: str,
+    actor: Actor,
+    object_type: str = "",
+    object_id: str | int = "",
+    payload: dict[str, Any] | None = None,
+    client_ip: str | None = None,
+) -> AuditEvent:
+    """Append one event to the chain, inside the caller's transaction.
+
+    Call it in the same transaction as the change it records, so that the change and
+    its record commit or roll back together. Payloads carry pseudonymous ids, not
+    personal data.
+    """
+    data = normalise_payload(payload)
+    with transaction.atomic():
+        head = _lock_chain_head()
+        occurred_at = timezone.now()
+        digest = payload_digest(data, client_ip)
+        sequence = head.sequence + 1
+        fields = {
+            "sequence": sequence,
+            "occurred_at": occurred_at,
+            "actor_type": str(actor.type),
+            "actor_id": actor.id,
+            "action": action,
+            "object_type": object_type,
+            "object_id": str(object_id),
+            "payload_digest": digest,
+            "prev_hash": head.hash,
+        }
+        event = AuditEvent.objects.create(**fields, hash=event_hash(**fields))
+        AuditPayload.objects.create(event=event, data=data, client_ip=client_ip)
+        AuditChainHead.objects.filter(pk=1).update(sequence=sequence, hash=event.hash)
+    return event
+
+
+@dataclass(frozen=True)
+class RedactionResult:
+    redacted: int
+
+
+def audit_payloads_redact(
+    *, object_type: str, object_id: str, reason: str, actor: Actor
+) -> RedactionResult:
+    """Overwrite the payloads of every event about one object (a GDPR erasure).
+
+    The events and their hashes stay; verification reports the payloads as redacted.
+    Records `audit.payloads_redacted` itself.
+    """
+    with transaction.atomic():
+        payloads = AuditPayload.objects.select_for_update().filter(
+            event__object_type=object_type, event__object_id=object_id, redacted_at__isnull=True
+        )
+        count = payloads.update(
+            data=REDACTED_PAYLOAD,
+            client_ip=None,
+            redacted_at=timezone.now(),
+            redaction_reason=reason[:200],
+        )
+        audit_record(
+            action="audit.payloads_redacted",
+            actor=actor,
+            object_type=object_type,
+            object_id=object_id,
+            payload={"count": count, "reason": reason[:200]},
+        )
+    return RedactionResult(redacted=count)

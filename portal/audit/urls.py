@@ -1,0 +1,11 @@
+from django.urls import path
+
+from portal.audit import views
+
+app_name = "audit"
+
+urlpatterns = [
+    path("audit/", views.event_list, name="event_list"),
+    path("audit/events/<int:sequence>/", views.event_detail, name="event_detail"),
+    path("audit/verify", views.chain_verify, name="verify"),
+]

@@ -1,0 +1,1 @@
+"""The UI shell: base layout, navigation by role, home page, error pages."""

@@ -1,0 +1,43 @@
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.template import loader
+
+from portal.accounts.choices import Role
+from portal.api.exceptions import api_not_found, api_server_error
+from portal.audit.selectors import audit_events_recent
+from portal.ui.navigation import sections_for
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    recent = audit_events_recent(limit=10) if user.has_role(Role.AUDITOR, Role.PORTAL_ADMIN) else []
+    return render(
+        request,
+        "ui/home.html",
+        {"sections": sections_for(user), "recent_events": recent, "has_roles": bool(user.roles)},
+    )
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/") or request.path.startswith("/hooks/")
+
+
+def error_403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse({"error": "Forbidden.", "fields": {}}, status=403)
+    return render(request, "403.html", {"reason": str(exception or "")}, status=403)
+
+
+def error_404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api(request):
+        return api_not_found(request, exception)
+    return render(request, "404.html", status=404)
+
+
+def error_500(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return api_server_error(request)
+    # No context processors that touch the database: the database may be why we're here.
+    return HttpResponse(loader.get_template("500.html").render({}), status=500)

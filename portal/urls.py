@@ -1,0 +1,27 @@
+"""The project's URL map: the top, which includes every app."""
+
+from django.contrib import admin
+from django.contrib.auth.decorators import login_required
+from django.urls import include, path
+
+admin.site.site_header = "Governance portal: Django admin"
+# The Django admin signs in through the portal's own login (rate-limited, SSO-aware).
+admin.site.login = login_required(admin.site.login)
+
+urlpatterns = [
+    path("", include("portal.ui.urls")),
+    path("", include("portal.accounts.urls")),
+    path("", include("portal.apitokens.urls")),
+    path("", include("portal.audit.urls")),
+    path("", include("portal.health.urls")),
+    path("", include("portal.api.urls")),
+    path("", include("governance.urls")),
+    path("", include("monitoring.urls")),
+    path("", include("datasubjects.urls")),
+    path("", include("social_django.urls", namespace="social")),
+    path("django-admin/", admin.site.urls),
+]
+
+handler403 = "portal.ui.views.error_403"
+handler404 = "portal.ui.views.error_404"
+handler500 = "portal.ui.views.error_500"

@@ -1,0 +1,101 @@
+"""Shared fixtures.
+
+Services: tests marked `postgres` or `redis` are skipped, with the reason shown, when
+the service is not there; with PORTAL_REQUIRE_SERVICES=1 (as in CI) they fail instead.
+"""
+
+import os
+import socket
+
+import pytest
+from django.db import connection
+
+from portal.accounts.choices import Role
+from tests.factories import UserFactory
+
+REQUIRE_SERVICES = os.environ.get("PORTAL_REQUIRE_SERVICES") == "1"
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _missing(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (PORTAL_REQUIRE_SERVICES=1: nothing may be skipped)")
+    pytest.skip(reason)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        _missing("needs PostgreSQL: set DATABASE_URL or run one on 127.0.0.1:5432")
+    if item.get_closest_marker("redis") and not _port_open("127.0.0.1", 6379):
+        _missing("needs Redis on 127.0.0.1:6379")
+    if item.get_closest_marker("browser") and not os.path.exists("/usr/bin/chromium"):
+        _missing("needs Debian's Chromium at /usr/bin/chromium")
+
+
+# --- the append-only ledger and pytest-django's flush ----------------------------------
+# Transactional tests end with a TRUNCATE of every table, which the ledger's triggers
+# refuse on PostgreSQL. For that one flush the connection switches triggers off
+# (session_replication_role = replica, the superuser switch the tests run as); every
+# test that uses the database starts with triggers switched back on.
+
+
+@pytest.fixture()
+def transactional_db(transactional_db: None) -> object:
+    yield
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET session_replication_role = replica")
+
+
+@pytest.fixture(autouse=True)
+def _audit_triggers_armed(request: pytest.FixtureRequest, django_db_blocker: object) -> None:
+    if connection.vendor == "postgresql" and connection.connection is not None:
+        with django_db_blocker.unblock(), connection.cursor() as cursor:  # type: ignore[attr-defined]
+            cursor.execute("SET session_replication_role = DEFAULT")
+
+
+# --- people ------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def make_user(db: None):
+    def make(*roles: str, **kwargs: object):
+        return UserFactory(roles=list(roles), **kwargs)
+
+    return make
+
+
+@pytest.fixture()
+def admin_user(make_user):
+    return make_user(Role.PORTAL_ADMIN)
+
+
+@pytest.fixture()
+def auditor(make_user):
+    return make_user(Role.AUDITOR)
+
+
+@pytest.fixture()
+def devops(make_user):
+    return make_user(Role.DEVOPS)
+
+
+@pytest.fixture()
+def outsider(make_user):
+    """Signed in, holds no role."""
+    return make_user()
+
+
+@pytest.fixture()
+def client_for(client):
+    def signed_in(user):
+        client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+        return client
+
+    return signed_in

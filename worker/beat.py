@@ -1,0 +1,10 @@
+"""The beat schedule, in one place. Task names are `<app>.<verb>`."""
+
+from celery.schedules import crontab
+
+BEAT_SCHEDULE: dict[str, dict] = {
+    "audit-verify-chain-nightly": {
+        "task": "audit.verify_chain",
+        "schedule": crontab(hour=2, minute=17),
+    },
+}
