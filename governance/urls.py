@@ -1,10 +1,13 @@
-from django.urls import path
+"""Governance pages: the registry and cards (governance.views) and the review board
+(governance.reviews)."""
 
-from governance import views
+from django.urls import include, path
+
+from governance.views import registry
 
 app_name = "governance"
 
 urlpatterns = [
-    path("models/", views.model_list, name="model_list"),
-    path("reviews/", views.review_list, name="review_list"),
+    path("models/", registry.model_list, name="model_list"),
+    path("", include("governance.reviews.urls")),
 ]

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "portal.health",
     # the apps
     "governance",
+    "governance.reviews",
     "monitoring",
     "datasubjects",
     # Django and third parties

@@ -174,5 +174,3 @@ class CardRevision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.card} r{self.number} {self.section_key}"
-
-

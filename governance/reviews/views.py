@@ -1,4 +1,3 @@
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -15,11 +14,6 @@ REVIEW_READERS = (
 )
 
 
-@login_required
-def model_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "governance/model_list.html")
-
-
 @user_passes(lambda user: user.has_role(*REVIEW_READERS))
 def review_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "governance/review_list.html")
+    return render(request, "reviews/review_list.html")

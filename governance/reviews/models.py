@@ -1,0 +1,1 @@
+"""Review board models: policies, reviews, decisions."""

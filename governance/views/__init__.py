@@ -1,0 +1,1 @@
+"""Governance HTML views, one module per area."""
