@@ -16,6 +16,7 @@ urlpatterns = [
     path("", include("portal.health.urls")),
     path("", include("portal.api.urls")),
     path("", include("governance.urls")),
+    path("", include("governance.api.urls")),
     path("", include("monitoring.urls")),
     path("", include("datasubjects.urls")),
     path("", include("social_django.urls", namespace="social")),
