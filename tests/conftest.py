@@ -45,8 +45,22 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 # test that uses the database starts with triggers switched back on.
 
 
-@pytest.fixture()
-def transactional_db(transactional_db: None) -> object:
+def _is_transactional(request: pytest.FixtureRequest) -> bool:
+    marker = request.node.get_closest_marker("django_db")
+    if marker is not None and (
+        marker.kwargs.get("transaction") or (marker.args and marker.args[0])
+    ):
+        return True
+    return "transactional_db" in request.fixturenames
+
+
+@pytest.fixture(autouse=True)
+def _ledger_flushable(request: pytest.FixtureRequest) -> object:
+    if not _is_transactional(request):
+        yield
+        return
+    # Set up the database first, so this teardown runs before pytest-django's flush.
+    request.getfixturevalue("_django_db_helper")
     yield
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -99,3 +113,9 @@ def client_for(client):
         return client
 
     return signed_in
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: object) -> None:
+    # PBKDF2's deliberate slowness protects real passwords, not test fixtures.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]

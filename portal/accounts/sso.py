@@ -4,7 +4,7 @@ from typing import Any
 
 from django.conf import settings
 from social_core.backends.google import GoogleOAuth2
-from social_core.exceptions import AuthForbidden
+from social_core.exceptions import AuthConfigurationError, AuthPolicyError
 
 from portal.accounts.models import User
 from portal.accounts.services import user_create
@@ -17,6 +17,11 @@ class GoogleWorkspaceOAuth2(GoogleOAuth2):
     The endpoints default to Google's; the tests point them at a local stand-in.
     The backend keeps social-auth's name, so the callback is /complete/google-oauth2/.
     """
+
+    def auth_url(self) -> str:
+        if not settings.SSO_ENABLED:
+            raise AuthConfigurationError(self, "Google sign-in is not configured on this portal.")
+        return super().auth_url()
 
     def authorization_url(self) -> str:
         return settings.GOOGLE_OAUTH2_AUTH_URL
@@ -34,7 +39,7 @@ class GoogleWorkspaceOAuth2(GoogleOAuth2):
         # `hd` is set only for Workspace accounts: a consumer account with an address
         # on the domain (possible for some providers) is still refused.
         if (response.get("hd") or "").lower() != domain:
-            raise AuthForbidden(self)
+            raise AuthPolicyError(self, code="authentication_disallowed", stage="pipeline")
         return response
 
 

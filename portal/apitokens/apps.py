@@ -5,3 +5,6 @@ class ApiTokensConfig(AppConfig):
     name = "portal.apitokens"
     label = "apitokens"
     verbose_name = "API tokens"
+
+    def ready(self) -> None:
+        from portal.apitokens import schema  # noqa: F401  (registers the OpenAPI scheme)

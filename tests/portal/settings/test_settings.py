@@ -1,0 +1,75 @@
+"""Settings come from the environment and refuse unsafe production values.
+
+Each case starts a fresh `manage.py` process, since settings are read at import.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+PRODUCTION = {
+    "DJANGO_DEBUG": "false",
+    "SECRET_KEY": "x7Gm2pQv9LrT4wZs8NcB1yKdF6hJ3uE5aR0oP-iXlVqWnMbCtYgSeHfDjAkUz",
+    "ALLOWED_HOSTS": "governance.zeromargin.example",
+    "PORTAL_BASE_URL": "https://governance.zeromargin.example",
+    "DATABASE_URL": "sqlite:///:memory:",
+}
+
+
+def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {
+        k: v for k, v in os.environ.items() if k not in PRODUCTION and not k.startswith("GOOGLE_")
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_deploy_is_clean_under_production_settings():
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"SECRET_KEY": ""}, "SECRET_KEY must be set"),
+        ({"SECRET_KEY": "short"}, "at least 50 characters"),
+        ({"ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS must be set"),
+        ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG must be true or false"),
+        ({"PORTAL_BASE_URL": "governance.example"}, "PORTAL_BASE_URL must be an http(s) URL"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be one of"),
+        (
+            {"GOOGLE_OAUTH2_KEY": "k", "GOOGLE_OAUTH2_SECRET": "s"},
+            "GOOGLE_WORKSPACE_DOMAIN must be set",
+        ),
+        ({"PASSWORD_LOGIN_ENABLED": "false"}, "needs Google SSO configured"),
+    ],
+)
+def test_production_settings_refuse_to_start_on_bad_values(override, message):
+    env = {**PRODUCTION, **override}
+    env = {k: v for k, v in env.items() if v != ""}
+    result = _manage("check", **env)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_json_logs_when_asked(tmp_path):
+    result = _manage(
+        "shell",
+        "-c",
+        "import logging; logging.getLogger('portal').warning('hello json')",
+        LOG_FORMAT="json",
+    )
+    line = next(line for line in result.stderr.splitlines() if "hello json" in line)
+    assert '"severity": "WARNING"' in line and '"message": "hello json"' in line
