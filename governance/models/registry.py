@@ -67,6 +67,9 @@ class ModelVersion(models.Model):
         max_length=32, choices=LifecycleState.choices, default=LifecycleState.REGISTERED
     )
     registration_digest = models.CharField(max_length=64, blank=True)
+    # The normalised registration body, to tell a retried CI call (same body) from a
+    # contradicting one and to name the fields that differ.
+    registration_body = models.JSONField(default=dict, blank=True)
     registered_by = models.CharField(max_length=80, blank=True)  # pseudonymous actor id
     registered_at = models.DateTimeField(default=timezone.now)
     metrics_updated_at = models.DateTimeField(default=timezone.now)

@@ -1,8 +1,127 @@
-from django.contrib.auth.decorators import login_required
+"""Registry pages: the models, one model's versions, one version, two versions compared."""
+
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from governance.filters import ModelFilter, VersionFilter
+from governance.forms import VersionCompareForm
+from governance.permissions import may_edit_card, may_read_registry
+from governance.selectors.cards import card_diff, card_missing_sections, card_sections
+from governance.selectors.registry import (
+    metrics_compare,
+    metrics_trend,
+    model_get,
+    model_targets,
+    models_overview,
+    production_version,
+    version_get,
+    version_numbers,
+    versions_for_model,
+)
+from governance.services.cards import AUDIT_OBJECT_TYPE, version_audit_id
+from portal.accounts.permissions import user_passes
+from portal.audit.selectors import audit_events_for_object
 
-@login_required
+AUDIT_HISTORY_LIMIT = 50
+
+
+@user_passes(may_read_registry)
 def model_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "governance/model_list.html")
+    filters = ModelFilter(request.GET or None)
+    kind = filters.form.cleaned_data.get("kind", "") if filters.is_valid() else ""
+    page = Paginator(models_overview(kind=kind), 25).get_page(request.GET.get("page"))
+    # OPEN REVIEWS: the review board (governance.reviews) fills this with
+    # {model pk: number of open reviews}; the column shows "-" until then.
+    open_reviews: dict[int, int] = {}
+    for model in page:
+        model.open_reviews = open_reviews.get(model.pk)
+    return render(
+        request,
+        "governance/model_list.html",
+        {"page": page, "filters": filters, "query": f"kind={kind}" if kind else ""},
+    )
+
+
+@user_passes(may_read_registry)
+def model_detail(request: HttpRequest, model: str) -> HttpResponse:
+    registered = model_get(slug=model)
+    filters = VersionFilter(request.GET or None, queryset=versions_for_model(model=registered))
+    versions = filters.qs if filters.is_valid() else versions_for_model(model=registered)
+    page = Paginator(versions, 20).get_page(request.GET.get("page"))
+    for version in page:
+        version.missing_sections = card_missing_sections(card=version.card)
+    all_versions = version_numbers(model=registered)
+    compare_form = VersionCompareForm(
+        model=registered,
+        versions=all_versions,
+        initial={
+            "a": all_versions[1] if len(all_versions) > 1 else None,
+            "b": all_versions[0] if all_versions else None,
+        },
+    )
+    states = filters.form.cleaned_data.get("state") if filters.is_valid() else None
+    return render(
+        request,
+        "governance/model_detail.html",
+        {
+            "model": registered,
+            "targets": model_targets(model=registered),
+            "page": page,
+            "filters": filters,
+            "query": "&".join(f"state={s}" for s in states or []),
+            "trend": metrics_trend(model=registered),
+            "compare_form": compare_form,
+        },
+    )
+
+
+@user_passes(may_read_registry)
+def version_detail(request: HttpRequest, model: str, version: str) -> HttpResponse:
+    found = version_get(model_slug=model, version=version)
+    card = found.card
+    production = production_version(model=found.model)
+    baseline = production if production and production.pk != found.pk else None
+    events = audit_events_for_object(
+        object_type=AUDIT_OBJECT_TYPE, object_id=version_audit_id(found)
+    )
+    return render(
+        request,
+        "governance/version_detail.html",
+        {
+            "model": found.model,
+            "version": found,
+            "card": card,
+            "sections": card_sections(card=card),
+            "missing": card_missing_sections(card=card),
+            "production": production,
+            "comparison": metrics_compare(version=found, baseline=baseline),
+            "baseline": baseline,
+            "targets": sorted(a.target for a in found.assignments.all()),
+            "can_edit": may_edit_card(request.user, found.model),
+            "events": events[:AUDIT_HISTORY_LIMIT],
+            "revision_count": card.revisions.count(),
+        },
+    )
+
+
+@user_passes(may_read_registry)
+def model_compare(request: HttpRequest, model: str) -> HttpResponse:
+    registered = model_get(slug=model)
+    all_versions = version_numbers(model=registered)
+    form = VersionCompareForm(request.GET or None, model=registered, versions=all_versions)
+    context: dict = {"model": registered, "form": form}
+    if form.is_valid():
+        old = version_get(model_slug=model, version=form.cleaned_data["a"])
+        new = version_get(model_slug=model, version=form.cleaned_data["b"])
+        context.update(
+            {
+                "old": old,
+                "new": new,
+                "diffs": card_diff(old_card=old.card, new_card=new.card),
+                "comparison": metrics_compare(version=new, baseline=old),
+            }
+        )
+    return render(
+        request, "governance/model_compare.html", context, status=400 if form.errors else 200
+    )

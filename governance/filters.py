@@ -1,0 +1,22 @@
+"""One filter per list, serving both the HTML page and the API."""
+
+import django_filters
+
+from governance.choices import LifecycleState, ModelKind
+from governance.models import ModelVersion, RegisteredModel
+
+
+class VersionFilter(django_filters.FilterSet):
+    state = django_filters.MultipleChoiceFilter(choices=LifecycleState.choices)
+
+    class Meta:
+        model = ModelVersion
+        fields = ["state"]
+
+
+class ModelFilter(django_filters.FilterSet):
+    kind = django_filters.ChoiceFilter(choices=ModelKind.choices, empty_label="any kind")
+
+    class Meta:
+        model = RegisteredModel
+        fields = ["kind"]

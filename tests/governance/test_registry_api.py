@@ -1,0 +1,308 @@
+"""The registry API contract: registration (idempotent, conflicts, every 400), reads,
+scopes and roles, pagination and filters, query counts, the OpenAPI schema."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from governance.models import ModelVersion, RegisteredModel
+from governance.services.registry import target_assign
+from portal.accounts.choices import Role
+from portal.apitokens.services import apitoken_revoke
+from portal.audit.models import AuditEvent
+from tests.governance.conftest import CI, registration_body
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/models/demand-forecasting/versions"
+
+
+def post(client, body, url=URL):
+    return client.post(url, body, content_type="application/json")
+
+
+def test_register_new_version_returns_201_with_lineage_and_card(bearer):
+    client, record = bearer("registry:write")
+    response = post(client, registration_body("2.1.0"))
+    assert response.status_code == 201
+    data = response.json()
+    assert data["version"] == "2.1.0"
+    assert data["tag"] == "forecasting-v2"
+    assert data["state"] == "registered"
+    assert data["lineage_complete"] is True
+    assert data["metrics"]["mape"] == 0.121
+    assert response["Location"] == "/api/v1/models/demand-forecasting/versions/2.1.0"
+    version = ModelVersion.objects.get(model__slug="demand-forecasting", version="2.1.0")
+    assert version.card.sections.count() == 10
+    assert version.registered_by == f"token:{record.prefix}"
+
+
+def test_register_is_audited_with_the_token_as_actor(bearer):
+    client, record = bearer("registry:write")
+    post(client, registration_body("2.1.0"))
+    event = AuditEvent.objects.get(action="version.registered")
+    assert (event.actor_type, event.actor_id) == ("token", record.prefix)
+    assert event.object_type == "model_version"
+    assert event.object_id == "demand-forecasting@2.1.0"
+    assert event.payload_record.data["code_version"] == registration_body("2.1.0")["code_version"]
+
+
+def test_register_same_body_again_returns_200_and_the_same_version(bearer):
+    client, _ = bearer("registry:write")
+    first = post(client, registration_body("2.1.0"))
+    again = post(client, registration_body("2.1.0"))
+    assert again.status_code == 200
+    assert again.json() == first.json()
+    assert ModelVersion.objects.filter(version="2.1.0").count() == 1
+    assert AuditEvent.objects.filter(action="version.registered").count() == 1
+
+
+def test_register_different_body_for_existing_version_is_409_naming_the_fields(bearer):
+    client, _ = bearer("registry:write")
+    post(client, registration_body("2.1.0"))
+    response = post(
+        client,
+        registration_body("2.1.0", data_version="bq-snapshot-other", metrics={"mae": 1.0}),
+    )
+    assert response.status_code == 409
+    data = response.json()
+    assert sorted(data["differing_fields"]) == ["data_version", "metrics"]
+    assert set(data["fields"]) == {"data_version", "metrics"}
+    assert "bq-snapshot-other" in data["fields"]["data_version"][0]
+    assert "data_version" in data["error"]
+    version = ModelVersion.objects.get(version="2.1.0")
+    assert version.data_version == registration_body("2.1.0")["data_version"]
+
+
+def test_register_unknown_model_is_400_naming_the_model(bearer):
+    client, _ = bearer("registry:write")
+    response = post(client, registration_body(), url="/api/v1/models/churn/versions")
+    assert response.status_code == 400
+    assert "churn" in response.json()["fields"]["model"][0]
+    assert not ModelVersion.objects.exists()
+
+
+@pytest.mark.parametrize("bad", ["2.1", "v2.1.0", "2.1.0.4", "02.1.0", "latest"])
+def test_register_malformed_semver_is_400_naming_version(bearer, bad):
+    client, _ = bearer("registry:write")
+    response = post(client, registration_body(bad))
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == ["version"]
+
+
+@pytest.mark.parametrize(
+    "field", ["data_version", "code_version", "image_digest", "artifact_uri", "version"]
+)
+def test_register_missing_lineage_is_400_naming_the_field(bearer, field):
+    client, _ = bearer("registry:write")
+    body = registration_body("2.1.0")
+    del body[field]
+    response = post(client, body)
+    assert response.status_code == 400
+    assert field in response.json()["fields"]
+    assert response.json()["error"] == "Invalid input."
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"image_digest": "sha256:abc"}, "image_digest"),
+        ({"code_version": "main"}, "code_version"),
+        ({"data_version": ""}, "data_version"),
+        ({"metrics": {"mae": 350.5, "mape": "12%"}}, "metrics.mape"),
+        ({"metrics": {"mae": True}}, "metrics.mae"),
+        ({"metrics": {"cluster_sizes": [1, "x"]}}, "metrics.cluster_sizes"),
+        (
+            {"metric_slices": {"region": {"north": {"mae": "bad"}}}},
+            "metric_slices.region.north.mae",
+        ),
+        ({"metrcs": {"mae": 1}}, "metrcs"),
+    ],
+)
+def test_register_invalid_field_is_400_naming_it(bearer, override, field):
+    client, _ = bearer("registry:write")
+    response = post(client, registration_body("2.1.0", **override))
+    assert response.status_code == 400
+    assert field in response.json()["fields"], response.json()
+    assert not ModelVersion.objects.exists()
+
+
+def test_register_list_metric_such_as_cluster_sizes_is_accepted(bearer):
+    client, _ = bearer("registry:write")
+    response = post(
+        client,
+        registration_body("1.0.0", metrics={"silhouette": 0.47, "cluster_sizes": [120, 80, 40]}),
+        url="/api/v1/models/customer-segmentation/versions",
+    )
+    assert response.status_code == 201
+    assert response.json()["tag"] == "segmentation-v1"
+    assert response.json()["metrics"]["cluster_sizes"] == [120, 80, 40]
+
+
+def test_register_without_token_is_refused(client):
+    response = post(client, registration_body())
+    assert response.status_code in (401, 403)
+    assert "error" in response.json()
+    assert not ModelVersion.objects.exists()
+
+
+def test_register_with_read_scope_only_is_403_naming_the_scope(bearer):
+    client, _ = bearer("registry:read")
+    response = post(client, registration_body())
+    assert response.status_code == 403
+    assert "registry:write" in response.json()["error"]
+    assert not ModelVersion.objects.exists()
+
+
+def test_register_with_revoked_token_is_401(bearer):
+    client, record = bearer("registry:write")
+    apitoken_revoke(token=record, actor=CI)
+    response = post(client, registration_body())
+    assert response.status_code == 401
+    assert not ModelVersion.objects.exists()
+
+
+def test_register_by_session_needs_a_writer_role(client_for, make_user):
+    auditor_client = client_for(make_user(Role.AUDITOR))
+    assert post(auditor_client, registration_body()).status_code == 403
+    assert not ModelVersion.objects.exists()
+
+
+def test_models_list_shows_targets_and_latest(bearer, register):
+    v1, v2 = register("1.0.0"), register("1.1.0")
+    target_assign(version=v1, target="production", actor=CI)
+    target_assign(version=v2, target="canary", actor=CI)
+    client, _ = bearer("registry:read")
+    data = client.get("/api/v1/models").json()
+    assert data["count"] == 3
+    forecasting = next(m for m in data["results"] if m["slug"] == "demand-forecasting")
+    assert forecasting["targets"] == {"production": "1.0.0", "canary": "1.1.0"}
+    assert forecasting["latest_version"] == "1.1.0"
+    assert forecasting["versions_count"] == 2
+    assert {m["slug"] for m in data["results"]} == {
+        "demand-forecasting",
+        "customer-segmentation",
+        "product-recommendation",
+    }
+
+
+def test_reads_with_write_only_token_are_refused(bearer):
+    client, _ = bearer("registry:write")
+    response = client.get("/api/v1/models")
+    assert response.status_code == 403
+    assert "registry:read" in response.json()["error"]
+
+
+def test_reads_by_session_need_a_role(client_for, outsider, auditor):
+    assert client_for(outsider).get("/api/v1/models").status_code == 403
+    response = client_for(auditor).get("/api/v1/models")
+    assert response.status_code == 200
+    assert response.json()["count"] == 3
+
+
+def test_versions_list_is_paginated_newest_semver_first(bearer, register):
+    for number in ["1.0.0", "1.10.0", "1.2.0", "2.0.0"]:
+        register(number)
+    client, _ = bearer("registry:read")
+    data = client.get(f"{URL}?limit=3").json()
+    assert data["count"] == 4
+    assert [v["version"] for v in data["results"]] == ["2.0.0", "1.10.0", "1.2.0"]
+    assert data["next"] is not None
+    rest = client.get(f"{URL}?limit=3&offset=3").json()
+    assert [v["version"] for v in rest["results"]] == ["1.0.0"]
+
+
+def test_versions_list_filters_by_state(bearer, register):
+    register("1.0.0")
+    production = register("1.1.0")
+    target_assign(version=production, target="production", actor=CI)
+    client, _ = bearer("registry:read")
+    data = client.get(f"{URL}?state=production").json()
+    assert [v["version"] for v in data["results"]] == ["1.1.0"]
+    assert data["results"][0]["targets"] == ["production"]
+    both = client.get(f"{URL}?state=production&state=registered").json()
+    assert both["count"] == 2
+
+
+def test_versions_list_unknown_state_is_400(bearer):
+    client, _ = bearer("registry:read")
+    response = client.get(f"{URL}?state=shipped")
+    assert response.status_code == 400
+    assert "state" in response.json()["fields"]
+
+
+def test_versions_list_unknown_model_is_404_json(bearer):
+    client, _ = bearer("registry:read")
+    response = client.get("/api/v1/models/churn/versions")
+    assert response.status_code == 404
+    assert response.json()["error"]
+
+
+def test_version_detail_returns_lineage(bearer, register):
+    register("1.0.0")
+    client, _ = bearer("registry:read")
+    data = client.get(f"{URL}/1.0.0").json()
+    assert data["data_version"] == registration_body("1.0.0")["data_version"]
+    assert data["image_digest"].startswith("sha256:")
+    assert data["hyperparameters"] == {"learning_rate": 0.03, "num_leaves": 63}
+    assert client.get(f"{URL}/9.9.9").status_code == 404
+
+
+def test_card_json_lists_sections_and_missing(bearer, register):
+    register("1.0.0")
+    client, _ = bearer("registry:read")
+    data = client.get(f"{URL}/1.0.0/card").json()
+    assert data["complete"] is False
+    assert [s["key"] for s in data["sections"]][:3] == [
+        "model_details",
+        "intended_use",
+        "data_schema",
+    ]
+    assert "performance" not in data["missing_sections"]
+    assert "fairness_assessment" in data["missing_sections"]
+    performance = next(s for s in data["sections"] if s["key"] == "performance")
+    assert performance["data"]["metrics"]["mae"] == 350.5
+
+
+def _count_queries(client, url):
+    client.get(url)  # the token's first use of the minute records last_used_at
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_versions_list_query_count_does_not_grow(bearer, register):
+    client, _ = bearer("registry:read")
+    for n in range(2):
+        register(f"1.{n}.0")
+    small = _count_queries(client, URL)
+    for n in range(2, 12):
+        register(f"1.{n}.0")
+    assert _count_queries(client, URL) == small
+
+
+def test_models_list_query_count_does_not_grow(bearer, register):
+    client, _ = bearer("registry:read")
+    register("1.0.0")
+    small = _count_queries(client, "/api/v1/models")
+    for n in range(5):
+        RegisteredModel.objects.create(slug=f"extra-{n}", name=f"Extra {n}", kind="forecasting")
+        register("1.0.0", model=f"extra-{n}")
+        register("1.1.0", model=f"extra-{n}")
+    assert _count_queries(client, "/api/v1/models") == small
+
+
+def test_openapi_schema_documents_the_registry(client_for, auditor):
+    response = client_for(auditor).get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    text = response.content.decode()
+    for path in [
+        "/api/v1/models",
+        "/api/v1/models/{model}/versions",
+        "/api/v1/models/{model}/versions/{version}",
+        "/api/v1/models/{model}/versions/{version}/card",
+    ]:
+        assert path in text
+    assert "versions_register" in text
+    assert "RegistrationConflict" in text
