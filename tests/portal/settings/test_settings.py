@@ -21,8 +21,13 @@ PRODUCTION = {
 
 
 def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    # The browser tests switch Django's async safety off for this process; a
+    # production process must not inherit that (check --deploy flags it).
+    leaked = {"DJANGO_ALLOW_ASYNC_UNSAFE"}
     clean = {
-        k: v for k, v in os.environ.items() if k not in PRODUCTION and not k.startswith("GOOGLE_")
+        k: v
+        for k, v in os.environ.items()
+        if k not in PRODUCTION and k not in leaked and not k.startswith("GOOGLE_")
     }
     return subprocess.run(
         [sys.executable, "manage.py", *args],
