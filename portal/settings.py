@@ -13,6 +13,7 @@ import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from portal.attestation import attestation_keys_parse
 from portal.env import env_bool, env_choice, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -255,6 +256,22 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # --- outside systems (switches; each adapter says what it needs) -----------------------
 GOOGLE_CLOUD_PROJECT = env_str("GOOGLE_CLOUD_PROJECT")
 GOOGLE_CLOUD_REGION = env_str("GOOGLE_CLOUD_REGION", "europe-west1")
+
+# Deployment gate attestations: a JSON list of {"kid", "pem"} private keys, the first
+# signs and all are published at /.well-known/jwks.json (format in portal/attestation.py).
+ATTESTATION_SIGNING_KEYS = attestation_keys_parse(env_str("ATTESTATION_SIGNING_KEYS"))
+if not DEBUG and not ATTESTATION_SIGNING_KEYS:
+    raise ImproperlyConfigured("ATTESTATION_SIGNING_KEYS must be set when DJANGO_DEBUG=false")
+
+# Pub/Sub push subscriptions (Cloud Deploy approvals): the OIDC token Google attaches
+# must be for this audience and signed for this service account.
+PUBSUB_PUSH_AUDIENCE = env_str("PUBSUB_PUSH_AUDIENCE", f"{PORTAL_BASE_URL}/hooks/clouddeploy")
+PUBSUB_PUSH_SERVICE_ACCOUNT = env_str("PUBSUB_PUSH_SERVICE_ACCOUNT")
+GOOGLE_OIDC_CERTS_URL = env_str(
+    "GOOGLE_OIDC_CERTS_URL", "https://www.googleapis.com/oauth2/v1/certs"
+)
+# Cloud Deploy's API: empty means Google's; a URL only to point at a stand-in server.
+CLOUD_DEPLOY_API_ENDPOINT = env_str("CLOUD_DEPLOY_API_ENDPOINT")
 
 # --- internationalisation, static files -----------------------------------------------
 LANGUAGE_CODE = "en-gb"

@@ -3,6 +3,7 @@
 Each case starts a fresh `manage.py` process, since settings are read at import.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -11,12 +12,31 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
+
+
+def _throwaway_signing_key() -> str:
+    """A fresh Ed25519 key for these processes; it signs nothing real."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return (
+        Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+
+
 PRODUCTION = {
     "DJANGO_DEBUG": "false",
     "SECRET_KEY": "x7Gm2pQv9LrT4wZs8NcB1yKdF6hJ3uE5aR0oP-iXlVqWnMbCtYgSeHfDjAkUz",
     "ALLOWED_HOSTS": "governance.zeromargin.example",
     "PORTAL_BASE_URL": "https://governance.zeromargin.example",
     "DATABASE_URL": "sqlite:///:memory:",
+    "ATTESTATION_SIGNING_KEYS": json.dumps([{"kid": "test-2026", "pem": _throwaway_signing_key()}]),
 }
 
 
@@ -59,6 +79,8 @@ def test_check_deploy_is_clean_under_production_settings():
             "GOOGLE_WORKSPACE_DOMAIN must be set",
         ),
         ({"PASSWORD_LOGIN_ENABLED": "false"}, "needs Google SSO configured"),
+        ({"ATTESTATION_SIGNING_KEYS": ""}, "ATTESTATION_SIGNING_KEYS must be set"),
+        ({"ATTESTATION_SIGNING_KEYS": "not json"}, "ATTESTATION_SIGNING_KEYS"),
     ],
 )
 def test_production_settings_refuse_to_start_on_bad_values(override, message):

@@ -1,0 +1,547 @@
+"""A local stand-in for Cloud Deploy's REST API: releases, rollouts and approvals.
+
+It answers the paths google-cloud-deploy's REST transport calls (from the generated
+`rest_base.py` of `CloudDeployClient`), in Cloud Deploy's JSON format (camelCase
+fields, RFC 3339 times, errors as `{"error": {"code", "message", "status"}}`), keeps
+its state in memory and records every request, so tests can assert exactly what the
+client sent.
+
+    GET  /v1/projects/{p}/locations/{l}/deliveryPipelines/{dp}/releases/{r}               GetRelease
+    GET  /v1/projects/{p}/locations/{l}/deliveryPipelines/{dp}/releases/{r}/rollouts/{ro} GetRollout
+    POST /v1/projects/{p}/locations/{l}/deliveryPipelines/{dp}/releases/{r}/rollouts/{ro}:approve
+
+Approving a rollout that is not waiting for approval is refused with
+FAILED_PRECONDITION (HTTP 400), as Cloud Deploy does. The client asks for numeric
+enums (`$alt=json;enum-encoding=int`); the fake answers enums as numbers when asked
+and as names otherwise.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+# google.cloud.deploy.v1.Rollout.ApprovalState and Rollout.State, as numbered in the
+# API's proto definitions.
+APPROVAL_STATES = {
+    "APPROVAL_STATE_UNSPECIFIED": 0,
+    "NEEDS_APPROVAL": 1,
+    "DOES_NOT_NEED_APPROVAL": 2,
+    "APPROVED": 3,
+    "REJECTED": 4,
+}
+ROLLOUT_STATES = {
+    "STATE_UNSPECIFIED": 0,
+    "SUCCEEDED": 1,
+    "FAILED": 2,
+    "IN_PROGRESS": 3,
+    "PENDING_APPROVAL": 4,
+    "APPROVAL_REJECTED": 5,
+    "PENDING": 6,
+    "PENDING_RELEASE": 7,
+    "CANCELLING": 8,
+    "CANCELLED": 9,
+    "HALTED": 10,
+}
+_ENUM_FIELDS = {"approvalState": APPROVAL_STATES, "state": ROLLOUT_STATES}
+
+HTTP_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ALREADY_EXISTS",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+_RELEASE = (
+    r"projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
+    r"/deliveryPipelines/(?P<pipeline>[^/]+)/releases/(?P<release>[^/:]+)"
+)
+_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    ("GET", re.compile(rf"^/v1/{_RELEASE}$"), "get_release"),
+    ("GET", re.compile(rf"^/v1/{_RELEASE}/rollouts/(?P<rollout>[^/:]+)$"), "get_rollout"),
+    (
+        "POST",
+        re.compile(rf"^/v1/{_RELEASE}/rollouts/(?P<rollout>[^/:]+):approve$"),
+        "approve_rollout",
+    ),
+]
+
+
+def rfc3339(moment: datetime | None = None) -> str:
+    """A time the way Google's JSON writes it: UTC with a trailing Z."""
+    moment = moment or datetime.now(UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the fake received it; `path` is percent-decoded."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: Any
+    headers: dict[str, str]
+
+
+@dataclass
+class _Failure:
+    method: str
+    path: re.Pattern[str]
+    status: int
+    message: str
+    remaining: int | None
+
+
+class CloudDeployApiError(Exception):
+    def __init__(self, status: int, message: str, *, code_name: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code_name = code_name or HTTP_STATUS_NAMES.get(status, "UNKNOWN")
+
+
+@dataclass
+class FakeCloudDeployServer:
+    """Cloud Deploy's releases and rollouts REST API, in memory, on 127.0.0.1."""
+
+    requests: list[RecordedRequest] = field(default_factory=list)
+    releases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rollouts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _failures: list[_Failure] = field(default_factory=list)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _server: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> FakeCloudDeployServer:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeCloudDeployServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The `api_endpoint` to give the client library."""
+        assert self._server is not None, "start() the fake first"
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    # --- what tests arrange -----------------------------------------------------------
+
+    def add_release(
+        self,
+        name: str,
+        *,
+        labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+        images: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """A release `projects/{p}/locations/{l}/deliveryPipelines/{dp}/releases/{r}`;
+        `images` maps an image name to its full reference (`repo/image@sha256:...`)."""
+        if not re.fullmatch(_RELEASE, name):
+            raise ValueError(f"not a release name: {name!r}")
+        release = {
+            "name": name,
+            "uid": f"uid-{abs(hash(name)) % 10**12}",
+            "labels": dict(labels or {}),
+            "annotations": dict(annotations or {}),
+            "createTime": rfc3339(),
+            "buildArtifacts": [
+                {"image": image, "tag": reference} for image, reference in (images or {}).items()
+            ],
+            "renderState": "SUCCEEDED",
+            "etag": "etag-1",
+        }
+        with self._lock:
+            self.releases[name] = release
+            return copy.deepcopy(release)
+
+    def add_rollout(
+        self,
+        release: str,
+        rollout_id: str,
+        *,
+        target_id: str,
+        approval_state: str = "NEEDS_APPROVAL",
+        state: str | None = None,
+    ) -> dict[str, Any]:
+        """A rollout of `release` to `target_id`, waiting for approval by default."""
+        if approval_state not in APPROVAL_STATES:
+            raise ValueError(f"unknown approval state {approval_state!r}")
+        state = state or (
+            "PENDING_APPROVAL" if approval_state == "NEEDS_APPROVAL" else "IN_PROGRESS"
+        )
+        name = f"{release}/rollouts/{rollout_id}"
+        rollout = {
+            "name": name,
+            "uid": f"uid-{abs(hash(name)) % 10**12}",
+            "targetId": target_id,
+            "approvalState": approval_state,
+            "state": state,
+            "createTime": rfc3339(),
+            "labels": {},
+            "annotations": {},
+            "etag": "etag-1",
+        }
+        with self._lock:
+            self.rollouts[name] = rollout
+            return copy.deepcopy(rollout)
+
+    def rollout(self, name: str) -> dict[str, Any]:
+        with self._lock:
+            return copy.deepcopy(self.rollouts[name])
+
+    def fail(
+        self,
+        method: str,
+        path_pattern: str,
+        *,
+        status: int,
+        message: str | None = None,
+        times: int | None = 1,
+    ) -> None:
+        """Answer the next `times` requests matching (method, path regex) with an error;
+        `times=None` keeps failing until `clear_failures()`."""
+        with self._lock:
+            self._failures.append(
+                _Failure(
+                    method=method.upper(),
+                    path=re.compile(path_pattern),
+                    status=status,
+                    message=message or f"The service is currently unavailable ({status}).",
+                    remaining=times,
+                )
+            )
+
+    def clear_failures(self) -> None:
+        with self._lock:
+            self._failures.clear()
+
+    # --- what tests read --------------------------------------------------------------
+
+    def requests_to(self, method: str, path_pattern: str = "") -> list[RecordedRequest]:
+        """Recorded requests with this method whose path matches the regex."""
+        with self._lock:
+            return [
+                r
+                for r in self.requests
+                if r.method == method.upper() and re.search(path_pattern, r.path)
+            ]
+
+    # --- request handling -------------------------------------------------------------
+
+    def handle(
+        self, method: str, raw_path: str, headers: dict[str, str], raw_body: bytes
+    ) -> tuple[int, Any]:
+        split = urlsplit(raw_path)
+        path = unquote(split.path)
+        query = parse_qs(split.query, keep_blank_values=True)
+        try:
+            body = json.loads(raw_body) if raw_body else None
+        except ValueError:
+            body = raw_body.decode(errors="replace")
+        with self._lock:
+            self.requests.append(
+                RecordedRequest(method=method, path=path, query=query, body=body, headers=headers)
+            )
+            try:
+                injected = self._injected_failure(method, path)
+                if injected is not None:
+                    raise CloudDeployApiError(injected.status, injected.message)
+                for route_method, pattern, action in _ROUTES:
+                    match = pattern.match(path)
+                    if match and route_method == method:
+                        result = getattr(self, f"_{action}")(body=body, **match.groupdict())
+                        return 200, _encode_enums(result, numeric=_numeric_enums(query))
+                raise CloudDeployApiError(404, f"The requested URL {path} was not found.")
+            except CloudDeployApiError as error:
+                return error.status, {
+                    "error": {
+                        "code": error.status,
+                        "message": error.message,
+                        "status": error.code_name,
+                    }
+                }
+
+    def _injected_failure(self, method: str, path: str) -> _Failure | None:
+        for failure in self._failures:
+            if failure.method == method and failure.path.search(path):
+                if failure.remaining is not None:
+                    failure.remaining -= 1
+                    if failure.remaining <= 0:
+                        self._failures.remove(failure)
+                return failure
+        return None
+
+    def _get_release(self, *, body: Any, **parts: str) -> dict[str, Any]:
+        name = _release_name(parts)
+        if name not in self.releases:
+            raise CloudDeployApiError(404, f"Resource '{name}' was not found")
+        return copy.deepcopy(self.releases[name])
+
+    def _get_rollout(self, *, body: Any, rollout: str, **parts: str) -> dict[str, Any]:
+        name = f"{_release_name(parts)}/rollouts/{rollout}"
+        if name not in self.rollouts:
+            raise CloudDeployApiError(404, f"Resource '{name}' was not found")
+        return copy.deepcopy(self.rollouts[name])
+
+    def _approve_rollout(self, *, body: Any, rollout: str, **parts: str) -> dict[str, Any]:
+        name = f"{_release_name(parts)}/rollouts/{rollout}"
+        record = self.rollouts.get(name)
+        if record is None:
+            raise CloudDeployApiError(404, f"Resource '{name}' was not found")
+        if not isinstance(body, dict):
+            raise CloudDeployApiError(400, "The request body must be an ApproveRolloutRequest.")
+        if record["approvalState"] != "NEEDS_APPROVAL":
+            raise CloudDeployApiError(
+                400,
+                f"rollout {name} is not awaiting approval (approval state "
+                f"{record['approvalState']})",
+                code_name="FAILED_PRECONDITION",
+            )
+        # proto3 JSON leaves out false booleans, so an absent `approved` is a rejection.
+        approved = body.get("approved", False) is True
+        record["approvalState"] = "APPROVED" if approved else "REJECTED"
+        record["state"] = "IN_PROGRESS" if approved else "APPROVAL_REJECTED"
+        record["approveTime"] = rfc3339()
+        return {}
+
+
+def _release_name(parts: dict[str, str]) -> str:
+    return (
+        f"projects/{parts['project']}/locations/{parts['location']}"
+        f"/deliveryPipelines/{parts['pipeline']}/releases/{parts['release']}"
+    )
+
+
+def _numeric_enums(query: dict[str, list[str]]) -> bool:
+    # The client sends `$alt=json;enum-encoding=int` as one query parameter.
+    return any("enum-encoding=int" in value for values in query.values() for value in values) or (
+        "enum-encoding=int" in ";".join(query)
+    )
+
+
+def _encode_enums(value: Any, *, numeric: bool) -> Any:
+    if not numeric:
+        return value
+    if isinstance(value, dict):
+        return {
+            key: _ENUM_FIELDS[key].get(item, item)
+            if key in _ENUM_FIELDS and isinstance(item, str)
+            else _encode_enums(item, numeric=numeric)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_encode_enums(item, numeric=numeric) for item in value]
+    return value
+
+
+def _handler_for(fake: FakeCloudDeployServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw_body = self.rfile.read(length) if length else b""
+            status, payload = fake.handle(
+                self.command, self.path, dict(self.headers.items()), raw_body
+            )
+            encoded = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(encoded)))
+            self.end_headers()
+            self.wfile.write(encoded)
+
+        do_GET = _answer
+        do_POST = _answer
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    return Handler
+
+
+# --- Pub/Sub push, signed the way Google signs it ------------------------------------------
+
+
+class FakeGoogleOidc:
+    """Google's side of a Pub/Sub push: an RSA key, its certificate served at `certs_url`
+    (the `{"kid": "PEM x509"}` format of https://www.googleapis.com/oauth2/v1/certs, or
+    a JWK set with `certs_format="jwk"`), and ID tokens signed with it.
+
+        with FakeGoogleOidc(audience=..., service_account=...) as google:
+            headers = {"HTTP_AUTHORIZATION": google.authorization()}
+            body = approvals_push_body(rollout=...)
+    """
+
+    def __init__(
+        self,
+        *,
+        audience: str,
+        service_account: str,
+        certs_format: str = "x509",
+        max_age: int | None = None,
+    ) -> None:
+        self.audience = audience
+        self.service_account = service_account
+        self.certs_format = certs_format
+        self.max_age = max_age
+        self.kid = "fake-google-key-1"
+        self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.certs_status = 200
+        self.certs_requests = 0
+        self._server: ThreadingHTTPServer | None = None
+
+    def certs_document(self) -> dict[str, Any]:
+        if self.certs_format == "jwk":
+            jwk = jwt.algorithms.RSAAlgorithm.to_jwk(self.private_key.public_key(), as_dict=True)
+            return {"keys": [{**jwk, "kid": self.kid, "alg": "RS256", "use": "sig"}]}
+        return {self.kid: self.certificate_pem()}
+
+    def certificate_pem(self) -> str:
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-google-oidc")])
+        now = datetime.now(UTC)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(self.private_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=14))
+            .sign(self.private_key, hashes.SHA256())
+        )
+        return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+    def claims(self, **overrides: Any) -> dict[str, Any]:
+        """The claims of a Pub/Sub push token; `name=None` leaves a claim out."""
+        now = int(datetime.now(UTC).timestamp())
+        claims = {
+            "aud": self.audience,
+            "azp": "113774264463038321964",
+            "email": self.service_account,
+            "email_verified": True,
+            "exp": now + 3600,
+            "iat": now,
+            "iss": "https://accounts.google.com",
+            "sub": "113774264463038321964",
+        }
+        claims.update(overrides)
+        return {key: value for key, value in claims.items() if value is not None}
+
+    def token(self, *, signing_key: Any = None, kid: str | None = None, **overrides: Any) -> str:
+        return jwt.encode(
+            self.claims(**overrides),
+            signing_key or self.private_key,
+            algorithm="RS256",
+            headers={"kid": kid or self.kid},
+        )
+
+    def authorization(self, **overrides: Any) -> str:
+        return f"Bearer {self.token(**overrides)}"
+
+    def __enter__(self) -> FakeGoogleOidc:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                fake.certs_requests += 1
+                body = json.dumps(fake.certs_document()).encode()
+                self.send_response(fake.certs_status)
+                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                if fake.max_age is not None:
+                    self.send_header("Cache-Control", f"public, max-age={fake.max_age}")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    @property
+    def certs_url(self) -> str:
+        assert self._server is not None, "enter the fake first"
+        return f"http://127.0.0.1:{self._server.server_port}/oauth2/v1/certs"
+
+
+def approvals_push_body(
+    *,
+    rollout: str,
+    target_id: str,
+    action: str = "Required",
+    message_id: str = "10428790912134907",
+    subscription: str = "projects/zm-ml-prod/subscriptions/portal-clouddeploy-approvals",
+    project_number: str = "123456789012",
+) -> bytes:
+    """The JSON a push subscription on `clouddeploy-approvals` posts for a rollout."""
+    parts = rollout.split("/")
+    attributes = {
+        "Action": action,
+        "Rollout": rollout,
+        "RolloutId": parts[9],
+        "ReleaseId": parts[7],
+        "DeliveryPipelineId": parts[5],
+        "TargetId": target_id,
+        "Location": parts[3],
+        "ProjectNumber": project_number,
+    }
+    return json.dumps(
+        {
+            "message": {
+                "attributes": attributes,
+                "messageId": message_id,
+                "message_id": message_id,
+                "publishTime": rfc3339(),
+                "publish_time": rfc3339(),
+            },
+            "subscription": subscription,
+        }
+    ).encode()
