@@ -19,6 +19,7 @@ demo: $(VENV)/.installed-dev
 	mkdir -p var
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo_users
+	$(BIN)/python manage.py demo_registry
 	@echo ""
 	@echo "Portal:  http://127.0.0.1:8000  (Ctrl-C stops the web server and the worker)"
 	@echo ""

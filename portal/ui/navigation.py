@@ -10,6 +10,7 @@ from django.urls import NoReverseMatch, reverse
 from portal.accounts.choices import Role
 
 EVERYONE: frozenset[str] = frozenset()
+ANY_ROLE: frozenset[str] = frozenset(Role)
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Section:
 
 
 SECTIONS: tuple[Section, ...] = (
-    Section("Models", "governance:model_list", EVERYONE, "/models/"),
+    Section("Models", "governance:model_list", ANY_ROLE, "/models/"),
     Section(
         "Reviews",
         "governance:review_list",

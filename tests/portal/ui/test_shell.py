@@ -54,3 +54,9 @@ def test_refused_page_renders_the_403_in_the_layout(client_for, outsider):
     response = client_for(outsider).get(reverse("audit:event_list"))
     assert response.status_code == 403
     assert "Your roles do not let you open this page" in response.content.decode()
+
+
+def test_navigation_without_role_hides_the_registry(client_for, outsider):
+    html = client_for(outsider).get("/").content.decode()
+    assert ">Models</a>" not in html
+    assert ">Admin</a>" not in html
