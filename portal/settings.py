@@ -256,6 +256,8 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # --- outside systems (switches; each adapter says what it needs) -----------------------
 GOOGLE_CLOUD_PROJECT = env_str("GOOGLE_CLOUD_PROJECT")
 GOOGLE_CLOUD_REGION = env_str("GOOGLE_CLOUD_REGION", "europe-west1")
+# Vertex AI endpoint override (a stand-in server); empty means the region's own host.
+VERTEX_API_ENDPOINT = env_str("VERTEX_API_ENDPOINT")
 
 # Deployment gate attestations: a JSON list of {"kid", "pem"} private keys, the first
 # signs and all are published at /.well-known/jwks.json (format in portal/attestation.py).

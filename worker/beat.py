@@ -7,4 +7,8 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "audit.verify_chain",
         "schedule": crontab(hour=2, minute=17),
     },
+    "governance-registry-sync-hourly": {
+        "task": "governance.registry_sync",
+        "schedule": crontab(minute=41),
+    },
 }

@@ -379,6 +379,8 @@ def target_assign(
             if not still_serving.exists():
                 replaced_state = LifecycleState.ROLLED_BACK if rollback else LifecycleState.RETIRED
                 ModelVersion.objects.filter(pk=replaced.pk).update(state=replaced_state)
+        if target in (Target.CANARY, Target.PRODUCTION) and version.registry_resource_name:
+            _queue_alias_push(version_id=version.pk, target=target)
         audit_record(
             action="version.target_assigned",
             actor=actor,
@@ -393,6 +395,15 @@ def target_assign(
             client_ip=client_ip,
         )
     return assignment
+
+
+def _queue_alias_push(*, version_id: int, target: str) -> None:
+    from governance.clients import registry_sync_enabled
+
+    if registry_sync_enabled():
+        from governance.tasks import set_registry_alias
+
+        transaction.on_commit(lambda: set_registry_alias.delay(version_id, target))
 
 
 def version_metrics_replace(

@@ -4,6 +4,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from governance.clients import registry_sync_enabled
 from governance.filters import ModelFilter, VersionFilter
 from governance.forms import VersionCompareForm
 from governance.permissions import may_edit_card, may_read_registry
@@ -39,7 +40,12 @@ def model_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "governance/model_list.html",
-        {"page": page, "filters": filters, "query": f"kind={kind}" if kind else ""},
+        {
+            "page": page,
+            "filters": filters,
+            "query": f"kind={kind}" if kind else "",
+            "registry_sync_enabled": registry_sync_enabled(),
+        },
     )
 
 
