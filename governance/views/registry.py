@@ -8,6 +8,7 @@ from governance.clients import registry_sync_enabled
 from governance.filters import ModelFilter, VersionFilter
 from governance.forms import VersionCompareForm
 from governance.permissions import may_edit_card, may_read_registry
+from governance.reviews.selectors import open_review_counts_by_model
 from governance.selectors.cards import card_diff, card_missing_sections, card_sections
 from governance.selectors.registry import (
     metrics_compare,
@@ -32,11 +33,9 @@ def model_list(request: HttpRequest) -> HttpResponse:
     filters = ModelFilter(request.GET or None)
     kind = filters.form.cleaned_data.get("kind", "") if filters.is_valid() else ""
     page = Paginator(models_overview(kind=kind), 25).get_page(request.GET.get("page"))
-    # OPEN REVIEWS: the review board (governance.reviews) fills this with
-    # {model pk: number of open reviews}; the column shows "-" until then.
-    open_reviews: dict[int, int] = {}
+    open_reviews = open_review_counts_by_model()
     for model in page:
-        model.open_reviews = open_reviews.get(model.pk)
+        model.open_reviews = open_reviews.get(model.pk, 0)
     return render(
         request,
         "governance/model_list.html",
