@@ -11,4 +11,8 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "governance.registry_sync",
         "schedule": crontab(minute=41),
     },
+    "reviews-expire": {
+        "task": "reviews.expire",
+        "schedule": crontab(minute="*/10"),
+    },
 }

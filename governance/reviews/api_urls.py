@@ -1,1 +1,15 @@
-urlpatterns: list = []  # review board API routes: /api/v1/reviews, /api/v1/gates/...
+"""Review board API routes (included at the project root)."""
+
+from django.urls import path
+
+from governance.reviews import api
+
+urlpatterns = [
+    path("api/v1/reviews", api.ReviewOpenApi.as_view(), name="api-review-open"),
+    path("api/v1/reviews/<int:pk>", api.ReviewDetailApi.as_view(), name="api-review-detail"),
+    path(
+        "api/v1/gates/<slug:model>/<str:version>/<str:target>",
+        api.GateApi.as_view(),
+        name="api-gate",
+    ),
+]

@@ -1,1 +1,227 @@
 """Review board models: policies, reviews, decisions."""
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from governance.choices import Target
+from governance.models import ModelVersion, RegisteredModel
+from governance.reviews.choices import (
+    LIVE_STATES,
+    OPEN_STATES,
+    ReviewSource,
+    ReviewState,
+    Verdict,
+)
+
+# The fields of a policy a review keeps a copy of when it opens.
+POLICY_SNAPSHOT_FIELDS = (
+    "required_roles",
+    "requester_may_approve",
+    "review_open_days",
+    "approval_valid_days",
+    "check_card_complete",
+    "check_fairness_present",
+    "check_lineage_complete",
+    "check_metrics_not_worse",
+    "check_previous_target",
+    "metric_tolerance_default",
+    "metric_tolerances",
+    "metric_directions",
+)
+
+
+class ReviewPolicy(models.Model):
+    """What a promotion to a target needs: which board roles approve and how many of
+    each, whether the requester may approve, how long a review waits and an approval
+    stays valid, and which automated checks must pass.
+
+    One default per target (`model` empty); a model may override a target's default.
+    Reviews copy the policy they open under (`Review.policy_snapshot`), so editing a
+    policy never changes a review already under way.
+    """
+
+    target = models.CharField(max_length=16, choices=Target.choices)
+    model = models.ForeignKey(
+        RegisteredModel,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="review_policies",
+        help_text="Empty: the default for every model.",
+    )
+    # {role: how many distinct people holding it must approve}, e.g. {"devops": 1}
+    required_roles = models.JSONField(default=dict)
+    requester_may_approve = models.BooleanField(default=False)
+    review_open_days = models.PositiveIntegerField(
+        default=14,
+        validators=[MinValueValidator(1), MaxValueValidator(365)],
+        help_text="Days a review waits for decisions before it expires.",
+    )
+    approval_valid_days = models.PositiveIntegerField(
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(365)],
+        help_text="Days an approval stays valid for deploying.",
+    )
+    check_card_complete = models.BooleanField(default=True)
+    check_fairness_present = models.BooleanField(default=True)
+    check_lineage_complete = models.BooleanField(default=True)
+    check_metrics_not_worse = models.BooleanField(default=True)
+    check_previous_target = models.BooleanField(
+        default=False, help_text="Canary needs staging approved first; production needs canary."
+    )
+    # How much worse than production a metric may be, relative (0.05 = 5% worse).
+    metric_tolerance_default = models.FloatField(
+        default=0.05, validators=[MinValueValidator(0.0), MaxValueValidator(10.0)]
+    )
+    # {metric: tolerance, or null to leave that metric unjudged}
+    metric_tolerances = models.JSONField(default=dict, blank=True)
+    # {metric: "lower" | "higher"} for metrics the catalogue gives no direction
+    metric_directions = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["model__slug", "target"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["target"],
+                condition=Q(model__isnull=True),
+                name="one_default_policy_per_target",
+                violation_error_message="There is already a default policy for this target.",
+            ),
+            models.UniqueConstraint(
+                fields=["model", "target"],
+                name="one_policy_per_model_target",
+                violation_error_message="This model already overrides this target's policy.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.slug if self.model_id else 'default'} / {self.target}"
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "policy_id": self.pk,
+            "model": self.model.slug if self.model_id else None,
+            "target": self.target,
+            **{field: getattr(self, field) for field in POLICY_SNAPSHOT_FIELDS},
+        }
+
+
+class Review(models.Model):
+    """A request that the board approve one version for one target.
+
+    At most one live review (waiting, changes requested, or approved) per version and
+    target; after a rejection or expiry a new one may be opened. `evidence_revision`
+    counts the evidence changes seen since opening: decisions made on an older
+    revision are stale.
+    """
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="reviews")
+    target = models.CharField(max_length=16, choices=Target.choices)
+    state = models.CharField(
+        max_length=20, choices=ReviewState.choices, default=ReviewState.PENDING
+    )
+    policy = models.ForeignKey(
+        ReviewPolicy, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    policy_snapshot = models.JSONField(default=dict)
+    source = models.CharField(max_length=16, choices=ReviewSource.choices)
+    external_ref = models.CharField(max_length=300, blank=True)  # e.g. the Cloud Deploy rollout
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="requested_reviews",
+    )
+    requested_by_actor = models.CharField(max_length=80)  # pseudonymous, e.g. token:ab12cd34
+    opened_at = models.DateTimeField(default=timezone.now)
+    # While open: when it expires undecided. Once approved: when the approval lapses.
+    expires_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    evidence_revision = models.PositiveIntegerField(default=0)
+    checks = models.JSONField(default=list)  # [{"key", "label", "passed", "detail"}]
+    checks_evaluated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-opened_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "target"],
+                condition=Q(state__in=LIVE_STATES),
+                name="one_live_review_per_version_target",
+                violation_error_message="This version already has a review for this target.",
+            )
+        ]
+        indexes = [models.Index(fields=["state", "expires_at"], name="review_state_expiry_idx")]
+
+    def __str__(self) -> str:
+        return f"review {self.pk}: {self.version} to {self.target}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+    @property
+    def required_roles(self) -> dict[str, int]:
+        return self.policy_snapshot.get("required_roles", {})
+
+    @property
+    def required_approvals(self) -> int:
+        return sum(self.required_roles.values())
+
+    @property
+    def failed_checks(self) -> list[str]:
+        return [check["key"] for check in self.checks if not check["passed"]]
+
+    def approval_lapses_at(self, decided_at: timezone.datetime) -> timezone.datetime:
+        return decided_at + timedelta(days=self.policy_snapshot.get("approval_valid_days", 30))
+
+
+class ReviewDecision(models.Model):
+    """One board member's verdict on a review, in one of their board roles.
+
+    A final record: the verdict and comment are never edited. A decision stops
+    counting (`active` false) when the evidence changes after it (`stale_at`) or when
+    its author withdraws it (`withdrawn_at`, by a new `withdraw` decision). Each member
+    has at most one counting decision per review.
+    """
+
+    review = models.ForeignKey(Review, on_delete=models.CASCADE, related_name="decisions")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="review_decisions"
+    )
+    role = models.CharField(max_length=32)
+    verdict = models.CharField(max_length=20, choices=Verdict.choices)
+    comment = models.TextField(blank=True)
+    decided_at = models.DateTimeField(default=timezone.now)
+    evidence_revision = models.PositiveIntegerField(default=0)
+    active = models.BooleanField(default=True)
+    stale_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["decided_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["review", "reviewer"],
+                condition=Q(active=True),
+                name="one_counting_decision_per_reviewer",
+                violation_error_message="You have already decided on this review.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.verdict} by {self.reviewer_id} as {self.role} on review {self.review_id}"
+
+    @property
+    def reviewer_ref(self) -> str:
+        """The reviewer's pseudonymous id, as the ledger and the gate name them."""
+        return f"user:{self.reviewer_id}"

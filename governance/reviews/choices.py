@@ -1,0 +1,45 @@
+"""States, verdicts, sources and check names of the review board."""
+
+from django.db import models
+
+
+class ReviewState(models.TextChoices):
+    PENDING = "pending", "Waiting for decisions"
+    CHANGES_REQUESTED = "changes_requested", "Changes requested"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    EXPIRED = "expired", "Expired"
+
+
+# Still waiting for the board.
+OPEN_STATES: tuple[str, ...] = (ReviewState.PENDING, ReviewState.CHANGES_REQUESTED)
+# A review in one of these states is the one that speaks for its (version, target):
+# at most one at a time, and evidence changes send it back to pending.
+LIVE_STATES: tuple[str, ...] = (*OPEN_STATES, ReviewState.APPROVED)
+FINAL_STATES: tuple[str, ...] = (ReviewState.APPROVED, ReviewState.REJECTED, ReviewState.EXPIRED)
+
+
+class Verdict(models.TextChoices):
+    APPROVE = "approve", "Approve"
+    REJECT = "reject", "Reject"
+    REQUEST_CHANGES = "request_changes", "Request changes"
+    # Takes back the member's own earlier approval or change request; a record of its
+    # own, since decisions are never edited.
+    WITHDRAW = "withdraw", "Withdraw my decision"
+
+
+VERDICTS_NEEDING_COMMENT: frozenset[str] = frozenset({Verdict.REJECT, Verdict.REQUEST_CHANGES})
+
+
+class ReviewSource(models.TextChoices):
+    UI = "ui", "Portal"
+    CI = "ci", "CI pipeline"
+    CLOUD_DEPLOY = "clouddeploy", "Cloud Deploy rollout"
+
+
+class CheckKey(models.TextChoices):
+    CARD_COMPLETE = "card_complete", "Model card complete"
+    FAIRNESS_PRESENT = "fairness_present", "Fairness assessment present"
+    LINEAGE_COMPLETE = "lineage_complete", "Lineage complete"
+    METRICS_NOT_WORSE = "metrics_not_worse", "Metrics not worse than production"
+    PREVIOUS_TARGET_APPROVED = "previous_target_approved", "Approved for the previous target"
