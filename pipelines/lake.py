@@ -1,0 +1,258 @@
+"""A local data lake of Parquet snapshots, each in its own folder named by its content
+hash; that hash (`sha256:<64 hex>`) is the data version recorded in lineage.
+
+The hash covers the tables' content, not the Parquet bytes: names, column names, Arrow
+types and values, in row order. Compression, encoding or the Parquet writer's version
+do not change it; one changed value does. A snapshot is written once, atomically, and
+never changed: writing the same content again returns the existing snapshot.
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+SNAPSHOT_ID_RE = re.compile(r"^sha256[:-]([0-9a-f]{64})$")
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+class SnapshotNotFound(LookupError):
+    """No snapshot with that id in the lake (or the lake is empty)."""
+
+
+class SnapshotCorrupt(Exception):
+    """A table's content no longer matches the hash it was stored under."""
+
+
+def _canonical_type(data_type: pa.DataType) -> pa.DataType:
+    if pa.types.is_dictionary(data_type):
+        return _canonical_type(data_type.value_type)
+    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
+        return pa.large_string()
+    if pa.types.is_integer(data_type):
+        return pa.int64()
+    if pa.types.is_floating(data_type):
+        return pa.float64()
+    if pa.types.is_timestamp(data_type):
+        return pa.timestamp("us", tz=data_type.tz)
+    if pa.types.is_date(data_type):
+        return pa.date32()
+    if pa.types.is_boolean(data_type) or pa.types.is_null(data_type):
+        return data_type
+    raise TypeError(f"the lake stores no columns of type {data_type}")
+
+
+def canonical_table(table: pa.Table) -> pa.Table:
+    """The table with each column cast to the lake's one type per family (int64,
+    float64, large_string, timestamp[us], date32, bool) and in one chunk."""
+    columns = []
+    for column in table.columns:
+        target = _canonical_type(column.type)
+        columns.append(column.cast(target) if column.type != target else column)
+    return pa.Table.from_arrays(columns, names=table.column_names).combine_chunks()
+
+
+def _array_bytes(array: pa.Array) -> Iterable[bytes]:
+    yield np.asarray(array.is_valid(), dtype=np.uint8).tobytes()
+    data_type = array.type
+    if pa.types.is_null(data_type):
+        return
+    if pa.types.is_large_string(data_type):
+        array = array.fill_null("")
+        buffers = array.buffers()
+        offsets = np.frombuffer(buffers[1], dtype="<i8")[
+            array.offset : array.offset + len(array) + 1
+        ]
+        start, end = (int(offsets[0]), int(offsets[-1])) if len(offsets) else (0, 0)
+        yield (offsets - start).astype("<i8").tobytes()
+        if buffers[2] is not None:
+            yield memoryview(buffers[2])[start:end].tobytes()
+        return
+    if pa.types.is_boolean(data_type):
+        values = array.fill_null(False).to_numpy(zero_copy_only=False)
+        yield values.astype(np.uint8).tobytes()
+        return
+    if pa.types.is_temporal(data_type):
+        array = array.view(pa.int32() if pa.types.is_date32(data_type) else pa.int64())
+    values = array.fill_null(0).to_numpy(zero_copy_only=False)
+    yield np.ascontiguousarray(values).astype(values.dtype.newbyteorder("<")).tobytes()
+
+
+def table_hash(table: pa.Table) -> str:
+    """SHA-256 (hex) of a canonical table's content."""
+    digest = hashlib.sha256()
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        digest.update(f"column {name} {column.type}\n".encode())
+        array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        for part in _array_bytes(array):
+            digest.update(len(part).to_bytes(8, "little"))
+            digest.update(part)
+    return digest.hexdigest()
+
+
+def snapshot_hash(table_hashes: Mapping[str, str]) -> str:
+    """The snapshot id: `sha256:` and the SHA-256 over each table's name and hash."""
+    digest = hashlib.sha256()
+    for name in sorted(table_hashes):
+        digest.update(f"{name} {table_hashes[name]}\n".encode())
+    return f"sha256:{digest.hexdigest()}"
+
+
+def _folder_name(snapshot_id: str) -> str:
+    match = SNAPSHOT_ID_RE.match(snapshot_id)
+    if match is None:
+        if re.fullmatch(r"[0-9a-f]{64}", snapshot_id):
+            return f"sha256-{snapshot_id}"
+        raise SnapshotNotFound(f"{snapshot_id!r} is not a snapshot id (sha256: and 64 hex digits)")
+    return f"sha256-{match.group(1)}"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One immutable snapshot of the lake."""
+
+    id: str
+    path: Path
+    tables: dict[str, dict[str, Any]]  # name -> {"rows": int, "sha256": hex, "file": name}
+    source: dict[str, Any] = field(default_factory=dict)
+    period: dict[str, str] = field(default_factory=dict)  # {"start": ..., "end": ...} of ts
+    created_at: str = ""
+
+    @property
+    def row_counts(self) -> dict[str, int]:
+        return {name: int(info["rows"]) for name, info in self.tables.items()}
+
+    def load(
+        self, names: Iterable[str] | None = None, *, verify: bool = True
+    ) -> dict[str, pd.DataFrame]:
+        """The tables as DataFrames; with verify, each is checked against its hash
+        (SnapshotCorrupt if a file was changed)."""
+        wanted = list(self.tables) if names is None else list(names)
+        missing = [n for n in wanted if n not in self.tables]
+        if missing:
+            raise KeyError(f"snapshot {self.id} has no table {', '.join(missing)}")
+        frames = {}
+        for name in wanted:
+            info = self.tables[name]
+            table = canonical_table(pq.read_table(self.path / info["file"]))
+            if verify and table_hash(table) != info["sha256"]:
+                raise SnapshotCorrupt(
+                    f"table {name} of snapshot {self.id} does not match its content hash"
+                )
+            frames[name] = table.to_pandas()
+        return frames
+
+
+def _snapshot_from_folder(folder: Path) -> Snapshot:
+    manifest = json.loads((folder / MANIFEST).read_text())
+    return Snapshot(
+        id=manifest["id"],
+        path=folder,
+        tables=manifest["tables"],
+        source=manifest.get("source") or {},
+        period=manifest.get("period") or {},
+        created_at=manifest.get("created_at", ""),
+    )
+
+
+def _period(table: pa.Table | None) -> dict[str, str]:
+    if table is None or "ts" not in table.column_names or table.num_rows == 0:
+        return {}
+    column = table.column("ts")
+    if not pa.types.is_timestamp(column.type) or column.null_count == len(column):
+        return {}
+    low, high = pc.min(column).as_py(), pc.max(column).as_py()
+    return {"start": low.date().isoformat(), "end": high.date().isoformat()}
+
+
+def write_snapshot(
+    *, root: str | Path, tables: Mapping[str, pd.DataFrame], source: Mapping[str, Any] | None = None
+) -> Snapshot:
+    """Store the tables as a snapshot under `root` and return it.
+
+    Idempotent: identical content returns the snapshot already there (keeping its
+    manifest). Side effects: creates `root/sha256-<hex>/` with one Parquet file per
+    table and `manifest.json`, written in a temporary folder and renamed into place.
+    """
+    root = Path(root)
+    if not tables:
+        raise ValueError("a snapshot needs at least one table")
+    for name in tables:
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", name):
+            raise ValueError(f"table name {name!r}: lower-case letters, digits and _")
+    arrow = {
+        name: canonical_table(pa.Table.from_pandas(frame, preserve_index=False))
+        for name, frame in tables.items()
+    }
+    hashes = {name: table_hash(table) for name, table in arrow.items()}
+    snapshot_id = snapshot_hash(hashes)
+    final = root / _folder_name(snapshot_id)
+    if (final / MANIFEST).exists():
+        return _snapshot_from_folder(final)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f".tmp-{uuid.uuid4().hex}"
+    staging.mkdir()
+    try:
+        info = {}
+        for name, table in arrow.items():
+            pq.write_table(table, staging / f"{name}.parquet", compression="zstd")
+            info[name] = {"rows": table.num_rows, "sha256": hashes[name], "file": f"{name}.parquet"}
+        manifest = {
+            "format": FORMAT_VERSION,
+            "id": snapshot_id,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "tables": info,
+            "source": dict(source or {}),
+            "period": _period(arrow.get("transactions")),
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        try:
+            os.rename(staging, final)
+        except OSError:
+            # Another writer stored the same content first: theirs is as good as ours.
+            if not (final / MANIFEST).exists():
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return _snapshot_from_folder(final)
+
+
+def list_snapshots(*, root: str | Path) -> list[Snapshot]:
+    """Every snapshot in the lake, oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [
+        _snapshot_from_folder(folder)
+        for folder in root.iterdir()
+        if folder.is_dir() and folder.name.startswith("sha256-") and (folder / MANIFEST).exists()
+    ]
+    return sorted(found, key=lambda s: (s.created_at, s.id))
+
+
+def open_snapshot(*, root: str | Path, snapshot_id: str | None = None) -> Snapshot:
+    """The snapshot with this id (`sha256:<hex>`), or the newest when no id is given."""
+    if snapshot_id is None:
+        snapshots = list_snapshots(root=root)
+        if not snapshots:
+            raise SnapshotNotFound(f"the lake at {root} holds no snapshot yet")
+        return snapshots[-1]
+    folder = Path(root) / _folder_name(snapshot_id)
+    if not (folder / MANIFEST).exists():
+        raise SnapshotNotFound(f"no snapshot {snapshot_id} in the lake")
+    return _snapshot_from_folder(folder)

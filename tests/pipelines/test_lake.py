@@ -1,0 +1,94 @@
+"""The data lake: snapshots named by a hash of their content, immutable, verified."""
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.lake import (
+    SnapshotCorrupt,
+    SnapshotNotFound,
+    list_snapshots,
+    open_snapshot,
+    write_snapshot,
+)
+
+
+def _tables(quantity_dtype: str = "int64") -> dict[str, pd.DataFrame]:
+    return {
+        "transactions": pd.DataFrame(
+            {
+                "transaction_id": pd.Series([1, 2, 3], dtype=quantity_dtype),
+                "ts": pd.to_datetime(["2024-01-01 10:00", "2024-01-02 11:30", "2024-01-05 09:15"]),
+                "customer_id": ["C1", None, "C3"],
+                "amount": [1.5, 2.25, 3.0],
+                "promotion": [True, False, True],
+            }
+        ),
+        "promotions": pd.DataFrame(
+            {"start_date": [pd.Timestamp("2024-01-01").date()], "discount": [0.2]}
+        ),
+    }
+
+
+def test_snapshot_round_trip_keeps_values_and_manifest(tmp_path):
+    snapshot = write_snapshot(root=tmp_path, tables=_tables(), source={"origin": "test"})
+    assert (tmp_path / f"sha256-{snapshot.id.removeprefix('sha256:')}" / "manifest.json").exists()
+    assert snapshot.row_counts == {"transactions": 3, "promotions": 1}
+    assert snapshot.source == {"origin": "test"}
+    assert snapshot.period == {"start": "2024-01-01", "end": "2024-01-05"}
+    loaded = open_snapshot(root=tmp_path, snapshot_id=snapshot.id).load()
+    tx = loaded["transactions"]
+    assert tx["amount"].tolist() == [1.5, 2.25, 3.0]
+    assert tx["customer_id"].isna().tolist() == [False, True, False]
+    assert tx["ts"].iloc[1] == pd.Timestamp("2024-01-02 11:30")
+
+
+def test_snapshot_hash_is_of_content_not_encoding(tmp_path):
+    """int32 or int64, written twice: the same content gives the same id; one changed
+    value gives another."""
+    a = write_snapshot(root=tmp_path, tables=_tables("int64"))
+    b = write_snapshot(root=tmp_path, tables=_tables("int32"))
+    assert a.id == b.id
+    changed = _tables()
+    changed["transactions"].loc[2, "amount"] = 3.01
+    assert write_snapshot(root=tmp_path, tables=changed).id != a.id
+    assert len(list_snapshots(root=tmp_path)) == 2
+
+
+def test_snapshot_with_tampered_file_is_refused(tmp_path):
+    snapshot = write_snapshot(root=tmp_path, tables=_tables())
+    path = snapshot.path / "transactions.parquet"
+    table = pq.read_table(path)
+    amounts = table.column("amount").to_pylist()
+    amounts[0] = 99.0
+    table = table.set_column(table.schema.get_field_index("amount"), "amount", pa.array(amounts))
+    pq.write_table(table, path)
+    with pytest.raises(SnapshotCorrupt, match="does not match its content hash"):
+        snapshot.load()
+    assert snapshot.load(["promotions"])["promotions"]["discount"].tolist() == [0.2]
+
+
+def test_open_snapshot_unknown_or_empty_lake_says_so(tmp_path):
+    with pytest.raises(SnapshotNotFound, match="holds no snapshot"):
+        open_snapshot(root=tmp_path / "empty")
+    with pytest.raises(SnapshotNotFound, match="no snapshot sha256:"):
+        open_snapshot(root=tmp_path, snapshot_id="sha256:" + "0" * 64)
+    with pytest.raises(SnapshotNotFound, match="not a snapshot id"):
+        open_snapshot(root=tmp_path, snapshot_id="v1")
+
+
+def test_open_snapshot_without_id_is_the_newest(tmp_path):
+    first = write_snapshot(root=tmp_path, tables=_tables())
+    changed = _tables()
+    changed["promotions"]["discount"] = [0.3]
+    second = write_snapshot(root=tmp_path, tables=changed)
+    manifest = first.path / "manifest.json"
+    manifest.write_text(manifest.read_text().replace(first.created_at, "2000-01-01T00:00:00+00:00"))
+    assert [s.id for s in list_snapshots(root=tmp_path)] == [first.id, second.id]
+    assert open_snapshot(root=tmp_path).id == second.id
+
+
+def test_write_snapshot_refuses_bad_table_names(tmp_path):
+    with pytest.raises(ValueError, match="table name"):
+        write_snapshot(root=tmp_path, tables={"../escape": pd.DataFrame({"a": [1]})})
