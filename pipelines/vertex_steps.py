@@ -1,0 +1,162 @@
+"""Entry points of the Vertex AI Pipelines components (deploy/pipelines/training_pipeline.py).
+
+Each component runs in a container of its own and calls the function of the same name
+here, which runs the same step the local runner runs (`pipelines.steps`). The run's
+context travels between components as a joblib file in the step's output artifact
+folder. Vertex AI mounts Cloud Storage at /gcs/ (Cloud Storage FUSE), so `gs://bucket/x`
+is read and written as `/gcs/bucket/x`; the data lake is the `lake/` folder beside the
+artifact root (`gs://bucket/artifacts` → `gs://bucket/lake`).
+
+`register` does not talk to any registry: it stores the model and puts everything the
+portal registers (artifact URI and digest, metrics, slices, hyperparameters, card facts)
+into the metadata of its output artifact, which the portal's worker reads from the job.
+"""
+
+import json
+import os
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import joblib
+
+from pipelines import lineage
+from pipelines.steps import (
+    RunContext,
+    step_evaluate,
+    step_features,
+    step_package,
+    step_snapshot,
+    step_train,
+    step_validate,
+)
+
+CONTEXT_FILE = "context.joblib"
+
+
+def _fuse_root() -> str:
+    return os.environ.get("PIPELINES_GCS_FUSE_ROOT", "/gcs")
+
+
+def fuse_path(uri: str) -> str:
+    """`gs://bucket/path` as the container sees it; other locations unchanged."""
+    if uri.startswith("gs://"):
+        return f"{_fuse_root().rstrip('/')}/{uri.removeprefix('gs://')}"
+    return uri
+
+
+def gs_uri(path: str) -> str:
+    """The inverse of fuse_path for a `file://` URI or path under the FUSE root."""
+    local = path.removeprefix("file://")
+    root = _fuse_root().rstrip("/") + "/"
+    return f"gs://{local.removeprefix(root)}" if local.startswith(root) else path
+
+
+def lake_root_for(artifact_root: str) -> str:
+    parent = PurePosixPath(artifact_root.rstrip("/")).parent
+    return fuse_path(str(parent).replace("gs:/", "gs://", 1) + "/lake")
+
+
+def _save(ctx: RunContext, output_dir: str) -> None:
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    log, ctx.log = ctx.log, _quiet
+    try:
+        joblib.dump(ctx, Path(output_dir) / CONTEXT_FILE)
+    finally:
+        ctx.log = log
+
+
+def _load(input_dir: str) -> RunContext:
+    ctx: RunContext = joblib.load(Path(input_dir) / CONTEXT_FILE)
+    ctx.log = print
+    return ctx
+
+
+def _quiet(message: str) -> None:
+    return None
+
+
+def _scalars(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if isinstance(v, str | int | float | bool)}
+
+
+def snapshot(*, model_kind: str, data_version: str, artifact_root: str, output_dir: str) -> dict:
+    """Open the snapshot `data_version` names and check its content hash."""
+    ctx = RunContext(
+        model_kind=model_kind,
+        lake_root=lake_root_for(artifact_root),
+        artifact_root=fuse_path(artifact_root),
+        snapshot_id=data_version,
+        log=print,
+    )
+    step_snapshot(ctx)
+    _save(ctx, output_dir)
+    return {"snapshotId": ctx.snapshot.id, "rows": ctx.snapshot.row_counts}
+
+
+def validate(*, model_kind: str, dataset_dir: str, output_dir: str) -> dict:
+    """Schema, nulls and ranges; raises ValidationFailed, which fails the job."""
+    ctx = _load(dataset_dir)
+    step_validate(ctx)
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    report = {"problems": [], "tables": sorted(ctx.tables)}
+    (Path(output_dir) / "report.json").write_text(json.dumps(report))
+    return {"problems": 0, "tables": len(ctx.tables)}
+
+
+def features(*, model_kind: str, dataset_dir: str, output_dir: str) -> dict:
+    ctx = _load(dataset_dir)
+    step_features(ctx)
+    _save(ctx, output_dir)
+    return {"snapshotId": ctx.snapshot.id}
+
+
+def train(*, model_kind: str, features_dir: str, output_dir: str) -> dict:
+    ctx = _load(features_dir)
+    step_train(ctx)
+    _save(ctx, output_dir)
+    return _scalars(ctx.hyperparameters)
+
+
+def evaluate(*, model_kind: str, features_dir: str, model_dir: str, output_dir: str) -> dict:
+    """Score on the held-out window; `metrics` become the job's Metrics artifact."""
+    ctx = _load(model_dir)
+    step_evaluate(ctx)
+    _save(ctx, output_dir)
+    return {"metrics": dict(ctx.evaluation.metrics), "slices": ctx.evaluation.slices}
+
+
+def register(
+    *,
+    model_kind: str,
+    data_version: str,
+    code_version: str,
+    artifact_root: str,
+    model_dir: str,
+    metrics: dict,
+) -> dict:
+    """Store the model and its metadata; return what the portal registers.
+
+    Evaluation is repeated here (it is deterministic) because the component receives
+    the trained model, not the evaluation step's context.
+    """
+    os.environ["CODE_VERSION"] = code_version
+    lineage.code_version.cache_clear()
+    ctx = _load(model_dir)
+    if ctx.snapshot.id != data_version:
+        raise ValueError(f"trained on {ctx.snapshot.id}, asked to register {data_version}")
+    step_evaluate(ctx)
+    step_package(ctx)
+    result = ctx.result
+    return {
+        "artifactUri": gs_uri(result.artifact_uri.rstrip("/")),
+        "artifactDigest": result.artifact_digest,
+        "modelKind": result.model_kind,
+        "dataVersion": result.data_version,
+        "codeVersion": result.code_version,
+        "metrics": result.metrics,
+        "metricSlices": result.metric_slices,
+        "hyperparameters": result.hyperparameters,
+        "evaluationSettings": result.evaluation_settings,
+        "cardFacts": result.card_facts.to_dict(),
+        "runId": result.run_id,
+    }
