@@ -116,7 +116,7 @@ def register(
     metrics: Input[Metrics],
     registered_model: Output[Artifact],
 ) -> None:
-    """Upload the model to the Vertex AI Model Registry as a new version."""
+    """Store the model; its artifact's metadata carries what the portal registers."""
     from pipelines import vertex_steps
 
     result = vertex_steps.register(
@@ -127,7 +127,7 @@ def register(
         model_dir=model.path,
         metrics=dict(metrics.metadata),
     )
-    # The worker reads resourceName (projects/.../models/{id}@{version}) from here.
+    # The portal's worker reads the registration payload from this artifact's metadata.
     registered_model.metadata.update(result)
     registered_model.uri = result.get("artifactUri", registered_model.uri)
 

@@ -92,6 +92,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         "merge_aliases",
     ),
     ("GET", re.compile(rf"^/v1/{_LOCATION}/models/(?P<model>[^/:]+)$"), "get_model"),
+    ("POST", re.compile(rf"^/v1/{_LOCATION}/models:upload$"), "upload_model"),
     ("POST", re.compile(rf"^/v1/{_LOCATION}/pipelineJobs$"), "create_pipeline_job"),
     ("GET", re.compile(rf"^/v1/{_LOCATION}/pipelineJobs/(?P<job>[^/:]+)$"), "get_pipeline_job"),
     (
@@ -417,6 +418,43 @@ class FakeVertexServer:
         if name not in self.models:
             raise VertexApiError(404, f"Model {name} is not found.")
         return self._page(self.models[name], query, "models")
+
+    def _upload_model(self, *, project: str, location: str, query: dict, body: Any) -> dict:
+        """UploadModel as a long-running operation that is already done."""
+        model = body.get("model") or {}
+        if not model.get("displayName") or not model.get("artifactUri"):
+            raise VertexApiError(400, "model.displayName and model.artifactUri are required.")
+        if not (model.get("containerSpec") or {}).get("imageUri"):
+            raise VertexApiError(400, "model.containerSpec.imageUri is required.")
+        parent_model = body.get("parentModel", "")
+        if parent_model:
+            if parent_model not in self.models:
+                raise VertexApiError(404, f"Model {parent_model} not found.", "NOT_FOUND")
+            model_id = parent_model.rsplit("/", 1)[1]
+        else:
+            model_id = str(5000 + len(self.models))
+        version = self.add_model_version(
+            project=project,
+            location=location,
+            model_id=model_id,
+            display_name=model["displayName"],
+            description=model.get("description", ""),
+            version_description=model.get("versionDescription", ""),
+            aliases=model.get("versionAliases", []),
+            labels=model.get("labels", {}),
+            artifact_uri=model["artifactUri"],
+            image_uri=model["containerSpec"]["imageUri"],
+        )
+        operation = f"projects/{project}/locations/{location}/operations/{len(self.requests)}"
+        return {
+            "name": operation,
+            "done": True,
+            "response": {
+                "@type": "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelResponse",
+                "model": version["name"],
+                "modelVersionId": version["versionId"],
+            },
+        }
 
     def _get_model(self, *, project: str, location: str, model: str, query: dict, body: Any):
         name = f"projects/{project}/locations/{location}/models/{model}"

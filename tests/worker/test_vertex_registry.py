@@ -242,3 +242,33 @@ def test_unreachable_registry_raises_registry_unavailable() -> None:
 
     assert caught.value.status == "CONNECTION"
     assert caught.value.retryable is True
+
+
+def test_upload_version_adds_a_version_to_an_existing_model(
+    vertex_server: FakeVertexServer,
+) -> None:
+    """UploadModel (a long-running operation) under the parent model; the new version is
+    returned as listed afterwards, with its labels and container image."""
+    add_version(vertex_server, "1001", display_name="demand-forecasting")
+    uploaded = registry_for(vertex_server).upload_version(
+        display_name="demand-forecasting",
+        artifact_uri="gs://zm-ml/artifacts/forecasting/run-7",
+        container_image="europe-docker.pkg.dev/zm-ml/serving/forecasting@sha256:" + "a" * 64,
+        labels={"portal-model": "demand-forecasting", "semver": "2-2-0"},
+        parent_model=f"{PARENT}/models/1001",
+    )
+    assert uploaded.resource_name == f"{PARENT}/models/1001@2"
+    assert uploaded.labels["semver"] == "2-2-0"
+    (call,) = vertex_server.requests_to("POST", r"/models:upload$")
+    assert call.body["parentModel"] == f"{PARENT}/models/1001"
+    assert call.body["model"]["artifactUri"] == "gs://zm-ml/artifacts/forecasting/run-7"
+    assert call.body["model"]["containerSpec"]["imageUri"].endswith("a" * 64)
+
+
+def test_upload_version_failure_is_ours(vertex_server: FakeVertexServer) -> None:
+    vertex_server.fail("POST", r"/models:upload$", status=503)
+    with pytest.raises(RegistryUnavailable) as excinfo:
+        registry_for(vertex_server).upload_version(
+            display_name="x", artifact_uri="gs://b/x", container_image="img"
+        )
+    assert excinfo.value.retryable

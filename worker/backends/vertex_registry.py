@@ -162,6 +162,52 @@ class VertexModelRegistry:
             raise _unavailable(error, "merge version aliases") from error
         return _version_from(model)
 
+    def upload_version(
+        self,
+        *,
+        display_name: str,
+        artifact_uri: str,
+        container_image: str,
+        labels: dict[str, str] | None = None,
+        description: str = "",
+        version_description: str = "",
+        parent_model: str = "",
+        version_aliases: Iterable[str] = (),
+    ) -> RegistryVersion:
+        """Upload a model version (a new model when `parent_model` is empty).
+
+        UploadModel is a long-running operation; this waits for it (bounded by
+        `timeout`) and returns the version as listed afterwards.
+        """
+        model = aiplatform_v1.Model(
+            display_name=display_name,
+            description=description,
+            version_description=version_description,
+            artifact_uri=artifact_uri,
+            container_spec=aiplatform_v1.ModelContainerSpec(image_uri=container_image),
+            labels=dict(labels or {}),
+            version_aliases=list(version_aliases),
+        )
+        request = aiplatform_v1.UploadModelRequest(
+            parent=f"projects/{self.project}/locations/{self.location}",
+            parent_model=parent_model,
+            model=model,
+        )
+        try:
+            operation = self._client.upload_model(request=request, timeout=self.timeout)
+            response = operation.result(timeout=self.timeout)
+        except CAUGHT_ERRORS as error:
+            raise _unavailable(error, "upload model") from error
+        version_name = f"{response.model}@{response.model_version_id}"
+        for version in self.list_versions(response.model):
+            if version.resource_name == version_name:
+                return version
+        raise RegistryUnavailable(
+            f"uploaded {version_name} but it is not listed",
+            operation="upload model",
+            status="NOT_FOUND",
+        )
+
 
 def _unavailable(error: Exception, operation: str) -> RegistryUnavailable:
     translated = translate_error(error, operation=operation, error_class=RegistryUnavailable)
