@@ -5,6 +5,7 @@ laptop; with DJANGO_DEBUG=false the portal refuses to start without a real
 SECRET_KEY and ALLOWED_HOSTS.
 """
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -50,6 +51,7 @@ INSTALLED_APPS = [
     "portal.apitokens",
     "portal.ui",
     "portal.health",
+    "portal.notify",
     # the apps
     "governance",
     "governance.reviews",
@@ -274,6 +276,24 @@ GOOGLE_OIDC_CERTS_URL = env_str(
 )
 # Cloud Deploy's API: empty means Google's; a URL only to point at a stand-in server.
 CLOUD_DEPLOY_API_ENDPOINT = env_str("CLOUD_DEPLOY_API_ENDPOINT")
+# Cloud Deploy target id -> portal target, a JSON object; a rollout waiting for approval
+# on a target not listed here opens no review (the push is recorded as refused).
+try:
+    CLOUD_DEPLOY_TARGETS = json.loads(
+        env_str(
+            "CLOUD_DEPLOY_TARGETS",
+            '{"ml-staging": "staging", "ml-canary": "canary", "ml-production": "production"}',
+        )
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured("CLOUD_DEPLOY_TARGETS must be a JSON object") from exc
+if not isinstance(CLOUD_DEPLOY_TARGETS, dict) or not all(
+    isinstance(key, str) and value in ("staging", "canary", "production")
+    for key, value in CLOUD_DEPLOY_TARGETS.items()
+):
+    raise ImproperlyConfigured(
+        "CLOUD_DEPLOY_TARGETS must map Cloud Deploy target ids to staging, canary or production"
+    )
 
 # --- internationalisation, static files -----------------------------------------------
 LANGUAGE_CODE = "en-gb"

@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("portal.apitokens.urls")),
     path("", include("portal.audit.urls")),
     path("", include("portal.health.urls")),
+    path("", include("portal.notify.urls")),
     path("", include("portal.api.urls")),
     path("", include("governance.urls")),
     path("", include("governance.api.urls")),

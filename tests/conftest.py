@@ -12,8 +12,14 @@ from django.db import connection
 
 from portal.accounts.choices import Role
 from tests.factories import UserFactory
+from worker.celery import app as celery_app
 
 REQUIRE_SERVICES = os.environ.get("PORTAL_REQUIRE_SERVICES") == "1"
+
+# Tasks that tests queue on commit go to an in-memory broker, not to the demo's broker
+# folder under var/ where a demo worker would pick them up. Tests that need a real
+# worker start one on Redis explicitly.
+celery_app.conf.broker_url = "memory://"
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 

@@ -15,4 +15,8 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "reviews.expire",
         "schedule": crontab(minute="*/10"),
     },
+    "notify-requeue-due": {
+        "task": "notify.requeue_due",
+        "schedule": crontab(minute="*"),
+    },
 }

@@ -3,7 +3,13 @@ decisions change only through the services."""
 
 from django.contrib import admin
 
-from governance.reviews.models import Review, ReviewDecision, ReviewPolicy
+from governance.reviews.models import (
+    PubSubMessage,
+    Review,
+    ReviewDecision,
+    ReviewPolicy,
+    RolloutApprovalOutbox,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -32,3 +38,17 @@ class ReviewAdmin(ReadOnlyAdmin):
 class ReviewDecisionAdmin(ReadOnlyAdmin):
     list_display = ("review", "reviewer", "role", "verdict", "active", "decided_at")
     list_filter = ("verdict", "active")
+
+
+@admin.register(PubSubMessage)
+class PubSubMessageAdmin(ReadOnlyAdmin):
+    list_display = ("message_id", "action", "outcome", "rollout", "review", "received_at")
+    list_filter = ("outcome", "action")
+    search_fields = ("message_id", "rollout")
+
+
+@admin.register(RolloutApprovalOutbox)
+class RolloutApprovalOutboxAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "review", "rollout", "approved", "state", "attempts", "sent_at")
+    list_filter = ("state", "approved")
+    search_fields = ("rollout",)

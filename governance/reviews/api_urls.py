@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from governance.reviews import api
+from governance.reviews import api, hooks
 
 urlpatterns = [
     path("api/v1/reviews", api.ReviewOpenApi.as_view(), name="api-review-open"),
@@ -12,4 +12,5 @@ urlpatterns = [
         api.GateApi.as_view(),
         name="api-gate",
     ),
+    path("hooks/clouddeploy", hooks.clouddeploy_push, name="hook-clouddeploy"),
 ]

@@ -225,3 +225,108 @@ class ReviewDecision(models.Model):
     def reviewer_ref(self) -> str:
         """The reviewer's pseudonymous id, as the ledger and the gate name them."""
         return f"user:{self.reviewer_id}"
+
+
+# --- Cloud Deploy approvals -----------------------------------------------------------
+
+
+class PushOutcome(models.TextChoices):
+    REVIEW_OPENED = "review_opened", "Review opened"
+    REVIEW_EXISTING = "review_existing", "Answered by an existing review"
+    IGNORED = "ignored", "Nothing to do"
+    REFUSED = "refused", "Refused"
+
+
+class PubSubMessage(models.Model):
+    """One Pub/Sub message a push subscription delivered to a hook, kept by its
+    messageId so a redelivery (Pub/Sub delivers at least once) is recognised and acts
+    no second time.
+
+    For a Cloud Deploy approval request it names the rollout and the review that
+    answers it (`review`): when that review is decided, every rollout linked to it
+    gets the answer through the outbox.
+    """
+
+    message_id = models.CharField(max_length=200, unique=True)
+    subscription = models.CharField(max_length=300)
+    published_at = models.DateTimeField()
+    attributes = models.JSONField(default=dict)
+    received_at = models.DateTimeField(default=timezone.now)
+    action = models.CharField(max_length=40, blank=True)
+    rollout = models.CharField(max_length=300, blank=True)
+    outcome = models.CharField(max_length=20, choices=PushOutcome.choices)
+    reason = models.CharField(max_length=500, blank=True)
+    review = models.ForeignKey(
+        Review,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="pubsub_messages",
+    )
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+        indexes = [models.Index(fields=["review", "action"], name="pubsub_review_action_idx")]
+
+    def __str__(self) -> str:
+        return f"pubsub message {self.message_id}: {self.outcome}"
+
+
+class OutboxState(models.TextChoices):
+    PENDING = "pending", "Waiting to be sent"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    # Cloud Deploy no longer waited for an answer when we looked (answered elsewhere).
+    SUPERSEDED = "superseded", "Already answered in Cloud Deploy"
+    # The review changed (sent back to waiting, or decided again) before this was sent.
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# A rollout takes one answer: these rows have it, or are about to send it.
+OUTBOX_LIVE_STATES: tuple[str, ...] = (
+    OutboxState.PENDING,
+    OutboxState.FAILED,
+    OutboxState.SENT,
+    OutboxState.SUPERSEDED,
+)
+
+
+class RolloutApprovalOutbox(models.Model):
+    """The board's answer to a Cloud Deploy rollout waiting for approval, written in
+    the transaction that decided the review and sent afterwards by a Celery task
+    (`reviews.clouddeploy_approve`), so a decision is never lost between our commit
+    and Cloud Deploy's answer, and never sent twice.
+
+    At most one live row (pending, failed, sent or superseded) per rollout.
+    """
+
+    review = models.ForeignKey(Review, on_delete=models.PROTECT, related_name="rollout_approvals")
+    rollout = models.CharField(max_length=300)
+    approved = models.BooleanField()
+    state = models.CharField(
+        max_length=16, choices=OutboxState.choices, default=OutboxState.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    # Cloud Deploy's approvalState when the task last read the rollout.
+    approval_state = models.CharField(max_length=40, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    attempted_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rollout"],
+                condition=Q(state__in=OUTBOX_LIVE_STATES),
+                name="one_live_answer_per_rollout",
+                violation_error_message="This rollout already has an answer from the board.",
+            )
+        ]
+        indexes = [models.Index(fields=["state", "created_at"], name="outbox_state_created_idx")]
+
+    def __str__(self) -> str:
+        verb = "approve" if self.approved else "reject"
+        return f"{verb} {self.rollout} ({self.state})"

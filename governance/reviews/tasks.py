@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from governance.reviews.clouddeploy import forward_backoff_seconds, rollout_answer_send
 from governance.reviews.services import reviews_expire
 
 
@@ -10,3 +11,15 @@ def expire() -> int:
     """Expire overdue reviews and lapsed approvals (idempotent: each review is checked
     again under its lock)."""
     return reviews_expire()
+
+
+@shared_task(name="reviews.clouddeploy_approve", bind=True, acks_late=True, max_retries=None)
+def clouddeploy_approve(self, outbox_id: int) -> str:
+    """Send the board's answer in one outbox row to Cloud Deploy (at most once: the
+    service checks the row and the rollout first). Retried with exponential backoff
+    while Cloud Deploy is away; the service counts the attempts and marks the row
+    failed after the last one, so Celery's own retry limit is off."""
+    result = rollout_answer_send(outbox_id=outbox_id)
+    if result.retry:
+        raise self.retry(countdown=forward_backoff_seconds(result.attempts))
+    return result.state

@@ -29,6 +29,7 @@ from governance.reviews.choices import (
     Verdict,
 )
 from governance.reviews.models import Review, ReviewDecision
+from governance.reviews.notifications import review_decided_notify, review_opened_notify
 from governance.reviews.selectors import missing_roles, policy_for
 from governance.services.cards import version_audit_id
 from governance.services.registry import STATE_MOVES, version_set_state
@@ -143,6 +144,7 @@ def _on_review_opened(*, review: Review, actor: Actor) -> None:
 
     Where notifications to the board (outbox rows, sent on commit) belong.
     """
+    review_opened_notify(review=review, actor=actor)
 
 
 def _on_review_decided(*, outcome: ReviewOutcome, actor: Actor) -> None:
@@ -171,6 +173,11 @@ def _on_review_decided(*, outcome: ReviewOutcome, actor: Actor) -> None:
         },
         None,
     )
+    review_decided_notify(outcome=outcome, actor=actor)
+    # Cloud Deploy rollouts waiting on this review get its answer (outbox, sent on commit).
+    from governance.reviews.clouddeploy import rollout_answers_write  # it imports this module
+
+    rollout_answers_write(review=review, actor=actor)
 
 
 def review_open(

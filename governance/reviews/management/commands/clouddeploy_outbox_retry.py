@@ -1,0 +1,39 @@
+"""Send the board's failed Cloud Deploy answers again."""
+
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.utils import timezone
+
+from governance.reviews.clouddeploy import rollout_answers_retry
+from portal.audit.actors import Actor
+
+
+class Command(BaseCommand):
+    help = (
+        "Queue the Cloud Deploy answers (RolloutApprovalOutbox rows) that failed for "
+        "another round of attempts; each one reads the rollout again before sending."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("ids", nargs="*", type=int, help="only these outbox rows")
+        parser.add_argument(
+            "--pending-older-than",
+            type=int,
+            metavar="MINUTES",
+            help="also requeue rows pending and not tried for this long (their task was "
+            "lost); more than the longest backoff between attempts, an hour",
+        )
+
+    def handle(self, *args: object, **options: object) -> None:
+        minutes = options["pending_older_than"]
+        queued = rollout_answers_retry(
+            actor=Actor.system("manage.py"),
+            ids=list(options["ids"]) or None,
+            pending_before=timezone.now() - timedelta(minutes=minutes)
+            if minutes is not None
+            else None,
+        )
+        self.stdout.write(f"queued {len(queued)} answer(s) for Cloud Deploy")
+        for outbox_id in queued:
+            self.stdout.write(f"  outbox {outbox_id}")

@@ -1,0 +1,456 @@
+"""The board's answer to a Cloud Deploy rollout: written to an outbox with the decision,
+sent once by the `reviews.clouddeploy_approve` task (run eagerly here) through the real
+google-cloud-deploy client to a local Cloud Deploy stand-in."""
+
+import importlib
+import io
+import threading
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.apps import apps
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from governance.choices import Target
+from governance.reviews.choices import ReviewSource, ReviewState, Verdict
+from governance.reviews.clouddeploy import (
+    FORWARD_MAX_ATTEMPTS,
+    forward_backoff_seconds,
+    rollout_answer_send,
+)
+from governance.reviews.models import OutboxState, Review, RolloutApprovalOutbox
+from governance.reviews.services import (
+    review_decide,
+    review_open,
+    reviews_evidence_changed,
+    reviews_expire,
+)
+from governance.reviews.tasks import clouddeploy_approve
+from portal.accounts.choices import Role
+from portal.audit.actors import Actor
+from portal.audit.models import AuditEvent
+from tests.factories import UserFactory
+from tests.governance.reviews import test_clouddeploy_hook as hook
+from tests.governance.reviews.factories import ModelVersionFactory
+from tests.governance.reviews.test_clouddeploy_hook import RELEASE, release_of, required
+
+# The hook tests' fixtures: Google's signing side, Cloud Deploy, the version, pushes.
+_fresh_certs_cache = hook._fresh_certs_cache
+google = hook.google
+cloud = hook.cloud
+version = hook.version
+deploy = hook.deploy
+push = hook.push
+
+DSL = Role.DATA_SCIENCE_LEAD
+APPROVE_PATH = r":approve$"
+
+
+@pytest.fixture()
+def eager():
+    """Celery runs tasks in-process when queued, retries included (countdowns skipped).
+
+    Eager retries run again only when eager errors do not propagate (with propagation
+    on, the Retry itself would be raised); the tests check the outcome in the database.
+    """
+    from worker.celery import app
+
+    propagates = app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, False
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = False, propagates
+
+
+@pytest.fixture()
+def waiting(push, deploy):
+    """waiting(rollout_id=...) -> (review, rollout): a rollout to ml-staging waiting for
+    approval, and the review its Required message opened."""
+
+    def make(rollout_id: str = "rel-42-to-ml-staging-0001"):
+        rollout = deploy(rollout_id)
+        response = push(required(rollout, message_id=f"m-{rollout_id}"))
+        return Review.objects.get(pk=response.json()["review"]), rollout
+
+    return make
+
+
+@pytest.fixture()
+def decide(django_capture_on_commit_callbacks, eager):
+    """decide(review, reviewer, verdict, run_tasks=True): the decision, with the tasks it
+    queues on commit run (or, with run_tasks=False, returned unrun)."""
+
+    def make(review, reviewer, verdict=Verdict.APPROVE, *, run_tasks=True, **kwargs):
+        with django_capture_on_commit_callbacks(execute=run_tasks) as callbacks:
+            review_decide(review=review, reviewer=reviewer, verdict=verdict, role=DSL, **kwargs)
+        return callbacks
+
+    return make
+
+
+def approvals_sent(cloud) -> list:
+    return cloud.requests_to("POST", APPROVE_PATH)
+
+
+def review_audits(review, action: str) -> list[AuditEvent]:
+    return list(
+        AuditEvent.objects.filter(action=action, object_type="review", object_id=str(review.pk))
+        .select_related("payload_record")
+        .order_by("sequence")
+    )
+
+
+# --- forwarded exactly once ------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_approval_is_forwarded_to_cloud_deploy_exactly_once(waiting, decide, cloud, lead):
+    review, rollout = waiting()
+
+    decide(review, lead)
+
+    [approve] = approvals_sent(cloud)
+    assert approve.path == f"/v1/{rollout}:approve"
+    assert approve.body == {"approved": True}
+    assert cloud.rollout(rollout)["approvalState"] == "APPROVED"
+    row = RolloutApprovalOutbox.objects.get()
+    assert (row.review, row.rollout, row.approved) == (review, rollout, True)
+    assert (row.state, row.attempts, row.approval_state) == (OutboxState.SENT, 1, "APPROVED")
+    assert row.sent_at is not None and row.last_error == ""
+    [queued] = review_audits(review, "review.clouddeploy_queued")
+    assert queued.payload_record.data["outcome"] == "approved"
+    [forwarded] = review_audits(review, "review.clouddeploy_forwarded")
+    assert forwarded.actor_id == "worker"
+    assert forwarded.payload_record.data["rollout"] == rollout
+    assert forwarded.payload_record.data["approval_state"] == "APPROVED"
+
+    # A second run of the task (at-least-once delivery of the task message) sends nothing.
+    assert clouddeploy_approve.apply(args=[row.pk]).get() == OutboxState.SENT
+    assert len(approvals_sent(cloud)) == 1
+    assert len(review_audits(review, "review.clouddeploy_forwarded")) == 1
+
+
+@pytest.mark.django_db
+def test_task_rereads_the_rollout_before_approving(waiting, decide, cloud, lead):
+    review, rollout = waiting()
+    before = len(cloud.requests)
+
+    decide(review, lead)
+
+    sent = [(r.method, r.path) for r in cloud.requests[before:]]
+    assert sent[:2] == [("GET", f"/v1/{rollout}"), ("POST", f"/v1/{rollout}:approve")]
+
+
+@pytest.mark.django_db
+def test_rejection_is_forwarded_as_approved_false(waiting, decide, cloud, lead):
+    review, rollout = waiting()
+
+    decide(review, lead, Verdict.REJECT, comment="The fairness assessment is missing.")
+
+    [approve] = approvals_sent(cloud)
+    # proto3 JSON leaves a false boolean out: an empty body is a rejection.
+    assert approve.body == {}
+    assert cloud.rollout(rollout)["approvalState"] == "REJECTED"
+    row = RolloutApprovalOutbox.objects.get()
+    assert (row.approved, row.state) == (False, OutboxState.SENT)
+
+
+@pytest.mark.django_db
+def test_expired_review_rejects_the_rollout(
+    waiting, cloud, eager, django_capture_on_commit_callbacks
+):
+    review, rollout = waiting()
+
+    with (
+        time_machine.travel(review.expires_at + timedelta(minutes=1), tick=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        assert reviews_expire() == 1
+
+    assert Review.objects.get(pk=review.pk).state == ReviewState.EXPIRED
+    [approve] = approvals_sent(cloud)
+    assert approve.body == {}
+    assert cloud.rollout(rollout)["approvalState"] == "REJECTED"
+
+
+@pytest.mark.django_db
+def test_every_rollout_waiting_on_the_review_gets_the_answer(waiting, decide, cloud, lead):
+    review, first = waiting("rel-42-to-ml-staging-0001")
+    joined, second = waiting("rel-42-to-ml-staging-0002")
+    assert joined == review
+
+    decide(review, lead)
+
+    assert sorted(r.path for r in approvals_sent(cloud)) == [
+        f"/v1/{first}:approve",
+        f"/v1/{second}:approve",
+    ]
+    assert set(RolloutApprovalOutbox.objects.values_list("state", flat=True)) == {"sent"}
+
+
+@pytest.mark.django_db
+def test_reviews_from_the_portal_forward_nothing(decide, cloud, lead, owner):
+    review, _ = review_open(
+        version=ModelVersionFactory(),
+        target=Target.STAGING,
+        requested_by_actor=owner.audit_actor(),
+        source=ReviewSource.UI,
+    )
+
+    decide(review, lead)
+
+    assert Review.objects.get(pk=review.pk).state == ReviewState.APPROVED
+    assert not RolloutApprovalOutbox.objects.exists()
+    assert cloud.requests == []
+
+
+@pytest.mark.django_db
+def test_rollout_waiting_on_an_already_approved_review_is_approved_at_once(
+    push, deploy, cloud, version, lead, owner, eager, django_capture_on_commit_callbacks
+):
+    review, _ = review_open(
+        version=version,
+        target=Target.STAGING,
+        requested_by_actor=owner.audit_actor(),
+        source=ReviewSource.UI,
+    )
+    review_decide(review=review, reviewer=lead, verdict=Verdict.APPROVE, role=DSL)
+    rollout = deploy()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = push(required(rollout))
+
+    assert response.json()["outcome"] == "review_existing"
+    assert response.json()["review"] == review.pk
+    [approve] = approvals_sent(cloud)
+    assert (approve.path, approve.body) == (f"/v1/{rollout}:approve", {"approved": True})
+    assert RolloutApprovalOutbox.objects.get().state == OutboxState.SENT
+
+
+# --- not forwarded ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_rollout_answered_elsewhere_is_not_approved_again(waiting, decide, cloud, lead):
+    review, rollout = waiting()
+    # Someone approved it in the Cloud Deploy console meanwhile.
+    cloud.rollouts[rollout]["approvalState"] = "APPROVED"
+
+    decide(review, lead)
+
+    assert approvals_sent(cloud) == []
+    row = RolloutApprovalOutbox.objects.get()
+    assert (row.state, row.approval_state, row.sent_at) == (
+        OutboxState.SUPERSEDED,
+        "APPROVED",
+        None,
+    )
+    [event] = review_audits(review, "review.clouddeploy_forward_superseded")
+    assert event.payload_record.data["approval_state"] == "APPROVED"
+    assert event.payload_record.data["matches_decision"] is True
+    assert not review_audits(review, "review.clouddeploy_forwarded")
+
+
+@pytest.mark.django_db
+def test_answer_is_cancelled_when_the_review_is_sent_back_before_it_goes(
+    waiting, decide, cloud, lead
+):
+    review, _ = waiting()
+    callbacks = decide(review, lead, run_tasks=False)
+    # The card is edited before the worker picks the task up: the approval is stale.
+    reviews_evidence_changed(
+        version=review.version, reason="card edited", actor=Actor.system("tests")
+    )
+
+    for callback in callbacks:
+        callback()
+
+    assert approvals_sent(cloud) == []
+    row = RolloutApprovalOutbox.objects.get()
+    assert row.state == OutboxState.CANCELLED
+    assert "pending" in row.last_error
+    # Approved again on the new evidence: now the answer goes, once.
+    decide(Review.objects.get(pk=review.pk), lead)
+    [approve] = approvals_sent(cloud)
+    assert approve.body == {"approved": True}
+    assert list(RolloutApprovalOutbox.objects.values_list("state", flat=True)) == [
+        OutboxState.CANCELLED,
+        OutboxState.SENT,
+    ]
+
+
+# --- failures --------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_forwarding_is_retried_after_a_503_then_sent(waiting, decide, cloud, lead):
+    review, rollout = waiting()
+    cloud.fail("POST", APPROVE_PATH, status=503)
+
+    decide(review, lead)
+
+    first, second = approvals_sent(cloud)
+    assert first.body == second.body == {"approved": True}
+    assert cloud.rollout(rollout)["approvalState"] == "APPROVED"
+    row = RolloutApprovalOutbox.objects.get()
+    assert (row.state, row.attempts) == (OutboxState.SENT, 2)
+    [forwarded] = review_audits(review, "review.clouddeploy_forwarded")
+    assert forwarded.payload_record.data["attempts"] == 2
+    assert not review_audits(review, "review.clouddeploy_forward_failed")
+
+
+@pytest.mark.django_db
+def test_final_failure_is_audited_and_shown_on_the_review_page(
+    waiting, decide, cloud, lead, client_for, django_capture_on_commit_callbacks
+):
+    review, rollout = waiting()
+    cloud.fail("POST", APPROVE_PATH, status=503, times=None)
+
+    decide(review, lead)
+
+    assert len(approvals_sent(cloud)) == FORWARD_MAX_ATTEMPTS
+    row = RolloutApprovalOutbox.objects.get()
+    assert (row.state, row.attempts) == (OutboxState.FAILED, FORWARD_MAX_ATTEMPTS)
+    assert "503" in row.last_error
+    [failed] = review_audits(review, "review.clouddeploy_forward_failed")
+    assert failed.payload_record.data["rollout"] == rollout
+    assert "503" in failed.payload_record.data["error"]
+    page = client_for(lead).get(f"/reviews/{review.pk}/").content.decode()
+    assert 'data-testid="clouddeploy-failed"' in page
+    assert "did not reach Cloud Deploy" in page
+    assert rollout in page
+    assert f"clouddeploy_outbox_retry {row.pk}" in page
+
+    # Cloud Deploy is back: the operator resends it, and it goes once.
+    cloud.clear_failures()
+    out = io.StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("clouddeploy_outbox_retry", stdout=out)
+    assert "queued 1 answer(s)" in out.getvalue()
+    row.refresh_from_db()
+    assert (row.state, row.attempts) == (OutboxState.SENT, 1)
+    assert cloud.rollout(rollout)["approvalState"] == "APPROVED"
+    assert len(review_audits(review, "review.clouddeploy_forward_retried")) == 1
+    page = client_for(lead).get(f"/reviews/{review.pk}/").content.decode()
+    assert 'data-testid="clouddeploy-failed"' not in page
+    assert "Sent" in page
+
+
+@pytest.mark.django_db
+def test_refusal_by_cloud_deploy_fails_without_retrying(waiting, decide, cloud, lead):
+    review, _ = waiting()
+    cloud.fail("POST", APPROVE_PATH, status=403, message="Permission denied.")
+
+    decide(review, lead)
+
+    assert len(approvals_sent(cloud)) == 1
+    row = RolloutApprovalOutbox.objects.get()
+    assert (row.state, row.attempts) == (OutboxState.FAILED, 1)
+    assert "Permission denied" in row.last_error
+
+
+@pytest.mark.django_db
+def test_missing_google_credentials_fail_the_answer_without_retrying(
+    waiting, decide, cloud, lead, settings, monkeypatch, tmp_path
+):
+    review, _ = waiting()
+    settings.CLOUD_DEPLOY_API_ENDPOINT = ""  # Google's own endpoint: credentials needed
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+
+    decide(review, lead)
+
+    row = RolloutApprovalOutbox.objects.get()
+    assert (row.state, row.attempts) == (OutboxState.FAILED, 1)
+    assert "no Google credentials" in row.last_error
+    assert approvals_sent(cloud) == []
+
+
+@pytest.mark.django_db
+def test_retry_command_requeues_pending_answers_whose_task_was_lost(
+    waiting, decide, cloud, lead, django_capture_on_commit_callbacks
+):
+    review, _ = waiting()
+    decide(review, lead, run_tasks=False)  # the task message never reached a worker
+    row = RolloutApprovalOutbox.objects.get()
+    out = io.StringIO()
+    call_command("clouddeploy_outbox_retry", "--pending-older-than", "10", stdout=out)
+    assert "queued 0" in out.getvalue()  # too recent: its task may still be on its way
+
+    with (
+        time_machine.travel(timezone.now() + timedelta(minutes=11), tick=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        call_command("clouddeploy_outbox_retry", "--pending-older-than", "10", stdout=out)
+
+    row.refresh_from_db()
+    assert row.state == OutboxState.SENT
+    assert len(approvals_sent(cloud)) == 1
+
+
+def test_backoff_doubles_from_thirty_seconds_up_to_an_hour():
+    assert [forward_backoff_seconds(n) for n in range(1, FORWARD_MAX_ATTEMPTS + 1)] == [
+        30,
+        60,
+        120,
+        240,
+        480,
+        960,
+        1920,
+        3600,
+    ]
+
+
+# --- two workers at once (PostgreSQL row locks) ------------------------------------------------
+
+
+@pytest.fixture()
+def _default_policies(transactional_db):
+    # Transactional tests start from emptied tables: put the migration's defaults back.
+    migration = importlib.import_module("governance.reviews.migrations.0002_default_policies")
+    migration.create_defaults(apps, None)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_sending_one_answer_approve_the_rollout_once(
+    _default_policies, cloud, eager, settings
+):
+    staged = ModelVersionFactory()
+    release_of(cloud, staged)
+    cloud.add_rollout(RELEASE, "rel-42-to-ml-staging-0001", target_id="ml-staging")
+    rollout = f"{RELEASE}/rollouts/rel-42-to-ml-staging-0001"
+    requester = UserFactory(roles=[Role.MODEL_OWNER])
+    lead = UserFactory(roles=[DSL])
+    review, _ = review_open(
+        version=staged,
+        target=Target.STAGING,
+        requested_by_actor=requester.audit_actor(),
+        source=ReviewSource.UI,
+    )
+    review_decide(review=review, reviewer=lead, verdict=Verdict.APPROVE, role=DSL)
+    row = RolloutApprovalOutbox.objects.create(review=review, rollout=rollout, approved=True)
+    barrier = threading.Barrier(2)
+    results: list = [None, None]
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            results[index] = rollout_answer_send(outbox_id=row.pk)
+        except Exception as error:  # the test inspects what each thread got
+            results[index] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert all(not isinstance(r, Exception) for r in results), results
+    assert {r.state for r in results} == {OutboxState.SENT}
+    assert len(approvals_sent(cloud)) == 1
+    row.refresh_from_db()
+    assert (row.state, row.attempts) == (OutboxState.SENT, 1)
