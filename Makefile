@@ -20,6 +20,7 @@ demo: $(VENV)/.installed-dev
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo_users
 	$(BIN)/python manage.py demo_registry
+	$(BIN)/python manage.py demo_training
 	@echo ""
 	@echo "Portal:  http://127.0.0.1:8000  (Ctrl-C stops the web server and the worker)"
 	@echo ""

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     # the apps
     "governance",
     "governance.reviews",
+    "governance.training",
     "monitoring",
     "datasubjects",
     # Django and third parties
@@ -249,6 +250,19 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         (CELERY_BROKER_FOLDER / _folder).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
+
+# --- training pipelines (governance.training, the `pipelines` package) -----------------
+# The local data lake (Parquet snapshots) and artifact store of the local runner.
+PIPELINES_LAKE_ROOT = env_str("PIPELINES_LAKE_ROOT", str(VAR_DIR / "lake"))
+PIPELINES_ARTIFACT_ROOT = env_str("PIPELINES_ARTIFACT_ROOT", str(VAR_DIR / "artifacts"))
+# The git SHA of the running code, for lineage where the checkout has no .git (images).
+CODE_VERSION = env_str("CODE_VERSION")
+# How much worse than production a retrained version may be on its primary metric and
+# still go to review: a fraction (0 = it must be strictly better), or "policy" for the
+# production review policy's tolerance for that metric.
+PIPELINES_RETRAIN_TOLERANCE = env_str("PIPELINES_RETRAIN_TOLERANCE", "0")
+# A run "running" without a heartbeat for this long is failed by training.reap_stale_runs.
+PIPELINES_STALE_MINUTES = env_int("PIPELINES_STALE_MINUTES", 30, minimum=1)
 
 # --- e-mail ---------------------------------------------------------------------------
 vars().update(_env.email_url_config(env_str("EMAIL_URL", "consolemail://")))

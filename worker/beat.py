@@ -15,6 +15,10 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "reviews.expire",
         "schedule": crontab(minute="*/10"),
     },
+    "training-reap-stale-runs": {
+        "task": "training.reap_stale_runs",
+        "schedule": crontab(minute="*/5"),
+    },
     "notify-requeue-due": {
         "task": "notify.requeue_due",
         "schedule": crontab(minute="*"),

@@ -6,4 +6,5 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("governance.api.registry_urls")),
     path("", include("governance.reviews.api_urls")),
+    path("", include("governance.training.api_urls")),
 ]

@@ -8,4 +8,6 @@ class Scope(models.TextChoices):
     REVIEWS_WRITE = "reviews:write", "Open reviews"
     GATES_READ = "gates:read", "Ask deployment gates"
     MONITORING_WRITE = "monitoring:write", "Send alerts and metric samples"
+    PIPELINES_READ = "pipelines:read", "Read training runs"
+    PIPELINES_WRITE = "pipelines:write", "Start training runs"
     AUDIT_READ = "audit:read", "Read the audit trail"

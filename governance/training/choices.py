@@ -1,0 +1,49 @@
+from django.db import models
+
+
+class RunTrigger(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    MANUAL = "manual", "Manual"
+    ALERT = "alert", "Monitoring alert"
+    API = "api", "API"
+
+
+class RunState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded: version sent to review"
+    DISCARDED = "discarded", "Discarded: not better than production"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_RUN_STATES = (RunState.QUEUED, RunState.RUNNING)
+FINISHED_RUN_STATES = (RunState.SUCCEEDED, RunState.DISCARDED, RunState.FAILED, RunState.CANCELLED)
+
+
+class StepState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+
+
+class RunBackend(models.TextChoices):
+    LOCAL = "local", "Local runner"
+    VERTEX = "vertex", "Vertex AI Pipelines"
+
+
+# The steps of a local run, in order: the six of `pipelines.STEPS`, then the portal's
+# own two. Spelled out here so that pages need not import the training code.
+STEP_TITLES: dict[str, str] = {
+    "snapshot": "Load the data snapshot",
+    "validate": "Validate schema, nulls and ranges",
+    "features": "Build features",
+    "train": "Train",
+    "evaluate": "Evaluate on held-out data",
+    "package": "Store the artifact and metadata",
+    "register": "Register the version and fill its card",
+    "compare": "Compare with production and decide",
+}
+SCHEDULED_TASK = "training.scheduled_run"

@@ -1,0 +1,54 @@
+"""Reads of training runs and their schedules. Query counts do not depend on the
+number of rows."""
+
+from django.db.models import QuerySet
+from django.http import Http404
+from django_celery_beat.models import PeriodicTask
+
+from governance.training.choices import SCHEDULED_TASK
+from governance.training.models import PipelineRun
+
+
+def runs_list(*, model: str = "", state: str = "", trigger: str = "") -> QuerySet[PipelineRun]:
+    """Runs, newest first, with their model and version (one query per page)."""
+    runs = PipelineRun.objects.select_related("model", "version").order_by("-created_at", "-pk")
+    if model:
+        runs = runs.filter(model__slug=model)
+    if state:
+        runs = runs.filter(state=state)
+    if trigger:
+        runs = runs.filter(trigger=trigger)
+    return runs
+
+
+def run_get(*, pk: int) -> PipelineRun:
+    """One run with its model, version and steps (prefetched)."""
+    run = (
+        PipelineRun.objects.select_related("model", "version")
+        .prefetch_related("steps")
+        .filter(pk=pk)
+        .first()
+    )
+    if run is None:
+        raise Http404(f"No run {pk}.")
+    return run
+
+
+def run_active_for(*, model_id: int) -> PipelineRun | None:
+    from governance.training.choices import ACTIVE_RUN_STATES
+
+    return PipelineRun.objects.filter(model_id=model_id, state__in=ACTIVE_RUN_STATES).first()
+
+
+def schedules_list() -> QuerySet[PeriodicTask]:
+    """The retraining schedules (django-celery-beat rows of training.scheduled_run)."""
+    return (
+        PeriodicTask.objects.filter(task=SCHEDULED_TASK).select_related("crontab").order_by("name")
+    )
+
+
+def schedule_get(*, pk: int) -> PeriodicTask:
+    task = schedules_list().filter(pk=pk).first()
+    if task is None:
+        raise Http404(f"No schedule {pk}.")
+    return task

@@ -1,0 +1,51 @@
+"""Celery tasks of training runs: thin wrappers around governance.training.services."""
+
+import logging
+
+from celery import shared_task
+
+from governance.models import RegisteredModel
+from governance.training.choices import RunTrigger
+from governance.training.services import RunAlreadyActive, run_execute, run_start, runs_reap_stale
+from portal.audit.actors import Actor
+
+logger = logging.getLogger(__name__)
+
+
+# acks_late and reject_on_worker_lost are the app's defaults; spelled out because this
+# task depends on them: a worker killed mid-run gives the message back, and the next
+# delivery resumes the run (run_execute is idempotent).
+@shared_task(name="training.execute_run", acks_late=True, reject_on_worker_lost=True)
+def execute_run(run_id: int) -> str:
+    run = run_execute(run_id=run_id)
+    return f"run {run.pk}: {run.state}"
+
+
+@shared_task(name="training.reap_stale_runs")
+def reap_stale_runs() -> str:
+    """Fail runs whose worker was lost (beat: every five minutes)."""
+    reaped = runs_reap_stale()
+    if reaped:
+        logger.warning("failed stale training runs %s", reaped)
+    return f"{len(reaped)} stale run(s) failed"
+
+
+@shared_task(name="training.scheduled_run")
+def scheduled_run(model_slug: str) -> str:
+    """Start a scheduled retraining run (django-celery-beat rows, editable in the portal);
+    skipped while a run of the model is active."""
+    model = RegisteredModel.objects.filter(slug=model_slug).first()
+    if model is None:
+        logger.error("scheduled run of unknown model %r", model_slug)
+        return f"no model {model_slug}"
+    try:
+        run = run_start(
+            model=model,
+            trigger=RunTrigger.SCHEDULE,
+            reason="Scheduled retraining",
+            actor=Actor.system("beat"),
+        )
+    except RunAlreadyActive:
+        logger.info("scheduled run of %s skipped: one is already active", model_slug)
+        return f"{model_slug}: a run is already active"
+    return f"{model_slug}: run {run.pk} queued"

@@ -1,0 +1,65 @@
+"""`manage.py pipeline_run` (queued, or here with --wait) and `manage.py demo_training`
+(trains each model, then retrains on a shifted snapshot; a second call does nothing)."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from governance.choices import LifecycleState, Target
+from governance.models import ModelVersion, TargetAssignment
+from governance.training.choices import RunState, RunTrigger
+from governance.training.models import PipelineRun
+
+pytestmark = pytest.mark.django_db
+
+
+def test_pipeline_run_queues_a_run(pipelines_settings):
+    out = StringIO()
+    call_command("pipeline_run", "demand-forecasting", "--reason", "price change", stdout=out)
+    run = PipelineRun.objects.get()
+    assert run.state == RunState.QUEUED and run.trigger == RunTrigger.MANUAL
+    assert run.reason == "price change" and run.requested_by == "system:cli"
+    assert f"Run #{run.pk} of demand-forecasting queued" in out.getvalue()
+
+
+def test_pipeline_run_wait_runs_here_and_prints_the_steps(pipelines_settings, lake):
+    out = StringIO()
+    call_command(
+        "pipeline_run", "product-recommendation", "--wait", "--snapshot", lake.base.id, stdout=out
+    )
+    printed = out.getvalue()
+    for step in ("[snapshot]", "[train]", "[register]", "[compare]"):
+        assert step in printed
+    assert "Succeeded" in printed
+    assert PipelineRun.objects.get().state == RunState.SUCCEEDED
+
+
+def test_pipeline_run_refuses_unknown_models_and_active_runs(pipelines_settings):
+    with pytest.raises(CommandError, match="No model 'fraud'"):
+        call_command("pipeline_run", "fraud", stdout=StringIO())
+    call_command("pipeline_run", "demand-forecasting", stdout=StringIO())
+    with pytest.raises(CommandError, match="already queued or running"):
+        call_command("pipeline_run", "demand-forecasting", stdout=StringIO())
+
+
+def test_demo_training_trains_retrains_and_is_cached(pipelines_settings, tmp_path):
+    pipelines_settings.PIPELINES_LAKE_ROOT = str(tmp_path / "lake")
+    call_command("demo_training", "--transactions", "20000", stdout=StringIO())
+
+    runs = PipelineRun.objects.order_by("pk")
+    assert runs.count() == 6
+    assert {r.state for r in runs} <= {RunState.SUCCEEDED, RunState.DISCARDED}
+    for slug in ("demand-forecasting", "customer-segmentation", "product-recommendation"):
+        first, second = runs.filter(model__slug=slug)
+        assert first.snapshot_id != second.snapshot_id  # sample data, then the shifted one
+        production = TargetAssignment.objects.get(model__slug=slug, target=Target.PRODUCTION)
+        assert production.version_id == first.version_id
+        assert second.comparison["basis"] == "rescored"
+        newer = ModelVersion.objects.get(pk=second.version_id)
+        assert (newer.state == LifecycleState.DISCARDED) == (second.state == RunState.DISCARDED)
+
+    out = StringIO()
+    call_command("demo_training", "--transactions", "20000", stdout=out)
+    assert PipelineRun.objects.count() == 6
+    assert out.getvalue().count("already done") == 6
