@@ -15,11 +15,11 @@ def vertex_registry() -> VertexModelRegistry:
         settings.GOOGLE_CLOUD_PROJECT,
         settings.GOOGLE_CLOUD_REGION,
         api_endpoint=settings.VERTEX_API_ENDPOINT or None,
-        credentials=_credentials(),
+        credentials=vertex_credentials(),
     )
 
 
-def _credentials() -> object | None:
+def vertex_credentials() -> object | None:
     # Only a stand-in endpoint (tests, local emulators) runs without Google credentials;
     # otherwise the client library finds the workload identity itself.
     if settings.VERTEX_API_ENDPOINT.startswith("http://"):

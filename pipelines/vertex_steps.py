@@ -79,13 +79,17 @@ def _scalars(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if isinstance(v, str | int | float | bool)}
 
 
+LATEST = "latest"
+
+
 def snapshot(*, model_kind: str, data_version: str, artifact_root: str, output_dir: str) -> dict:
-    """Open the snapshot `data_version` names and check its content hash."""
+    """Open the snapshot `data_version` names (`latest`: the newest in the lake) and
+    check its content hash."""
     ctx = RunContext(
         model_kind=model_kind,
         lake_root=lake_root_for(artifact_root),
         artifact_root=fuse_path(artifact_root),
-        snapshot_id=data_version,
+        snapshot_id=None if data_version == LATEST else data_version,
         log=print,
     )
     step_snapshot(ctx)
@@ -142,7 +146,7 @@ def register(
     os.environ["CODE_VERSION"] = code_version
     lineage.code_version.cache_clear()
     ctx = _load(model_dir)
-    if ctx.snapshot.id != data_version:
+    if data_version != LATEST and ctx.snapshot.id != data_version:
         raise ValueError(f"trained on {ctx.snapshot.id}, asked to register {data_version}")
     step_evaluate(ctx)
     step_package(ctx)

@@ -274,6 +274,25 @@ GOOGLE_CLOUD_PROJECT = env_str("GOOGLE_CLOUD_PROJECT")
 GOOGLE_CLOUD_REGION = env_str("GOOGLE_CLOUD_REGION", "europe-west1")
 # Vertex AI endpoint override (a stand-in server); empty means the region's own host.
 VERTEX_API_ENDPOINT = env_str("VERTEX_API_ENDPOINT")
+# Where training runs execute: the local runner, or Vertex AI Pipelines.
+PIPELINES_BACKEND = env_choice("PIPELINES_BACKEND", "local", ["local", "vertex"])
+VERTEX_PIPELINE_ROOT = env_str("VERTEX_PIPELINE_ROOT")  # gs:// root of pipeline outputs
+VERTEX_ARTIFACT_ROOT = env_str("VERTEX_ARTIFACT_ROOT")  # gs:// root of model artifacts
+VERTEX_PIPELINES_IMAGE = env_str("VERTEX_PIPELINES_IMAGE")  # training image, by digest
+VERTEX_SERVING_IMAGE = env_str("VERTEX_SERVING_IMAGE")  # image registered with the model
+VERTEX_SERVICE_ACCOUNT = env_str("VERTEX_SERVICE_ACCOUNT")
+if PIPELINES_BACKEND == "vertex":
+    _missing = [
+        name
+        for name in ("GOOGLE_CLOUD_PROJECT", "VERTEX_PIPELINE_ROOT", "VERTEX_ARTIFACT_ROOT")
+        if not globals()[name]
+    ]
+    if _missing:
+        raise ImproperlyConfigured(f"PIPELINES_BACKEND=vertex needs {', '.join(_missing)}")
+    if "@sha256:" not in VERTEX_PIPELINES_IMAGE:
+        raise ImproperlyConfigured(
+            "VERTEX_PIPELINES_IMAGE must name the training image by digest (...@sha256:...)"
+        )
 
 # Deployment gate attestations: a JSON list of {"kid", "pem"} private keys, the first
 # signs and all are published at /.well-known/jwks.json (format in portal/attestation.py).

@@ -295,8 +295,10 @@ def run_execute(*, run_id: int, echo: Callable[[str], None] | None = None) -> Pi
 
 
 def _execute_on_vertex(run: PipelineRun) -> None:
-    """Submit the run as a Vertex AI PipelineJob and follow it."""
-    raise NotImplementedError("Vertex AI backend: see governance/training/vertex.py")
+    """Submit the run as a Vertex AI PipelineJob; `training.vertex_poll` follows it."""
+    from governance.training.vertex import vertex_run_submit
+
+    vertex_run_submit(run=run)
 
 
 def _claim(run_id: int) -> tuple[PipelineRun, int] | None:
@@ -578,13 +580,7 @@ class _LocalRunner:
     def write_card(self, version: ModelVersion, result: Any) -> None:
         facts = result.card_facts
         text = facts.text
-        lineage = (
-            f"Lineage: trained by the portal's local runner, pipeline run "
-            f"#{self.run.pk} (`{self.run.pipeline_run_ref}`), seed {result.seed}, code "
-            f"`{version.code_version[:12]}`. There is no container image on the local "
-            f"runner: the image digest recorded is the SHA-256 of the model file "
-            f"(`{result.artifact_digest[:19]}...`)."
-        )
+        lineage = self.lineage_note(version, result)
         writes = {
             CardSectionKey.DATA_SCHEMA: (text.get("data_schema", ""), facts.data_schema),
             CardSectionKey.TRAINING_DATA: (
@@ -606,6 +602,15 @@ class _LocalRunner:
                 actor=PIPELINE_ACTOR,
                 comment=f"Written by pipeline run #{self.run.pk}.",
             )
+
+    def lineage_note(self, version: ModelVersion, result: Any) -> str:
+        return (
+            f"Lineage: trained by the portal's local runner, pipeline run "
+            f"#{self.run.pk} (`{self.run.pipeline_run_ref}`), seed {result.seed}, code "
+            f"`{version.code_version[:12]}`. There is no container image on the local "
+            f"runner: the image digest recorded is the SHA-256 of the model file "
+            f"(`{result.artifact_digest[:19]}...`)."
+        )
 
     def performance_text(self, version: ModelVersion, text: dict[str, str]) -> str:
         from pipelines import RULES

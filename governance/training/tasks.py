@@ -49,3 +49,24 @@ def scheduled_run(model_slug: str) -> str:
         logger.info("scheduled run of %s skipped: one is already active", model_slug)
         return f"{model_slug}: a run is already active"
     return f"{model_slug}: run {run.pk} queued"
+
+
+@shared_task(name="training.vertex_poll", bind=True, acks_late=True, max_retries=None)
+def vertex_poll(self, run_id: int) -> str:
+    """Follow a run's Vertex AI PipelineJob, polling again until the run is finished.
+
+    A poll Vertex AI cannot answer (outage) is retried; the stale-run reaper fails a
+    run whose polling stopped altogether.
+    """
+    from governance.training.vertex import POLL_SECONDS, vertex_run_poll
+    from worker.backends.vertex_common import VertexError
+
+    try:
+        finished = vertex_run_poll(run_id=run_id)
+    except VertexError as error:
+        if not error.retryable:
+            raise
+        raise self.retry(exc=error, countdown=POLL_SECONDS * 2) from error
+    if not finished:
+        vertex_poll.apply_async(args=[run_id], countdown=POLL_SECONDS)
+    return f"run {run_id}: {'finished' if finished else 'still running'}"

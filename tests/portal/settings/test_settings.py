@@ -81,6 +81,8 @@ def test_check_deploy_is_clean_under_production_settings():
         ({"PASSWORD_LOGIN_ENABLED": "false"}, "needs Google SSO configured"),
         ({"ATTESTATION_SIGNING_KEYS": ""}, "ATTESTATION_SIGNING_KEYS must be set"),
         ({"ATTESTATION_SIGNING_KEYS": "not json"}, "ATTESTATION_SIGNING_KEYS"),
+        ({"PIPELINES_BACKEND": "vertex"}, "PIPELINES_BACKEND=vertex needs GOOGLE_CLOUD_PROJECT"),
+        ({"PIPELINES_BACKEND": "kubeflow"}, "PIPELINES_BACKEND must be one of"),
     ],
 )
 def test_production_settings_refuse_to_start_on_bad_values(override, message):

@@ -1,0 +1,184 @@
+"""Training runs on Vertex AI Pipelines: the real client library against the local
+stand-in that answers in Vertex AI's REST format."""
+
+import pytest
+
+from governance.models import ModelVersion, RegisteredModel
+from governance.reviews.models import Review
+from governance.training.choices import RunState, RunTrigger, StepState
+from governance.training.models import PipelineRun
+from governance.training.services import run_execute, run_start
+from governance.training.vertex import vertex_run_poll
+from portal.audit.models import AuditEvent
+from tests.fakes.vertex_server import FakeVertexServer
+from tests.fakes.vertex_server import vertex_server as vertex_server
+from tests.governance.training.conftest import CODE_VERSION, TESTER
+
+pytestmark = pytest.mark.django_db
+PROJECT, REGION = "zero-margin-ml", "europe-west1"
+IMAGE = "europe-west1-docker.pkg.dev/zm-ml/pipelines/train@sha256:" + "c" * 64
+DATA = "sha256:" + "d" * 64
+
+
+@pytest.fixture()
+def vertex(vertex_server, settings):
+    settings.PIPELINES_BACKEND = "vertex"
+    settings.GOOGLE_CLOUD_PROJECT = PROJECT
+    settings.GOOGLE_CLOUD_REGION = REGION
+    settings.VERTEX_API_ENDPOINT = vertex_server.url
+    settings.VERTEX_PIPELINE_ROOT = "gs://zm-ml/pipeline-root"
+    settings.VERTEX_ARTIFACT_ROOT = "gs://zm-ml/artifacts"
+    settings.VERTEX_PIPELINES_IMAGE = IMAGE
+    settings.VERTEX_SERVING_IMAGE = ""
+    settings.CODE_VERSION = CODE_VERSION
+    settings.PIPELINES_RETRAIN_TOLERANCE = "0"
+    return vertex_server
+
+
+def _start(django_capture_on_commit_callbacks) -> PipelineRun:
+    run = run_start(
+        model=RegisteredModel.objects.get(slug="demand-forecasting"),
+        trigger=RunTrigger.MANUAL,
+        reason="retrain on the new snapshot",
+        actor=TESTER,
+        snapshot_id=DATA,
+        queue=False,
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        return run_execute(run_id=run.pk)
+
+
+def _task(name: str, state: str, outputs: dict | None = None, error: str = "") -> dict:
+    detail = {"taskName": name, "state": state, "outputs": outputs or {}}
+    if error:
+        detail["error"] = {"code": 9, "message": error}
+    return detail
+
+
+def _payload(mape: float = 0.21) -> dict:
+    return {
+        "artifactUri": "gs://zm-ml/artifacts/forecasting/run-1",
+        "artifactDigest": "sha256:" + "e" * 64,
+        "dataVersion": DATA,
+        "codeVersion": CODE_VERSION,
+        "metrics": {"mae": 12.5, "rmse": 18.0, "mape": mape, "baseline_mape": 0.6},
+        "metricSlices": {"category": {"toys": {"mape": 0.3}}},
+        "hyperparameters": {"n_estimators": 200},
+        "cardFacts": {
+            "data_schema": {},
+            "training_data": {},
+            "evaluation_data": {},
+            "text": {"training_data": "Two years of daily sales per category."},
+        },
+    }
+
+
+def _succeed(server: FakeVertexServer, job: str, payload: dict) -> None:
+    outputs = {
+        "registered_model": {
+            "artifacts": [
+                {
+                    "uri": payload["artifactUri"],
+                    "schemaTitle": "system.Artifact",
+                    "metadata": payload,
+                }
+            ]
+        }
+    }
+    tasks = [_task(n, "SUCCEEDED") for n in ("snapshot", "validate", "features", "train")]
+    tasks += [_task("evaluate", "SUCCEEDED"), _task("register", "SUCCEEDED", outputs)]
+    server.set_pipeline_job_state(job, "SUCCEEDED", task_details=tasks)
+
+
+def test_vertex_run_submits_one_pipeline_job(vertex, django_capture_on_commit_callbacks):
+    run = _start(django_capture_on_commit_callbacks)
+    assert run.state == RunState.RUNNING
+    assert run.external_ref.endswith(f"/pipelineJobs/portal-{run.pk}")
+    (submit,) = vertex.requests_to("POST", r"/pipelineJobs$")
+    params = submit.body["runtimeConfig"]["parameterValues"]
+    assert params == {
+        "model_kind": "demand-forecasting",
+        "data_version": DATA,
+        "code_version": CODE_VERSION,
+        "artifact_root": "gs://zm-ml/artifacts",
+    }
+    assert submit.body["runtimeConfig"]["gcsOutputDirectory"] == "gs://zm-ml/pipeline-root"
+    assert AuditEvent.objects.filter(action="pipeline_run.submitted").count() == 1
+
+
+def test_vertex_run_retried_submit_finds_the_job(vertex, django_capture_on_commit_callbacks):
+    run = _start(django_capture_on_commit_callbacks)
+    # The worker died after submitting: the task is delivered again.
+    with django_capture_on_commit_callbacks(execute=True):
+        again = run_execute(run_id=run.pk)
+    assert again.external_ref == run.external_ref
+    assert len(vertex.pipeline_jobs) == 1
+    assert again.attempts == 2
+
+
+def test_vertex_poll_mirrors_task_states(vertex, django_capture_on_commit_callbacks):
+    run = _start(django_capture_on_commit_callbacks)
+    vertex.set_pipeline_job_state(
+        run.external_ref,
+        "RUNNING",
+        task_details=[_task("snapshot", "SUCCEEDED"), _task("train", "RUNNING")],
+    )
+    assert vertex_run_poll(run_id=run.pk) is False
+    steps = dict(run.steps.values_list("name", "state"))
+    assert steps["snapshot"] == StepState.SUCCEEDED
+    assert steps["train"] == StepState.RUNNING
+    assert "Vertex AI task train: running" in run.steps.get(name="train").log
+
+
+def test_vertex_success_registers_uploads_and_opens_a_review(
+    vertex, django_capture_on_commit_callbacks
+):
+    run = _start(django_capture_on_commit_callbacks)
+    _succeed(vertex, run.external_ref, _payload())
+    with django_capture_on_commit_callbacks(execute=False):
+        assert vertex_run_poll(run_id=run.pk) is True
+    run.refresh_from_db()
+    assert run.state == RunState.SUCCEEDED, run.outcome
+    version = ModelVersion.objects.get(pk=run.version_id)
+    assert version.image_digest == "sha256:" + "c" * 64
+    assert version.data_version == DATA
+    assert version.pipeline_run_id == run.external_ref
+    assert version.metrics["mape"] == pytest.approx(0.21)
+    assert version.registry_resource_name.startswith(f"projects/{PROJECT}/locations/{REGION}/")
+    (upload,) = vertex.requests_to("POST", r"/models:upload$")
+    assert upload.body["model"]["artifactUri"] == "gs://zm-ml/artifacts/forecasting/run-1"
+    assert upload.body["model"]["labels"]["semver"] == version.version.replace(".", "-")
+    assert Review.objects.filter(version=version, target="canary").exists()
+    assert "Vertex AI Pipelines" in version.card.sections.get(key="training_data").content
+
+
+def test_vertex_failure_fails_the_run_with_the_reason(vertex, django_capture_on_commit_callbacks):
+    run = _start(django_capture_on_commit_callbacks)
+    vertex.set_pipeline_job_state(
+        run.external_ref,
+        "FAILED",
+        error={"code": 9, "message": "The DAG failed because some tasks failed."},
+        task_details=[
+            _task("snapshot", "SUCCEEDED"),
+            _task("validate", "FAILED", error="ValidationFailed: quantity below 0 in 51 rows"),
+        ],
+    )
+    assert vertex_run_poll(run_id=run.pk) is True
+    run.refresh_from_db()
+    assert run.state == RunState.FAILED
+    assert "ended failed" in run.outcome
+    assert run.steps.get(name="validate").state == StepState.FAILED
+    assert not ModelVersion.objects.filter(pipeline_run_id=run.external_ref).exists()
+
+
+def test_vertex_outage_while_polling_is_retried(vertex, django_capture_on_commit_callbacks):
+    from celery.exceptions import Retry
+
+    from governance.training.tasks import vertex_poll
+
+    run = _start(django_capture_on_commit_callbacks)
+    vertex.fail("GET", r"/pipelineJobs/", status=503)
+    with pytest.raises(Retry):
+        vertex_poll.apply(args=[run.pk], throw=True)
+    run.refresh_from_db()
+    assert run.state == RunState.RUNNING
