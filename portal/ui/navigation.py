@@ -48,6 +48,7 @@ SECTIONS: tuple[Section, ...] = (
         ),
         "/reviews/",
     ),
+    Section("Training", "governance:run_list", ANY_ROLE, "/pipelines/"),
     Section("Monitoring", "monitoring:overview", EVERYONE, "/monitoring/"),
     Section(
         "Data subjects",
