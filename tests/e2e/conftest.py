@@ -1,5 +1,6 @@
 """Browser tests: pytest-playwright driving Debian's Chromium against a live server."""
 
+import importlib
 import os
 
 import pytest
@@ -27,3 +28,17 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
             "--disable-sync",
         ],
     }
+
+
+@pytest.fixture()
+def migration_data(transactional_db: None) -> None:
+    """The rows data migrations create, which transactional tests start without (their
+    tables are emptied after every test): the client's three models and the default
+    review policies. Recreated by the migrations' own functions, so they stay the same."""
+    from django.apps import apps
+
+    for module, function in (
+        ("governance.migrations.0002_the_three_models", "create_models"),
+        ("governance.reviews.migrations.0002_default_policies", "create_defaults"),
+    ):
+        getattr(importlib.import_module(module), function)(apps, None)
