@@ -226,7 +226,7 @@ def gate_answer(*, model_slug: str, version: str, target: str) -> GateAnswer:
     review.version = found
     decisions = list(
         review.decisions.filter(active=True, verdict=Verdict.APPROVE)
-        .only("role", "reviewer_id", "decided_at")
+        .only("review_id", "role", "reviewer_id", "decided_at")
         .order_by("decided_at", "pk")
     )
     now = timezone.now()

@@ -231,3 +231,27 @@ def test_gate_refuses_wrong_scope_and_bad_target(api, version):
     assert bad.status_code == 400 and "target" in bad.json()["fields"]
     missing = api("gates:read").get(f"/api/v1/gates/{version.model.slug}/9.9.9/production")
     assert missing.status_code == 404
+
+
+def test_gate_query_count_does_not_grow_with_approvals(
+    api, ready_for_production, open_review, lead, privacy, devops
+):
+    """Staging (one approval) and production (three) answer with the same queries."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    version = ready_for_production()
+    review = open_review(version)
+    for person, role in (
+        (lead, Role.DATA_SCIENCE_LEAD),
+        (privacy, Role.PRIVACY_OFFICER),
+        (devops, Role.DEVOPS),
+    ):
+        review_decide(review=review, reviewer=person, verdict=Verdict.APPROVE, role=role)
+    client = api("gates:read")
+    client.get(gate_url(version, "staging"))  # the token's last-used time is written once
+    with CaptureQueriesContext(connection) as one:
+        assert client.get(gate_url(version, "staging")).status_code == 200
+    with CaptureQueriesContext(connection) as three:
+        assert client.get(gate_url(version)).status_code == 200
+    assert len(three) == len(one)
