@@ -21,6 +21,7 @@ demo: $(VENV)/.installed-dev
 	$(BIN)/python manage.py demo_users
 	$(BIN)/python manage.py demo_registry
 	$(BIN)/python manage.py demo_training
+	$(BIN)/python manage.py demo_reviews
 	@echo ""
 	@echo "Portal:  http://127.0.0.1:8000  (Ctrl-C stops the web server and the worker)"
 	@echo ""

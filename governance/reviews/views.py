@@ -44,6 +44,7 @@ from governance.reviews.services import (
     policy_update,
     review_decide,
     review_open,
+    review_recheck,
 )
 from governance.selectors.cards import card_diff, card_missing_sections, card_sections
 from governance.selectors.registry import metrics_compare, production_version
@@ -176,6 +177,23 @@ def review_decide_view(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         context.update(form=form, withdraw_form=WithdrawForm())
     return render(request, "reviews/review_detail.html", context, status=status)
+
+
+@require_POST
+@user_passes(lambda user: may_decide(user) or may_open_reviews(user))
+def review_recheck_view(request: HttpRequest, pk: int) -> HttpResponse:
+    outcome = review_recheck(
+        review=review_get(pk=pk),
+        actor=request.user.audit_actor(),
+        client_ip=client_ip_for_request(request),
+    )
+    failed = len(outcome.review.failed_checks)
+    messages.success(
+        request,
+        f"Checks evaluated again: {failed} failing. "
+        f"The review is {outcome.review.get_state_display().lower()}.",
+    )
+    return redirect("governance:review_detail", pk=pk)
 
 
 @user_passes(may_open_reviews)

@@ -736,6 +736,9 @@ class _LocalRunner:
             run = self.lock()
             version = ModelVersion.objects.get(pk=run.version_id)
             payload: dict[str, Any] = {"version": version.version, "attempt": self.attempt}
+            # Stored before the review opens: its metrics check reads the comparison.
+            run.comparison = _plain(comparison)
+            run.save(update_fields=["comparison"])
             if state == RunState.DISCARDED:
                 version_set_state(
                     version=version, state=LifecycleState.DISCARDED, actor=PIPELINE_ACTOR

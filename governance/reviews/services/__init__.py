@@ -12,6 +12,7 @@ from governance.reviews.services.reviews import (
     ReviewOutcome,
     review_decide,
     review_open,
+    review_recheck,
     reviews_evidence_changed,
     reviews_expire,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "policy_update",
     "review_decide",
     "review_open",
+    "review_recheck",
     "reviews_evidence_changed",
     "reviews_expire",
 ]

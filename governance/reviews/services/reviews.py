@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from governance.choices import LifecycleState, Target
 from governance.models import ModelVersion
-from governance.reviews.checks import checks_evaluate
+from governance.reviews.checks import PREVIOUS_TARGET, checks_evaluate
 from governance.reviews.choices import (
     FINAL_STATES,
     LIVE_STATES,
@@ -178,6 +178,15 @@ def _on_review_decided(*, outcome: ReviewOutcome, actor: Actor) -> None:
     from governance.reviews.clouddeploy import rollout_answers_write  # it imports this module
 
     rollout_answers_write(review=review, actor=actor)
+    if outcome.state == ReviewState.APPROVED:
+        # The next target's review may have been waiting only for this approval.
+        following = Review.objects.filter(
+            version_id=review.version_id,
+            target__in=[t for t, before in PREVIOUS_TARGET.items() if before == review.target],
+            state=ReviewState.PENDING,
+        )
+        for waiting in following:
+            review_recheck(review=waiting, actor=actor)
 
 
 def review_open(
@@ -429,6 +438,43 @@ def review_decide(
             _audit(
                 review, "review.state_changed", actor, {"from": previous_state, "to": state}, None
             )
+        if outcome.changed:
+            _version_state_follow(review.version, actor)
+    return outcome
+
+
+def review_recheck(*, review: Review, actor: Actor, client_ip: str | None = None) -> ReviewOutcome:
+    """Evaluate a waiting review's automated checks again and settle it.
+
+    For facts outside the review: an earlier target approved, production replaced, a
+    policy's tolerance understood differently. A review whose quorum is complete is
+    approved once its checks pass. Side effects: the checks stored, audit
+    `review.checks_evaluated`; if that decides the review, as for a decision.
+    """
+    with transaction.atomic():
+        review = _lock(review)
+        previous_state = review.state
+        if previous_state != ReviewState.PENDING:
+            return ReviewOutcome(
+                review=review, decision=None, previous_state=previous_state, state=previous_state
+            )
+        now = timezone.now()
+        _checks_refresh(review)
+        state = _settled_state(review)
+        _move(review, state, now)
+        review.save()
+        _audit(
+            review,
+            "review.checks_evaluated",
+            actor,
+            {"failed_checks": review.failed_checks, "state": state},
+            client_ip,
+        )
+        outcome = ReviewOutcome(
+            review=review, decision=None, previous_state=previous_state, state=state
+        )
+        if outcome.decided:
+            _on_review_decided(outcome=outcome, actor=actor)
         if outcome.changed:
             _version_state_follow(review.version, actor)
     return outcome

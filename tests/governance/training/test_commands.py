@@ -63,3 +63,37 @@ def test_demo_training_trains_retrains_and_is_cached(pipelines_settings, tmp_pat
     call_command("demo_training", "--transactions", "20000", stdout=out)
     assert PipelineRun.objects.count() == 6
     assert out.getvalue().count("already done") == 6
+
+
+def test_demo_reviews_leaves_a_version_at_the_door_of_production(
+    pipelines_settings, tmp_path, client
+):
+    """After the demo, forecasting's retrained version is approved for staging and
+    canary: the visitor opens the production review; until then the gate says no."""
+    from governance.reviews.models import Review
+    from portal.apitokens.services import apitoken_create
+    from portal.audit.actors import Actor
+
+    pipelines_settings.PIPELINES_LAKE_ROOT = str(tmp_path / "lake")
+    for command in ("demo_users", "demo_registry"):
+        call_command(command, stdout=StringIO())
+    call_command("demo_training", "--transactions", "20000", stdout=StringIO())
+    out = StringIO()
+    call_command("demo_reviews", stdout=out)
+
+    assert "approved for staging and canary" in out.getvalue()
+    reviews = Review.objects.filter(version__model__slug="demand-forecasting")
+    version = reviews.filter(target=Target.CANARY, state="approved").get().version
+    assert reviews.filter(version=version, target=Target.STAGING, state="approved").exists()
+    assert not reviews.filter(version=version, target=Target.PRODUCTION).exists()
+    owner = version.model.owner
+    token = apitoken_create(
+        name="ci", owner=owner, scopes=["gates:read"], expires_at=None, actor=Actor.system("t")
+    )
+    gate = client.get(
+        f"/api/v1/gates/demand-forecasting/{version.version}/production",
+        HTTP_AUTHORIZATION=f"Bearer {token.secret}",
+    )
+    assert gate.status_code == 403 and gate.json()["state"] == "no_review"
+    call_command("demo_reviews", stdout=StringIO())  # a second call changes nothing
+    assert Review.objects.filter(version=version).count() == 2

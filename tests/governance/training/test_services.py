@@ -154,6 +154,10 @@ def test_run_better_than_production_opens_a_canary_review(train, lake):
     review = Review.objects.get(version_id=run.version_id)
     assert review.target == Target.CANARY
     assert f"review #{review.pk}" in run.outcome
+    # The review's metrics check compares like for like too: production as the run
+    # rescored it on this version's hold-out data, not production's own old numbers.
+    check = next(c for c in review.checks if c["key"] == "metrics_not_worse")
+    assert f"rescored on this version's held-out data by training run #{run.pk}" in check["detail"]
 
 
 def test_run_compares_recorded_metrics_when_production_has_no_local_artifact(train, body_for):

@@ -1,0 +1,144 @@
+"""Demo: bring one trained version to the door of production, so a visitor can walk the
+board's last step themselves (open the production review, approve as the three board
+members, watch the gate open)."""
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from governance.choices import CardSectionKey, LifecycleState, Target
+from governance.models import ModelVersion, RegisteredModel
+from governance.reviews.choices import ReviewSource, ReviewState, Verdict
+from governance.reviews.models import Review
+from governance.reviews.services import review_decide, review_open, review_recheck
+from governance.selectors.cards import card_missing_sections
+from governance.selectors.registry import production_version
+from governance.services.cards import card_section_write
+from portal.accounts.choices import Role
+from portal.accounts.models import User
+from portal.audit.actors import Actor
+
+DEMO = Actor.system("demo")
+MODEL = "demand-forecasting"
+
+CARD_TEXT = {
+    CardSectionKey.MODEL_DETAILS: (
+        "Gradient-boosted daily sales forecaster per product category, owned by the demand "
+        "planning team. Licence: proprietary (Zero Margin). References: the MLOps design.",
+        None,
+    ),
+    CardSectionKey.INTENDED_USE: (
+        "Forecasts daily unit sales per category for stock replenishment, 1 to 4 weeks ahead.\n\n"
+        "**Out of scope:** pricing decisions, forecasts for single stores or single customers.",
+        None,
+    ),
+    CardSectionKey.LIMITATIONS: (
+        "Weak on new categories with under 8 weeks of history and on promotions announced "
+        "at short notice; seasonal breaks (as in the shifted snapshot) widen the error.",
+        None,
+    ),
+    CardSectionKey.FAIRNESS_ASSESSMENT: (
+        "Forecast error compared across regions, so that stock is not systematically "
+        "short in any region's stores.",
+        {
+            "assessments": [
+                {
+                    "groups": "regions (north, south, east, west, Northern Ireland)",
+                    "metric": "MAPE per region",
+                    "result": "largest gap between regions 3.1 points, within the 5-point limit",
+                    "assessed_by": "Data science lead (demo)",
+                }
+            ]
+        },
+    ),
+    CardSectionKey.ETHICAL_CONSIDERATIONS: (
+        "Uses no personal data: sales are summed per category and day. Risk: under-stocking "
+        "essentials; mitigated by planners reviewing forecasts before orders are placed.",
+        None,
+    ),
+    CardSectionKey.CAVEATS_RECOMMENDATIONS: (
+        "Retrain when the drift alert fires or weekly; check the per-category slices.",
+        None,
+    ),
+}
+
+
+class Command(BaseCommand):
+    help = "Prepare a trained demand-forecasting version, approved for staging and canary."
+
+    def handle(self, *args: object, **options: object) -> None:
+        people = {
+            role: User.objects.filter(email=email).first()
+            for role, email in (
+                (Role.DATA_SCIENCE_LEAD, "dsl@zeromargin.example"),
+                (Role.DEVOPS, "devops@zeromargin.example"),
+                (Role.MODEL_OWNER, "owner@zeromargin.example"),
+            )
+        }
+        if not all(people.values()):
+            raise CommandError("run `manage.py demo_users` first")
+        owner = people[Role.MODEL_OWNER]
+        RegisteredModel.objects.filter(owner__isnull=True).update(owner=owner)
+        model = RegisteredModel.objects.get(slug=MODEL)
+        production = production_version(model=model)
+        version = (
+            ModelVersion.objects.filter(
+                model=model,
+                state__in=[
+                    LifecycleState.REGISTERED,
+                    LifecycleState.IN_REVIEW,
+                    LifecycleState.APPROVED,
+                ],
+            )
+            .exclude(pipeline_run_id="")
+            .order_by("-version_major", "-version_minor", "-version_patch")
+            .first()
+        )
+        if version is None:
+            raise CommandError("no trained version waiting: run `manage.py demo_training` first")
+        if Review.objects.filter(version=version, target=Target.PRODUCTION).exists():
+            self.stdout.write(f"Demo reviews: {MODEL} {version.version} already prepared.")
+            return
+        with transaction.atomic():
+            for key in card_missing_sections(card=version.card):
+                content, data = CARD_TEXT.get(key, ("Reviewed for the demo.", None))
+                card_section_write(
+                    card=version.card,
+                    key=key,
+                    content=content,
+                    data=data,
+                    actor=DEMO,
+                    comment="Demo: card completed before review.",
+                )
+        for target, board in (
+            (Target.STAGING, (Role.DATA_SCIENCE_LEAD,)),
+            (Target.CANARY, (Role.DATA_SCIENCE_LEAD, Role.DEVOPS)),
+        ):
+            review, _ = review_open(
+                version=version,
+                target=target,
+                requested_by_actor=owner.audit_actor(),
+                source=ReviewSource.UI,
+            )
+            for role in board:
+                already = review.decisions.filter(reviewer=people[role], active=True).exists()
+                if review.state == ReviewState.PENDING and not already:
+                    outcome = review_decide(
+                        review=review,
+                        reviewer=people[role],
+                        verdict=Verdict.APPROVE,
+                        role=role,
+                        comment="Demo approval.",
+                    )
+                    review = outcome.review
+            if review.state == ReviewState.PENDING:
+                review = review_recheck(review=review, actor=DEMO).review
+            if review.state != ReviewState.APPROVED:
+                failed = [c["label"] for c in review.checks if not c["passed"]]
+                raise CommandError(
+                    f"{target} review of {version.version} is {review.state}: {failed}"
+                )
+        self.stdout.write(
+            f"Demo reviews: {MODEL} {version.version} is approved for staging and canary "
+            f"(production runs {production.version if production else 'nothing'}). Sign in "
+            "as owner@zeromargin.example to open its production review."
+        )
