@@ -34,6 +34,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from tests.fakes.json_http import JsonHttpFake
+
 # google.cloud.deploy.v1.Rollout.ApprovalState and Rollout.State, as numbered in the
 # API's proto definitions.
 APPROVAL_STATES = {
@@ -120,7 +122,7 @@ class CloudDeployApiError(Exception):
 
 
 @dataclass
-class FakeCloudDeployServer:
+class FakeCloudDeployServer(JsonHttpFake):
     """Cloud Deploy's releases and rollouts REST API, in memory, on 127.0.0.1."""
 
     requests: list[RecordedRequest] = field(default_factory=list)
@@ -128,37 +130,6 @@ class FakeCloudDeployServer:
     rollouts: dict[str, dict[str, Any]] = field(default_factory=dict)
     _failures: list[_Failure] = field(default_factory=list)
     _lock: threading.RLock = field(default_factory=threading.RLock)
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
-
-    # --- lifecycle --------------------------------------------------------------------
-
-    def start(self) -> FakeCloudDeployServer:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeCloudDeployServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """The `api_endpoint` to give the client library."""
-        assert self._server is not None, "start() the fake first"
-        return f"http://127.0.0.1:{self._server.server_port}"
 
     # --- what tests arrange -----------------------------------------------------------
 
@@ -368,32 +339,6 @@ def _encode_enums(value: Any, *, numeric: bool) -> Any:
     if isinstance(value, list):
         return [_encode_enums(item, numeric=numeric) for item in value]
     return value
-
-
-def _handler_for(fake: FakeCloudDeployServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw_body = self.rfile.read(length) if length else b""
-            status, payload = fake.handle(
-                self.command, self.path, dict(self.headers.items()), raw_body
-            )
-            encoded = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(encoded)))
-            self.end_headers()
-            self.wfile.write(encoded)
-
-        do_GET = _answer
-        do_POST = _answer
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    return Handler
 
 
 # --- Pub/Sub push, signed the way Google signs it ------------------------------------------

@@ -27,11 +27,12 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
+
+from tests.fakes.json_http import JsonHttpFake
 
 # google.cloud.aiplatform.v1.PipelineState and PipelineTaskDetail.State, as numbered
 # in the API's proto definitions.
@@ -144,7 +145,7 @@ class VertexApiError(Exception):
 
 
 @dataclass
-class FakeVertexServer:
+class FakeVertexServer(JsonHttpFake):
     """Vertex AI's Model Registry and Pipelines REST API, in memory, on 127.0.0.1.
 
     `page_size` is the largest page the fake returns when the client asks for none
@@ -159,41 +160,6 @@ class FakeVertexServer:
     pipeline_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     _failures: list[_Failure] = field(default_factory=list)
     _lock: threading.RLock = field(default_factory=threading.RLock)
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
-
-    # --- lifecycle --------------------------------------------------------------------
-
-    def start(self) -> FakeVertexServer:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeVertexServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "start() the fake first"
-        return self._server.server_port
-
-    @property
-    def url(self) -> str:
-        """The `api_endpoint` to give the client library."""
-        return f"http://127.0.0.1:{self.port}"
 
     # --- what tests arrange -----------------------------------------------------------
 
@@ -338,6 +304,7 @@ class FakeVertexServer:
     def handle(
         self, method: str, raw_path: str, headers: dict[str, str], raw_body: bytes
     ) -> tuple[int, Any]:
+        headers = {k.lower(): v for k, v in headers.items()}
         split = urlsplit(raw_path)
         path = unquote(split.path)
         query = parse_qs(split.query, keep_blank_values=True)
@@ -591,29 +558,6 @@ def _encode_enums(result: Any, *, numeric: bool) -> Any:
         if isinstance(task.get("state"), str):
             task["state"] = TASK_STATES[task["state"]]
     return encoded
-
-
-def _handler_for(fake: FakeVertexServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw_body = self.rfile.read(length) if length else b""
-            status, payload = fake.handle(
-                self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, raw_body
-            )
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_PATCH = do_DELETE = _serve
-
-    return Handler
 
 
 @pytest.fixture()
