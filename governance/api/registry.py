@@ -32,6 +32,7 @@ from governance.selectors.registry import (
 )
 from governance.services.registry import VersionConflict, version_register
 from portal.api.exceptions import Conflict
+from portal.api.inputs import input_validated
 from portal.apitokens.choices import Scope
 from portal.audit.actors import actor_for_request, client_ip_for_request
 
@@ -216,10 +217,7 @@ class VersionsApi(APIView):
         tags=["registry"],
     )
     def post(self, request: Request, model: str) -> Response:
-        if not isinstance(request.data, dict):
-            raise ValidationError({"non_field_errors": "The body must be a JSON object."})
-        serializer = self.RegisterInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        input_validated(self.RegisterInputSerializer, request)
         try:
             version, created = version_register(
                 model_slug=model,

@@ -22,6 +22,7 @@ from governance.reviews.permissions import REVIEW_OPENERS, REVIEW_READERS
 from governance.reviews.selectors import gate_answer, missing_roles, review_get
 from governance.reviews.services import review_open
 from governance.selectors.registry import version_get
+from portal.api.inputs import input_validated
 from portal.apitokens.choices import Scope
 from portal.audit.actors import actor_for_request, client_ip_for_request
 
@@ -101,11 +102,7 @@ class ReviewOpenApi(APIView):
         tags=["reviews"],
     )
     def post(self, request: Request) -> Response:
-        if not isinstance(request.data, dict):
-            raise ValidationError({"non_field_errors": "The body must be a JSON object."})
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = input_validated(self.InputSerializer, request)
         version = version_get(model_slug=data["model"], version=data["version"])
         actor = actor_for_request(request)
         review, created = review_open(

@@ -21,6 +21,7 @@ from governance.training.permissions import RUN_STARTERS, may_start_run
 from governance.training.selectors import run_get
 from governance.training.services import RunAlreadyActive, run_start
 from portal.api.exceptions import Conflict
+from portal.api.inputs import input_validated
 from portal.apitokens.choices import Scope
 from portal.apitokens.models import ApiToken
 from portal.audit.actors import actor_for_request, client_ip_for_request
@@ -110,11 +111,7 @@ class RunStartApi(APIView):
         tags=["pipelines"],
     )
     def post(self, request: Request) -> Response:
-        if not isinstance(request.data, dict):
-            raise ValidationError({"non_field_errors": "The body must be a JSON object."})
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = input_validated(self.InputSerializer, request)
         model = RegisteredModel.objects.filter(slug=data["model"]).first()
         if model is None:
             known = ", ".join(RegisteredModel.objects.values_list("slug", flat=True))

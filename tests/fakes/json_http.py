@@ -5,6 +5,7 @@ a port the OS picks, started and stopped by the test. A subclass answers request
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +14,9 @@ from typing import Any, Self
 
 @dataclass
 class JsonHttpFake:
+    """Subclasses keep `requests` (what was received, each with `method` and a decoded
+    `path`), `_failures` (errors to inject) and `_lock`."""
+
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
@@ -41,6 +45,19 @@ class JsonHttpFake:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def clear_failures(self) -> None:
+        with self._lock:  # type: ignore[attr-defined]
+            self._failures.clear()  # type: ignore[attr-defined]
+
+    def requests_to(self, method: str, path_pattern: str = "") -> list[Any]:
+        """Recorded requests with this method whose path matches the regex."""
+        with self._lock:  # type: ignore[attr-defined]
+            return [
+                r
+                for r in self.requests  # type: ignore[attr-defined]
+                if r.method == method.upper() and re.search(path_pattern, r.path)
+            ]
 
     @property
     def port(self) -> int:

@@ -280,20 +280,7 @@ class FakeVertexServer(JsonHttpFake):
                 )
             )
 
-    def clear_failures(self) -> None:
-        with self._lock:
-            self._failures.clear()
-
     # --- what tests read --------------------------------------------------------------
-
-    def requests_to(self, method: str, path_pattern: str = "") -> list[RecordedRequest]:
-        """Recorded requests with this method whose path matches the regex."""
-        with self._lock:
-            return [
-                r
-                for r in self.requests
-                if r.method == method.upper() and re.search(path_pattern, r.path)
-            ]
 
     def clear_requests(self) -> None:
         with self._lock:
