@@ -4,6 +4,8 @@ evidence as it is now. Reads only."""
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from django.db.models import prefetch_related_objects
+
 from governance.choices import CardSectionKey, Target
 from governance.metrics import metric_spec
 from governance.models import ModelCard, ModelVersion
@@ -169,6 +171,10 @@ def checks_evaluate(
     *, version: ModelVersion, target: str, snapshot: dict[str, Any]
 ) -> list[CheckResult]:
     """Each check the policy snapshot requires, with its outcome and a sentence why."""
+    card = _card(version)
+    if card is not None:
+        # Two checks read the card's sections: one query serves both.
+        prefetch_related_objects([card], "sections")
     wanted = [
         (CheckKey.CARD_COMPLETE, "check_card_complete", lambda: _card_complete(version)),
         (CheckKey.FAIRNESS_PRESENT, "check_fairness_present", lambda: _fairness_present(version)),
