@@ -12,6 +12,7 @@ from governance.models import ModelCard, ModelVersion
 from governance.reviews.choices import CheckKey, ReviewState
 from governance.selectors.cards import card_missing_sections
 from governance.selectors.registry import production_version
+from governance.training.selectors import production_rescored
 
 # Canary comes after staging, production after canary.
 PREVIOUS_TARGET: dict[str, str] = {Target.CANARY: Target.STAGING, Target.PRODUCTION: Target.CANARY}
@@ -101,7 +102,7 @@ def _metrics_not_worse(version: ModelVersion, snapshot: dict[str, Any]) -> tuple
     default = float(snapshot.get("metric_tolerance_default", 0.05))
     mine, theirs = version.metrics or {}, production.metrics or {}
     basis = f"production {production.version}'s recorded metrics"
-    rescored = _production_rescored(version, production)
+    rescored = production_rescored(version=version, production=production)
     if rescored is not None:
         theirs, basis = rescored
     problems, judged = [], 0
@@ -128,26 +129,6 @@ def _metrics_not_worse(version: ModelVersion, snapshot: dict[str, Any]) -> tuple
         f"{judged} metric{'s' if judged != 1 else ''} within tolerance of production "
         f"{production.version} (compared with {basis})."
     )
-
-
-def _production_rescored(
-    version: ModelVersion, production: ModelVersion
-) -> tuple[dict[str, Any], str] | None:
-    """Production's metrics on this version's own held-out data, when the training run
-    that produced this version scored production there (the like-for-like comparison);
-    recorded metrics of two versions come from different data and compare only roughly."""
-    for run in version.runs.order_by("-pk"):
-        comparison = run.comparison or {}
-        if (
-            comparison.get("basis") == "rescored"
-            and comparison.get("production_version") == production.version
-            and isinstance(comparison.get("production"), dict)
-        ):
-            return comparison["production"], (
-                f"production {production.version} rescored on this version's held-out "
-                f"data by training run #{run.pk}"
-            )
-    return None
 
 
 def _previous_target_approved(version: ModelVersion, target: str) -> tuple[bool, str]:

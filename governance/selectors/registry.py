@@ -160,12 +160,21 @@ class MetricComparison:
     percent: bool
 
 
-def metrics_compare(*, version: ModelVersion, baseline: ModelVersion | None) -> list:
+def metrics_compare(
+    *,
+    version: ModelVersion,
+    baseline: ModelVersion | None,
+    baseline_metrics: dict | None = None,
+) -> list:
     """Each metric of `version` beside the baseline's (the production version), with
-    the change and whether it is better or worse given the metric's direction."""
+    the change and whether it is better or worse given the metric's direction.
+    `baseline_metrics` replaces the baseline's recorded metrics (e.g. production
+    rescored on this version's held-out data)."""
     kind = version.model.kind
     mine = version.metrics or {}
     theirs = (baseline.metrics or {}) if baseline else {}
+    if baseline_metrics is not None:
+        theirs = baseline_metrics
     rows = []
     for name in metric_names_ordered(kind=kind, names=set(mine) | set(theirs)):
         value, base = mine.get(name), theirs.get(name)

@@ -1,10 +1,13 @@
 """Reads of training runs and their schedules. Query counts do not depend on the
 number of rows."""
 
+from typing import Any
+
 from django.db.models import QuerySet
 from django.http import Http404
 from django_celery_beat.models import PeriodicTask
 
+from governance.models import ModelVersion
 from governance.training.choices import SCHEDULED_TASK
 from governance.training.models import PipelineRun
 
@@ -52,3 +55,24 @@ def schedule_get(*, pk: int) -> PeriodicTask:
     if task is None:
         raise Http404(f"No schedule {pk}.")
     return task
+
+
+def production_rescored(
+    *, version: ModelVersion, production: ModelVersion
+) -> tuple[dict[str, Any], str] | None:
+    """Production's metrics on `version`'s own held-out data, when the training run that
+    produced `version` scored production there (the like-for-like comparison), with a
+    sentence saying so; None otherwise. Recorded metrics of two versions come from
+    different data and compare only roughly."""
+    for run in PipelineRun.objects.filter(version=version).order_by("-pk"):
+        comparison = run.comparison or {}
+        if (
+            comparison.get("basis") == "rescored"
+            and comparison.get("production_version") == production.version
+            and isinstance(comparison.get("production"), dict)
+        ):
+            return comparison["production"], (
+                f"production {production.version} rescored on this version's held-out "
+                f"data by training run #{run.pk}"
+            )
+    return None

@@ -22,6 +22,7 @@ from governance.selectors.registry import (
     versions_for_model,
 )
 from governance.services.cards import AUDIT_OBJECT_TYPE, version_audit_id
+from governance.training.selectors import production_rescored
 from portal.accounts.permissions import user_passes
 from portal.audit.selectors import audit_events_for_object
 
@@ -87,6 +88,8 @@ def version_detail(request: HttpRequest, model: str, version: str) -> HttpRespon
     card = found.card
     production = production_version(model=found.model)
     baseline = production if production and production.pk != found.pk else None
+    rescored = production_rescored(version=found, production=baseline) if baseline else None
+    baseline_metrics, baseline_basis = rescored if rescored else (None, "")
     events = audit_events_for_object(
         object_type=AUDIT_OBJECT_TYPE, object_id=version_audit_id(found)
     )
@@ -100,7 +103,10 @@ def version_detail(request: HttpRequest, model: str, version: str) -> HttpRespon
             "sections": card_sections(card=card),
             "missing": card_missing_sections(card=card),
             "production": production,
-            "comparison": metrics_compare(version=found, baseline=baseline),
+            "comparison": metrics_compare(
+                version=found, baseline=baseline, baseline_metrics=baseline_metrics
+            ),
+            "baseline_basis": baseline_basis,
             "baseline": baseline,
             "targets": sorted(a.target for a in found.assignments.all()),
             "can_edit": may_edit_card(request.user, found.model),
