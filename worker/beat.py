@@ -23,4 +23,8 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "notify.requeue_due",
         "schedule": crontab(minute="*"),
     },
+    "reviews-clouddeploy-sweep": {
+        "task": "reviews.clouddeploy_sweep",
+        "schedule": crontab(minute="*/15"),
+    },
 }

@@ -556,17 +556,19 @@ def rollout_answers_retry(
     actor: Actor,
     ids: list[int] | None = None,
     pending_before: datetime | None = None,
+    include_failed: bool = True,
 ) -> list[int]:
     """Send failed answers again (all, or those in `ids`); with `pending_before`, also
     pending ones not tried since then (their task was lost: pick a time further back
-    than the longest backoff, an hour). Returns the ids.
+    than the longest backoff, an hour). `include_failed=False` leaves failed answers
+    to a person (the beat sweep only recovers lost tasks). Returns the ids.
 
     Each row starts a fresh round of attempts. Side effects per row: state pending,
     attempts 0, audit `review.clouddeploy_forward_retried`; on commit, the send task.
     """
     queued = []
     with transaction.atomic():
-        wanted = Q(state=OutboxState.FAILED)
+        wanted = Q(state=OutboxState.FAILED) if include_failed else Q(pk__in=[])
         if pending_before is not None:
             wanted |= Q(state=OutboxState.PENDING, attempted_at__lt=pending_before) | Q(
                 state=OutboxState.PENDING, attempted_at__isnull=True, created_at__lt=pending_before

@@ -23,3 +23,22 @@ def clouddeploy_approve(self, outbox_id: int) -> str:
     if result.retry:
         raise self.retry(countdown=forward_backoff_seconds(result.attempts))
     return result.state
+
+
+@shared_task(name="reviews.clouddeploy_sweep")
+def clouddeploy_sweep() -> str:
+    """Send again the answers whose task was lost (pending, untried for 90 minutes:
+    longer than the longest backoff). Failed answers wait for a person."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from governance.reviews.clouddeploy import rollout_answers_retry
+    from portal.audit.actors import Actor
+
+    queued = rollout_answers_retry(
+        actor=Actor.system("worker"),
+        pending_before=timezone.now() - timedelta(minutes=90),
+        include_failed=False,
+    )
+    return f"{len(queued)} answer(s) queued again"

@@ -389,6 +389,33 @@ def test_retry_command_requeues_pending_answers_whose_task_was_lost(
     assert len(approvals_sent(cloud)) == 1
 
 
+def test_beat_sweep_resends_lost_answers_but_leaves_failed_ones(
+    waiting, decide, cloud, lead, django_capture_on_commit_callbacks
+):
+    from governance.reviews.tasks import clouddeploy_sweep
+
+    review, _ = waiting()
+    decide(review, lead, run_tasks=False)  # the task message never reached a worker
+    lost = RolloutApprovalOutbox.objects.get()
+    # A second rollout of the same version joins the approved review: its answer is
+    # queued at once; this one then failed for good.
+    with django_capture_on_commit_callbacks(execute=False):
+        waiting("rel-42-to-ml-staging-0002")
+    failed = RolloutApprovalOutbox.objects.exclude(pk=lost.pk).get()
+    RolloutApprovalOutbox.objects.filter(pk=failed.pk).update(state=OutboxState.FAILED)
+
+    assert clouddeploy_sweep.apply().get() == "0 answer(s) queued again"  # too recent
+    with (
+        time_machine.travel(timezone.now() + timedelta(minutes=91), tick=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        assert clouddeploy_sweep.apply().get() == "1 answer(s) queued again"
+    lost.refresh_from_db()
+    failed.refresh_from_db()
+    assert lost.state == OutboxState.SENT
+    assert failed.state == OutboxState.FAILED
+
+
 def test_backoff_doubles_from_thirty_seconds_up_to_an_hour():
     assert [forward_backoff_seconds(n) for n in range(1, FORWARD_MAX_ATTEMPTS + 1)] == [
         30,
