@@ -60,3 +60,21 @@ def test_navigation_without_role_hides_the_registry(client_for, outsider):
     html = client_for(outsider).get("/").content.decode()
     assert ">Models</a>" not in html
     assert ">Admin</a>" not in html
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/django-admin/governance/modelversion/",
+        "/django-admin/governance/modelcard/",
+        "/django-admin/training/pipelinerun/",
+        "/django-admin/audit/auditevent/",
+        "/django-admin/accounts/user/",
+    ],
+)
+def test_django_admin_lists_render_read_only_for_superusers(client, make_user, path):
+    superuser = make_user(Role.PORTAL_ADMIN, is_staff=True, is_superuser=True)
+    client.force_login(superuser, backend="django.contrib.auth.backends.ModelBackend")
+    response = client.get(path)
+    assert response.status_code == 200
+    assert f'href="{path}add/"' not in response.content.decode()  # nothing is added here
