@@ -328,6 +328,10 @@ if not isinstance(CLOUD_DEPLOY_TARGETS, dict) or not all(
         "CLOUD_DEPLOY_TARGETS must map Cloud Deploy target ids to staging, canary or production"
     )
 
+# Webhook hosts allowed although they resolve to private or loopback addresses (an
+# on-premises receiver); every other such host is refused.
+WEBHOOK_PRIVATE_HOSTS = env_list("WEBHOOK_PRIVATE_HOSTS")
+
 # --- internationalisation, static files -----------------------------------------------
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env_str("TIME_ZONE", "Europe/London")

@@ -32,7 +32,7 @@ from portal.accounts.models import User
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
 from portal.notify.choices import TEST_EVENT_TYPE, DeliveryState, EventType, WebhookFormat
-from portal.notify.clients import webhook_post
+from portal.notify.clients import webhook_post, webhook_url_refusal
 from portal.notify.models import EmailNotification, WebhookDelivery, WebhookEndpoint
 from portal.webhooks import SIGNATURE_HEADER, webhook_signature_header
 
@@ -466,6 +466,8 @@ def _endpoint_errors(*, name: str, url: str, format: str, event_types: list[str]
         errors["name"] = "An endpoint needs a name."
     if urlsplit(url).scheme not in {"http", "https"} or not urlsplit(url).netloc:
         errors["url"] = "Enter an http or https URL."
+    elif refusal := webhook_url_refusal(url):
+        errors["url"] = f"The portal does not post there: {refusal}."
     if format not in WebhookFormat.values:
         errors["format"] = f"No format {format!r}: json or slack."
     unknown = sorted(set(event_types) - set(EventType.values))

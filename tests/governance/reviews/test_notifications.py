@@ -29,6 +29,12 @@ DSL, PO, DEVOPS = Role.DATA_SCIENCE_LEAD, Role.PRIVACY_OFFICER, Role.DEVOPS
 SECRET = "whsec_review-board-tests-0123456789"
 
 
+@pytest.fixture(autouse=True)
+def local_receivers_allowed(settings):
+    """The test receiver listens on 127.0.0.1, which webhooks refuse by default."""
+    settings.WEBHOOK_PRIVATE_HOSTS = ["127.0.0.1"]
+
+
 @pytest.fixture()
 def receiver():
     server = WebhookReceiver(SECRET).start()

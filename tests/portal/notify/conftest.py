@@ -20,6 +20,12 @@ def receiver():
 
 
 @pytest.fixture(autouse=True)
+def local_receivers_allowed(settings):
+    """The test receivers listen on 127.0.0.1, which webhooks refuse by default."""
+    settings.WEBHOOK_PRIVATE_HOSTS = ["127.0.0.1"]
+
+
+@pytest.fixture(autouse=True)
 def eager_tasks():
     """Queued tasks run at once, in the test's thread (what a worker would do later), so
     no test leaves messages in a broker."""

@@ -515,3 +515,49 @@ def test_delivery_resend_gives_a_failed_delivery_a_new_run(
     assert audit_actions()[-1] == "webhook.delivery_resent"
     with pytest.raises(ValidationError, match="Only a failed delivery"):
         webhook_delivery_resend(delivery=delivery, actor=ACTOR)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/hook",
+        "http://10.20.0.5/hook",
+        "http://169.254.169.254/computeMetadata/v1/",
+        "http://[::1]:8080/hook",
+        "http://localhost/hook",
+    ],
+)
+def test_webhook_to_a_private_address_is_refused_at_creation(settings, db, url):
+    settings.WEBHOOK_PRIVATE_HOSTS = []
+    with pytest.raises(ValidationError) as excinfo:
+        webhook_endpoint_create(
+            name="internal",
+            url=url,
+            format="json",
+            event_types=["review.opened"],
+            created_by=None,
+            actor=Actor.system("test"),
+        )
+    assert "private or local address" in str(excinfo.value.message_dict["url"])
+
+
+def test_delivery_to_a_host_turned_private_fails_without_posting(
+    settings, endpoint, receiver, django_capture_on_commit_callbacks
+):
+    """An endpoint accepted while allowed, then no longer allowed: the attempt is
+    refused for good and nothing reaches the receiver."""
+    hook = endpoint()
+    settings.WEBHOOK_PRIVATE_HOSTS = []
+    with django_capture_on_commit_callbacks(execute=True):
+        notification_publish(
+            event_type="review.opened",
+            event_id="review-1-opened",
+            summary="Review opened",
+            payload={"review": 1},
+            email_recipients=[],
+            actor=Actor.system("test"),
+        )
+    delivery = WebhookDelivery.objects.get(endpoint=hook)
+    assert delivery.state == DeliveryState.FAILED
+    assert "private or local address" in delivery.last_error
+    assert receiver.requests == []
