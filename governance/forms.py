@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
 
 from governance.cards_schema import SECTION_BY_KEY
-from governance.choices import CardSectionKey
+from governance.choices import CardSectionKey, RiskTier
 from governance.models import CardSection, ModelCard, RegisteredModel
 
 YES = {"yes", "y", "true", "1", "personal"}
@@ -244,3 +244,20 @@ class RevisionCompareForm(forms.Form):
         if cleaned.get("old") and cleaned.get("old") == cleaned.get("new"):
             raise ValidationError("Choose two different revisions.")
         return cleaned
+
+
+class ModelSettingsForm(forms.Form):
+    owner = forms.ModelChoiceField(
+        queryset=None,
+        required=False,
+        empty_label="nobody yet",
+        help_text="Model owners may edit this model's cards.",
+    )
+    risk_tier = forms.ChoiceField(choices=RiskTier.choices)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from portal.accounts.selectors import users_with_role
+
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = users_with_role(role="model_owner").order_by("email")

@@ -13,6 +13,7 @@ urlpatterns = [
     path("models/", registry.model_list, name="model_list"),
     path("models/<slug:model>/", registry.model_detail, name="model_detail"),
     path("models/<slug:model>/compare/", registry.model_compare, name="model_compare"),
+    path("models/<slug:model>/settings/", registry.model_settings, name="model_settings"),
     path(VERSION, registry.version_detail, name="version_detail"),
     path(f"{VERSION}card/revisions/", cards.card_revision_list, name="card_revisions"),
     path(

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from governance.choices import LifecycleState, Target
+from governance.choices import LifecycleState, RiskTier, Target
 from governance.models import ModelVersion, RegisteredModel, TargetAssignment
 from governance.services.cards import (
     AUDIT_OBJECT_TYPE,
@@ -210,6 +210,52 @@ def _differing(recorded: dict, body: dict) -> dict[str, dict[str, Any]]:
         for field in REGISTRATION_FIELDS
         if recorded.get(field) != body.get(field)
     }
+
+
+def model_update(
+    *,
+    model: RegisteredModel,
+    owner: Any,
+    risk_tier: str,
+    description: str,
+    actor: Actor,
+    client_ip: str | None = None,
+) -> RegisteredModel:
+    """Change who owns a model, its risk tier and description.
+
+    The owner must hold the model owner role. Side effects: audit `model.updated` with
+    each changed field (the owner as a pseudonymous user id).
+    """
+    if owner is not None and not owner.has_role("model_owner"):
+        raise ValidationError({"owner": "The owner must hold the model owner role."})
+    if risk_tier not in RiskTier.values:
+        raise ValidationError({"risk_tier": f"No risk tier {risk_tier!r}."})
+    with transaction.atomic():
+        model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+        new = {"owner_id": owner.pk if owner else None, "risk_tier": risk_tier}
+        new["description"] = description.strip()
+        changes = {
+            name: {"from": getattr(model, name), "to": value}
+            for name, value in new.items()
+            if getattr(model, name) != value
+        }
+        if not changes:
+            return model
+        for name, value in new.items():
+            setattr(model, name, value)
+        model.save(update_fields=["owner", "risk_tier", "description"])
+        audit_record(
+            action="model.updated",
+            actor=actor,
+            object_type="model",
+            object_id=model.slug,
+            payload={
+                name: change if name != "description" else {"changed": True}
+                for name, change in changes.items()
+            },
+            client_ip=client_ip,
+        )
+    return model
 
 
 def version_register(

@@ -115,9 +115,20 @@ def registry_sync(*, registry: VertexModelRegistry, actor: Actor) -> SyncReport:
             )
             continue
         if model.registry_resource_name != remote_model.resource_name:
-            RegisteredModel.objects.filter(pk=model.pk).update(
-                registry_resource_name=remote_model.resource_name
-            )
+            with transaction.atomic():
+                RegisteredModel.objects.filter(pk=model.pk).update(
+                    registry_resource_name=remote_model.resource_name
+                )
+                audit_record(
+                    action="model.registry_linked",
+                    actor=actor,
+                    object_type="model",
+                    object_id=model.slug,
+                    payload={
+                        "from": model.registry_resource_name,
+                        "to": remote_model.resource_name,
+                    },
+                )
         for remote in versions:
             _sync_version(model=model, remote=remote, actor=actor, report=report)
     return report

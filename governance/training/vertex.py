@@ -286,6 +286,13 @@ class _VertexRunner(_LocalRunner):
                 RegisteredModel.objects.filter(pk=model.pk).update(
                     registry_resource_name=remote.model_resource_name
                 )
+                audit_record(
+                    action="model.registry_linked",
+                    actor=PIPELINE_ACTOR,
+                    object_type="model",
+                    object_id=model.slug,
+                    payload={"from": "", "to": remote.model_resource_name},
+                )
             audit_record(
                 action="version.registry_synced",
                 actor=PIPELINE_ACTOR,

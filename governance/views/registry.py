@@ -1,12 +1,15 @@
 """Registry pages: the models, one model's versions, one version, two versions compared."""
 
+from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from governance.clients import registry_sync_enabled
 from governance.filters import ModelFilter, VersionFilter
-from governance.forms import VersionCompareForm
+from governance.forms import ModelSettingsForm, VersionCompareForm
 from governance.permissions import may_edit_card, may_read_registry
 from governance.reviews.selectors import open_review_counts_by_model
 from governance.selectors.cards import card_diff, card_missing_sections, card_sections
@@ -22,8 +25,10 @@ from governance.selectors.registry import (
     versions_for_model,
 )
 from governance.services.cards import AUDIT_OBJECT_TYPE, version_audit_id
+from governance.services.registry import model_update
 from governance.training.selectors import production_rescored
-from portal.accounts.permissions import user_passes
+from portal.accounts.permissions import may_manage_roles, user_passes
+from portal.audit.actors import client_ip_for_request
 from portal.audit.selectors import audit_events_for_object
 
 AUDIT_HISTORY_LIMIT = 50
@@ -78,8 +83,42 @@ def model_detail(request: HttpRequest, model: str) -> HttpResponse:
             "query": "&".join(f"state={s}" for s in states or []),
             "trend": metrics_trend(model=registered),
             "compare_form": compare_form,
+            "settings_form": ModelSettingsForm(
+                initial={
+                    "owner": registered.owner_id,
+                    "risk_tier": registered.risk_tier,
+                    "description": registered.description,
+                }
+            )
+            if may_manage_roles(request.user)
+            else None,
         },
     )
+
+
+@require_POST
+@user_passes(may_manage_roles)
+def model_settings(request: HttpRequest, model: str) -> HttpResponse:
+    registered = model_get(slug=model)
+    form = ModelSettingsForm(request.POST)
+    if form.is_valid():
+        try:
+            model_update(
+                model=registered,
+                owner=form.cleaned_data["owner"],
+                risk_tier=form.cleaned_data["risk_tier"],
+                description=form.cleaned_data["description"],
+                actor=request.user.audit_actor(),
+                client_ip=client_ip_for_request(request),
+            )
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, "Model settings saved.")
+    else:
+        errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+        messages.error(request, f"Nothing saved: {errors}")
+    return redirect("governance:model_detail", model=registered.slug)
 
 
 @user_passes(may_read_registry)

@@ -86,6 +86,8 @@ def test_sync_registers_a_version_only_vertex_knew(vertex):
     assert (version.image_digest, version.code_version) == (DIGEST, SHA)
     assert hasattr(version, "card")
     assert AuditEvent.objects.filter(action="version.registered", actor_id="test").exists()
+    linked = AuditEvent.objects.get(action="model.registry_linked")
+    assert linked.payload_record.data["to"].endswith("/models/1001")
     assert vertex.requests_to("GET", r"/models$")
     assert vertex.requests_to("GET", r":listVersions$")
 

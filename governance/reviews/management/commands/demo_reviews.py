@@ -13,6 +13,7 @@ from governance.reviews.services import review_decide, review_open, review_reche
 from governance.selectors.cards import card_missing_sections
 from governance.selectors.registry import production_version
 from governance.services.cards import card_section_write
+from governance.services.registry import model_update
 from portal.accounts.choices import Role
 from portal.accounts.models import User
 from portal.audit.actors import Actor
@@ -77,7 +78,14 @@ class Command(BaseCommand):
         if not all(people.values()):
             raise CommandError("run `manage.py demo_users` first")
         owner = people[Role.MODEL_OWNER]
-        RegisteredModel.objects.filter(owner__isnull=True).update(owner=owner)
+        for unowned in RegisteredModel.objects.filter(owner__isnull=True):
+            model_update(
+                model=unowned,
+                owner=owner,
+                risk_tier=unowned.risk_tier,
+                description=unowned.description,
+                actor=DEMO,
+            )
         model = RegisteredModel.objects.get(slug=MODEL)
         production = production_version(model=model)
         version = (

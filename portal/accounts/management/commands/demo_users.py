@@ -5,6 +5,7 @@ from portal.accounts.choices import Role
 from portal.accounts.models import User
 from portal.accounts.services import role_grant, user_create
 from portal.audit.actors import Actor
+from portal.audit.services import audit_record
 
 DEMO_PASSWORD = "governance-demo"  # noqa: S105  (printed to the person running the demo)
 
@@ -37,6 +38,12 @@ class Command(BaseCommand):
                     if Role.PORTAL_ADMIN in roles:
                         user.is_staff = user.is_superuser = True
                         user.save(update_fields=["is_staff", "is_superuser"])
+                        audit_record(
+                            action="user.django_admin_granted",
+                            actor=actor,
+                            object_type="user",
+                            object_id=user.pk,
+                        )
                 for role in roles:
                     if role not in user.roles:
                         role_grant(user=user, role=role, granted_by=None)
