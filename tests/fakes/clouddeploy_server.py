@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from tests.fakes.json_http import JsonHttpFake
+from tests.fakes.json_http import Failure, JsonHttpFake, RecordedRequest, rfc3339
 
 # google.cloud.deploy.v1.Rollout.ApprovalState and Rollout.State, as numbered in the
 # API's proto definitions.
@@ -87,32 +87,6 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 ]
 
 
-def rfc3339(moment: datetime | None = None) -> str:
-    """A time the way Google's JSON writes it: UTC with a trailing Z."""
-    moment = moment or datetime.now(UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request as the fake received it; `path` is percent-decoded."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    body: Any
-    headers: dict[str, str]
-
-
-@dataclass
-class _Failure:
-    method: str
-    path: re.Pattern[str]
-    status: int
-    message: str
-    remaining: int | None
-
-
 class CloudDeployApiError(Exception):
     def __init__(self, status: int, message: str, *, code_name: str | None = None) -> None:
         super().__init__(message)
@@ -128,7 +102,7 @@ class FakeCloudDeployServer(JsonHttpFake):
     requests: list[RecordedRequest] = field(default_factory=list)
     releases: dict[str, dict[str, Any]] = field(default_factory=dict)
     rollouts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _failures: list[_Failure] = field(default_factory=list)
+    _failures: list[Failure] = field(default_factory=list)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     # --- what tests arrange -----------------------------------------------------------
@@ -209,7 +183,7 @@ class FakeCloudDeployServer(JsonHttpFake):
         `times=None` keeps failing until `clear_failures()`."""
         with self._lock:
             self._failures.append(
-                _Failure(
+                Failure(
                     method=method.upper(),
                     path=re.compile(path_pattern),
                     status=status,
@@ -254,16 +228,6 @@ class FakeCloudDeployServer(JsonHttpFake):
                         "status": error.code_name,
                     }
                 }
-
-    def _injected_failure(self, method: str, path: str) -> _Failure | None:
-        for failure in self._failures:
-            if failure.method == method and failure.path.search(path):
-                if failure.remaining is not None:
-                    failure.remaining -= 1
-                    if failure.remaining <= 0:
-                        self._failures.remove(failure)
-                return failure
-        return None
 
     def _get_release(self, *, body: Any, **parts: str) -> dict[str, Any]:
         name = _release_name(parts)

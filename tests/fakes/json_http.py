@@ -8,8 +8,40 @@ import json
 import re
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
+
+
+def rfc3339(moment: datetime | None = None) -> str:
+    """A time the way Google's JSON writes it: UTC with a trailing Z."""
+    moment = moment or datetime.now(UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the fake received it; `path` is percent-decoded."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: Any
+    headers: dict[str, str]
+    raw_path: str = ""
+
+
+@dataclass
+class Failure:
+    """An error the test asked for: the next `remaining` matching requests get it
+    (None: until clear_failures())."""
+
+    method: str
+    path: re.Pattern[str]
+    status: int
+    message: str
+    remaining: int | None
+    status_name: str | None = None
 
 
 @dataclass
@@ -45,6 +77,17 @@ class JsonHttpFake:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _injected_failure(self, method: str, path: str) -> Failure | None:
+        """The failure this request gets, if any (call with the lock held)."""
+        for failure in self._failures:  # type: ignore[attr-defined]
+            if failure.method == method and failure.path.search(path):
+                if failure.remaining is not None:
+                    failure.remaining -= 1
+                    if failure.remaining <= 0:
+                        self._failures.remove(failure)  # type: ignore[attr-defined]
+                return failure
+        return None
 
     def clear_failures(self) -> None:
         with self._lock:  # type: ignore[attr-defined]

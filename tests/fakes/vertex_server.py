@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from tests.fakes.json_http import JsonHttpFake
+from tests.fakes.json_http import Failure, JsonHttpFake, RecordedRequest, rfc3339
 
 # google.cloud.aiplatform.v1.PipelineState and PipelineTaskDetail.State, as numbered
 # in the API's proto definitions.
@@ -106,34 +106,6 @@ _ALIAS = re.compile(r"^[a-z][a-zA-Z0-9-]{0,126}[a-z0-9-]$")
 _PIPELINE_JOB_ID = re.compile(r"^[a-z][-a-z0-9]{0,127}$")
 
 
-def rfc3339(moment: datetime | None = None) -> str:
-    """A time the way Google's JSON writes it: UTC with a trailing Z."""
-    moment = moment or datetime.now(UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request as the fake received it; `path` is percent-decoded."""
-
-    method: str
-    path: str
-    raw_path: str
-    query: dict[str, list[str]]
-    body: Any
-    headers: dict[str, str]
-
-
-@dataclass
-class _Failure:
-    method: str
-    path: re.Pattern[str]
-    status: int
-    message: str
-    status_name: str | None
-    remaining: int | None
-
-
 class VertexApiError(Exception):
     """An error answer: HTTP status, message, and the google.rpc.Code name."""
 
@@ -158,7 +130,7 @@ class FakeVertexServer(JsonHttpFake):
     models: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # pipeline job resource name -> PipelineJob JSON (state held as its enum name)
     pipeline_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _failures: list[_Failure] = field(default_factory=list)
+    _failures: list[Failure] = field(default_factory=list)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     # --- what tests arrange -----------------------------------------------------------
@@ -270,7 +242,7 @@ class FakeVertexServer(JsonHttpFake):
         """
         with self._lock:
             self._failures.append(
-                _Failure(
+                Failure(
                     method=method.upper(),
                     path=re.compile(path_pattern),
                     status=status,
@@ -330,16 +302,6 @@ class FakeVertexServer(JsonHttpFake):
                         "status": error.status_name,
                     }
                 }
-
-    def _injected_failure(self, method: str, path: str) -> _Failure | None:
-        for failure in self._failures:
-            if failure.method == method and failure.path.search(path):
-                if failure.remaining is not None:
-                    failure.remaining -= 1
-                    if failure.remaining <= 0:
-                        self._failures.remove(failure)
-                return failure
-        return None
 
     def _page(self, items: list[dict[str, Any]], query: dict[str, list[str]], key: str) -> dict:
         asked = int(query.get("pageSize", ["0"])[0] or 0)
