@@ -153,3 +153,15 @@ def compute_threads() -> threadpool_limits:
     except ValueError:
         raise ValueError(f"PIPELINE_THREADS must be a whole number, not {raw!r}") from None
     return threadpool_limits(limits=threads)
+
+
+def whole_number(value: Any, name: str, low: int, high: int) -> int:
+    """An evaluation setting that must be an int in [low, high] (a bool is not one)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}")
+    return value
+
+
+def span_days(ts: pd.Series) -> int:
+    """Calendar days from the first to the last timestamp, both included."""
+    return (ts.max().normalize() - ts.min().normalize()).days + 1 if len(ts) else 0

@@ -26,6 +26,8 @@ from pipelines.kinds.base import (
     Settings,
     date_text,
     finite,
+    span_days,
+    whole_number,
 )
 from pipelines.retail_calendar import calendar_features
 
@@ -174,15 +176,12 @@ class ForecastingPipeline(ModelKindPipeline):
     )
 
     def _holdout_days(self, settings: Settings) -> int:
-        weeks = settings.evaluation["holdout_weeks"]
-        if not isinstance(weeks, int) or isinstance(weeks, bool) or not 1 <= weeks <= 26:
-            raise ValueError("holdout_weeks must be a whole number from 1 to 26")
-        return 7 * weeks
+        return 7 * whole_number(settings.evaluation["holdout_weeks"], "holdout_weeks", 1, 26)
 
     def check(self, tables: Mapping[str, pd.DataFrame], settings: Settings) -> list[str]:
         holdout = self._holdout_days(settings)
         ts = tables["transactions"]["ts"]
-        days = (ts.max().normalize() - ts.min().normalize()).days + 1 if len(ts) else 0
+        days = span_days(ts)
         needed = 2 * holdout + 28 + 28
         if days < needed:
             return [

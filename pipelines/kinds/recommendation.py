@@ -31,6 +31,8 @@ from pipelines.kinds.base import (
     date_text,
     finite,
     is_member,
+    span_days,
+    whole_number,
 )
 
 ACTIVITY_BANDS = ((0, 10, "light"), (10, 50, "medium"), (50, None, "heavy"))  # lines before cutoff
@@ -161,18 +163,13 @@ class RecommendationPipeline(ModelKindPipeline):
     )
 
     def _holdout_days(self, settings: Settings) -> int:
-        weeks = settings.evaluation["holdout_weeks"]
-        if not isinstance(weeks, int) or isinstance(weeks, bool) or not 1 <= weeks <= 26:
-            raise ValueError("holdout_weeks must be a whole number from 1 to 26")
-        k = settings.evaluation["k"]
-        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 100:
-            raise ValueError("k must be a whole number from 1 to 100")
-        return 7 * weeks
+        whole_number(settings.evaluation["k"], "k", 1, 100)
+        return 7 * whole_number(settings.evaluation["holdout_weeks"], "holdout_weeks", 1, 26)
 
     def check(self, tables: Mapping[str, pd.DataFrame], settings: Settings) -> list[str]:
         holdout = self._holdout_days(settings)
         ts = tables["transactions"]["ts"]
-        days = (ts.max().normalize() - ts.min().normalize()).days + 1 if len(ts) else 0
+        days = span_days(ts)
         problems = []
         if days < 3 * holdout:
             problems.append(
