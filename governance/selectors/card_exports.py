@@ -240,7 +240,7 @@ def card_export_markdown(*, card: ModelCard) -> str:
 
 def card_export_pdf(*, card: ModelCard) -> bytes:
     """The card as a PDF for print: title block, lineage, then every section."""
-    from weasyprint import CSS, HTML  # heavy import, only when a PDF is asked for
+    from weasyprint import CSS, HTML  # -- slow (only when a PDF is asked for)
 
     version = card.version
     sections = []

@@ -6,8 +6,16 @@ from celery import shared_task
 
 from governance.models import RegisteredModel
 from governance.training.choices import RunTrigger
-from governance.training.services import RunAlreadyActive, run_execute, run_start, runs_reap_stale
+from governance.training.services import (
+    POLL_SECONDS,
+    RunAlreadyActive,
+    run_execute,
+    run_start,
+    runs_reap_stale,
+    vertex_run_poll,
+)
 from portal.audit.actors import Actor
+from worker.backends.vertex_common import VertexError
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +66,6 @@ def vertex_poll(self, run_id: int) -> str:
     A poll Vertex AI cannot answer (outage) is retried; the stale-run reaper fails a
     run whose polling stopped altogether.
     """
-    from governance.training.vertex import POLL_SECONDS, vertex_run_poll
-    from worker.backends.vertex_common import VertexError
-
     try:
         finished = vertex_run_poll(run_id=run_id)
     except VertexError as error:

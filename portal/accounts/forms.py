@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.password_validation import validate_password
 
 from portal.accounts.choices import Role
 from portal.accounts.models import User
@@ -26,8 +27,6 @@ class UserCreateForm(forms.Form):
         return email
 
     def clean_password(self) -> str | None:
-        from django.contrib.auth.password_validation import validate_password
-
         password = self.cleaned_data.get("password") or None
         if password:
             validate_password(password)

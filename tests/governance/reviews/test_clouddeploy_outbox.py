@@ -15,13 +15,13 @@ from django.db import connection
 from django.utils import timezone
 
 from governance.choices import Target
-from governance.reviews.choices import ReviewSource, ReviewState, Verdict
-from governance.reviews.clouddeploy import (
+from governance.reviews.choices import OutboxState, ReviewSource, ReviewState, Verdict
+from governance.reviews.clouddeploy_outbox import (
     FORWARD_MAX_ATTEMPTS,
     forward_backoff_seconds,
     rollout_answer_send,
 )
-from governance.reviews.models import OutboxState, Review, RolloutApprovalOutbox
+from governance.reviews.models import Review, RolloutApprovalOutbox
 from governance.reviews.services import (
     review_decide,
     review_open,
@@ -32,9 +32,8 @@ from governance.reviews.tasks import clouddeploy_approve
 from portal.accounts.choices import Role
 from portal.audit.actors import Actor
 from portal.audit.models import AuditEvent
-from tests.factories import UserFactory
+from tests.factories import ModelVersionFactory, UserFactory
 from tests.governance.reviews import test_clouddeploy_hook as hook
-from tests.governance.reviews.factories import ModelVersionFactory
 from tests.governance.reviews.test_clouddeploy_hook import RELEASE, release_of, required
 
 # The hook tests' fixtures: Google's signing side, Cloud Deploy, the version, pushes.

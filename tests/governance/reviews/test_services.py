@@ -26,8 +26,8 @@ from governance.services.registry import version_metrics_replace
 from portal.accounts.choices import Role
 from portal.audit.actors import Actor
 from portal.audit.models import AuditEvent
+from tests.factories import ModelVersionFactory
 from tests.governance.reviews.conftest import in_production
-from tests.governance.reviews.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -348,7 +348,7 @@ def test_metrics_check_allows_mape_up_to_five_percent_worse(
 
 def test_metrics_check_knows_higher_is_better_and_per_metric_tolerances(open_review):
     from governance.choices import ModelKind
-    from tests.governance.reviews.factories import RegisteredModelFactory
+    from tests.factories import RegisteredModelFactory
 
     model = RegisteredModelFactory(slug="test-recommender", kind=ModelKind.RECOMMENDATION)
     in_production(ModelVersionFactory(model=model, metrics={"hit_rate_at_10": 0.30}))

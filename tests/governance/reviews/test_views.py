@@ -11,7 +11,7 @@ from governance.reviews.models import Review, ReviewDecision, ReviewPolicy
 from governance.reviews.services import review_decide
 from portal.accounts.choices import Role
 from portal.audit.models import AuditEvent
-from tests.governance.reviews.factories import ModelVersionFactory
+from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
 

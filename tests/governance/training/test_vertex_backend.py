@@ -7,8 +7,7 @@ from governance.models import ModelVersion, RegisteredModel
 from governance.reviews.models import Review
 from governance.training.choices import RunState, RunTrigger, StepState
 from governance.training.models import PipelineRun
-from governance.training.services import run_execute, run_start
-from governance.training.vertex import vertex_run_poll
+from governance.training.services import run_execute, run_start, vertex_run_poll
 from portal.audit.models import AuditEvent
 from tests.fakes.vertex_server import FakeVertexServer
 from tests.fakes.vertex_server import vertex_server as vertex_server
