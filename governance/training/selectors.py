@@ -51,7 +51,7 @@ def next_version_number(*, model: RegisteredModel) -> str:
 
 
 def schedules_list() -> QuerySet[PeriodicTask]:
-    """The retraining schedules (django-celery-beat rows of training.scheduled_run)."""
+    """The retraining schedules (django-celery-beat rows of training.start_scheduled_run)."""
     return (
         PeriodicTask.objects.filter(task=SCHEDULED_TASK).select_related("crontab").order_by("name")
     )

@@ -38,7 +38,7 @@ def reap_stale_runs() -> str:
     return f"{len(reaped)} stale run(s) failed"
 
 
-@shared_task(name="training.scheduled_run")
+@shared_task(name="training.start_scheduled_run")
 def scheduled_run(model_slug: str) -> str:
     """Start a scheduled retraining run (django-celery-beat rows, editable in the portal);
     skipped while a run of the model is active."""
@@ -57,6 +57,14 @@ def scheduled_run(model_slug: str) -> str:
         logger.info("scheduled run of %s skipped: one is already active", model_slug)
         return f"{model_slug}: a run is already active"
     return f"{model_slug}: run {run.pk} queued"
+
+
+@shared_task(name="training.scheduled_run")
+def scheduled_run_under_former_name(model_slug: str) -> str:
+    """`training.start_scheduled_run` under the name it had before task names became
+    `<app>.<verb>`: a message beat queued under the old name before an upgrade still
+    starts its run. Beat's own rows were renamed by migration training 0003."""
+    return scheduled_run(model_slug)
 
 
 @shared_task(name="training.vertex_poll", bind=True, acks_late=True, max_retries=None)

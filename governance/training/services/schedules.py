@@ -1,4 +1,4 @@
-"""Retraining schedules: the django-celery-beat rows of `training.scheduled_run`,
+"""Retraining schedules: the django-celery-beat rows of `training.start_scheduled_run`,
 editable in the portal."""
 
 from typing import Any
