@@ -229,7 +229,8 @@ SPECTACULAR_SETTINGS = {
     "Machines authenticate with `Authorization: Bearer <token>`.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Any signed-in person reads the schema; a token only while its owner holds a role.
+    "SERVE_PERMISSIONS": ["portal.apitokens.permissions.HasRequiredScopes"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
