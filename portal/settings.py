@@ -161,7 +161,13 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_USERNAME_FORM_FIELD = "username"
-AXES_IPWARE_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0) or None
+# Load balancers in front of the portal: each appends the address it saw to
+# X-Forwarded-For, so the client is the hop this many places from the right. One
+# function reads it for the lockouts, the audit trail and rate limits alike.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+AXES_CLIENT_IP_CALLABLE = "portal.audit.actors.client_ip_for_request"
+# The lockout key's username is normalised as the sign-in form normalises it.
+AXES_USERNAME_CALLABLE = "portal.accounts.identifiers.axes_username"
 AXES_VERBOSE = False
 
 # Google SSO, restricted to the client's Workspace domain.
