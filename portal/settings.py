@@ -191,12 +191,28 @@ GOOGLE_OAUTH2_USERINFO_URL = env_str(
 )
 SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = GOOGLE_OAUTH2_KEY
 SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = GOOGLE_OAUTH2_SECRET
-SOCIAL_AUTH_GOOGLE_OAUTH2_WHITELISTED_DOMAINS = (
-    [GOOGLE_WORKSPACE_DOMAIN] if GOOGLE_WORKSPACE_DOMAIN else []
-)
-SOCIAL_AUTH_GOOGLE_OAUTH2_AUTH_EXTRA_ARGUMENTS = (
-    {"hd": GOOGLE_WORKSPACE_DOMAIN} if GOOGLE_WORKSPACE_DOMAIN else {}
-)
+
+
+def google_workspace_settings(domain: str) -> dict:
+    """The settings that restrict Google SSO to one Workspace domain: social-auth's
+    allowed domains, and `hd` on the authorization request so Google offers only
+    accounts of that domain. The tests' OAuth stand-in uses this same function."""
+    domain = domain.strip().lower()
+    return {
+        "GOOGLE_WORKSPACE_DOMAIN": domain,
+        "SOCIAL_AUTH_GOOGLE_OAUTH2_WHITELISTED_DOMAINS": [domain] if domain else [],
+        "SOCIAL_AUTH_GOOGLE_OAUTH2_AUTH_EXTRA_ARGUMENTS": {"hd": domain} if domain else {},
+    }
+
+
+_workspace = google_workspace_settings(GOOGLE_WORKSPACE_DOMAIN)
+GOOGLE_WORKSPACE_DOMAIN = _workspace["GOOGLE_WORKSPACE_DOMAIN"]
+SOCIAL_AUTH_GOOGLE_OAUTH2_WHITELISTED_DOMAINS = _workspace[
+    "SOCIAL_AUTH_GOOGLE_OAUTH2_WHITELISTED_DOMAINS"
+]
+SOCIAL_AUTH_GOOGLE_OAUTH2_AUTH_EXTRA_ARGUMENTS = _workspace[
+    "SOCIAL_AUTH_GOOGLE_OAUTH2_AUTH_EXTRA_ARGUMENTS"
+]
 SOCIAL_AUTH_USER_MODEL = AUTH_USER_MODEL
 SOCIAL_AUTH_USERNAME_IS_FULL_EMAIL = True
 SOCIAL_AUTH_JSONFIELD_ENABLED = True
