@@ -14,6 +14,7 @@ from governance.forms import CardSectionForm, RevisionCompareForm
 from governance.models import CardSection, ModelVersion
 from governance.permissions import may_edit_card, may_read_registry
 from governance.selectors.card_exports import (
+    card_export_governance,
     card_export_json,
     card_export_markdown,
     card_export_pdf,
@@ -135,6 +136,9 @@ def card_export(request: HttpRequest, model: str, version: str, fmt: str) -> Htt
     card = found.card
     if fmt == "json":
         body = json.dumps(card_export_json(card=card), indent=2, ensure_ascii=False)
+        response = HttpResponse(body, content_type="application/json")
+    elif fmt == "governance.json":
+        body = json.dumps(card_export_governance(card=card), indent=2, ensure_ascii=False)
         response = HttpResponse(body, content_type="application/json")
     elif fmt == "md":
         response = HttpResponse(card_export_markdown(card=card), content_type="text/markdown")
