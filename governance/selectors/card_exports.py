@@ -3,10 +3,13 @@ governance document for what the toolkit has no field for), Markdown with the Hu
 Face Hub's YAML front matter, and PDF (WeasyPrint) laid out for print."""
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -18,7 +21,9 @@ from governance.metrics import metric_label, metric_names_ordered
 from governance.models import ModelCard, ModelVersion
 from governance.rendering import markdown_to_html
 from governance.selectors.cards import card_missing_sections, card_sections, data_lines
+from portal.exports.registry import ExportFile
 
+CARD_PDF_EXPORT = "governance.card_pdf"
 MCT_SCHEMA_VERSION = "0.0.2"
 GOVERNANCE_SCHEMA_VERSION = "1"
 # Licence ids the Hugging Face Hub accepts as `license` (its repositories-licenses
@@ -322,9 +327,51 @@ def card_export_markdown(*, card: ModelCard) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def card_export_pdf(*, card: ModelCard) -> bytes:
-    """The card as a PDF for print: title block, lineage, then every section."""
-    from weasyprint import CSS, HTML  # heavy import, only when a PDF is asked for
+@dataclass(frozen=True)
+class CardSize:
+    rows: int  # performance table rows (overall and per slice)
+    characters: int  # text of every section
+
+    @property
+    def fits_a_request(self) -> bool:
+        """Small enough to print inside a web request, well within gunicorn's timeout
+        (see settings: CARD_PDF_SYNC_MAX_ROWS, CARD_PDF_SYNC_MAX_CHARACTERS)."""
+        return (
+            self.rows <= settings.CARD_PDF_SYNC_MAX_ROWS
+            and self.characters <= settings.CARD_PDF_SYNC_MAX_CHARACTERS
+        )
+
+
+def card_export_size(*, card: ModelCard) -> CardSize:
+    """How much a card's PDF has to lay out, counted without rendering anything."""
+    version = card.version
+    rows = len(version.metrics or {}) + sum(
+        len(slice_metrics)
+        for values in (version.metric_slices or {}).values()
+        for slice_metrics in values.values()
+        if isinstance(slice_metrics, dict)
+    )
+    characters = sum(
+        len(section.content) + len(json.dumps(section.data)) for section in card_sections(card=card)
+    )
+    return CardSize(rows=rows, characters=characters)
+
+
+def _no_progress(percent: int, message: str) -> None:
+    return None
+
+
+# The performance table is printed in tables of this many rows: WeasyPrint lays out a
+# table as one box, so one huge table costs far more than many short ones.
+PDF_TABLE_ROWS = 200
+
+
+def card_export_pdf(
+    *, card: ModelCard, progress: Callable[[int, str], None] = _no_progress
+) -> bytes:
+    """The card as a PDF for print: title block, lineage, then every section.
+    `progress(percent, message)` hears how far it got (the export job's page shows it)."""
+    from weasyprint import CSS, HTML
 
     version = card.version
     sections = []
@@ -339,6 +386,10 @@ def card_export_pdf(*, card: ModelCard) -> bytes:
                 "empty": section.is_empty,
             }
         )
+    performance = [
+        {**row, "label": metric_label(kind=version.model.kind, name=row["type"])}
+        for row in _performance_rows(version)
+    ]
     html = render_to_string(
         "governance/card_print.html",
         {
@@ -346,13 +397,27 @@ def card_export_pdf(*, card: ModelCard) -> bytes:
             "version": version,
             "model": version.model,
             "sections": sections,
-            "performance": [
-                {**row, "label": metric_label(kind=version.model.kind, name=row["type"])}
-                for row in _performance_rows(version)
+            "performance_tables": [
+                performance[i : i + PDF_TABLE_ROWS]
+                for i in range(0, len(performance), PDF_TABLE_ROWS)
             ],
             "missing": [section_title(k) for k in card_missing_sections(card=card)],
             "printed_at": timezone.now(),
         },
     )
+    progress(10, f"laying out {len(sections)} sections and {len(performance)} metric rows")
     stylesheet = finders.find("css/card-print.css")
-    return HTML(string=html).write_pdf(stylesheets=[CSS(filename=stylesheet)])
+    document = HTML(string=html).render(stylesheets=[CSS(filename=stylesheet)])
+    progress(80, f"writing {len(document.pages)} pages")
+    return document.write_pdf()
+
+
+def card_pdf_produce(params: dict[str, Any], progress: Callable[[int, str], None]) -> ExportFile:
+    """The export job's maker for `governance.card_pdf` (params: {"card_id": ...})."""
+    card = ModelCard.objects.select_related("version__model").get(pk=params["card_id"])
+    content = card_export_pdf(card=card, progress=progress)
+    return ExportFile(
+        content=content,
+        filename=export_filename(card=card, extension="pdf"),
+        content_type="application/pdf",
+    )
