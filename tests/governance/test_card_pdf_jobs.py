@@ -148,3 +148,19 @@ def test_card_pdf_job_refused_to_people_who_may_not_read_the_card(
         response = outsider_client.get(reverse(name, kwargs={"pk": job.pk}))
         assert response.status_code == 403, name
         assert b"%PDF" not in b"".join(getattr(response, "streaming_content", [response.content]))
+
+
+def test_export_job_page_shows_progress_while_running(big, client_for, auditor, exports_dir):
+    """While a worker prints, the partial shows its percentage and log and keeps polling."""
+    client = client_for(auditor)
+    client.get(pdf_url())
+    job = ExportJob.objects.get()
+    ExportJob.objects.filter(pk=job.pk).update(
+        state=ExportState.RUNNING, progress=40, log="18:00:00 laying out 10 sections\n"
+    )
+    partial = client.get(reverse("exports:job_progress", kwargs={"pk": job.pk})).content.decode()
+    assert 'data-testid="export-state">Running<' in partial
+    assert 'value="40"' in partial and "40%" in partial
+    assert "laying out 10 sections" in partial
+    assert 'hx-trigger="every 2s"' in partial
+    assert "Download" not in partial
