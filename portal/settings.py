@@ -374,7 +374,7 @@ EXPORT_RETENTION_HOURS = env_int("EXPORT_RETENTION_HOURS", 72, minimum=1)
 # characters of text), measured to stay within a few seconds (bench/card_pdf.py);
 # bigger cards are printed by a worker as an export job.
 CARD_PDF_SYNC_MAX_ROWS = env_int("CARD_PDF_SYNC_MAX_ROWS", 300, minimum=0)
-CARD_PDF_SYNC_MAX_CHARACTERS = env_int("CARD_PDF_SYNC_MAX_CHARACTERS", 60000, minimum=0)
+CARD_PDF_SYNC_MAX_CHARACTERS = env_int("CARD_PDF_SYNC_MAX_CHARACTERS", 30000, minimum=0)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "exports": {
