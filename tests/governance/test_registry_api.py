@@ -389,7 +389,13 @@ _versions = itertools.count(1)
 )
 @given(
     metrics=st.dictionaries(_metric_names, _metric_values | st.lists(_metric_values, min_size=1)),
-    hyperparameters=st.dictionaries(_metric_names, _metric_values | st.text(max_size=10)),
+    hyperparameters=st.dictionaries(
+        _metric_names,
+        _metric_values
+        | st.text(
+            st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=10
+        ),
+    ),
 )
 def test_register_same_body_twice_after_a_database_round_trip_is_not_a_conflict(
     db, metrics, hyperparameters
