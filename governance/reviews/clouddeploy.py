@@ -400,15 +400,27 @@ def _review_join(
 # --- out: the outbox -------------------------------------------------------------------
 
 
+def rollout_key(name: str) -> str:
+    """The rollout's name after `projects/<p>/`: the same whether the project is named by
+    its number (as Pub/Sub messages do) or its id."""
+    parts = name.split("/", 2)
+    return parts[2] if len(parts) == 3 and parts[0] == "projects" else name
+
+
 def _rollouts_of(review: Review) -> list[str]:
-    rollouts = set(
-        PubSubMessage.objects.filter(review=review, action=ACTION_REQUIRED)
-        .exclude(rollout="")
-        .values_list("rollout", flat=True)
+    names = sorted(
+        set(
+            PubSubMessage.objects.filter(review=review, action=ACTION_REQUIRED)
+            .exclude(rollout="")
+            .values_list("rollout", flat=True)
+        )
     )
     if review.source == ReviewSource.CLOUD_DEPLOY and review.external_ref:
-        rollouts.add(review.external_ref)
-    return sorted(rollouts)
+        names.insert(0, review.external_ref)
+    rollouts: dict[str, str] = {}
+    for name in names:  # one rollout named both ways gets one answer
+        rollouts.setdefault(rollout_key(name), name)
+    return sorted(rollouts.values())
 
 
 def _audit_outbox(row: RolloutApprovalOutbox, action: str, actor: Actor, **extra: object) -> None:
@@ -455,7 +467,10 @@ def _answer_write(*, review: Review, rollout: str, actor: Actor) -> RolloutAppro
     approved = review.state == ReviewState.APPROVED
     live = (
         RolloutApprovalOutbox.objects.select_for_update()
-        .filter(rollout=rollout, state__in=OUTBOX_LIVE_STATES)
+        .filter(
+            Q(rollout=rollout) | Q(rollout__endswith=f"/{rollout_key(rollout)}"),
+            state__in=OUTBOX_LIVE_STATES,
+        )
         .first()
     )
     if live is not None:

@@ -102,6 +102,9 @@ class FakeCloudDeployServer(JsonHttpFake):
     requests: list[RecordedRequest] = field(default_factory=list)
     releases: dict[str, dict[str, Any]] = field(default_factory=dict)
     rollouts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # project number -> project id: requests may name a project either way, as Cloud
+    # Deploy accepts both; records are kept, and answered, under the project id.
+    project_numbers: dict[str, str] = field(default_factory=dict)
     _failures: list[Failure] = field(default_factory=list)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -229,20 +232,27 @@ class FakeCloudDeployServer(JsonHttpFake):
                     }
                 }
 
+    def _release_name(self, parts: dict[str, str]) -> str:
+        project = self.project_numbers.get(parts["project"], parts["project"])
+        return (
+            f"projects/{project}/locations/{parts['location']}"
+            f"/deliveryPipelines/{parts['pipeline']}/releases/{parts['release']}"
+        )
+
     def _get_release(self, *, body: Any, **parts: str) -> dict[str, Any]:
-        name = _release_name(parts)
+        name = self._release_name(parts)
         if name not in self.releases:
             raise CloudDeployApiError(404, f"Resource '{name}' was not found")
         return copy.deepcopy(self.releases[name])
 
     def _get_rollout(self, *, body: Any, rollout: str, **parts: str) -> dict[str, Any]:
-        name = f"{_release_name(parts)}/rollouts/{rollout}"
+        name = f"{self._release_name(parts)}/rollouts/{rollout}"
         if name not in self.rollouts:
             raise CloudDeployApiError(404, f"Resource '{name}' was not found")
         return copy.deepcopy(self.rollouts[name])
 
     def _approve_rollout(self, *, body: Any, rollout: str, **parts: str) -> dict[str, Any]:
-        name = f"{_release_name(parts)}/rollouts/{rollout}"
+        name = f"{self._release_name(parts)}/rollouts/{rollout}"
         record = self.rollouts.get(name)
         if record is None:
             raise CloudDeployApiError(404, f"Resource '{name}' was not found")
@@ -261,13 +271,6 @@ class FakeCloudDeployServer(JsonHttpFake):
         record["state"] = "IN_PROGRESS" if approved else "APPROVAL_REJECTED"
         record["approveTime"] = rfc3339()
         return {}
-
-
-def _release_name(parts: dict[str, str]) -> str:
-    return (
-        f"projects/{parts['project']}/locations/{parts['location']}"
-        f"/deliveryPipelines/{parts['pipeline']}/releases/{parts['release']}"
-    )
 
 
 def _numeric_enums(query: dict[str, list[str]]) -> bool:

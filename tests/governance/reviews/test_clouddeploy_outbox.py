@@ -22,7 +22,12 @@ from governance.reviews.clouddeploy import (
     forward_backoff_seconds,
     rollout_answer_send,
 )
-from governance.reviews.models import OutboxState, Review, RolloutApprovalOutbox
+from governance.reviews.models import (
+    OutboxState,
+    PubSubMessage,
+    Review,
+    RolloutApprovalOutbox,
+)
 from governance.reviews.services import (
     review_decide,
     review_open,
@@ -228,6 +233,60 @@ def test_rollout_waiting_on_an_already_approved_review_is_approved_at_once(
     [approve] = approvals_sent(cloud)
     assert (approve.path, approve.body) == (f"/v1/{rollout}:approve", {"approved": True})
     assert RolloutApprovalOutbox.objects.get().state == OutboxState.SENT
+
+
+def by_number(rollout: str) -> str:
+    """The rollout's name with the project number, as Cloud Deploy's messages give it."""
+    return rollout.replace("projects/zm-ml-prod/", f"projects/{hook.PROJECT_NUMBER}/")
+
+
+@pytest.mark.django_db
+def test_rollout_named_with_the_project_number_is_answered_once(push, deploy, decide, cloud, lead):
+    """A message naming the rollout with the project number opens the review under the
+    name Cloud Deploy answers with; the same rollout named with the project id joins it,
+    and the decision answers the rollout once."""
+    rollout = deploy()
+
+    first = push(required(by_number(rollout), message_id="m-number"))
+    second = push(required(rollout, message_id="m-id"))
+
+    assert first.status_code == second.status_code == 200
+    assert (first.json()["outcome"], second.json()["outcome"]) == (
+        "review_opened",
+        "review_existing",
+    )
+    review = Review.objects.get()
+    assert review.external_ref == rollout
+    assert set(PubSubMessage.objects.values_list("rollout", flat=True)) == {rollout}
+
+    decide(review, lead)
+
+    [approve] = approvals_sent(cloud)
+    assert approve.path == f"/v1/{rollout}:approve"
+    row = RolloutApprovalOutbox.objects.get()
+    assert (row.rollout, row.state) == (rollout, OutboxState.SENT)
+    # Pub/Sub delivers another message for it later: nothing more is sent.
+    late = push(required(by_number(rollout), message_id="m-late"))
+    assert late.status_code == 200
+    assert len(approvals_sent(cloud)) == 1
+    assert RolloutApprovalOutbox.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_answer_kept_under_the_project_number_is_found_by_the_project_id(
+    waiting, decide, cloud, lead
+):
+    """An answer already sent for the rollout named with the project number counts for
+    the same rollout named with the project id: no second answer."""
+    review, rollout = waiting()
+    decide(review, lead)
+    RolloutApprovalOutbox.objects.update(rollout=by_number(rollout))
+
+    decide(Review.objects.get(pk=review.pk), lead, Verdict.WITHDRAW)
+    decide(Review.objects.get(pk=review.pk), UserFactory(roles=[DSL]))
+
+    assert len(approvals_sent(cloud)) == 1
+    assert RolloutApprovalOutbox.objects.count() == 1
 
 
 # --- not forwarded ---------------------------------------------------------------------------
