@@ -181,9 +181,11 @@ class FakeCloudDeployServer(JsonHttpFake):
         status: int,
         message: str | None = None,
         times: int | None = 1,
+        status_name: str | None = None,
     ) -> None:
         """Answer the next `times` requests matching (method, path regex) with an error;
-        `times=None` keeps failing until `clear_failures()`."""
+        `times=None` keeps failing until `clear_failures()`. `status_name` is the
+        google.rpc.Code name when the HTTP status alone does not say it (409 ABORTED)."""
         with self._lock:
             self._failures.append(
                 Failure(
@@ -192,6 +194,7 @@ class FakeCloudDeployServer(JsonHttpFake):
                     status=status,
                     message=message or f"The service is currently unavailable ({status}).",
                     remaining=times,
+                    status_name=status_name,
                 )
             )
 
@@ -216,7 +219,9 @@ class FakeCloudDeployServer(JsonHttpFake):
             try:
                 injected = self._injected_failure(method, path)
                 if injected is not None:
-                    raise CloudDeployApiError(injected.status, injected.message)
+                    raise CloudDeployApiError(
+                        injected.status, injected.message, code_name=injected.status_name
+                    )
                 for route_method, pattern, action in _ROUTES:
                     match = pattern.match(path)
                     if match and route_method == method:

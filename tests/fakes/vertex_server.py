@@ -103,7 +103,8 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ),
 ]
 _ALIAS = re.compile(r"^[a-z][a-zA-Z0-9-]{0,126}[a-z0-9-]$")
-_PIPELINE_JOB_ID = re.compile(r"^[a-z][-a-z0-9]{0,127}$")
+# A PipelineJob id is shorter than 128 characters.
+_PIPELINE_JOB_ID = re.compile(r"^[a-z][-a-z0-9]{0,126}$")
 
 
 class VertexApiError(Exception):
@@ -342,6 +343,7 @@ class FakeVertexServer(JsonHttpFake):
             raise VertexApiError(400, "model.displayName and model.artifactUri are required.")
         if not (model.get("containerSpec") or {}).get("imageUri"):
             raise VertexApiError(400, "model.containerSpec.imageUri is required.")
+        _check_labels(model.get("labels"))
         parent_model = body.get("parentModel", "")
         if parent_model:
             if parent_model not in self.models:
@@ -436,11 +438,12 @@ class FakeVertexServer(JsonHttpFake):
             job_id = f"{name_hint}-{datetime.now(UTC):%Y%m%d%H%M%S}"
         if not _PIPELINE_JOB_ID.match(job_id):
             raise VertexApiError(
-                400, f"PipelineJob id {job_id!r} must match regex [a-z][-a-z0-9]{{0,127}}."
+                400, f"PipelineJob id {job_id!r} must match regex [a-z][-a-z0-9]{{0,126}}."
             )
         spec = body.get("pipelineSpec")
         if not spec and not body.get("templateUri"):
             raise VertexApiError(400, "PipelineJob needs a pipelineSpec or a templateUri.")
+        _check_labels(body.get("labels"))
         runtime = body.get("runtimeConfig") or {}
         if not runtime.get("gcsOutputDirectory") and not (spec or {}).get("defaultPipelineRoot"):
             raise VertexApiError(
@@ -490,6 +493,21 @@ class FakeVertexServer(JsonHttpFake):
         elif job in self.pipeline_jobs:
             return self.pipeline_jobs[job]
         raise VertexApiError(404, f"PipelineJob {job} is not found.")
+
+
+_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+
+
+def _check_labels(labels: Any) -> None:
+    """Vertex AI refuses labels outside its rules (INVALID_ARGUMENT), as the API does."""
+    for key, value in (labels or {}).items():
+        if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(str(value)):
+            raise VertexApiError(
+                400,
+                f"Label {key}={value!r} is invalid: keys and values hold lowercase letters, "
+                "digits, '_' and '-', at most 63 characters.",
+            )
 
 
 def _numeric_enums(query: dict[str, list[str]]) -> bool:

@@ -9,6 +9,7 @@ import time_machine
 from google.auth.credentials import AnonymousCredentials
 
 from tests.fakes.vertex_server import FakeVertexServer
+from worker.backends.vertex_pipelines import pipeline_labels
 from worker.backends.vertex_registry import (
     RegistryModel,
     RegistryUnavailable,
@@ -263,6 +264,27 @@ def test_upload_version_adds_a_version_to_an_existing_model(
     assert call.body["parentModel"] == f"{PARENT}/models/1001"
     assert call.body["model"]["artifactUri"] == "gs://zm-ml/artifacts/forecasting/run-7"
     assert call.body["model"]["containerSpec"]["imageUri"].endswith("a" * 64)
+
+
+def test_upload_version_cleans_labels_as_pipeline_labels_are(
+    vertex_server: FakeVertexServer,
+) -> None:
+    """Model labels go through the same cleaning as pipeline job labels (lowercase,
+    other characters `_`, 63 characters): Vertex AI refuses anything else."""
+    raw = {"portal-model": "Demand.Forecasting", "semver": "2.2.0", "note": "x" * 80}
+
+    uploaded = registry_for(vertex_server).upload_version(
+        display_name="demand-forecasting",
+        artifact_uri="gs://zm-ml/artifacts/forecasting/run-8",
+        container_image="europe-docker.pkg.dev/zm-ml/serving/forecasting@sha256:" + "b" * 64,
+        labels=raw,
+    )
+
+    cleaned = {"portal-model": "demand_forecasting", "semver": "2_2_0", "note": "x" * 63}
+    assert cleaned == pipeline_labels(raw)
+    (call,) = vertex_server.requests_to("POST", r"/models:upload$")
+    assert call.body["model"]["labels"] == cleaned
+    assert uploaded.labels == cleaned
 
 
 def test_upload_version_failure_is_ours(vertex_server: FakeVertexServer) -> None:

@@ -23,6 +23,7 @@ from worker.backends.vertex_common import (
     client_options,
     timestamp,
     translate_error,
+    vertex_labels,
 )
 
 # Vertex AI's rule for a version alias (MergeVersionAliasesRequest.version_aliases).
@@ -185,7 +186,7 @@ class VertexModelRegistry:
             version_description=version_description,
             artifact_uri=artifact_uri,
             container_spec=aiplatform_v1.ModelContainerSpec(image_uri=container_image),
-            labels=dict(labels or {}),
+            labels=vertex_labels(labels),
             version_aliases=list(version_aliases),
         )
         request = aiplatform_v1.UploadModelRequest(

@@ -423,6 +423,21 @@ def test_forwarding_is_retried_after_a_503_then_sent(waiting, decide, cloud, lea
 
 
 @pytest.mark.django_db
+def test_forwarding_aborted_by_cloud_deploy_is_retried_then_sent(waiting, decide, cloud, lead):
+    """A 409 ABORTED (the rollout changed under the call) is tried again, not final."""
+    review, rollout = waiting()
+    cloud.fail("POST", APPROVE_PATH, status=409, status_name="ABORTED", message="Etag changed.")
+
+    decide(review, lead)
+
+    assert len(approvals_sent(cloud)) == 2
+    assert cloud.rollout(rollout)["approvalState"] == "APPROVED"
+    row = RolloutApprovalOutbox.objects.get()
+    assert (row.state, row.attempts) == (OutboxState.SENT, 2)
+    assert not review_audits(review, "review.clouddeploy_forward_failed")
+
+
+@pytest.mark.django_db
 def test_final_failure_is_audited_and_shown_on_the_review_page(
     waiting, decide, cloud, lead, client_for, django_capture_on_commit_callbacks
 ):
