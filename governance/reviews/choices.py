@@ -57,6 +57,8 @@ class PushOutcome(models.TextChoices):
 
 class OutboxState(models.TextChoices):
     PENDING = "pending", "Waiting to be sent"
+    # Claimed by a send task for a lease: the call to Cloud Deploy may be in flight.
+    SENDING = "sending", "Being sent"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
     # Cloud Deploy no longer waited for an answer when we looked (answered elsewhere).
@@ -68,6 +70,7 @@ class OutboxState(models.TextChoices):
 # A rollout takes one answer: these rows have it, or are about to send it.
 OUTBOX_LIVE_STATES: tuple[str, ...] = (
     OutboxState.PENDING,
+    OutboxState.SENDING,
     OutboxState.FAILED,
     OutboxState.SENT,
     OutboxState.SUPERSEDED,

@@ -6,7 +6,15 @@ proves the push is Google's and hands the message to `clouddeploy_push_receive`.
 message with `Action: Required` names the rollout; we read it and its release with
 the Cloud Deploy API, find the model version the release declares, and open (or join)
 the review of that version for the portal target the Cloud Deploy target maps to
-(settings.CLOUD_DEPLOY_TARGETS).
+(settings.CLOUD_DEPLOY_TARGETS). Messages name the rollout with the project number
+(`projects/0123456789/...`), people and tests often with the project id: the name
+kept (messages, reviews' external_ref, outbox rows) is the one Cloud Deploy's API
+answers with when we read the rollout, so both forms meet on one name.
+
+Lock order (the portal's one order, see README "Audit ledger"): joining a review takes
+the version row, its live review, then the version's outbox rows
+(`rollout_answers_lock`), before the first audit event; no lock is held across a call
+to Cloud Deploy.
 
 This module sits above the review services (it opens reviews); the answer going back
 is the outbox's (governance.reviews.clouddeploy_outbox), below them.
@@ -20,9 +28,14 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from governance.models import ModelVersion
-from governance.reviews.choices import FINAL_STATES, PushOutcome, ReviewSource
+from governance.reviews.choices import FINAL_STATES, LIVE_STATES, PushOutcome, ReviewSource
 from governance.reviews.clients import clouddeploy_approvals
-from governance.reviews.clouddeploy_outbox import ACTION_REQUIRED, CLOUDDEPLOY, rollout_answer_write
+from governance.reviews.clouddeploy_outbox import (
+    ACTION_REQUIRED,
+    CLOUDDEPLOY,
+    rollout_answer_write,
+    rollout_answers_lock,
+)
 from governance.reviews.models import PubSubMessage, Review
 from governance.reviews.services.reviews import review_open
 from portal.audit.actors import Actor
@@ -225,6 +238,9 @@ def clouddeploy_push_receive(
     if isinstance(read, str):
         return refuse(f"Cloud Deploy could not show the rollout: {read}")
     info, release = read
+    # Keep the rollout under the name Cloud Deploy answers with: a message names it with
+    # the project number, other callers with the project id (one rollout, one name).
+    rollout = info.name or rollout
     if not info.needs_approval:
         return _record(
             message,
@@ -274,6 +290,15 @@ def _review_join(
         )
         if record is None:
             return _duplicate(message)
+        # Lock order: the version, its live review for the target, the version's
+        # outbox rows, and only then (review_open, _audit_message) the chain head. A
+        # send task holds an outbox row while it audits its result: taking the row
+        # after the chain head here would wait on it in a circle.
+        ModelVersion.objects.select_for_update().filter(pk=version.pk).first()
+        Review.objects.select_for_update(of=("self",)).filter(
+            version=version, target=target, state__in=LIVE_STATES
+        ).first()
+        rollout_answers_lock(version_id=version.pk)
         try:
             review, created = review_open(
                 version=version,

@@ -274,7 +274,8 @@ class RolloutApprovalOutbox(models.Model):
     (`reviews.clouddeploy_approve`), so a decision is never lost between our commit
     and Cloud Deploy's answer, and never sent twice.
 
-    At most one live row (pending, failed, sent or superseded) per rollout.
+    At most one live row (pending, sending, failed, sent or superseded) per rollout.
+    `rollout` is the name as Cloud Deploy's API returns it (see `rollout_name_canonical`).
     """
 
     review = models.ForeignKey(Review, on_delete=models.PROTECT, related_name="rollout_approvals")

@@ -63,7 +63,7 @@ def scheduled_run(model_slug: str) -> str:
 def scheduled_run_under_former_name(model_slug: str) -> str:
     """`training.start_scheduled_run` under the name it had before task names became
     `<app>.<verb>`: a message beat queued under the old name before an upgrade still
-    starts its run. Beat's own rows were renamed by migration training 0003."""
+    starts its run. Beat's own rows were renamed by migration training 0004."""
     return scheduled_run(model_slug)
 
 
@@ -80,6 +80,10 @@ def vertex_poll(self, run_id: int) -> str:
         if not error.retryable:
             raise
         raise self.retry(exc=error, countdown=POLL_SECONDS * 2) from error
+    except TimeoutError as error:
+        # A client library's wait that ran out (e.g. an operation's result()): the work
+        # on Google's side goes on, so poll again rather than let the task die.
+        raise self.retry(exc=error, countdown=POLL_SECONDS) from error
     if not finished:
         vertex_poll.apply_async(args=[run_id], countdown=POLL_SECONDS)
     return f"run {run_id}: {'finished' if finished else 'still running'}"

@@ -5,7 +5,11 @@ Locking: every write here locks the version row first, then the review rows, the
 order the registry's writes take when they announce changed evidence (version, then
 our `reviews_evidence_changed`), so two writers never wait on each other in a circle.
 The review row lock is what turns two board members deciding at the same moment into
-one outcome: the second one waits, then sees the first one's decision.
+one outcome: the second one waits, then sees the first one's decision. A write that
+may decide a review then locks the version's Cloud Deploy outbox rows
+(`rollout_answers_lock`), all before its first audit event: the audit chain head is
+always the last lock a transaction takes (the portal's lock order, README "Audit
+ledger"), because the outbox's send task holds a row while it audits.
 """
 
 from dataclasses import dataclass
@@ -28,7 +32,7 @@ from governance.reviews.choices import (
     ReviewState,
     Verdict,
 )
-from governance.reviews.clouddeploy_outbox import rollout_answers_write
+from governance.reviews.clouddeploy_outbox import rollout_answers_lock, rollout_answers_write
 from governance.reviews.models import Review, ReviewDecision
 from governance.reviews.notifications import review_decided_notify, review_opened_notify
 from governance.reviews.selectors import missing_roles, policy_for
@@ -83,12 +87,15 @@ def _requesting_user(actor: Actor) -> User | None:
 
 
 def _lock(review: Review) -> Review:
+    """The version, the review and the version's outbox rows, in the portal's order."""
     ModelVersion.objects.select_for_update().filter(pk=review.version_id).first()
-    return (
+    locked = (
         Review.objects.select_for_update(of=("self",))
         .select_related("version__model", "requested_by")
         .get(pk=review.pk)
     )
+    rollout_answers_lock(version_id=review.version_id)
+    return locked
 
 
 def _checks_refresh(review: Review) -> None:
@@ -544,6 +551,7 @@ def reviews_expire(*, actor: Actor | None = None) -> int:
             )
             if review is None:
                 continue
+            rollout_answers_lock(version_id=version_id)
             previous_state = review.state
             _move(review, ReviewState.EXPIRED, timezone.now())
             review.save()

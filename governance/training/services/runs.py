@@ -1,7 +1,6 @@
 """The run lifecycle: start a run, execute it (on the local runner or Vertex AI),
 cancel it, and fail runs whose worker was lost."""
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -28,6 +27,7 @@ from governance.training.services.attempt import RunStopped, clock, run_audit
 from governance.training.services.local import LocalRunAttempt
 from governance.training.services.vertex import vertex_run_submit
 from portal.audit.actors import Actor
+from portal.jsonvalues import json_stored_form, json_value_check
 
 logger = logging.getLogger(__name__)
 
@@ -57,13 +57,14 @@ def params_clean(*, model: RegisteredModel, params: Any) -> dict[str, Any]:
         return {}
     if not isinstance(params, dict):
         raise ValidationError({"params": "Must be an object of parameter name to value."})
+    json_value_check(params, path="params")
     from pipelines import kind_for  # -- slow
 
     try:
         kind_for(model.kind).settings(params)
     except ValueError as error:
         raise ValidationError({"params": str(error)}) from None
-    return json.loads(json.dumps(params))
+    return json_stored_form(params)
 
 
 def run_start(

@@ -15,7 +15,7 @@ from worker.celery import app
 pytestmark = pytest.mark.django_db
 
 MIGRATION = importlib.import_module(
-    "governance.training.migrations.0003_start_scheduled_run_task_name"
+    "governance.training.migrations.0004_start_scheduled_run_task_name"
 )
 
 

@@ -28,7 +28,7 @@ def rename_backward(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("training", "0002_retraining_schedules"),
+        ("training", "0003_run_registry_operation"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
