@@ -190,7 +190,7 @@ def test_vertex_pending_upload_is_polled_again_and_uploaded_once(
     """Vertex AI answers the model upload with an operation that is not done: the poll
     task keeps the operation, asks to be run again, and the next run follows the same
     operation to the version, so the stand-in records exactly one upload."""
-    from governance.training import vertex as vertex_module
+    from governance.training.services import vertex as vertex_module
     from governance.training.tasks import vertex_poll
 
     monkeypatch.setattr(vertex_module, "UPLOAD_WAIT_SECONDS", 0)
