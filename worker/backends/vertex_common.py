@@ -6,7 +6,7 @@ Imports no portal app: plain values in and out.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from google.api_core import exceptions as google_exceptions
@@ -61,9 +61,12 @@ CAUGHT_ERRORS = (
 )
 
 
+VertexErrorT = TypeVar("VertexErrorT", bound=VertexError)
+
+
 def translate_error(
-    error: Exception, *, operation: str, error_class: type[VertexError]
-) -> VertexError:
+    error: Exception, *, operation: str, error_class: type[VertexErrorT]
+) -> VertexErrorT:
     """Turn a Google client error into our own exception type, keeping the reason."""
     if isinstance(error, google_exceptions.GoogleAPICallError):
         http_status = error.code if isinstance(error.code, int) else None

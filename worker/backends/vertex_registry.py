@@ -210,9 +210,7 @@ class VertexModelRegistry:
 
 
 def _unavailable(error: Exception, operation: str) -> RegistryUnavailable:
-    translated = translate_error(error, operation=operation, error_class=RegistryUnavailable)
-    assert isinstance(translated, RegistryUnavailable)
-    return translated
+    return translate_error(error, operation=operation, error_class=RegistryUnavailable)
 
 
 def split_version_name(resource_name: str) -> tuple[str, str]:

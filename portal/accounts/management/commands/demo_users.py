@@ -7,7 +7,8 @@ from portal.accounts.services import role_grant, user_create
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
 
-DEMO_PASSWORD = "governance-demo"  # noqa: S105  (printed to the person running the demo)
+# The demo logins' shared password, printed to the person running the demo.
+DEMO_PASSWORD = "governance-demo"  # noqa: S105  # nosec B105
 
 DEMO_USERS = [
     ("admin@zeromargin.example", "Ada Admin", [Role.PORTAL_ADMIN]),
