@@ -35,7 +35,7 @@ from governance.reviews.services import review_open
 from governance.training.choices import RunState, RunTrigger
 from governance.training.models import PipelineRun
 from portal.accounts.choices import Role
-from portal.apitokens.choices import Scope
+from portal.apitokens.scopes import scopes_in_use
 from portal.apitokens.services import apitoken_create
 from portal.audit.actors import Actor
 from portal.wsgi import application
@@ -54,29 +54,43 @@ CHECKS = [
 
 
 @pytest.fixture()
-def api_token_secret(db, make_user) -> str:
-    """A token with every scope, owned by a person holding every role, and seeded rows
-    for the generated calls to find."""
-    owner = make_user(*Role.values)
+def seeded_paths(db, api_token_secret) -> dict[str, dict]:
+    """Rows for the generated calls to find: a version with a card, a review of it
+    waiting for the board, a finished training run. {path template: its parameters}."""
     model = RegisteredModel.objects.get(slug="demand-forecasting")
     version = ModelVersionFactory(model=model, version="2.1.0", version_minor=1)
-    review_open(
+    review, _ = review_open(
         version=version,
         target=Target.STAGING,
-        requested_by_actor=owner.audit_actor(),
+        requested_by_actor=Actor.system("ci"),
         source=ReviewSource.CI,
     )
-    PipelineRun.objects.create(
+    run = PipelineRun.objects.create(
         model=model,
         trigger=RunTrigger.MANUAL,
         state=RunState.SUCCEEDED,
         planned_version="2.1.0",
         version=version,
     )
+    found = {"model": model.slug, "version": version.version}
+    return {
+        "/api/v1/gates/{model}/{version}/{target}": {**found, "target": Target.STAGING},
+        "/api/v1/models/{model}/versions": {"model": model.slug},
+        "/api/v1/models/{model}/versions/{version}": found,
+        "/api/v1/models/{model}/versions/{version}/card": found,
+        "/api/v1/reviews/{id}": {"id": review.pk},
+        "/api/v1/pipelines/runs/{id}": {"id": run.pk},
+    }
+
+
+@pytest.fixture()
+def api_token_secret(db, make_user) -> str:
+    """A token with every scope an endpoint uses, owned by a person holding every role."""
+    owner = make_user(*Role.values)
     issued = apitoken_create(
         name="schemathesis",
         owner=owner,
-        scopes=list(Scope.values),
+        scopes=scopes_in_use(),
         expires_at=None,
         actor=Actor.system("tests"),
     )
@@ -104,18 +118,27 @@ def api_schema(api_token_secret, _connection_kept):
     return schema
 
 
-def test_api_conforms_to_its_schema(api_schema, api_token_secret):
+def test_api_conforms_to_its_schema(api_schema, api_token_secret, seeded_paths):
     """Every documented operation, with valid and invalid generated input: no server
     error, documented status codes and bodies, auth enforced, invalid input refused.
+    Operations with path parameters run twice: with generated ones (mostly unknown
+    rows) and with the seeded rows' (so the answers about real rows are checked too).
     Every operation and mode runs; the failures are reported together."""
     auth = {"Authorization": f"Bearer {api_token_secret}"}
     failures: list[str] = []
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 10
-    for operation in operations:
+    assert set(seeded_paths) <= {operation.path for operation in operations}
+    runs = [(operation, None) for operation in operations] + [
+        (operation, seeded_paths[operation.path])
+        for operation in operations
+        if operation.path in seeded_paths
+    ]
+    for operation, path_parameters in runs:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            strategy = operation.as_strategy(generation_mode=mode, path_parameters=path_parameters)
 
-            @given(case=operation.as_strategy(generation_mode=mode))
+            @given(case=strategy)
             @settings(
                 max_examples=MAX_EXAMPLES,
                 deadline=None,
@@ -129,13 +152,14 @@ def test_api_conforms_to_its_schema(api_schema, api_token_secret):
             try:
                 call()
             except (SkipTest, Unsatisfiable):
-                # Nothing invalid to generate for an operation without input.
+                # Nothing invalid to generate for an operation without (free) input.
                 assert mode == GenerationMode.NEGATIVE, operation.label
                 continue
             # Schemathesis raises its distinct failures as one group: keep each
             # operation's, so one run reports them all.
             except (AssertionError, FailureGroup) as error:
-                failures.append(f"{operation.label} ({mode}):\n{error}")
+                seeded = " on seeded rows" if path_parameters else ""
+                failures.append(f"{operation.label}{seeded} ({mode}):\n{error}")
     assert not failures, "\n\n".join(failures)
 
 
