@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "portal.ui",
     "portal.health",
     "portal.notify",
+    "portal.security",
     # the apps
     "governance",
     "governance.reviews",
@@ -90,6 +91,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "social_django.middleware.SocialAuthExceptionMiddleware",
     "axes.middleware.AxesMiddleware",
+    "portal.security.middleware.RefusalRecordMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -304,6 +306,12 @@ if not DEBUG and not ATTESTATION_SIGNING_KEYS:
 # must be for this audience and signed for this service account.
 PUBSUB_PUSH_AUDIENCE = env_str("PUBSUB_PUSH_AUDIENCE", f"{PORTAL_BASE_URL}/hooks/clouddeploy")
 PUBSUB_PUSH_SERVICE_ACCOUNT = env_str("PUBSUB_PUSH_SERVICE_ACCOUNT")
+# Refused pushes one client address may send per minute before the hook answers 429.
+HOOK_REFUSAL_LIMIT = env_int("HOOK_REFUSAL_LIMIT", 20, minimum=1)
+
+# Refused requests are counted per (kind, source, window of this many seconds); only
+# the first of each window is written to the audit ledger.
+SECURITY_REFUSAL_WINDOW_SECONDS = env_int("SECURITY_REFUSAL_WINDOW_SECONDS", 600, minimum=1)
 GOOGLE_OIDC_CERTS_URL = env_str(
     "GOOGLE_OIDC_CERTS_URL", "https://www.googleapis.com/oauth2/v1/certs"
 )

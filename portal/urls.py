@@ -13,6 +13,7 @@ urlpatterns = [
     path("", include("portal.accounts.urls")),
     path("", include("portal.apitokens.urls")),
     path("", include("portal.audit.urls")),
+    path("", include("portal.security.urls")),
     path("", include("portal.health.urls")),
     path("", include("portal.notify.urls")),
     path("", include("portal.api.urls")),

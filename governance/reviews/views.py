@@ -51,6 +51,7 @@ from governance.selectors.registry import metrics_compare, production_version
 from portal.accounts.permissions import user_passes
 from portal.audit.actors import client_ip_for_request
 from portal.audit.selectors import audit_events_for_object
+from portal.security.middleware import refusal_note
 
 PAGE_SIZE = 25
 
@@ -162,6 +163,7 @@ def review_decide_view(request: HttpRequest, pk: int) -> HttpResponse:
                 client_ip=client_ip_for_request(request),
             )
         except DecisionRefused as refused:
+            refusal_note(request, code=refused.code, reason=refused.message)
             messages.error(request, refused.message)
             status = 403
         except ValidationError as error:
