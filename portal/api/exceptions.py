@@ -83,3 +83,10 @@ def api_server_error(request: HttpRequest) -> JsonResponse:
         {"error": "Internal error; it has been logged. Retrying later may help.", "fields": {}},
         status=500,
     )
+
+
+def api_database_unavailable(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(
+        {"error": "The database is briefly unavailable; try again shortly.", "fields": {}},
+        status=503,
+    )
