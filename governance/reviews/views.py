@@ -48,6 +48,7 @@ from governance.reviews.services import (
 )
 from governance.selectors.cards import card_diff, card_missing_sections, card_sections
 from governance.selectors.registry import metrics_compare, production_version
+from portal.accounts.choices import BOARD_ROLES
 from portal.accounts.permissions import user_passes
 from portal.audit.actors import client_ip_for_request
 from portal.audit.selectors import audit_events_for_object
@@ -150,7 +151,14 @@ def review_decide_view(request: HttpRequest, pk: int) -> HttpResponse:
     review = review_get(pk=pk)
     roles = decision_roles_for(review=review, user=request.user)
     withdrawing = request.POST.get("verdict") == Verdict.WITHDRAW
-    form = WithdrawForm(request.POST) if withdrawing else DecisionForm(request.POST, roles=roles)
+    # Any board role passes the form, so that deciding in a role one does not hold is
+    # refused by the service's rule (a 403, recorded as a security event), not as a
+    # malformed form.
+    form = (
+        WithdrawForm(request.POST)
+        if withdrawing
+        else DecisionForm(request.POST, roles=sorted(BOARD_ROLES))
+    )
     status = 400
     if form.is_valid():
         try:
@@ -177,6 +185,7 @@ def review_decide_view(request: HttpRequest, pk: int) -> HttpResponse:
     if withdrawing:
         context.update(form=DecisionForm(roles=roles), withdraw_form=form)
     else:
+        form.fields["role"].choices = DecisionForm(roles=roles).fields["role"].choices
         context.update(form=form, withdraw_form=WithdrawForm())
     return render(request, "reviews/review_detail.html", context, status=status)
 

@@ -92,6 +92,24 @@ def test_one_person_filling_two_role_slots_is_audited(client_for, make_user, ver
     assert ReviewDecision.objects.filter(reviewer=both).count() == 1
 
 
+def test_deciding_in_a_role_one_does_not_hold_is_refused_and_audited(
+    client_for, version, open_review, devops
+):
+    """A board member posting a role they do not hold is refused by the service's rule
+    (403, not a malformed form) and recorded with it."""
+    review = open_review(version)
+
+    response = client_for(devops).post(
+        f"/reviews/{review.pk}/decide/", {"verdict": "approve", "role": DSL}
+    )
+
+    assert response.status_code == 403
+    assert "a board role you hold" in response.content.decode()
+    [event] = refused_events()
+    assert (event.actor_id, event.payload_record.data["code"]) == (str(devops.pk), "role_not_held")
+    assert not ReviewDecision.objects.exists()
+
+
 def test_refusals_in_a_new_window_are_audited_again(client_for, version, open_review, lead):
     """The count is per window: the first refusal after the window ends is audited."""
     review = open_review(version, Target.STAGING, requester=lead)
