@@ -8,14 +8,18 @@ from a raised PermissionDenied (a service's refusal carries its `code`), the API
 exception handler and views that catch a refusal themselves call `refusal_note`.
 """
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 
 from portal.audit.actors import actor_for_request, client_ip_for_request
 from portal.security.services import refusal_source, security_refusal_record
+
+logger = logging.getLogger(__name__)
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REFUSED_STATUSES = frozenset({401, 403})
@@ -47,7 +51,12 @@ class RefusalRecordMiddleware:
             and response.status_code in REFUSED_STATUSES
             and not getattr(request, "refusals_recorded_by_view", False)
         ):
-            self._record(request, response.status_code)
+            try:
+                self._record(request, response.status_code)
+            except DatabaseError:
+                # The refusal stands even when it cannot be counted (the database
+                # failing over between the check and the record); say so in the log.
+                logger.exception("could not record a refused %s %s", request.method, request.path)
         return response
 
     def process_view(self, request: HttpRequest, view: Callable, args: Any, kwargs: Any) -> None:

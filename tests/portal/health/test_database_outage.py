@@ -131,3 +131,14 @@ def test_pages_answer_the_503_page_while_the_database_is_away(django_db_blocker)
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
     assert "cannot reach its database" in response.content.decode()
+
+
+def test_refusal_stands_when_it_cannot_be_recorded(django_db_blocker):
+    """A refused write while the database is away: the refusal (401) is still the
+    answer, although it could not be counted."""
+    client = Client(raise_request_exception=False)
+    with _database_unreachable(django_db_blocker):
+        response = client.post("/api/v1/reviews", {}, content_type="application/json")
+
+    assert response.status_code == 401
+    assert response.json()["fields"] == {}
