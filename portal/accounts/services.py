@@ -5,6 +5,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.accounts.choices import Role
+from portal.accounts.identifiers import email_normalise, validate_email_address
 from portal.accounts.models import RoleGrant, User
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
@@ -18,19 +19,37 @@ def user_create(
     actor: Actor,
     client_ip: str | None = None,
     source: str = "portal",
+    machine: bool = False,
 ) -> User:
-    """Create a user with no role. Side effects: audit `user.created`."""
-    email = User.objects.normalize_email(email).lower()
+    """Create a user with no role. Side effects: audit `user.created`.
+
+    The address is normalised and checked by the portal's one e-mail validator, so
+    every way in (the Users page, SSO, the command line) stores the same form.
+    `machine` makes an account that owns API tokens and never signs in.
+    """
+    email = email_normalise(email)
+    try:
+        validate_email_address(email)
+    except ValidationError as exc:
+        raise ValidationError({"email": exc.messages}) from exc
     with transaction.atomic():
         if User.objects.filter(email__iexact=email).exists():
             raise ValidationError({"email": "A user with this e-mail address already exists."})
-        user = User.objects.create_user(email=email, password=password, full_name=full_name)
+        user = User.objects.create_user(
+            email=email,
+            password=None if machine else password,
+            full_name=full_name,
+            is_machine=machine,
+        )
+        payload: dict = {"source": source, "password_login": password is not None and not machine}
+        if machine:
+            payload["machine"] = True
         audit_record(
             action="user.created",
             actor=actor,
             object_type="user",
             object_id=user.pk,
-            payload={"source": source, "password_login": password is not None},
+            payload=payload,
             client_ip=client_ip,
         )
     return user
@@ -55,6 +74,7 @@ def role_grant(
             client_ip=client_ip,
         )
     user.__dict__.pop("roles", None)
+    user.__dict__.pop("active_grants", None)
     return grant
 
 
@@ -96,6 +116,7 @@ def role_revoke(
             client_ip=client_ip,
         )
     user.__dict__.pop("roles", None)
+    user.__dict__.pop("active_grants", None)
     return grant
 
 
