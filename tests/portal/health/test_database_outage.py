@@ -11,6 +11,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.db import connection
 from django.test import Client, RequestFactory
 
+from portal.accounts.choices import Role
 from portal.apitokens.services import apitoken_create
 from portal.audit.actors import Actor
 
@@ -57,7 +58,7 @@ def test_connection_the_server_closed_is_replaced_before_the_next_request(make_u
     assert connection.settings_dict["CONN_HEALTH_CHECKS"] is True
     secret = apitoken_create(
         name="ci",
-        owner=make_user(),
+        owner=make_user(Role.DEVOPS),
         scopes=["gates:read"],
         expires_at=None,
         actor=Actor.system("tests"),

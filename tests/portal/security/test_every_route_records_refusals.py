@@ -38,11 +38,12 @@ def test_the_walk_finds_api_routes():
 
 @pytest.mark.parametrize("route", API_ROUTES)
 def test_refused_post_by_a_token_is_recorded(client, make_user, route):
-    """A token without the scope posting to any API route: counted against the token."""
+    """A token that may only ask gates, posting to any API route: where it is refused,
+    the refusal is counted against the token."""
     token = apitoken_create(
         name="reader",
         owner=make_user(Role.PORTAL_ADMIN),
-        scopes=["audit:read"],
+        scopes=["gates:read"],
         expires_at=None,
         actor=Actor.system("tests"),
     )
