@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("portal.audit.urls")),
     path("", include("portal.health.urls")),
     path("", include("portal.notify.urls")),
+    path("", include("portal.changes.urls")),
     path("", include("portal.api.urls")),
     path("", include("governance.urls")),
     path("", include("governance.api.urls")),

@@ -6,6 +6,7 @@ from django.template import loader
 from portal.accounts.choices import Role
 from portal.api.exceptions import api_not_found, api_server_error
 from portal.audit.selectors import audit_events_recent
+from portal.changes.selectors import changes_pending_for
 from portal.ui.navigation import sections_for
 
 
@@ -16,7 +17,12 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "ui/home.html",
-        {"sections": sections_for(user), "recent_events": recent, "has_roles": bool(user.roles)},
+        {
+            "sections": sections_for(user),
+            "recent_events": recent,
+            "has_roles": bool(user.roles),
+            "pending_changes": changes_pending_for(user=user),
+        },
     )
 
 
