@@ -243,6 +243,7 @@ def policy_override_delete(
     of `change_propose`."""
     if policy.model_id is None:
         raise ValidationError({"policy": "A target's default policy cannot be removed."})
+    policy = ReviewPolicy.objects.select_related("model").get(pk=policy.pk)
     default = ReviewPolicy.objects.filter(model__isnull=True, target=policy.target).first()
     loosenings = (
         policy_loosenings(before=_rules(policy), after=_rules(default)) if default else ["no rules"]
