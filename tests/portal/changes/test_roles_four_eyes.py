@@ -4,6 +4,8 @@ the proposer, never the person it is about) approves, and only then does it appl
 import pytest
 import time_machine
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -220,3 +222,17 @@ def test_change_pages_are_refused_to_non_admins(client_for, admin_user, outsider
     assert client.post(reverse("changes:change_reject", args=[change.pk])).status_code == 403
     change.refresh_from_db()
     assert change.state == ChangeState.PENDING
+
+
+@pytest.mark.parametrize("count", [1, 4])
+def test_change_list_query_count_does_not_grow(client_for, admin_user, make_user, count):
+    """The list page costs the same number of queries for one change or several."""
+    second = make_user(Role.PORTAL_ADMIN)
+    for _ in range(count):
+        change = role_grant(user=make_user(), role=Role.DEVOPS, granted_by=admin_user)
+        change_approve(change=change, approved_by=second)
+    client = client_for(admin_user)
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get(reverse("changes:change_list")).content.decode()
+    assert html.count("Grant DevOps to") == count
+    assert len(queries) == 5
