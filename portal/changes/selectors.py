@@ -2,7 +2,7 @@
 
 from django.db.models import Q, QuerySet
 
-from portal.accounts.choices import Role
+from portal.accounts.choices import BOARD_ROLES, Role
 from portal.accounts.models import User
 from portal.changes.choices import ChangeState
 from portal.changes.models import ChangeRequest
@@ -25,6 +25,20 @@ def changes_pending_for(*, user: User) -> list[ChangeRequest]:
         .order_by("expires_at")
     )
     return [change for change in pending if user.pk not in change.subject_user_ids]
+
+
+def changes_pending_shown_to_board(*, user: User) -> list[ChangeRequest]:
+    """Pending requests a board member who is not an admin is shown (to read, not to
+    decide): the board hears of every change to who approves or how."""
+    if not user.is_authenticated or user.has_role(Role.PORTAL_ADMIN):
+        return []
+    if not user.has_role(*BOARD_ROLES):
+        return []
+    return list(
+        ChangeRequest.objects.filter(state=ChangeState.PENDING)
+        .select_related("proposed_by")
+        .order_by("expires_at")
+    )
 
 
 def changes_about_user(*, user: User) -> QuerySet[ChangeRequest]:

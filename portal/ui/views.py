@@ -6,7 +6,7 @@ from django.template import loader
 from portal.accounts.choices import Role
 from portal.api.exceptions import api_not_found, api_server_error
 from portal.audit.selectors import audit_events_recent
-from portal.changes.selectors import changes_pending_for
+from portal.changes.selectors import changes_pending_for, changes_pending_shown_to_board
 from portal.ui.navigation import sections_for
 
 
@@ -22,6 +22,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "recent_events": recent,
             "has_roles": bool(user.roles),
             "pending_changes": changes_pending_for(user=user),
+            "board_pending_changes": changes_pending_shown_to_board(user=user),
         },
     )
 

@@ -209,7 +209,10 @@ def test_home_page_lists_pending_changes_to_those_who_may_decide(
     link = reverse("changes:change_detail", args=[change.pk])
     assert link in client_for(second_admin).get("/").content.decode()
     assert link not in client_for(admin_user).get("/").content.decode()  # the proposer
-    assert link not in client_for(make_user(Role.DEVOPS)).get("/").content.decode()
+    board_home = client_for(make_user(Role.DEVOPS)).get("/").content.decode()
+    assert link not in board_home  # the board reads it, admins decide it
+    assert f"Grant DevOps to {outsider.email}" in board_home
+    assert "Grant DevOps" not in client_for(make_user(Role.AUDITOR)).get("/").content.decode()
 
 
 @pytest.mark.parametrize("role", [r for r in Role if r != Role.PORTAL_ADMIN])
