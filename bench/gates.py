@@ -144,7 +144,7 @@ def _seed() -> str:
     from governance.services.cards import card_section_write
     from portal.accounts.choices import Role
     from portal.accounts.models import User
-    from portal.accounts.services import user_create
+    from portal.accounts.services import role_grant, user_create
     from portal.apitokens.choices import Scope
     from portal.apitokens.services import apitoken_create
     from portal.audit.actors import Actor
@@ -198,7 +198,9 @@ def _seed() -> str:
         state = approve(version, Target.PRODUCTION, production_roles)
         if state != wanted:
             raise BenchFailed(f"{slug} {number} for production is {state}, expected {wanted}")
-    ci = user_create(email="ci-bench@zeromargin.example", full_name="CI", actor=actor)
+    ci = user_create(email="ci-bench@zeromargin.example", full_name="CI", actor=actor, machine=True)
+    # A token does only what its owner may: the CI account reads as an auditor does.
+    role_grant(user=ci, role=Role.AUDITOR, granted_by=None)
     issued = apitoken_create(
         name="gate benchmark", owner=ci, scopes=[Scope.GATES_READ], expires_at=None, actor=actor
     )

@@ -170,7 +170,13 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_USERNAME_FORM_FIELD = "username"
-AXES_IPWARE_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0) or None
+# Load balancers in front of the portal: each appends the address it saw to
+# X-Forwarded-For, so the client is the hop this many places from the right. One
+# function reads it for the lockouts, the audit trail and rate limits alike.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+AXES_CLIENT_IP_CALLABLE = "portal.audit.actors.client_ip_for_request"
+# The lockout key's username is normalised as the sign-in form normalises it.
+AXES_USERNAME_CALLABLE = "portal.accounts.identifiers.axes_username"
 AXES_VERBOSE = False
 
 # Google SSO, restricted to the client's Workspace domain.
@@ -194,12 +200,28 @@ GOOGLE_OAUTH2_USERINFO_URL = env_str(
 )
 SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = GOOGLE_OAUTH2_KEY
 SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = GOOGLE_OAUTH2_SECRET
-SOCIAL_AUTH_GOOGLE_OAUTH2_WHITELISTED_DOMAINS = (
-    [GOOGLE_WORKSPACE_DOMAIN] if GOOGLE_WORKSPACE_DOMAIN else []
-)
-SOCIAL_AUTH_GOOGLE_OAUTH2_AUTH_EXTRA_ARGUMENTS = (
-    {"hd": GOOGLE_WORKSPACE_DOMAIN} if GOOGLE_WORKSPACE_DOMAIN else {}
-)
+
+
+def google_workspace_settings(domain: str) -> dict:
+    """The settings that restrict Google SSO to one Workspace domain: social-auth's
+    allowed domains, and `hd` on the authorization request so Google offers only
+    accounts of that domain. The tests' OAuth stand-in uses this same function."""
+    domain = domain.strip().lower()
+    return {
+        "GOOGLE_WORKSPACE_DOMAIN": domain,
+        "SOCIAL_AUTH_GOOGLE_OAUTH2_WHITELISTED_DOMAINS": [domain] if domain else [],
+        "SOCIAL_AUTH_GOOGLE_OAUTH2_AUTH_EXTRA_ARGUMENTS": {"hd": domain} if domain else {},
+    }
+
+
+_workspace = google_workspace_settings(GOOGLE_WORKSPACE_DOMAIN)
+GOOGLE_WORKSPACE_DOMAIN = _workspace["GOOGLE_WORKSPACE_DOMAIN"]
+SOCIAL_AUTH_GOOGLE_OAUTH2_WHITELISTED_DOMAINS = _workspace[
+    "SOCIAL_AUTH_GOOGLE_OAUTH2_WHITELISTED_DOMAINS"
+]
+SOCIAL_AUTH_GOOGLE_OAUTH2_AUTH_EXTRA_ARGUMENTS = _workspace[
+    "SOCIAL_AUTH_GOOGLE_OAUTH2_AUTH_EXTRA_ARGUMENTS"
+]
 SOCIAL_AUTH_USER_MODEL = AUTH_USER_MODEL
 SOCIAL_AUTH_USERNAME_IS_FULL_EMAIL = True
 SOCIAL_AUTH_JSONFIELD_ENABLED = True
@@ -238,7 +260,8 @@ SPECTACULAR_SETTINGS = {
     "Machines authenticate with `Authorization: Bearer <token>`.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Any signed-in person reads the schema; a token only while its owner holds a role.
+    "SERVE_PERMISSIONS": ["portal.apitokens.permissions.HasRequiredScopes"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

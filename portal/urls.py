@@ -4,9 +4,14 @@ from django.contrib import admin
 from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 
+from portal.admin_readonly import admin_site_read_only
+
 admin.site.site_header = "Governance portal: Django admin"
 # The Django admin signs in through the portal's own login (rate-limited, SSO-aware).
 admin.site.login = login_required(admin.site.login)
+# Shown, never edited there: periodic tasks, SSO links, groups, lockouts and the rest
+# change in the portal, where every change is audited.
+admin_site_read_only(admin.site)
 
 urlpatterns = [
     path("", include("portal.ui.urls")),

@@ -23,7 +23,6 @@ from governance.training.services import RunAlreadyActive, run_start
 from portal.api.exceptions import Conflict
 from portal.api.inputs import input_validated
 from portal.apitokens.choices import Scope
-from portal.apitokens.models import ApiToken
 from portal.audit.actors import actor_for_request, client_ip_for_request
 
 ERROR = inline_serializer(
@@ -116,7 +115,8 @@ class RunStartApi(APIView):
         if model is None:
             known = ", ".join(RegisteredModel.objects.values_list("slug", flat=True))
             raise ValidationError({"model": f"No model {data['model']!r}. Known models: {known}."})
-        if not isinstance(request.auth, ApiToken) and not may_start_run(request.user, model):
+        # A token is judged by its owner's rights, as the owner's own session would be.
+        if not may_start_run(request.user, model):
             raise PermissionDenied("Only its owner, data science leads and admins retrain it.")
         try:
             run = run_start(

@@ -2,19 +2,22 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
 from portal.accounts.choices import Role
+from portal.accounts.identifiers import EmailAddressField
 from portal.accounts.models import User
 
 
 class EmailAuthenticationForm(AuthenticationForm):
-    username = forms.EmailField(label="E-mail", widget=forms.EmailInput(attrs={"autofocus": True}))
+    # Normalised before the backends and the lockout see it: `Auditor@Example` is
+    # the login `auditor@example`.
+    username = EmailAddressField(label="E-mail", widget=forms.EmailInput(attrs={"autofocus": True}))
 
 
 class UserCreateForm(forms.Form):
-    email = forms.EmailField(label="E-mail")
+    email = EmailAddressField(label="E-mail")
     full_name = forms.CharField(label="Full name", max_length=150, required=False)
 
     def clean_email(self) -> str:
-        email = self.cleaned_data["email"].lower()
+        email = self.cleaned_data["email"]
         if User.objects.filter(email__iexact=email).exists():
             raise forms.ValidationError("A user with this e-mail address already exists.")
         return email
@@ -34,5 +37,5 @@ class RoleForm(forms.Form):
 
 
 class UserFilterForm(forms.Form):
-    q = forms.CharField(label="Search", required=False)
+    q = forms.CharField(label="Search", required=False, max_length=254)
     role = forms.ChoiceField(choices=[("", "Any role"), *Role.choices], required=False)

@@ -7,6 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from portal.accounts.choices import BOARD_ROLES, Role
+from portal.accounts.identifiers import email_normalise
 from portal.audit.actors import Actor
 from portal.audit.choices import ActorType
 
@@ -17,10 +18,14 @@ class UserManager(BaseUserManager["User"]):
     def create_user(self, email: str, password: str | None = None, **extra: object) -> "User":
         if not email:
             raise ValueError("an e-mail address is required")
-        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user = self.model(email=email_normalise(email), **extra)
         user.set_password(password)  # None gives an unusable password (SSO-only users)
         user.save(using=self._db)
         return user
+
+    def get_by_natural_key(self, username: str | None) -> "User":
+        # The login is case-insensitive: addresses are stored normalised.
+        return self.get(email=email_normalise(username or ""))
 
     def create_superuser(self, email: str, password: str | None = None, **extra: object) -> "User":
         extra.setdefault("is_staff", True)
@@ -39,6 +44,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     full_name = models.CharField(max_length=150, blank=True)
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
+    # A machine account owns API tokens (CI pipelines): it is no person, is listed
+    # apart from people and never signs in.
+    is_machine = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
 
     objects = UserManager()
@@ -58,9 +66,19 @@ class User(AbstractBaseUser, PermissionsMixin):
         """The roles this user holds now (cached for the request)."""
         if not self.pk:
             return frozenset()
+        # Read with the user when a query prefetched the active grants (token lookups).
+        prefetched = self.__dict__.get("active_grants")
+        if prefetched is not None:
+            return frozenset(grant.role for grant in prefetched)
         return frozenset(
             self.role_grants.filter(revoked_at__isnull=True).values_list("role", flat=True)
         )
+
+    def check_password(self, raw_password: str | None) -> bool:
+        # A machine account never signs in with a password, whatever is stored.
+        if self.is_machine:
+            return False
+        return super().check_password(raw_password)
 
     def has_role(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))

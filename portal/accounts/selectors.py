@@ -8,8 +8,9 @@ from django.db.models import Prefetch, Q, QuerySet
 from portal.accounts.models import RoleGrant, User
 
 
-def users_list(*, search: str = "", role: str = "") -> QuerySet[User]:
-    users = User.objects.prefetch_related(
+def users_list(*, search: str = "", role: str = "", machines: bool = False) -> QuerySet[User]:
+    """People (or, with `machines`, the machine accounts that own API tokens)."""
+    users = User.objects.filter(is_machine=machines).prefetch_related(
         Prefetch(
             "role_grants",
             queryset=RoleGrant.objects.filter(revoked_at__isnull=True),
@@ -25,7 +26,10 @@ def users_list(*, search: str = "", role: str = "") -> QuerySet[User]:
 
 def users_with_role(*, role: str) -> QuerySet[User]:
     return User.objects.filter(
-        is_active=True, role_grants__role=role, role_grants__revoked_at__isnull=True
+        is_active=True,
+        is_machine=False,
+        role_grants__role=role,
+        role_grants__revoked_at__isnull=True,
     ).distinct()
 
 

@@ -18,6 +18,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from portal.accounts.choices import FOUR_EYES_ROLES, Role
+from portal.accounts.identifiers import email_normalise, validate_email_address
 from portal.accounts.models import RoleGrant, User
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
@@ -36,26 +37,39 @@ def user_create(
     actor: Actor,
     client_ip: str | None = None,
     source: str = "portal",
+    machine: bool = False,
     send_set_password_link: bool = False,
 ) -> User:
-    """Create a user with no role and no usable password.
+    """Create a user with no role and no usable password. Side effects: audit
+    `user.created`; after commit, the e-mail below.
 
-    With `send_set_password_link` (an admin adding someone) and password sign-in on,
-    the person is e-mailed a one-time link to choose their own password. Side effects:
-    audit `user.created`; after commit, that e-mail.
+    The address is normalised and checked by the portal's one e-mail validator, so
+    every way in (the Users page, SSO, the command line) stores the same form.
+    `machine` makes an account that owns API tokens and never signs in. With
+    `send_set_password_link` (an admin adding a person) and password sign-in on, the
+    person is e-mailed a one-time link to choose their own password.
     """
-    email = User.objects.normalize_email(email).lower()
+    email = email_normalise(email)
+    try:
+        validate_email_address(email)
+    except ValidationError as exc:
+        raise ValidationError({"email": exc.messages}) from exc
     with transaction.atomic():
         if User.objects.filter(email__iexact=email).exists():
             raise ValidationError({"email": "A user with this e-mail address already exists."})
-        user = User.objects.create_user(email=email, password=None, full_name=full_name)
-        link = send_set_password_link and _password_login_allowed()
+        user = User.objects.create_user(
+            email=email, password=None, full_name=full_name, is_machine=machine
+        )
+        link = send_set_password_link and not machine and _password_login_allowed()
+        payload: dict = {"source": source, "set_password_link": link}
+        if machine:
+            payload["machine"] = True
         audit_record(
             action="user.created",
             actor=actor,
             object_type="user",
             object_id=user.pk,
-            payload={"source": source, "set_password_link": link},
+            payload=payload,
             client_ip=client_ip,
         )
         if link:
@@ -219,6 +233,7 @@ def _role_grant_apply(
                 user=user, role=role, gained=True, actor=actor, event_id=f"role-grant-{grant.pk}"
             )
     user.__dict__.pop("roles", None)
+    user.__dict__.pop("active_grants", None)
     return grant
 
 
@@ -281,6 +296,7 @@ def role_revoke(
                 user=user, role=role, gained=False, actor=actor, event_id=f"role-revoke-{grant.pk}"
             )
     user.__dict__.pop("roles", None)
+    user.__dict__.pop("active_grants", None)
     return grant
 
 

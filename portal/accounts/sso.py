@@ -6,9 +6,10 @@ from django.conf import settings
 from social_core.backends.google import GoogleOAuth2
 from social_core.exceptions import AuthConfigurationError, AuthPolicyError
 
+from portal.accounts.identifiers import email_normalise
 from portal.accounts.models import User
 from portal.accounts.services import user_create
-from portal.audit.actors import Actor
+from portal.audit.actors import Actor, client_ip_for_request
 
 
 class GoogleWorkspaceOAuth2(GoogleOAuth2):
@@ -51,10 +52,14 @@ def associate_by_verified_email(
     Safe only because Google has verified the address and the domain is ours.
     """
     if user is not None:
+        if user.is_machine:
+            raise AuthPolicyError(backend, code="authentication_disallowed", stage="pipeline")
         return None
-    email = (details.get("email") or "").lower()
-    existing = User.objects.filter(email__iexact=email).first()
+    email = email_normalise(details.get("email") or "")
+    existing = User.objects.filter(email=email).first()
     if existing is not None:
+        if existing.is_machine:  # a machine account never signs in
+            raise AuthPolicyError(backend, code="authentication_disallowed", stage="pipeline")
         return {"user": existing, "is_new": False}
     return None
 
@@ -67,9 +72,9 @@ def create_user_without_roles(
         return None
     strategy = kwargs.get("strategy") or backend.strategy
     request = getattr(strategy, "request", None)
-    client_ip = request.META.get("REMOTE_ADDR") if request is not None else None
+    client_ip = client_ip_for_request(request) if request is not None else None
     new_user = user_create(
-        email=details["email"],
+        email=email_normalise(details["email"]),
         full_name=details.get("fullname") or "",
         actor=Actor.system("sso"),
         client_ip=client_ip,

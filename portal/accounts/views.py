@@ -80,7 +80,12 @@ def user_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "accounts/user_list.html",
-        {"page": page, "filters": filters or UserFilterForm(), "create_form": UserCreateForm()},
+        {
+            "page": page,
+            "filters": filters or UserFilterForm(),
+            "create_form": UserCreateForm(),
+            "machines": users_list(machines=True),
+        },
     )
 
 

@@ -2,12 +2,14 @@ from django.db import models
 
 
 class Scope(models.TextChoices):
+    """Every scope a token may name. Only those an endpoint requires are offered
+    (portal.apitokens.scopes): `audit:read` waits for its endpoint."""
+
     REGISTRY_READ = "registry:read", "Read models, versions and cards"
     REGISTRY_WRITE = "registry:write", "Register model versions"
     REVIEWS_READ = "reviews:read", "Read reviews"
     REVIEWS_WRITE = "reviews:write", "Open reviews"
     GATES_READ = "gates:read", "Ask deployment gates"
-    MONITORING_WRITE = "monitoring:write", "Send alerts and metric samples"
     PIPELINES_READ = "pipelines:read", "Read training runs"
     PIPELINES_WRITE = "pipelines:write", "Start training runs"
     AUDIT_READ = "audit:read", "Read the audit trail"

@@ -6,10 +6,12 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Prefetch
 from django.utils import timezone
 
-from portal.apitokens.choices import Scope
+from portal.accounts.models import RoleGrant, User
 from portal.apitokens.models import ApiToken, token_hash
+from portal.apitokens.scopes import scopes_allowed_for, scopes_in_use
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
 
@@ -25,14 +27,19 @@ class IssuedToken:
 def apitoken_create(
     *,
     name: str,
-    owner: object,
+    owner: User,
     scopes: list[str],
     expires_at: datetime | None,
     actor: Actor,
     client_ip: str | None = None,
 ) -> IssuedToken:
-    """Issue a token. Side effects: audit `apitoken.created` (without the secret)."""
-    unknown = sorted(set(scopes) - set(Scope.values))
+    """Issue a token. Side effects: audit `apitoken.created` (without the secret).
+
+    Refuses scopes no endpoint uses and scopes the owner's roles do not allow now
+    (the same roles their own session would need for the endpoints of that scope).
+    """
+    unknown = sorted(set(scopes) - set(scopes_in_use()))
+    beyond_owner = sorted(set(scopes) - set(unknown) - set(scopes_allowed_for(owner.roles)))
     errors: dict[str, str] = {}
     if not name.strip():
         errors["name"] = "A token needs a name."
@@ -40,6 +47,11 @@ def apitoken_create(
         errors["scopes"] = "Choose at least one scope."
     elif unknown:
         errors["scopes"] = f"Unknown scopes: {', '.join(unknown)}."
+    elif beyond_owner:
+        errors["scopes"] = (
+            f"The owner's roles do not allow: {', '.join(beyond_owner)}. "
+            "A token can do only what its owner may do."
+        )
     if expires_at is not None and expires_at <= timezone.now():
         errors["expires_at"] = "The expiry must be in the future."
     if errors:
@@ -90,11 +102,25 @@ def apitoken_revoke(*, token: ApiToken, actor: Actor, client_ip: str | None = No
 
 
 def apitoken_authenticate(*, presented: str) -> ApiToken | None:
-    """The active token matching a presented secret, or None. Updates last-used time."""
+    """The active token matching a presented secret, or None. Updates last-used time.
+
+    The owner comes with the token, and the owner's current roles with them (read once
+    here, checked by the permission on every request); a deactivated owner's tokens
+    authenticate nothing.
+    """
     if not presented.startswith(TOKEN_PREFIX):
         return None
     token = (
-        ApiToken.objects.select_related("owner").filter(secret_hash=token_hash(presented)).first()
+        ApiToken.objects.select_related("owner")
+        .prefetch_related(
+            Prefetch(
+                "owner__role_grants",
+                queryset=RoleGrant.objects.filter(revoked_at__isnull=True),
+                to_attr="active_grants",
+            )
+        )
+        .filter(secret_hash=token_hash(presented))
+        .first()
     )
     if token is None or not token.is_active or not token.owner.is_active:
         return None

@@ -22,14 +22,16 @@ def _list_context(request: HttpRequest, form: ApiTokenCreateForm) -> dict:
 @user_passes(may_manage_tokens)
 def token_list(request: HttpRequest) -> HttpResponse:
     return render(
-        request, "apitokens/token_list.html", _list_context(request, ApiTokenCreateForm())
+        request,
+        "apitokens/token_list.html",
+        _list_context(request, ApiTokenCreateForm(owner=request.user)),
     )
 
 
 @user_passes(may_manage_tokens)
 @require_POST
 def token_create(request: HttpRequest) -> HttpResponse:
-    form = ApiTokenCreateForm(request.POST)
+    form = ApiTokenCreateForm(request.POST, owner=request.user)
     if form.is_valid():
         try:
             issued = apitoken_create(

@@ -1,5 +1,6 @@
 """Who did something, as the ledger records it: a pseudonymous id, never a name."""
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,15 +40,25 @@ def actor_for_request(request: HttpRequest) -> Actor:
 
 
 def client_ip_for_request(request: HttpRequest) -> str | None:
-    """REMOTE_ADDR, or the address the trusted proxies in front of us saw.
+    """The client's address: REMOTE_ADDR, or the one the trusted proxies in front of us saw.
 
-    Only the last TRUSTED_PROXY_COUNT hops of X-Forwarded-For are ours; anything left
-    of them is whatever the client chose to send.
+    The portal's one reading of a client address (audit trail, sign-in lockouts, rate
+    limits). Each of TRUSTED_PROXY_COUNT load balancers appends the address it received
+    from to X-Forwarded-For, so the client is that many hops from the right; anything
+    further left is whatever the client chose to send and is never trusted.
     """
-    proxies = getattr(settings, "AXES_IPWARE_PROXY_COUNT", None) or 0
+    proxies = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
     if proxies and forwarded:
         hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-        if len(hops) >= proxies:
+        if len(hops) >= proxies and _is_ip(hops[-proxies]):
             return hops[-proxies]
     return request.META.get("REMOTE_ADDR") or None
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True

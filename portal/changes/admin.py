@@ -1,23 +1,14 @@
 from django.contrib import admin
 
+from portal.admin_readonly import ReadOnlyAdminMixin
 from portal.changes.models import ApprovedConfiguration, ChangeRequest
 
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    # Governance changes are proposed and decided in the portal (or by operators on
-    # the server), where the four-eyes rule holds; the Django admin only shows them.
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+# Governance changes are proposed and decided in the portal (or by operators on the
+# server), where the four-eyes rule holds; the Django admin only shows them.
 
 
 @admin.register(ChangeRequest)
-class ChangeRequestAdmin(ReadOnlyAdmin):
+class ChangeRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "pk",
         "kind",
@@ -31,5 +22,5 @@ class ChangeRequestAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ApprovedConfiguration)
-class ApprovedConfigurationAdmin(ReadOnlyAdmin):
+class ApprovedConfigurationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("name", "approved_at")

@@ -115,7 +115,7 @@ def test_board_approves_production_review_in_browser_and_gate_opens(
     version = _version_ready_for_production(owner, lead, devops)
     ci = apitoken_create(
         name="ci gate",
-        owner=make_user(),
+        owner=make_user(Role.AUDITOR),  # a token does only what its owner may: read gates
         scopes=[Scope.GATES_READ],
         expires_at=None,
         actor=Actor.system("tests"),

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from portal.settings import google_workspace_settings
+
 
 @dataclass
 class FakeGoogle:
@@ -104,9 +106,8 @@ class FakeGoogle:
             "SSO_ENABLED": True,
             "SOCIAL_AUTH_GOOGLE_OAUTH2_KEY": self.client_id,
             "SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET": self.client_secret,
-            "GOOGLE_WORKSPACE_DOMAIN": "zeromargin.example",
-            "SOCIAL_AUTH_GOOGLE_OAUTH2_WHITELISTED_DOMAINS": ["zeromargin.example"],
-            "SOCIAL_AUTH_GOOGLE_OAUTH2_AUTH_EXTRA_ARGUMENTS": {"hd": "zeromargin.example"},
+            # the domain restriction exactly as production settings build it
+            **google_workspace_settings("zeromargin.example"),
             "GOOGLE_OAUTH2_AUTH_URL": f"{self.base_url}/o/oauth2/auth",
             "GOOGLE_OAUTH2_TOKEN_URL": f"{self.base_url}/token",
             "GOOGLE_OAUTH2_USERINFO_URL": f"{self.base_url}/userinfo",

@@ -7,6 +7,7 @@ import pytest
 
 from governance.models import ModelVersion
 from governance.services.registry import version_register
+from portal.accounts.choices import Role
 from portal.apitokens.services import apitoken_create
 from portal.audit.actors import Actor
 
@@ -54,10 +55,14 @@ def register(db):
 
 @pytest.fixture()
 def token(db, make_user):
-    """token("registry:write") -> (secret, ApiToken)"""
+    """token("registry:write", owner=None) -> (secret, ApiToken)
 
-    def make(*scopes: str):
-        owner = make_user()
+    The owner defaults to a data science lead, whose roles allow every scope: a token
+    does only what its owner may.
+    """
+
+    def make(*scopes: str, owner=None):
+        owner = owner or make_user(Role.DATA_SCIENCE_LEAD)
         issued = apitoken_create(
             name="ci", owner=owner, scopes=list(scopes), expires_at=None, actor=CI
         )
@@ -70,8 +75,8 @@ def token(db, make_user):
 def bearer(client, token):
     """bearer("registry:read") -> a client sending that token, plus the token record."""
 
-    def make(*scopes: str):
-        secret, record = token(*scopes)
+    def make(*scopes: str, owner=None):
+        secret, record = token(*scopes, owner=owner)
         client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
         return client, record
 

@@ -90,7 +90,7 @@ def api_token(db, make_user):
     def make(*scopes: str, owner=None):
         issued = apitoken_create(
             name="ci",
-            owner=owner or make_user(),
+            owner=owner or make_user(Role.DATA_SCIENCE_LEAD),
             scopes=list(scopes),
             expires_at=None,
             actor=Actor.system("tests"),

@@ -161,7 +161,16 @@ def test_admin_sees_and_revokes_every_token(client_for, admin_user, devops):
 def test_apitoken_command_creates_lists_and_revokes():
     out, err = io.StringIO(), io.StringIO()
     call_command(
-        "apitoken", "create", "--name", "ci", "--scopes", "gates:read", stdout=out, stderr=err
+        "apitoken",
+        "create",
+        "--name",
+        "ci",
+        "--machine-role",
+        "auditor",
+        "--scopes",
+        "gates:read",
+        stdout=out,
+        stderr=err,
     )
     secret = out.getvalue().strip()
     token = ApiToken.objects.get(name="ci")
@@ -177,3 +186,70 @@ def test_apitoken_command_creates_lists_and_revokes():
 def test_apitoken_command_refuses_unknown_scope():
     with pytest.raises(CommandError, match="Unknown scopes"):
         call_command("apitoken", "create", "--name", "ci", "--scopes", "root", stdout=io.StringIO())
+
+
+def test_apitoken_command_without_owner_uses_a_machine_account_that_is_no_person(
+    client, client_for, admin_user
+):
+    """The machine owner is flagged, listed apart from people, and never signs in."""
+    from portal.accounts.models import User
+    from tests.factories import DEFAULT_PASSWORD
+
+    call_command(
+        "apitoken",
+        "create",
+        "--name",
+        "ci",
+        "--machine-role",
+        "model_owner",
+        "--scopes",
+        "registry:write,reviews:write,gates:read",
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
+    machine = ApiToken.objects.get(name="ci").owner
+    assert machine.is_machine and machine.roles == {Role.MODEL_OWNER}
+    assert AuditEvent.objects.filter(action="role.granted", object_id=str(machine.pk)).exists()
+    page = client_for(admin_user).get(reverse("accounts:user_list")).content.decode()
+    people, _, machines = page.partition("<h2>Machine accounts</h2>")
+    assert machine.email not in people and machine.email in machines
+    machine.set_password(DEFAULT_PASSWORD)
+    machine.save()
+    client.logout()
+    client.post(
+        reverse("accounts:login"), {"username": machine.email, "password": DEFAULT_PASSWORD}
+    )
+    assert "_auth_user_id" not in client.session
+    assert User.objects.filter(is_machine=True).count() == 1
+
+
+def test_apitoken_command_machine_account_without_a_role_gets_no_scope():
+    """A token of the machine account can do only what its roles allow: none, nothing."""
+    with pytest.raises(CommandError, match="owner's roles do not allow: gates:read"):
+        call_command(
+            "apitoken",
+            "create",
+            "--name",
+            "ci",
+            "--scopes",
+            "gates:read",
+            stdout=io.StringIO(),
+            stderr=io.StringIO(),
+        )
+
+
+def test_apitoken_command_finds_the_owner_whatever_the_case(make_user):
+    owner = make_user(Role.AUDITOR, email="auditor@zeromargin.example")
+    call_command(
+        "apitoken",
+        "create",
+        "--name",
+        "ci",
+        "--owner",
+        "Auditor@ZeroMargin.example",
+        "--scopes",
+        "gates:read",
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
+    assert ApiToken.objects.get(name="ci").owner == owner

@@ -5,9 +5,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
+from portal.accounts.choices import Role
+from portal.accounts.identifiers import email_normalise
 from portal.accounts.models import User
-from portal.apitokens.choices import Scope
+from portal.accounts.services import role_grant, user_create
 from portal.apitokens.models import ApiToken
+from portal.apitokens.scopes import scopes_in_use
 from portal.apitokens.services import apitoken_create, apitoken_revoke
 from portal.audit.actors import Actor
 
@@ -22,10 +25,21 @@ class Command(BaseCommand):
         create = sub.add_parser("create", help="issue a token and print its secret once")
         create.add_argument("--name", required=True)
         create.add_argument(
-            "--scopes", required=True, help=f"comma-separated: {', '.join(Scope.values)}"
+            "--scopes",
+            required=True,
+            help="comma-separated, within what the owner's roles allow: "
+            + ", ".join(scopes_in_use()),
         )
         create.add_argument(
-            "--owner", help="e-mail of the owning user (default: a machine account)"
+            "--owner", help="e-mail of the owning user (default: the machine account)"
+        )
+        create.add_argument(
+            "--machine-role",
+            action="append",
+            default=[],
+            choices=Role.values,
+            help="grant the machine account this role first (audited; repeatable); "
+            "its tokens can do only what its roles allow",
         )
         create.add_argument("--expires-days", type=int, help="days until the token expires")
         sub.add_parser("list", help="list tokens (never their secrets)")
@@ -38,14 +52,13 @@ class Command(BaseCommand):
     def _create(self, options: dict) -> None:
         actor = Actor.system("manage.py")
         if options["owner"]:
-            owner = User.objects.filter(email__iexact=options["owner"]).first()
+            if options["machine_role"]:
+                raise CommandError("--machine-role is for the machine account, not --owner")
+            owner = User.objects.filter(email=email_normalise(options["owner"])).first()
             if owner is None:
                 raise CommandError(f"no user with e-mail {options['owner']}")
         else:
-            with transaction.atomic():
-                owner, _ = User.objects.get_or_create(
-                    email=MACHINE_OWNER_EMAIL, defaults={"full_name": "Machine tokens"}
-                )
+            owner = self._machine_account(actor, options["machine_role"])
         expires_at = None
         if options["expires_days"] is not None:
             if options["expires_days"] < 1:
@@ -66,6 +79,23 @@ class Command(BaseCommand):
             f" expires={token.expires_at or 'never'}; the secret below is shown only once"
         )
         self.stdout.write(issued.secret)
+
+    def _machine_account(self, actor: Actor, roles: list[str]) -> User:
+        """The account that owns tokens given to no person: no login, its own roles."""
+        with transaction.atomic():
+            owner = User.objects.filter(email=MACHINE_OWNER_EMAIL).first()
+            if owner is None:
+                owner = user_create(
+                    email=MACHINE_OWNER_EMAIL,
+                    full_name="Machine tokens",
+                    actor=actor,
+                    source="manage.py",
+                    machine=True,
+                )
+            for role in roles:
+                if not owner.has_role(role):
+                    role_grant(user=owner, role=role, granted_by=None)
+        return owner
 
     def _list(self, options: dict) -> None:
         for token in ApiToken.objects.select_related("owner"):
