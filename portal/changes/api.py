@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from portal.accounts.choices import Role
 from portal.api.inputs import input_validated
+from portal.apitokens.permissions import HasRequiredScopes
 from portal.audit.actors import client_ip_for_request
 from portal.changes.choices import ChangeState
 from portal.changes.models import ChangeRequest
@@ -34,19 +35,17 @@ ERROR = inline_serializer(
 )
 
 
-class PortalAdminInPerson(BasePermission):
-    """A signed-in portal admin; never an API token."""
+class InPerson(BasePermission):
+    """Never an API token, whoever owns it (after the usual checks: HasRequiredScopes
+    and the view's `required_roles`)."""
 
     message = "Governance changes are decided by a portal admin signed in, not by a token."
 
     def has_permission(self, request: Request, view: object) -> bool:
-        user = request.user
-        if not (user and user.is_authenticated) or request.auth is not None:
-            return False
-        if not user.has_role(Role.PORTAL_ADMIN):
-            self.message = "Your roles do not allow this operation."
-            return False
-        return True
+        return request.auth is None
+
+
+PERMISSIONS = (HasRequiredScopes, InPerson)
 
 
 class ChangeOutputSerializer(serializers.Serializer):
@@ -75,7 +74,8 @@ class DecisionInputSerializer(serializers.Serializer):
 class ChangeListApi(APIView):
     """Governance change requests, newest first (`?state=pending` for the waiting ones)."""
 
-    permission_classes = (PortalAdminInPerson,)
+    permission_classes = PERMISSIONS
+    required_roles = (Role.PORTAL_ADMIN,)
 
     @extend_schema(
         operation_id="governance_changes_list",
@@ -101,7 +101,8 @@ class ChangeApproveApi(APIView):
     """Approve a pending change: it applies now. Refused to its proposer and to anyone
     it is about (400 naming why)."""
 
-    permission_classes = (PortalAdminInPerson,)
+    permission_classes = PERMISSIONS
+    required_roles = (Role.PORTAL_ADMIN,)
 
     @extend_schema(
         operation_id="governance_changes_approve",
@@ -123,7 +124,8 @@ class ChangeApproveApi(APIView):
 class ChangeRejectApi(APIView):
     """Reject a pending change: nothing changes."""
 
-    permission_classes = (PortalAdminInPerson,)
+    permission_classes = PERMISSIONS
+    required_roles = (Role.PORTAL_ADMIN,)
 
     @extend_schema(
         operation_id="governance_changes_reject",
