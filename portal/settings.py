@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "portal.health",
     "portal.notify",
     "portal.changes",
+    "portal.exports",
     # the apps
     "governance",
     "governance.reviews",
@@ -252,6 +253,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "portal.api.parsers.StoredJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -373,8 +379,22 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+# Exports made in the background (card PDFs, evidence packs), served only through the
+# portal's permission-checked download view. Web pods and workers must share it: on GKE a
+# volume both mount (or a bucket through a storage backend).
+EXPORTS_DIR = Path(env_str("EXPORTS_DIR", str(VAR_DIR / "exports")))
+EXPORT_RETENTION_HOURS = env_int("EXPORT_RETENTION_HOURS", 72, minimum=1)
+# A model card's PDF is printed inside the request up to these sizes (performance rows,
+# characters of text), measured to stay within a few seconds (bench/card_pdf.py);
+# bigger cards are printed by a worker as an export job.
+CARD_PDF_SYNC_MAX_ROWS = env_int("CARD_PDF_SYNC_MAX_ROWS", 300, minimum=0)
+CARD_PDF_SYNC_MAX_CHARACTERS = env_int("CARD_PDF_SYNC_MAX_CHARACTERS", 30000, minimum=0)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "exports": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": EXPORTS_DIR},
+    },
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG

@@ -31,4 +31,8 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "reviews.clouddeploy_sweep",
         "schedule": crontab(minute="*/15"),
     },
+    "exports-expire": {
+        "task": "exports.expire",
+        "schedule": crontab(minute=23),
+    },
 }

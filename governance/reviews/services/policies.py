@@ -27,6 +27,7 @@ from portal.audit.actors import Actor
 from portal.audit.services import audit_record
 from portal.changes.models import ChangeRequest
 from portal.changes.services import change_propose, governance_event_publish
+from portal.jsonvalues import json_stored_form, json_value_check
 from portal.notify.choices import EventType
 
 AUDIT_OBJECT_TYPE = "review_policy"
@@ -45,6 +46,9 @@ def _policy_audit_id(policy: ReviewPolicy) -> str:
     return f"{policy.model.slug if policy.model_id else 'default'}/{policy.target}"
 
 
+JSON_FIELDS = ("required_roles", "metric_tolerances", "metric_directions")
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -56,6 +60,7 @@ def policy_clean(*, data: dict[str, Any]) -> dict[str, Any]:
     tolerances are numbers of 0 or more (or null: leave the metric unjudged);
     directions are "lower" or "higher".
     """
+    json_value_check({field: data.get(field) for field in JSON_FIELDS})
     errors: dict[str, str] = {}
     cleaned: dict[str, Any] = {}
     roles = data.get("required_roles")
@@ -100,7 +105,9 @@ def policy_clean(*, data: dict[str, Any]) -> dict[str, Any]:
     cleaned["metric_directions"] = directions
     if errors:
         raise ValidationError(errors)
-    return cleaned
+    # What the columns give back (a tolerance of -0 reads back as 0.0 from jsonb), so a
+    # save that changes nothing compares equal and the audit records the stored value.
+    return json_stored_form(cleaned)
 
 
 def _rules(policy: ReviewPolicy) -> dict[str, Any]:

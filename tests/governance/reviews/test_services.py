@@ -26,6 +26,7 @@ from governance.services.registry import version_metrics_replace
 from portal.accounts.choices import Role
 from portal.audit.actors import Actor
 from portal.audit.models import AuditEvent
+from portal.audit.verification import audit_chain_verify
 from portal.changes.services import change_approve
 from tests.governance.reviews.conftest import in_production
 from tests.governance.reviews.factories import ModelVersionFactory
@@ -490,6 +491,24 @@ def test_policy_update_refuses_bad_rules(admin_user):
         "review_open_days",
     }
     assert not AuditEvent.objects.filter(action="review_policy.updated").exists()
+
+
+def test_policy_update_with_negative_zero_tolerance_keeps_the_ledger_verifiable(admin_user):
+    """A tolerance of -0 reads back from jsonb as 0.0: the audit digest is over the
+    stored value, so audit_verify raises no false tamper alarm, and saving the same
+    rules again changes nothing."""
+    policy = ReviewPolicy.objects.get(model=None, target=Target.STAGING)
+    data = _policy_data(
+        policy, metric_tolerances={"mape": -0.0, "mae": 1e-300}, metric_tolerance_default=-0.0
+    )
+    policy_update(policy=policy, data=data, actor=admin_user.audit_actor())
+    report = audit_chain_verify()
+    assert report.ok, report.summary()
+    policy.refresh_from_db()
+    assert policy.metric_tolerances == {"mape": 0.0, "mae": 1e-300}
+    assert str(policy.metric_tolerances["mape"]) == "0.0"
+    policy_update(policy=policy, data=data, actor=admin_user.audit_actor())
+    assert AuditEvent.objects.filter(action="review_policy.updated").count() == 1
 
 
 def test_model_override_applies_to_new_reviews_of_that_model(
