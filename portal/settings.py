@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "portal.health",
     "portal.notify",
     "portal.security",
+    "portal.changes",
     "portal.exports",
     # the apps
     "governance",
@@ -144,6 +145,14 @@ LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "ui:home"
 LOGOUT_REDIRECT_URL = "accounts:login"
 PASSWORD_LOGIN_ENABLED = env_bool("PASSWORD_LOGIN_ENABLED", True)
+# A person an admin creates sets their own password through a one-time link (Django's
+# password reset token: it stops working once used or after this long).
+SET_PASSWORD_LINK_HOURS = env_int("SET_PASSWORD_LINK_HOURS", 24, minimum=1)
+PASSWORD_RESET_TIMEOUT = SET_PASSWORD_LINK_HOURS * 3600
+# Governance changes that need a second admin expire undecided after this long; an
+# approver whose role is younger than GOVERNANCE_FRESH_ROLE_HOURS is flagged on reviews.
+GOVERNANCE_CHANGE_TTL_HOURS = env_int("GOVERNANCE_CHANGE_TTL_HOURS", 72, minimum=1)
+GOVERNANCE_FRESH_ROLE_HOURS = env_int("GOVERNANCE_FRESH_ROLE_HOURS", 24, minimum=0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
