@@ -26,6 +26,7 @@ from portal.api.inputs import input_validated
 from portal.api.schema import error_response
 from portal.apitokens.choices import Scope
 from portal.audit.actors import actor_for_request, client_ip_for_request
+from portal.changes.configuration import NoApprovedSigningKey
 
 
 class ReviewOutputSerializer(serializers.Serializer):
@@ -169,6 +170,7 @@ class GateApi(APIView):
             ),
             400: error_response("No such target: staging, canary or production."),
             404: error_response("No such model or version."),
+            503: error_response("No approved attestation key to sign with."),
         },
         tags=["reviews"],
     )
@@ -186,8 +188,13 @@ class GateApi(APIView):
                     self.ApprovalSerializer(approval).data for approval in answer.approvals
                 ],
                 "expires_at": answer.expires_at,
-                "attestation": gate_attestation(answer=answer),
             }
+            try:
+                body["attestation"] = gate_attestation(answer=answer)
+            except NoApprovedSigningKey as exc:
+                return Response(
+                    {"error": str(exc), "fields": {}}, status=status.HTTP_503_SERVICE_UNAVAILABLE
+                )
             return Response(self.AllowedSerializer(body).data)
         body = {
             "allowed": False,
