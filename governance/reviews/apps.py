@@ -14,3 +14,27 @@ class ReviewsConfig(AppConfig):
         version_evidence_changed.connect(
             evidence_changed_receiver, weak=False, dispatch_uid="reviews.evidence_changed"
         )
+
+        # Loosening a policy waits for a second admin: say how an approved one applies.
+        from governance.reviews.policy_changes import (  # noqa: PLC0415 -- ready
+            POLICY_OVERRIDE_DELETE_KIND,
+            POLICY_UPDATE_KIND,
+        )
+        from governance.reviews.services.policies import (  # noqa: PLC0415 -- ready
+            policy_change_apply,
+            policy_override_delete_apply,
+        )
+        from portal.changes.registry import ChangeKind, change_kind_register  # noqa: PLC0415 -- ready
+
+        change_kind_register(
+            ChangeKind(
+                name=POLICY_UPDATE_KIND, label="Looser review policy", apply=policy_change_apply
+            )
+        )
+        change_kind_register(
+            ChangeKind(
+                name=POLICY_OVERRIDE_DELETE_KIND,
+                label="Removal of a stricter model policy",
+                apply=policy_override_delete_apply,
+            )
+        )

@@ -20,7 +20,7 @@ from portal.notify.services.delivery import notifications_queue_on_commit
 from portal.notify.services.publish import webhook_body
 
 AUDIT_OBJECT_TYPE = "webhook_endpoint"
-SECRET_PREFIX = "whsec_"  # noqa: S105  (a public marker, not a secret)
+SECRET_PREFIX = "whsec_"  # noqa: S105  # nosec B105  # a public marker, not a secret
 SECRET_MIN_LENGTH = 16
 
 
