@@ -11,9 +11,8 @@ from governance.metrics import metric_spec
 from governance.models import ModelCard, ModelVersion
 from governance.reviews.choices import CheckKey, ReviewState
 from governance.reviews.models import Review
-from governance.selectors.baselines import production_baseline
+from governance.selectors.baselines import production_comparison
 from governance.selectors.cards import card_missing_sections
-from governance.selectors.registry import production_version
 
 # Canary comes after staging, production after canary.
 PREVIOUS_TARGET: dict[str, str] = {Target.CANARY: Target.STAGING, Target.PRODUCTION: Target.CANARY}
@@ -96,16 +95,13 @@ def _is_number(value: Any) -> bool:
 
 
 def _metrics_not_worse(version: ModelVersion, snapshot: dict[str, Any]) -> tuple[bool, str]:
-    production = production_version(model=version.model)
-    if production is None or production.pk == version.pk:
+    compared = production_comparison(version=version)
+    if compared is None:
         return True, "No other version is in production to compare with."
+    production = compared.production
     tolerances = snapshot.get("metric_tolerances") or {}
     default = float(snapshot.get("metric_tolerance_default", 0.05))
-    mine, theirs = version.metrics or {}, production.metrics or {}
-    basis = f"production {production.version}'s recorded metrics"
-    rescored = production_baseline(version=version, production=production)
-    if rescored is not None:
-        theirs, basis = rescored
+    mine, theirs, basis = version.metrics or {}, compared.metrics, compared.basis
     problems, judged = [], 0
     for name in sorted(theirs):
         if name in tolerances and tolerances[name] is None:

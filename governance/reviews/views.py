@@ -50,8 +50,9 @@ from governance.reviews.services import (
     review_open,
     review_recheck,
 )
+from governance.selectors.baselines import production_comparison
 from governance.selectors.cards import card_diff, card_missing_sections, card_sections
-from governance.selectors.registry import metrics_compare, production_version
+from governance.selectors.registry import metrics_compare
 from portal.accounts.choices import BOARD_ROLES
 from portal.accounts.permissions import user_passes
 from portal.accounts.selectors import role_held_since
@@ -118,8 +119,8 @@ def _mark_role_age(decisions: Iterable[ReviewDecision]) -> None:
 def _detail_context(request: HttpRequest, review: Review) -> dict:
     version = review.version
     card = getattr(version, "card", None)
-    production = production_version(model=version.model)
-    baseline = production if production and production.pk != version.pk else None
+    compared = production_comparison(version=version)
+    baseline = compared.production if compared else None
     decisions = review_decisions(review=review)
     _mark_role_age(decisions)
     if review.state in OPEN_STATES:
@@ -141,7 +142,12 @@ def _detail_context(request: HttpRequest, review: Review) -> dict:
         "sections": card_sections(card=card) if card else [],
         "missing": card_missing_sections(card=card) if card else [],
         "baseline": baseline,
-        "comparison": metrics_compare(version=version, baseline=baseline),
+        "comparison": metrics_compare(
+            version=version,
+            baseline=baseline,
+            baseline_metrics=compared.metrics if compared else None,
+        ),
+        "compared": compared,
         "diffs": card_diff(old_card=baseline.card, new_card=card) if baseline and card else [],
         "checks": checks,
         "decisions": decisions,

@@ -12,7 +12,7 @@ from governance.filters import ModelFilter, VersionFilter
 from governance.forms import ModelSettingsForm, VersionCompareForm
 from governance.permissions import may_edit_card, may_read_registry
 from governance.reviews.selectors import open_review_counts_by_model
-from governance.selectors.baselines import production_baseline
+from governance.selectors.baselines import production_comparison
 from governance.selectors.cards import card_diff, card_missing_sections, card_sections
 from governance.selectors.registry import (
     metrics_compare,
@@ -126,9 +126,8 @@ def version_detail(request: HttpRequest, model: str, version: str) -> HttpRespon
     found = version_get(model_slug=model, version=version)
     card = found.card
     production = production_version(model=found.model)
-    baseline = production if production and production.pk != found.pk else None
-    rescored = production_baseline(version=found, production=baseline) if baseline else None
-    baseline_metrics, baseline_basis = rescored if rescored else (None, "")
+    compared = production_comparison(version=found)
+    baseline = compared.production if compared else None
     events = audit_events_for_object(object_type=AUDIT_OBJECT_TYPE, object_id=found.audit_id)
     return render(
         request,
@@ -141,9 +140,11 @@ def version_detail(request: HttpRequest, model: str, version: str) -> HttpRespon
             "missing": card_missing_sections(card=card),
             "production": production,
             "comparison": metrics_compare(
-                version=found, baseline=baseline, baseline_metrics=baseline_metrics
+                version=found,
+                baseline=baseline,
+                baseline_metrics=compared.metrics if compared else None,
             ),
-            "baseline_basis": baseline_basis,
+            "compared": compared,
             "baseline": baseline,
             "targets": sorted(a.target for a in found.assignments.all()),
             "can_edit": may_edit_card(request.user, found.model),
