@@ -161,8 +161,13 @@ def model_compare(request: HttpRequest, model: str) -> HttpResponse:
     form = VersionCompareForm(request.GET or None, model=registered, versions=all_versions)
     context: dict = {"model": registered, "form": form}
     if form.is_valid():
-        old = version_get(model_slug=model, version=form.cleaned_data["a"])
-        new = version_get(model_slug=model, version=form.cleaned_data["b"])
+        # One direction on the whole page, whichever order the two were picked in:
+        # the newer version against the older, the cards' changes from older to newer.
+        older, newer = sorted(
+            (form.cleaned_data["a"], form.cleaned_data["b"]), key=all_versions.index, reverse=True
+        )
+        old = version_get(model_slug=model, version=older)
+        new = version_get(model_slug=model, version=newer)
         context.update(
             {
                 "old": old,

@@ -282,3 +282,22 @@ def test_model_list_query_count_does_not_grow(client_for, auditor, register):
         RegisteredModel.objects.create(slug=f"extra-{n}", name=f"Extra {n}", kind="forecasting")
         target_assign(version=register("1.0.0", model=f"extra-{n}"), target="production", actor=CI)
     assert _queries(client, url) == small
+
+
+def test_compare_page_keeps_one_direction_whichever_order_is_picked(client_for, lead, served):
+    """Picking the newer version first still compares newer against older everywhere on
+    the page: the metrics heading, the cards heading, and the newer card's text shown
+    as added (never as removed)."""
+    card_section_update(
+        card=served[2].card,
+        key="limitations",
+        content="Apparel is weak.",
+        data=None,
+        actor_user=lead,
+    )
+    url = reverse("governance:model_compare", kwargs={"model": MODEL}) + "?a=1.2.0&b=1.0.0"
+    html = client_for(lead).get(url).content.decode()
+    assert "Metrics: 1.2.0 against 1.0.0" in html
+    assert "Cards: 1.0.0 → 1.2.0" in html
+    diff = html[html.index('data-testid="diff-limitations"') :]
+    assert "+ Apparel is weak." in diff and "- Apparel is weak." not in diff
