@@ -11,7 +11,7 @@ class RunTrigger(models.TextChoices):
 class RunState(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded: version sent to review"
+    SUCCEEDED = "succeeded", "Succeeded"
     DISCARDED = "discarded", "Discarded: not better than production"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"

@@ -72,6 +72,17 @@ class PipelineRun(models.Model):
         return self.state in ACTIVE_RUN_STATES
 
     @property
+    def state_label(self) -> str:
+        """The state as people read it, saying what happened to the version: a
+        succeeded run sent it to review only when it compared it with production
+        (that is when the canary review opens)."""
+        if self.state == RunState.SUCCEEDED:
+            if self.comparison:
+                return "Succeeded: version sent to review"
+            return "Succeeded: version registered, no review opened"
+        return self.get_state_display()
+
+    @property
     def duration_seconds(self) -> float | None:
         if self.started_at is None:
             return None

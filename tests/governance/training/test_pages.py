@@ -193,3 +193,23 @@ def test_schedules_refused_for_other_roles(client_for, devops, auditor):
     assert client_for(devops).get(reverse("governance:schedule_list")).status_code == 403
     edit = reverse("governance:schedule_edit", kwargs={"pk": task.pk})
     assert client_for(auditor).post(edit, {"minute": "1"}).status_code == 403
+
+
+def test_run_badge_says_no_review_when_none_was_opened(client_for, auditor, pipelines_settings):
+    """A succeeded run that compared nothing (the first training of a model) opened no
+    review: its badge on the list and on its page says so instead of "sent to review";
+    a run that compared and succeeded keeps "sent to review"."""
+    quiet = _start("demand-forecasting")
+    PipelineRun.objects.filter(pk=quiet.pk).update(
+        state=RunState.SUCCEEDED, outcome="registered; no review opened.", comparison={}
+    )
+    compared = _start("customer-segmentation")
+    PipelineRun.objects.filter(pk=compared.pk).update(
+        state=RunState.SUCCEEDED, outcome="sent", comparison={"better": True, "new": {}}
+    )
+    client = client_for(auditor)
+    listing = client.get(LIST).content.decode()
+    assert listing.count("Succeeded: version sent to review") == 1
+    assert "Succeeded: version registered, no review opened" in listing
+    page = client.get(reverse("governance:run_detail", args=[quiet.pk])).content.decode()
+    assert "sent to review" not in page and "no review opened" in page

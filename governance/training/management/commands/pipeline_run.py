@@ -56,6 +56,6 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"Run #{run.pk} of {model.slug}, version {run.planned_version}:")
         run = run_execute(run_id=run.pk, echo=self.stdout.write)
-        self.stdout.write(f"Run #{run.pk}: {run.get_state_display()}")
+        self.stdout.write(f"Run #{run.pk}: {run.state_label}")
         if run.state == RunState.FAILED:
             raise CommandError(run.outcome)
