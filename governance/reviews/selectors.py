@@ -16,6 +16,8 @@ from governance.models import ModelVersion, RegisteredModel
 from governance.reviews.checks import checks_evaluate
 from governance.reviews.choices import FINAL_STATES, LIVE_STATES, OPEN_STATES, ReviewState, Verdict
 from governance.reviews.models import Review, ReviewDecision, ReviewPolicy
+from portal.accounts.choices import Role
+from portal.accounts.models import RoleGrant
 
 
 def policy_for(*, model: RegisteredModel, target: str) -> ReviewPolicy | None:
@@ -154,6 +156,10 @@ class RoleProgress:
     def met(self) -> bool:
         return self.approvals >= self.quorum
 
+    @property
+    def role_label(self) -> str:
+        return dict(Role.choices).get(self.role, self.role)
+
 
 def review_progress(*, review: Review, decisions: list[ReviewDecision]) -> list[RoleProgress]:
     counted = Counter(d.role for d in decisions if d.active and d.verdict == Verdict.APPROVE)
@@ -161,6 +167,63 @@ def review_progress(*, review: Review, decisions: list[ReviewDecision]) -> list[
         RoleProgress(role=role, quorum=quorum, approvals=counted[role])
         for role, quorum in sorted(review.required_roles.items())
     ]
+
+
+@dataclass(frozen=True)
+class ReviewSummary:
+    """What the top of a review page says: ready or blocked and why, the roles still
+    needed, and the roles the policy can never be met for."""
+
+    ready: bool
+    blockers: list[str]
+    roles_needed: list[str]
+    unreachable: list[str]
+
+
+def review_summary(
+    *, review: Review, progress: list[RoleProgress], checks: list[dict[str, Any]]
+) -> ReviewSummary:
+    """Summarise `review` for a decision. One query for the board's members whatever
+    the number of decisions (a role the policy needs more approvals for than people
+    may give is reported as unreachable; the requester does not count when the policy
+    forbids self-approval)."""
+    labels = dict(Role.choices)
+    missing = [row for row in progress if not row.met]
+    roles_needed = [
+        f"{labels.get(row.role, row.role)} ({row.quorum - row.approvals} more)" for row in missing
+    ]
+    blockers = [f"failing check: {c['label']}" for c in checks if not c["passed"]]
+    if roles_needed:
+        blockers.append("approvals missing from " + ", ".join(roles_needed))
+    unreachable = []
+    if missing and review.is_open:
+        holders = Counter(
+            RoleGrant.objects.filter(
+                role__in=[row.role for row in missing],
+                revoked_at__isnull=True,
+                user__is_active=True,
+                user__is_machine=False,
+            )
+            .exclude(
+                user_id=None
+                if review.policy_snapshot.get("requester_may_approve")
+                else review.requested_by_id
+            )
+            .values_list("role", flat=True)
+        )
+        for row in missing:
+            if holders[row.role] < row.quorum:
+                unreachable.append(
+                    f"{labels.get(row.role, row.role)} needs {row.quorum} approval"
+                    f"{'s' if row.quorum != 1 else ''} and only {holders[row.role]} "
+                    "person who may approve holds the role"
+                )
+    ready = review.state == ReviewState.APPROVED or (
+        review.is_open and not blockers and not unreachable
+    )
+    return ReviewSummary(
+        ready=ready, blockers=blockers, roles_needed=roles_needed, unreachable=unreachable
+    )
 
 
 def decision_roles_for(*, review: Review, user: Any) -> list[str]:

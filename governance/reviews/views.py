@@ -38,6 +38,7 @@ from governance.reviews.selectors import (
     review_decisions,
     review_get,
     review_progress,
+    review_summary,
     reviews_queue,
     reviews_queue_counts,
 )
@@ -132,6 +133,7 @@ def _detail_context(request: HttpRequest, review: Review) -> dict:
         ]
     else:
         checks = review.checks
+    progress = review_progress(review=review, decisions=decisions)
     user = request.user
     mine = next((d for d in decisions if d.reviewer_id == user.pk and d.active), None)
     return {
@@ -151,7 +153,9 @@ def _detail_context(request: HttpRequest, review: Review) -> dict:
         "diffs": card_diff(old_card=baseline.card, new_card=card) if baseline and card else [],
         "checks": checks,
         "decisions": decisions,
-        "progress": review_progress(review=review, decisions=decisions),
+        "progress": progress,
+        "summary": review_summary(review=review, progress=progress, checks=checks),
+        "may_recheck": may_decide(user) or may_open_reviews(user),
         "my_decision": mine,
         "may_decide": may_decide(user) and review.state in OPEN_STATES and mine is None,
         "may_withdraw": mine is not None
