@@ -4,4 +4,26 @@ from datasubjects import views
 
 app_name = "datasubjects"
 
-urlpatterns = [path("data-subjects/", views.request_list, name="request_list")]
+urlpatterns = [
+    # Public: the only pages open without signing in (see tests/portal/test_refusals.py).
+    path("privacy/requests/new/", views.public_request_new, name="public_request_new"),
+    path("privacy/requests/<uuid:public_id>/verify/", views.public_verify, name="public_verify"),
+    path(
+        "privacy/requests/<uuid:public_id>/resend/",
+        views.public_code_resend,
+        name="public_code_resend",
+    ),
+    path("privacy/requests/status/<str:token>/", views.public_status, name="public_status"),
+    # Privacy officers, auditors, portal admins.
+    path("data-subjects/", views.request_list, name="request_list"),
+    path("data-subjects/<uuid:public_id>/", views.request_detail, name="request_detail"),
+    path("data-subjects/<uuid:public_id>/assign", views.request_assign, name="request_assign"),
+    path("data-subjects/<uuid:public_id>/state", views.request_state, name="request_state"),
+    path("data-subjects/<uuid:public_id>/extend", views.request_extend, name="request_extend"),
+    path("data-subjects/<uuid:public_id>/refuse", views.request_refuse, name="request_refuse"),
+    path(
+        "data-subjects/<uuid:public_id>/duplicate",
+        views.request_duplicate,
+        name="request_duplicate",
+    ),
+]
