@@ -53,5 +53,41 @@ STATE_MOVES: dict[str, frozenset[str]] = {
     RequestState.DUPLICATE: frozenset(),
 }
 
+# How the audit ledger names a request (by its public id, never the person).
+REQUEST_AUDIT_TYPE = "data_subject_request"
+
 # Art. 12(3): one month, extendable by at most two further months.
 MAX_EXTENSION_MONTHS = 2
+
+
+class SourceKind(models.TextChoices):
+    LAKE = "lake", "Data lake (Parquet snapshots)"
+    SQL = "sql", "SQL database"
+    PORTAL = "portal", "The portal's own records"
+    MANUAL = "manual", "Manual (a person records what was done)"
+
+
+class LookupKey(models.TextChoices):
+    EMAIL = "email", "E-mail address"
+    CUSTOMER_ID = "customer_id", "Customer id"
+
+
+class TaskAction(models.TextChoices):
+    ACCESS = "access", "Find and export"
+    ERASURE = "erasure", "Erase"
+
+
+class TaskState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    AWAITING_PERSON = "awaiting_person", "Waiting for a person"
+
+
+# Which kinds of request fan out into one task per data source, and with which action.
+KIND_ACTIONS: dict[str, str] = {
+    RequestKind.ACCESS: TaskAction.ACCESS,
+    RequestKind.PORTABILITY: TaskAction.ACCESS,
+    RequestKind.ERASURE: TaskAction.ERASURE,
+}

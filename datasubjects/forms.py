@@ -3,7 +3,13 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
-from datasubjects.choices import MAX_EXTENSION_MONTHS, RequestKind, RequestState
+from datasubjects.choices import (
+    MAX_EXTENSION_MONTHS,
+    LookupKey,
+    RequestKind,
+    RequestState,
+    SourceKind,
+)
 from datasubjects.selectors import privacy_officers
 
 PROOF_MAX_BYTES = 5 * 1024 * 1024
@@ -99,3 +105,39 @@ class RefuseForm(forms.Form):
 
 class DuplicateForm(forms.Form):
     original = forms.UUIDField(label="Public id of the earlier request")
+
+
+class ManualTaskForm(forms.Form):
+    note = forms.CharField(
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="What was searched or done in this source, by whom, and what was found.",
+    )
+    attachment = forms.FileField(required=False, help_text="An export or a screenshot (5 MB).")
+
+    def clean_attachment(self) -> object:
+        attachment = self.cleaned_data.get("attachment")
+        if attachment and attachment.size > PROOF_MAX_BYTES:
+            raise ValidationError("The attachment may be at most 5 MB.")
+        return attachment
+
+
+class DataSourceForm(forms.Form):
+    slug = forms.SlugField(max_length=50)
+    name = forms.CharField(max_length=200)
+    kind = forms.ChoiceField(choices=SourceKind.choices)
+    lookup_key = forms.ChoiceField(choices=LookupKey.choices, label="Finds a person by")
+    config = forms.JSONField(
+        required=False,
+        initial=dict,
+        widget=forms.Textarea(attrs={"rows": 6}),
+        help_text='e.g. {"url": "sqlite:///crm.sqlite3", "tables": {"crm_contacts": "email"}, '
+        '"person_table": "crm_contacts"}',
+    )
+    active = forms.BooleanField(required=False, initial=True)
+
+    def clean_config(self) -> dict:
+        config = self.cleaned_data.get("config") or {}
+        if not isinstance(config, dict):
+            raise ValidationError("The configuration is a JSON object.")
+        return config

@@ -6,7 +6,14 @@ from django.conf import settings
 from django.core.files.storage import FileSystemStorage
 from django.db import models
 
-from datasubjects.choices import RequestKind, RequestState
+from datasubjects.choices import (
+    LookupKey,
+    RequestKind,
+    RequestState,
+    SourceKind,
+    TaskAction,
+    TaskState,
+)
 
 
 def private_storage() -> FileSystemStorage:
@@ -92,3 +99,65 @@ class DataSubjectRequest(models.Model):
     @property
     def code_recipient(self) -> str:
         return self.agent_email or self.email
+
+
+class DataSource(models.Model):
+    """A place where customers' personal data lives, and how to find a person in it.
+
+    `config` is what the connector of its kind needs (see datasubjects.connectors):
+    where the data is, which tables hold people and by which column. Portal admins
+    register sources; every request fans out into one task per active source.
+    """
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=SourceKind.choices)
+    lookup_key = models.CharField(max_length=16, choices=LookupKey.choices)
+    config = models.JSONField(default=dict, blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SourceTask(models.Model):
+    """One request's work in one data source, with its evidence: the query used, the
+    rows found and changed, and (for access) the file of what was found.
+
+    Run by a Celery worker and safe to run again: a done task is left alone, and a
+    retry overwrites the same evidence file.
+    """
+
+    request = models.ForeignKey(DataSubjectRequest, on_delete=models.CASCADE, related_name="tasks")
+    source = models.ForeignKey(DataSource, on_delete=models.PROTECT, related_name="tasks")
+    action = models.CharField(max_length=16, choices=TaskAction.choices)
+    state = models.CharField(max_length=16, choices=TaskState.choices, default=TaskState.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    rows_found = models.PositiveIntegerField(null=True, blank=True)
+    rows_changed = models.PositiveIntegerField(null=True, blank=True)
+    query = models.TextField(blank=True)
+    evidence_file = models.CharField(max_length=300, blank=True)
+    note = models.TextField(blank=True, max_length=4000)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("source__name",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("request", "source", "action"),
+                name="one_task_per_request_source_action",
+                violation_error_message="This request already has a task for this source.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} in {self.source}"

@@ -18,3 +18,7 @@ def may_read_requests(user: Any) -> bool:
 
 def may_handle_requests(user: Any) -> bool:
     return bool(user.is_authenticated and user.has_role(*REQUEST_HANDLERS))
+
+
+def may_manage_sources(user: Any) -> bool:
+    return bool(user.is_authenticated and user.has_role(Role.PORTAL_ADMIN))

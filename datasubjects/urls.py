@@ -16,6 +16,10 @@ urlpatterns = [
     path("privacy/requests/status/<str:token>/", views.public_status, name="public_status"),
     # Privacy officers, auditors, portal admins.
     path("data-subjects/", views.request_list, name="request_list"),
+    path("data-subjects/sources/", views.source_list, name="source_list"),
+    path("data-subjects/sources/new", views.source_edit, name="source_new"),
+    path("data-subjects/sources/<slug:slug>/edit", views.source_edit, name="source_edit"),
+    path("data-subjects/sources/<slug:slug>/check", views.source_check, name="source_check"),
     path("data-subjects/<uuid:public_id>/", views.request_detail, name="request_detail"),
     path("data-subjects/<uuid:public_id>/assign", views.request_assign, name="request_assign"),
     path("data-subjects/<uuid:public_id>/state", views.request_state, name="request_state"),
@@ -25,5 +29,10 @@ urlpatterns = [
         "data-subjects/<uuid:public_id>/duplicate",
         views.request_duplicate,
         name="request_duplicate",
+    ),
+    path(
+        "data-subjects/<uuid:public_id>/tasks/<int:task_id>/manual",
+        views.task_record_manual,
+        name="task_record_manual",
     ),
 ]

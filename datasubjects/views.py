@@ -12,14 +12,21 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from datasubjects import forms, services
 from datasubjects.choices import RequestState
-from datasubjects.permissions import may_handle_requests, may_read_requests
+from datasubjects.models import DataSource, SourceTask
+from datasubjects.permissions import may_handle_requests, may_manage_sources, may_read_requests
 from datasubjects.ratelimits import public_form_allowed
-from datasubjects.selectors import request_by_public_id, request_is_overdue, requests_queue
+from datasubjects.selectors import (
+    request_by_public_id,
+    request_is_overdue,
+    request_tasks,
+    requests_queue,
+    sources_all,
+)
 from portal.accounts.permissions import user_passes
 from portal.audit.actors import client_ip_for_request
 
@@ -143,7 +150,11 @@ def _request_or_404(public_id: str) -> object:
 def request_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     dsr = _request_or_404(public_id)
     dsr.is_overdue = request_is_overdue(dsr)
-    context = {"dsr": dsr, "may_handle": may_handle_requests(request.user)}
+    context = {
+        "dsr": dsr,
+        "tasks": request_tasks(dsr),
+        "may_handle": may_handle_requests(request.user),
+    }
     if context["may_handle"]:
         context |= {
             "assign_form": forms.AssignForm(),
@@ -151,6 +162,7 @@ def request_detail(request: HttpRequest, public_id: str) -> HttpResponse:
             "extend_form": forms.ExtendForm(),
             "refuse_form": forms.RefuseForm(),
             "duplicate_form": forms.DuplicateForm(),
+            "manual_form": forms.ManualTaskForm(),
         }
     return render(request, "datasubjects/request_detail.html", context)
 
@@ -234,3 +246,84 @@ def request_duplicate(request: HttpRequest, public_id: str) -> HttpResponse:
         services.request_close_duplicate(request=dsr, original=original, user=request.user)
 
     return _act(request, public_id, forms.DuplicateForm, close)
+
+
+@require_POST
+@user_passes(may_handle_requests)
+def task_record_manual(request: HttpRequest, public_id: str, task_id: int) -> HttpResponse:
+    dsr = _request_or_404(public_id)
+    task = SourceTask.objects.filter(pk=task_id, request=dsr).select_related("source").first()
+    if task is None:
+        raise Http404("No such task.")
+    form = forms.ManualTaskForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            services.source_task_record_manual(
+                task=task,
+                note=form.cleaned_data["note"],
+                attachment=form.cleaned_data["attachment"],
+                user=request.user,
+            )
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, f"Recorded the work in {task.source.name}.")
+    else:
+        messages.error(request, " ".join(" ".join(v) for v in form.errors.values()))
+    return redirect("datasubjects:request_detail", public_id=public_id)
+
+
+# --- data sources -------------------------------------------------------------------------
+
+
+@user_passes(may_read_requests)
+def source_list(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "datasubjects/source_list.html",
+        {
+            "sources": sources_all(),
+            "may_manage": may_manage_sources(request.user),
+            "may_check": may_manage_sources(request.user) or may_handle_requests(request.user),
+        },
+    )
+
+
+@user_passes(may_manage_sources)
+def source_edit(request: HttpRequest, slug: str | None = None) -> HttpResponse:
+    source = get_object_or_404(DataSource, slug=slug) if slug else None
+    initial = (
+        {
+            "slug": source.slug,
+            "name": source.name,
+            "kind": source.kind,
+            "lookup_key": source.lookup_key,
+            "config": source.config,
+            "active": source.active,
+        }
+        if source
+        else None
+    )
+    form = forms.DataSourceForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            saved = services.data_source_save(user=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            for field, errors in error.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            messages.success(request, f"Saved the data source {saved.name}.")
+            return redirect("datasubjects:source_list")
+    return render(request, "datasubjects/source_form.html", {"form": form, "source": source})
+
+
+@require_POST
+@user_passes(lambda user: may_manage_sources(user) or may_handle_requests(user))
+def source_check(request: HttpRequest, slug: str) -> HttpResponse:
+    source = get_object_or_404(DataSource, slug=slug)
+    check = services.data_source_check(source=source)
+    if check.ok:
+        messages.success(request, f"{source.name}: {check.message}")
+    else:
+        messages.error(request, f"{source.name}: {check.message}")
+    return redirect("datasubjects:source_list")

@@ -149,3 +149,80 @@ def test_detail_extend_through_the_page(client_for, privacy_officer, verified_re
     assert "31 March 2027" in response.content.decode()
     dsr.refresh_from_db()
     assert dsr.due_on == date(2027, 3, 31)
+
+
+def test_detail_shows_each_source_task_with_its_evidence(
+    client_for, privacy_officer, registered_sources, seeded_person, verified_request, monkeypatch
+):
+    """Starting the request from its page runs the tasks; the page lists each source
+    with its state, rows found and query."""
+    from worker.celery import app as celery_app
+
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
+    dsr = verified_request(email=seeded_person["email"])
+    client = client_for(privacy_officer)
+    with django_capture_on_commit_callbacks_for(client):
+        client.post(_detail(dsr) + "state", {"state": "in_progress"})
+    body = client.get(_detail(dsr)).content.decode()
+    for slug in ("lake", "crm", "portal"):
+        row = body.split(f'data-testid="task-{slug}"', 1)[1].split("</tr>", 1)[0]
+        assert "Done" in row, (slug, row)
+    assert "WHERE customer_id IN (C0000001)" in body
+
+
+def django_capture_on_commit_callbacks_for(client):
+    from django.test import TestCase
+
+    return TestCase.captureOnCommitCallbacks(execute=True)
+
+
+def test_source_registry_admin_registers_and_checks_a_source(client_for, admin_user, tmp_path):
+    """A portal admin registers a CRM through the form (audited) and tests its connection."""
+    import sqlite3
+
+    path = tmp_path / "crm.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE contacts (email TEXT)")
+    client = client_for(admin_user)
+    response = client.post(
+        reverse("datasubjects:source_new"),
+        {
+            "slug": "crm",
+            "name": "CRM",
+            "kind": "sql",
+            "lookup_key": "email",
+            "config": f'{{"url": "sqlite:///{path}", "tables": {{"contacts": "email"}}, '
+            '"person_table": "contacts"}',
+            "active": "on",
+        },
+    )
+    assert response.status_code == 302
+    assert AuditEvent.objects.filter(action="datasubjects.source_saved", object_id="crm").exists()
+    checked = client.post(reverse("datasubjects:source_check", args=["crm"]), follow=True)
+    assert "CRM: contacts: 0 rows" in checked.content.decode()
+
+
+def test_source_registry_bad_config_is_a_field_error(client_for, admin_user):
+    """A config that is not JSON, or names no tables, comes back on the form."""
+    client = client_for(admin_user)
+    data = {"slug": "x", "name": "X", "kind": "sql", "lookup_key": "email"}
+    not_json = client.post(reverse("datasubjects:source_new"), {**data, "config": "{nope"})
+    assert not_json.status_code == 200 and "Enter a valid JSON" in not_json.content.decode()
+    no_tables = client.post(
+        reverse("datasubjects:source_new"), {**data, "config": '{"url": "sqlite:///x"}'}
+    )
+    assert "config needs" in no_tables.content.decode()
+
+
+@pytest.mark.parametrize("role", [Role.PRIVACY_OFFICER, Role.AUDITOR])
+def test_source_registry_only_admins_edit(client_for, make_user, role):
+    """Privacy officers and auditors see the registry but may not register sources."""
+    client = client_for(make_user(role))
+    assert client.get(reverse("datasubjects:source_list")).status_code == 200
+    assert client.get(reverse("datasubjects:source_new")).status_code == 403
+
+
+def test_source_check_refused_to_auditors(client_for, auditor, registered_sources):
+    """The auditor reads the registry but does not run connection tests."""
+    response = client_for(auditor).post(reverse("datasubjects:source_check", args=["crm"]))
+    assert response.status_code == 403

@@ -27,6 +27,7 @@ from django.utils.crypto import salted_hmac
 from datasubjects.choices import (
     MAX_EXTENSION_MONTHS,
     OPEN_STATES,
+    REQUEST_AUDIT_TYPE,
     STATE_MOVES,
     RequestKind,
     RequestState,
@@ -35,13 +36,14 @@ from datasubjects.deadlines import dsar_due_date
 from datasubjects.models import DataSubjectRequest
 from datasubjects.permissions import may_handle_requests
 from datasubjects.selectors import privacy_officers
+from datasubjects.services.sources import source_tasks_create
 from portal.accounts.models import User
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
 
 logger = logging.getLogger(__name__)
 
-AUDIT_OBJECT_TYPE = "data_subject_request"
+AUDIT_OBJECT_TYPE = REQUEST_AUDIT_TYPE
 CODE_VALIDITY = timedelta(minutes=10)
 CODE_MAX_ATTEMPTS = 3
 STATUS_LINK_SALT = "datasubjects.status"
@@ -220,7 +222,6 @@ def request_verify(*, request: DataSubjectRequest, code: str, client_ip: str | N
                 template="datasubjects/email/received.txt",
                 context={"request": request, "status_url": request_status_url(request=request)},
             )
-            _queue_after_verification(request)
             return VerifyOutcome.VERIFIED
         request.code_attempts += 1
         if expired or request.code_attempts >= CODE_MAX_ATTEMPTS:
@@ -236,10 +237,6 @@ def request_verify(*, request: DataSubjectRequest, code: str, client_ip: str | N
             return VerifyOutcome.NEW_CODE_SENT
         request.save(update_fields=["code_attempts", "updated_at"])
         return VerifyOutcome.WRONG
-
-
-def _queue_after_verification(request: DataSubjectRequest) -> None:
-    """Hook for the per-source work a verified request starts (none before sources)."""
 
 
 def request_code_resend(*, request: DataSubjectRequest, client_ip: str | None = None) -> None:
@@ -302,7 +299,9 @@ def request_set_state(
     """Move a request to in progress, awaiting input or completed.
 
     Refusal and duplicates have their own services (they need a reason or an original).
-    Side effects: changes the state; records `dsr.state_changed`.
+    Side effects: changes the state; records `dsr.state_changed`; starting an access,
+    portability or erasure request creates one task per active data source and queues
+    them (`source_tasks_create`).
     """
     if state in (RequestState.REFUSED, RequestState.DUPLICATE):
         raise ValidationError({"state": "Use refuse or close as duplicate."})
@@ -310,6 +309,8 @@ def request_set_state(
         request = _lock_for_handling(request, user)
         previous = _move(request, state)
         request.save()
+        if state == RequestState.IN_PROGRESS:
+            source_tasks_create(request=request, actor=user.audit_actor())
         _audit(
             request,
             "dsr.state_changed",
