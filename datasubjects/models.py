@@ -72,6 +72,9 @@ class DataSubjectRequest(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
     )
     closed_at = models.DateTimeField(null=True, blank=True)
+    # The access package (JSON and CSV per source, an HTML summary), under DSAR_FILES_DIR.
+    package_file = models.CharField(max_length=300, blank=True)
+    package_built_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

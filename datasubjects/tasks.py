@@ -2,7 +2,11 @@
 
 from celery import shared_task
 
-from datasubjects.services import requests_deadline_sweep
+from datasubjects.services import (
+    access_package_build,
+    access_tasks_finished,
+    requests_deadline_sweep,
+)
 from datasubjects.services import sources as source_services
 
 
@@ -25,4 +29,8 @@ def run_source_task(self, task_id: int) -> str:
     run = source_services.source_task_run(task_id=task_id)
     if run.retry:
         raise self.retry(countdown=30 * 2 ** (run.task.attempts - 1))
+    if run.ran and access_tasks_finished(request=run.task.request):
+        # The last source of an access request finished: the package can be built.
+        # Two workers finishing at once both build it; the second replaces the first.
+        access_package_build(request=run.task.request)
     return f"task {task_id}: {run.task.state if run.task else 'gone'}"

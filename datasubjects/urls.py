@@ -14,6 +14,7 @@ urlpatterns = [
         name="public_code_resend",
     ),
     path("privacy/requests/status/<str:token>/", views.public_status, name="public_status"),
+    path("privacy/requests/package/<str:token>/", views.public_package, name="public_package"),
     # Privacy officers, auditors, portal admins.
     path("data-subjects/", views.request_list, name="request_list"),
     path("data-subjects/sources/", views.source_list, name="source_list"),
@@ -22,6 +23,7 @@ urlpatterns = [
     path("data-subjects/sources/<slug:slug>/check", views.source_check, name="source_check"),
     path("data-subjects/<uuid:public_id>/", views.request_detail, name="request_detail"),
     path("data-subjects/<uuid:public_id>/assign", views.request_assign, name="request_assign"),
+    path("data-subjects/<uuid:public_id>/package", views.request_package, name="request_package"),
     path("data-subjects/<uuid:public_id>/state", views.request_state, name="request_state"),
     path("data-subjects/<uuid:public_id>/extend", views.request_extend, name="request_extend"),
     path("data-subjects/<uuid:public_id>/refuse", views.request_refuse, name="request_refuse"),

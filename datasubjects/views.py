@@ -6,12 +6,14 @@ is known. Everything else is for privacy officers (who act) and auditors and por
 admins (who read).
 """
 
+from pathlib import Path
+
 from django.conf import settings
 from django.contrib import messages
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -118,7 +120,37 @@ def public_status(request: HttpRequest, token: str) -> HttpResponse:
     except signing.BadSignature as error:
         raise Http404("No such request.") from error
     dsr = _unverified(public_id)
-    return render(request, "datasubjects/public/status.html", {"dsr": dsr})
+    package_url = ""
+    if dsr.package_file and dsr.state == RequestState.COMPLETED:
+        package_url = services.package_link_url(request=dsr)
+    return render(
+        request, "datasubjects/public/status.html", {"dsr": dsr, "package_url": package_url}
+    )
+
+
+def _package_response(dsr: object) -> FileResponse:
+    path = Path(settings.DSAR_FILES_DIR) / dsr.package_file
+    if not dsr.package_file or not path.is_file():
+        raise Http404("No package has been made for this request.")
+    response = FileResponse(
+        path.open("rb"), as_attachment=True, filename=f"personal-data-{dsr.public_id}.zip"
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def public_package(request: HttpRequest, token: str) -> HttpResponse:
+    """The requester's download: only through the e-mailed (or status page) link,
+    only while it is fresh, only once the privacy officer completed the request."""
+    try:
+        dsr = services.package_request_for_token(token)
+    except signing.SignatureExpired:
+        return render(request, "datasubjects/public/link_expired.html", status=410)
+    except signing.BadSignature as error:
+        raise Http404("No such package.") from error
+    if dsr is None or dsr.verified_at is None or dsr.state != RequestState.COMPLETED:
+        raise Http404("No such package.")
+    return _package_response(dsr)
 
 
 # --- privacy officers, auditors -----------------------------------------------------------
@@ -327,3 +359,8 @@ def source_check(request: HttpRequest, slug: str) -> HttpResponse:
     else:
         messages.error(request, f"{source.name}: {check.message}")
     return redirect("datasubjects:source_list")
+
+
+@user_passes(may_read_requests)
+def request_package(request: HttpRequest, public_id: str) -> HttpResponse:
+    return _package_response(_request_or_404(public_id))

@@ -1,6 +1,12 @@
 """Writes of the data subjects app: requests and their lifecycle (`requests`), the
 per-source work a request fans out into (`sources`)."""
 
+from datasubjects.services.access import (
+    access_package_build,
+    access_tasks_finished,
+    package_link_url,
+    package_request_for_token,
+)
 from datasubjects.services.requests import (
     AUDIT_OBJECT_TYPE,
     CODE_MAX_ATTEMPTS,
@@ -45,8 +51,12 @@ __all__ = [
     "RequestRefused",
     "TaskRun",
     "VerifyOutcome",
+    "access_package_build",
+    "access_tasks_finished",
     "data_source_check",
     "data_source_save",
+    "package_link_url",
+    "package_request_for_token",
     "request_assign",
     "request_close_duplicate",
     "request_code_resend",

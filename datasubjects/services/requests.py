@@ -36,6 +36,7 @@ from datasubjects.deadlines import dsar_due_date
 from datasubjects.models import DataSubjectRequest
 from datasubjects.permissions import may_handle_requests
 from datasubjects.selectors import privacy_officers
+from datasubjects.services.access import package_link_url
 from datasubjects.services.sources import source_tasks_create
 from portal.accounts.models import User
 from portal.audit.actors import Actor
@@ -301,7 +302,8 @@ def request_set_state(
     Refusal and duplicates have their own services (they need a reason or an original).
     Side effects: changes the state; records `dsr.state_changed`; starting an access,
     portability or erasure request creates one task per active data source and queues
-    them (`source_tasks_create`).
+    them (`source_tasks_create`); completing one with an access package e-mails the
+    requester a download link that expires after DSAR_PACKAGE_LINK_HOURS.
     """
     if state in (RequestState.REFUSED, RequestState.DUPLICATE):
         raise ValidationError({"state": "Use refuse or close as duplicate."})
@@ -311,6 +313,17 @@ def request_set_state(
         request.save()
         if state == RequestState.IN_PROGRESS:
             source_tasks_create(request=request, actor=user.audit_actor())
+        if state == RequestState.COMPLETED and request.package_file:
+            _mail_on_commit(
+                to=request.code_recipient,
+                subject="Your personal data is ready to download",
+                template="datasubjects/email/package.txt",
+                context={
+                    "request": request,
+                    "url": package_link_url(request=request),
+                    "hours": settings.DSAR_PACKAGE_LINK_HOURS,
+                },
+            )
         _audit(
             request,
             "dsr.state_changed",

@@ -120,7 +120,7 @@ def _evidence_path(task: SourceTask) -> Path:
 def _write_atomically(path: Path, content: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    staging.write_text(json.dumps(content, indent=2, sort_keys=True, default=str))
+    staging.write_text(json.dumps(content, indent=2, default=str))
     os.replace(staging, path)
 
 

@@ -28,6 +28,7 @@ PUBLIC = {
     "privacy/requests/<uuid:public_id>/verify/",
     "privacy/requests/<uuid:public_id>/resend/",
     "privacy/requests/status/<str:token>/",
+    "privacy/requests/package/<str:token>/",
 }
 PUBLIC_PREFIXES = ("login/", "complete/", "idp-launch/", "app-launch/", "disconnect/")
 # What a signed-in person with no role may still open.
