@@ -450,3 +450,25 @@ def test_set_state_follows_the_lifecycle_and_clears_targets(register):
     version_set_state(version=discarded, state=LifecycleState.DISCARDED, actor=CI)
     with pytest.raises(ValidationError):
         target_assign(version=discarded, target="production", actor=CI)
+
+
+@pytest.mark.parametrize(
+    ("data", "path"),
+    [
+        ({"fields": [{"name": "st\x00re", "type": "str", "source": "pos"}]}, "data.fields[0].name"),
+        (
+            {"fields": [{"name": "store", "type": "str", "source": "\udfff"}]},
+            "data.fields[0].source",
+        ),
+    ],
+)
+def test_section_update_refuses_text_the_database_cannot_store(register, lead, data, path):
+    """A NUL (refused by jsonb) or an unpaired surrogate in a card table is a field
+    error naming its cell, not a database error, and nothing is written."""
+    card = register("1.0.0").card
+    with pytest.raises(ValidationError) as error:
+        card_section_update(
+            card=card, key=CardSectionKey.DATA_SCHEMA, content="x", data=data, actor_user=lead
+        )
+    assert list(error.value.message_dict) == [path]
+    assert not CardRevision.objects.filter(card=card, section_key="data_schema").exists()
