@@ -25,8 +25,10 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from datasubjects.choices import SourceKind
+from datasubjects.choices import REQUEST_AUDIT_TYPE, SourceKind
 from datasubjects.selectors import portal_records_for
+from portal.audit.actors import Actor
+from portal.audit.services import audit_payloads_redact
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -55,6 +57,30 @@ class Finding:
     @property
     def rows(self) -> int:
         return sum(len(rows) for rows in self.tables.values())
+
+
+@dataclass
+class Erasure:
+    """What an erasure did in one source: rows deleted or masked, rows kept under a
+    legal hold (with the Art. 17(3) exemption), the statements run, and what the
+    verification query found afterwards (0 when nothing erasable is left)."""
+
+    rows_changed: int = 0
+    rows_held: int = 0
+    holds: dict[str, str] = field(default_factory=dict)  # table -> exemption
+    queries: list[str] = field(default_factory=list)
+    remaining: int = 0
+
+
+MASKS = ("null", "hash")
+
+
+def keyed_hash(value: object) -> str:
+    """A keyed hash that replaces a value: stable (joins still work), not reversible
+    without the portal's key."""
+    from django.utils.crypto import salted_hmac  # late: slow
+
+    return "erased:" + salted_hmac("datasubjects.erasure", str(value)).hexdigest()[:32]
 
 
 class Connector(Protocol):
@@ -129,6 +155,40 @@ class LakeConnector:
                 f"snapshot {snapshot_id}: {name}.parquet WHERE {column} IN ({', '.join(ids)})"
             )
         return finding
+
+    def snapshots_containing(self, identity: Identity) -> list[tuple[str, int]]:
+        """Every snapshot of the lake (not only the newest) that holds the person, with
+        their row count there: the training data of past model versions."""
+        import pyarrow.parquet as pq  # late: slow
+
+        from pipelines.lake import list_snapshots  # late: slow
+
+        found = []
+        for snapshot in list_snapshots(root=self.root):
+            rows = 0
+            person = snapshot.tables.get(self.person_table)
+            if person is None:
+                continue
+            people = pq.read_table(
+                Path(snapshot.path) / person["file"],
+                filters=[(self.email_column, "=", identity.email)],
+                columns=[self.id_column],
+            )
+            ids = sorted(
+                set(identity.customer_ids) | {str(v) for v in people.column(0).to_pylist()}
+            )
+            if not ids:
+                continue
+            for name, column in self.tables.items():
+                if name in snapshot.tables:
+                    rows += pq.read_table(
+                        Path(snapshot.path) / snapshot.tables[name]["file"],
+                        filters=[(column, "in", ids)],
+                        columns=[column],
+                    ).num_rows
+            if rows:
+                found.append((snapshot.id, rows))
+        return found
 
     def check(self) -> str:
         snapshot = self._snapshot()
@@ -219,6 +279,76 @@ class SqlConnector:
             connection.close()
         return finding
 
+    def erase(self, identity: Identity, rules: dict[str, Any]) -> Erasure:
+        """Erase the person table by table, in one transaction: `delete` the rows, or
+        `mask` named columns (`null` or a keyed `hash`); a table under `hold` keeps its
+        rows and says which Art. 17(3) exemption applies. Running it again changes
+        nothing: erased rows no longer match."""
+        erasure = Erasure()
+        ids = set(identity.customer_ids) | self.customer_ids(identity.email)
+        connection = self.connect()
+        try:
+            # Tables keyed by customer id first: the person table (keyed by e-mail
+            # after masking) is what maps the address to those ids.
+            for table, column in sorted(
+                self.tables.items(), key=lambda tc: tc[0] == self.person_table
+            ):
+                values = self._values_for(column, identity, ids)
+                rule = rules.get(table) or {"strategy": "delete"}
+                if not values:
+                    continue
+                _, rows = self.select(connection, table, column, values)
+                if rule.get("hold"):
+                    erasure.rows_held += len(rows)
+                    erasure.holds[table] = str(rule["hold"])
+                    continue
+                marks = self._placeholders(len(values))
+                cursor = connection.cursor()
+                if rule.get("strategy", "delete") == "delete":
+                    sql = f'DELETE FROM "{table}" WHERE "{column}" IN ({marks})'  # noqa: S608 -- identifiers checked, values are parameters
+                    cursor.execute(sql, values)
+                    erasure.rows_changed += max(cursor.rowcount, 0)
+                    erasure.queries.append(sql)
+                    continue
+                fields = rule.get("fields") or {}
+                for name, mask in fields.items():
+                    _identifier(name, "column")
+                    if mask not in MASKS:
+                        raise ConnectorError(f"mask {mask!r}: one of {', '.join(MASKS)}")
+                nulls = [name for name, mask in fields.items() if mask == "null"]
+                hashes = [name for name, mask in fields.items() if mask == "hash"]
+                mark = "?" if self.is_sqlite else "%s"
+                for row in rows:
+                    assignments = [f'"{n}" = NULL' for n in nulls] + [
+                        f'"{h}" = {mark}' for h in hashes
+                    ]
+                    params = [keyed_hash(row[h]) if row[h] is not None else None for h in hashes]
+                    where = " AND ".join(f'"{k}" = {mark}' for k in row if row[k] is not None)
+                    sql = f'UPDATE "{table}" SET {", ".join(assignments)} WHERE {where}'  # noqa: S608 -- identifiers checked, values are parameters
+                    cursor.execute(sql, params + [v for v in row.values() if v is not None])
+                    erasure.rows_changed += max(cursor.rowcount, 0)
+                if rows:
+                    masks = ", ".join(f"{n}: {fields[n]}" for n in fields)
+                    erasure.queries.append(
+                        f"mask {table} ({masks}) where {column} matches: {len(rows)} row(s)"
+                    )
+            connection.commit()
+            # The verification query: what is still there, outside the held tables.
+            for table, column in self.tables.items():
+                if table in erasure.holds:
+                    continue
+                values = self._values_for(column, identity, ids)
+                if values:
+                    sql, rows = self.select(connection, table, column, values)
+                    erasure.remaining += len(rows)
+                    erasure.queries.append(f"verify: {sql} -> {len(rows)} row(s)")
+        except (sqlite3.Error, OSError) as error:
+            connection.rollback()
+            raise ConnectorError(str(error)) from error
+        finally:
+            connection.close()
+        return erasure
+
     def check(self) -> str:
         connection = self.connect()
         try:
@@ -256,6 +386,23 @@ class PortalConnector:
                 "audit events WHERE object is one of those requests",
             ],
         )
+
+    def erase(self, identity: Identity, rules: dict[str, Any]) -> Erasure:
+        """Redact the ledger's payloads about the person's requests (the events and
+        the chain stay: verification reads them as redacted)."""
+        erasure = Erasure()
+        for request in portal_records_for(subject_ref=identity.subject_ref)[
+            "data_subject_requests"
+        ]:
+            result = audit_payloads_redact(
+                object_type=REQUEST_AUDIT_TYPE,
+                object_id=request["request"],
+                reason="GDPR Art. 17 erasure",
+                actor=Actor.system("datasubjects.worker"),
+            )
+            erasure.rows_changed += result.redacted
+        erasure.queries.append("audit payloads of the person's requests: redacted")
+        return erasure
 
     def check(self) -> str:
         return "the portal's own database"

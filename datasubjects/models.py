@@ -75,6 +75,9 @@ class DataSubjectRequest(models.Model):
     # The access package (JSON and CSV per source, an HTML summary), under DSAR_FILES_DIR.
     package_file = models.CharField(max_length=300, blank=True)
     package_built_at = models.DateTimeField(null=True, blank=True)
+    # Lineage impact of an erasure: the model versions whose training snapshot held the
+    # person ([{"model", "version", "snapshot", "rows"}]), found by the lake's task.
+    lineage = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

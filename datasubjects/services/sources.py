@@ -26,12 +26,14 @@ from datasubjects.choices import (
     KIND_ACTIONS,
     REQUEST_AUDIT_TYPE,
     SourceKind,
+    TaskAction,
     TaskState,
 )
 from datasubjects.connectors import ConnectorError, Identity, connector_for
 from datasubjects.models import DataSource, DataSubjectRequest, SourceTask
 from datasubjects.permissions import may_handle_requests, may_manage_sources
 from datasubjects.selectors import sources_active
+from governance.selectors.registry import versions_trained_on
 from portal.accounts.models import User
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
@@ -167,7 +169,10 @@ def source_task_run(*, task_id: int) -> TaskRun:
     worker = Actor.system("datasubjects.worker")
     try:
         identity = subject_identity(request=task.request)
-        finding = connector_for(kind=task.source.kind, config=task.source.config).find(identity)
+        connector = connector_for(kind=task.source.kind, config=task.source.config)
+        if task.action == TaskAction.ERASURE:
+            return _erasure_run(task, connector, identity, worker)
+        finding = connector.find(identity)
         path = _evidence_path(task)
         _write_atomically(
             path,
@@ -196,6 +201,98 @@ def source_task_run(*, task_id: int) -> TaskRun:
         )
         task.refresh_from_db()
         _task_audit(task, "dsr.source_task_done", worker, {"rows_found": finding.rows})
+    return TaskRun(task=task, ran=True)
+
+
+def _task_failed(task: SourceTask, error: str, worker: Actor) -> TaskRun:
+    with transaction.atomic():
+        SourceTask.objects.select_for_update().filter(pk=task.pk).update(
+            state=TaskState.FAILED, error=error[:2000], lease_until=None
+        )
+        task.refresh_from_db()
+        _task_audit(task, "dsr.source_task_failed", worker, {"attempt": task.attempts})
+    return TaskRun(task=task, ran=True, retry=task.attempts < TASK_MAX_ATTEMPTS)
+
+
+def _erasure_run(task: SourceTask, connector: Any, identity: Identity, worker: Actor) -> TaskRun:
+    """Erase in a source that can, then check with the verification query; in the lake
+    (immutable, content-addressed snapshots) find the lineage impact and hand the rest
+    to a person."""
+    path = _evidence_path(task)
+    if not hasattr(connector, "erase"):
+        snapshots = connector.snapshots_containing(identity)
+        by_snapshot = dict(snapshots)
+        lineage = [
+            {
+                "model": version.model.slug,
+                "version": version.version,
+                "snapshot": version.data_version,
+                "rows": by_snapshot[version.data_version],
+            }
+            for version in versions_trained_on(data_versions=list(by_snapshot))
+        ]
+        _write_atomically(path, {"snapshots": snapshots, "lineage": lineage})
+        note = (
+            f"{len(snapshots)} lake snapshot(s) hold the person "
+            f"({sum(by_snapshot.values())} rows); model versions trained on them: "
+            + (", ".join(f"{v['model']} {v['version']}" for v in lineage) or "none")
+            + ". Snapshots are immutable: exclude the person from the next snapshot and "
+            "record it here."
+        )
+        with transaction.atomic():
+            DataSubjectRequest.objects.filter(pk=task.request_id).update(lineage=lineage)
+            SourceTask.objects.filter(pk=task.pk).update(
+                state=TaskState.AWAITING_PERSON,
+                rows_found=sum(by_snapshot.values()),
+                query="\n".join(f"snapshot {sid}: {rows} row(s)" for sid, rows in snapshots),
+                note=note,
+                evidence_file=str(path.relative_to(settings.DSAR_FILES_DIR)),
+                lease_until=None,
+            )
+            task.refresh_from_db()
+            _task_audit(
+                task,
+                "dsr.lineage_found",
+                worker,
+                {
+                    "snapshots": len(snapshots),
+                    "versions": [f"{v['model']}@{v['version']}" for v in lineage],
+                },
+            )
+        return TaskRun(task=task, ran=True)
+    erasure = connector.erase(identity, task.source.config.get("erasure") or {})
+    _write_atomically(
+        path,
+        {
+            "rows_changed": erasure.rows_changed,
+            "rows_held": erasure.rows_held,
+            "holds": erasure.holds,
+            "queries": erasure.queries,
+            "remaining": erasure.remaining,
+        },
+    )
+    if erasure.remaining:
+        return _task_failed(
+            task, f"the verification query still finds {erasure.remaining} row(s)", worker
+        )
+    with transaction.atomic():
+        SourceTask.objects.select_for_update().filter(pk=task.pk).update(
+            state=TaskState.DONE,
+            rows_found=erasure.rows_changed + erasure.rows_held,
+            rows_changed=erasure.rows_changed,
+            query="\n".join(erasure.queries),
+            note="; ".join(f"{t} kept: {why}" for t, why in erasure.holds.items()),
+            evidence_file=str(path.relative_to(settings.DSAR_FILES_DIR)),
+            lease_until=None,
+            finished_at=timezone.now(),
+        )
+        task.refresh_from_db()
+        _task_audit(
+            task,
+            "dsr.source_task_done",
+            worker,
+            {"rows_changed": erasure.rows_changed, "rows_held": erasure.rows_held, "remaining": 0},
+        )
     return TaskRun(task=task, ran=True)
 
 
