@@ -24,6 +24,11 @@ urlpatterns = [
     path("data-subjects/<uuid:public_id>/", views.request_detail, name="request_detail"),
     path("data-subjects/<uuid:public_id>/assign", views.request_assign, name="request_assign"),
     path("data-subjects/<uuid:public_id>/package", views.request_package, name="request_package"),
+    path(
+        "data-subjects/<uuid:public_id>/certificate.pdf",
+        views.request_certificate,
+        name="request_certificate",
+    ),
     path("data-subjects/<uuid:public_id>/state", views.request_state, name="request_state"),
     path("data-subjects/<uuid:public_id>/extend", views.request_extend, name="request_extend"),
     path("data-subjects/<uuid:public_id>/refuse", views.request_refuse, name="request_refuse"),

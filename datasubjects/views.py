@@ -18,7 +18,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from datasubjects import forms, services
-from datasubjects.choices import RequestState
+from datasubjects.certificates import erasure_certificate_pdf
+from datasubjects.choices import RequestKind, RequestState
 from datasubjects.models import DataSource, SourceTask
 from datasubjects.permissions import may_handle_requests, may_manage_sources, may_read_requests
 from datasubjects.ratelimits import public_form_allowed
@@ -364,3 +365,13 @@ def source_check(request: HttpRequest, slug: str) -> HttpResponse:
 @user_passes(may_read_requests)
 def request_package(request: HttpRequest, public_id: str) -> HttpResponse:
     return _package_response(_request_or_404(public_id))
+
+
+@user_passes(may_read_requests)
+def request_certificate(request: HttpRequest, public_id: str) -> HttpResponse:
+    dsr = _request_or_404(public_id)
+    if dsr.kind != RequestKind.ERASURE:
+        raise Http404("Only erasure requests have a certificate.")
+    response = HttpResponse(erasure_certificate_pdf(request=dsr), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="erasure-{dsr.public_id}.pdf"'
+    return response

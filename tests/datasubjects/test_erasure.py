@@ -2,10 +2,12 @@
 17(3) exemption, the verification query, audit payload redaction that still verifies,
 and the lineage impact found in the lake."""
 
+import io
 import sqlite3
 
 import pytest
 from django.db import connection as django_connection
+from pypdf import PdfReader
 
 from datasubjects.choices import RequestKind, SourceKind, TaskState
 from datasubjects.models import SourceTask
@@ -178,4 +180,28 @@ def test_crm_connection_is_postgresql_when_the_tests_are(crm_with_rules):
     url = crm_with_rules.config["url"]
     assert url.startswith(
         "postgresql://" if django_connection.vendor == "postgresql" else "sqlite:"
+    )
+
+
+def test_erasure_certificate_pdf_lists_sources_holds_and_lineage(
+    crm_with_rules, seeded_person, verified_request, privacy_officer, client_for, auditor, make_user
+):
+    """The officer (and the auditor) download a PDF certificate naming each source's
+    outcome; a data science lead is refused; an access request has none."""
+    dsr, tasks = _start_erasure(verified_request, seeded_person, privacy_officer)
+    source_task_run(task_id=tasks["crm"].pk)
+    url = f"/data-subjects/{dsr.public_id}/certificate.pdf"
+    response = client_for(privacy_officer).get(url)
+    assert response.status_code == 200
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(response.content)).pages)
+    assert "Certificate of erasure" in text and str(dsr.public_id) in text
+    assert "CRM" in text and "-> 0 row(s)" in text
+    assert client_for(auditor).get(url).status_code == 200
+    assert client_for(make_user("data_science_lead")).get(url).status_code == 403
+    access = verified_request(email=seeded_person["email"])
+    assert (
+        client_for(privacy_officer)
+        .get(f"/data-subjects/{access.public_id}/certificate.pdf")
+        .status_code
+        == 404
     )
