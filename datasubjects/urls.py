@@ -6,6 +6,7 @@ app_name = "datasubjects"
 
 urlpatterns = [
     # Public: the only pages open without signing in (see tests/portal/test_refusals.py).
+    path("privacy/", views.public_privacy_notice, name="privacy_notice"),
     path("privacy/requests/new/", views.public_request_new, name="public_request_new"),
     path("privacy/requests/<uuid:public_id>/verify/", views.public_verify, name="public_verify"),
     path(

@@ -21,6 +21,7 @@ from datasubjects import forms, services
 from datasubjects.certificates import erasure_certificate_pdf
 from datasubjects.choices import RequestKind, RequestState
 from datasubjects.models import DataSource, SourceTask
+from datasubjects.notices import ART15_INFORMATION, profiling_explanations
 from datasubjects.permissions import may_handle_requests, may_manage_sources, may_read_requests
 from datasubjects.ratelimits import public_form_allowed
 from datasubjects.selectors import (
@@ -152,6 +153,14 @@ def public_package(request: HttpRequest, token: str) -> HttpResponse:
     if dsr is None or dsr.verified_at is None or dsr.state != RequestState.COMPLETED:
         raise Http404("No such package.")
     return _package_response(dsr)
+
+
+def public_privacy_notice(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "datasubjects/public/privacy_notice.html",
+        {"info": ART15_INFORMATION, "profiling": profiling_explanations()},
+    )
 
 
 # --- privacy officers, auditors -----------------------------------------------------------

@@ -138,3 +138,13 @@ def test_status_page_offers_the_download_once_completed(completed_access, client
     token = request_status_token(request=completed_access)
     page = client.get(reverse("datasubjects:public_status", args=[token])).content.decode()
     assert 'data-testid="package-link"' in page
+
+
+def test_privacy_notice_explains_profiling_from_the_cards(client, segmentation_card):
+    """The public privacy notice needs no login and explains segmentation in the card's
+    own words, with the purposes and retention."""
+    response = client.get(reverse("datasubjects:privacy_notice"))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "k-means on RFM features" in body
+    assert "How long we keep it" in body and "Customer segmentation (version 1.0.0)" in body

@@ -26,6 +26,7 @@ PUBLIC = {
     "hooks/clouddeploy",
     # GDPR requests: data subjects have no account; the forms verify them by e-mail code
     # and the status page takes a signed, expiring link.
+    "privacy/",
     "privacy/requests/new/",
     "privacy/requests/<uuid:public_id>/verify/",
     "privacy/requests/<uuid:public_id>/resend/",
