@@ -245,7 +245,7 @@ class SqlConnector:
 
     def select(self, connection: Any, table: str, column: str, values: Iterable[str]):
         values = list(values)
-        sql = f'SELECT * FROM "{table}" WHERE "{column}" IN ({self._placeholders(len(values))})'  # noqa: S608 -- identifiers checked, values are parameters
+        sql = f'SELECT * FROM "{table}" WHERE "{column}" IN ({self._placeholders(len(values))})'  # noqa: S608  # nosec B608  # identifiers checked, values are parameters
         cursor = connection.cursor()
         cursor.execute(sql, values)
         names = [d[0] for d in cursor.description]
@@ -305,7 +305,7 @@ class SqlConnector:
                 marks = self._placeholders(len(values))
                 cursor = connection.cursor()
                 if rule.get("strategy", "delete") == "delete":
-                    sql = f'DELETE FROM "{table}" WHERE "{column}" IN ({marks})'  # noqa: S608 -- identifiers checked, values are parameters
+                    sql = f'DELETE FROM "{table}" WHERE "{column}" IN ({marks})'  # noqa: S608  # nosec B608  # identifiers checked, values are parameters
                     cursor.execute(sql, values)
                     erasure.rows_changed += max(cursor.rowcount, 0)
                     erasure.queries.append(sql)
@@ -324,7 +324,7 @@ class SqlConnector:
                     ]
                     params = [keyed_hash(row[h]) if row[h] is not None else None for h in hashes]
                     where = " AND ".join(f'"{k}" = {mark}' for k in row if row[k] is not None)
-                    sql = f'UPDATE "{table}" SET {", ".join(assignments)} WHERE {where}'  # noqa: S608 -- identifiers checked, values are parameters
+                    sql = f'UPDATE "{table}" SET {", ".join(assignments)} WHERE {where}'  # noqa: S608  # nosec B608  # identifiers checked, values are parameters
                     cursor.execute(sql, params + [v for v in row.values() if v is not None])
                     erasure.rows_changed += max(cursor.rowcount, 0)
                 if rows:
@@ -355,7 +355,7 @@ class SqlConnector:
             counts = []
             for table in self.tables:
                 cursor = connection.cursor()
-                cursor.execute(f'SELECT COUNT(*) FROM "{table}"')  # noqa: S608 -- identifier checked
+                cursor.execute(f'SELECT COUNT(*) FROM "{table}"')  # noqa: S608  # nosec B608  # identifier checked
                 counts.append(f"{table}: {cursor.fetchone()[0]} rows")
         except sqlite3.Error as error:
             raise ConnectorError(str(error)) from error
