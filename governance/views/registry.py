@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from governance.clients import registry_sync_enabled
 from governance.filters import ModelFilter, VersionFilter
 from governance.forms import ModelSettingsForm, VersionCompareForm
+from governance.models import RegisteredModel
 from governance.permissions import may_edit_card, may_read_registry
 from governance.reviews.selectors import open_review_counts_by_model
 from governance.selectors.baselines import production_comparison
@@ -56,7 +57,17 @@ def model_list(request: HttpRequest) -> HttpResponse:
 
 @user_passes(may_read_registry)
 def model_detail(request: HttpRequest, model: str) -> HttpResponse:
-    registered = model_get(slug=model)
+    return _model_page(request, model_get(slug=model))
+
+
+def _model_page(
+    request: HttpRequest,
+    registered: RegisteredModel,
+    *,
+    settings_form: ModelSettingsForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The model page; `settings_form` is a bound settings form to show with its errors."""
     filters = VersionFilter(request.GET or None, queryset=versions_for_model(model=registered))
     versions = filters.qs if filters.is_valid() else versions_for_model(model=registered)
     page = Paginator(versions, 20).get_page(request.GET.get("page"))
@@ -83,16 +94,20 @@ def model_detail(request: HttpRequest, model: str) -> HttpResponse:
             "query": "&".join(f"state={s}" for s in states or []),
             "trend": metrics_trend(model=registered),
             "compare_form": compare_form,
-            "settings_form": ModelSettingsForm(
-                initial={
-                    "owner": registered.owner_id,
-                    "risk_tier": registered.risk_tier,
-                    "description": registered.description,
-                }
-            )
-            if may_manage_roles(request.user)
-            else None,
+            "settings_form": settings_form
+            or (
+                ModelSettingsForm(
+                    initial={
+                        "owner": registered.owner_id,
+                        "risk_tier": registered.risk_tier,
+                        "description": registered.description,
+                    }
+                )
+                if may_manage_roles(request.user)
+                else None
+            ),
         },
+        status=status,
     )
 
 
@@ -112,13 +127,13 @@ def model_settings(request: HttpRequest, model: str) -> HttpResponse:
                 client_ip=client_ip_for_request(request),
             )
         except ValidationError as error:
-            messages.error(request, " ".join(error.messages))
+            form.add_error(None, error.messages)
         else:
             messages.success(request, "Model settings saved.")
-    else:
-        errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
-        messages.error(request, f"Nothing saved: {errors}")
-    return redirect("governance:model_detail", model=registered.slug)
+            return redirect("governance:model_detail", model=registered.slug)
+    # Shown again with each field's error beside it, never a silent redirect.
+    messages.error(request, "Nothing saved: correct the settings below.")
+    return _model_page(request, registered, settings_form=form, status=400)
 
 
 @user_passes(may_read_registry)

@@ -47,3 +47,17 @@ def test_model_page_shows_the_settings_form_to_admins_only(client_for, admin_use
     assert 'data-testid="model-settings"' in client_for(admin_user).get(page).content.decode()
     other = client_for(make_user(Role.DATA_SCIENCE_LEAD)).get(page).content.decode()
     assert 'data-testid="model-settings"' not in other
+
+
+def test_invalid_settings_show_field_errors_not_a_redirect(client_for, admin_user):
+    """Owner 999 and risk tier "extreme": the model page comes back (400) with each
+    field's error beside it and nothing is saved or audited."""
+    response = client_for(admin_user).post(
+        URL, {"owner": 999, "risk_tier": "extreme", "description": ""}
+    )
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert html.count('class="field-error"') >= 2
+    assert "extreme is not one of the available choices" in html
+    assert RegisteredModel.objects.get(slug="demand-forecasting").owner_id is None
+    assert not AuditEvent.objects.filter(action="model.updated").exists()
