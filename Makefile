@@ -26,7 +26,9 @@ demo: $(VENV)/.installed-dev
 	@echo ""
 	@echo "Portal:  http://127.0.0.1:8000  (Ctrl-C stops the web server and the worker)"
 	@echo ""
-	$(BIN)/honcho -f Procfile.demo start
+	@# Ctrl-C is how the demo stops: not an error.
+	@trap 'stopped=1' INT; $(BIN)/honcho -f Procfile.demo start; status=$$?; \
+		if [ -n "$$stopped" ] || [ $$status -eq 130 ]; then echo "Demo stopped."; else exit $$status; fi
 
 # PostgreSQL is used when DATABASE_URL is set or one answers on 127.0.0.1:5432;
 # otherwise SQLite, and the PostgreSQL-only tests are skipped with their reason shown.

@@ -475,7 +475,26 @@ LOGGING = {
             "rename_fields": {"asctime": "time", "levelname": "severity"},
         },
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "filters": {"client_errors": {"()": "portal.logfilters.ClientErrorWithoutTraceback"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["client_errors"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"axes": {"level": "WARNING"}, "weasyprint": {"level": "WARNING"}},
+    "loggers": {
+        # Django's own console handler would print each of its records a second time.
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "axes": {"level": "WARNING"},
+        "weasyprint": {"level": "WARNING"},
+        # The filesystem broker has no host: kombu's "No hostname was supplied" is noise.
+        "kombu.connection": {
+            "level": "ERROR" if CELERY_BROKER_URL.startswith("filesystem://") else "WARNING"
+        },
+    },
 }
+# What a worker's task prints (the console e-mail backend's messages) is information,
+# not a warning.
+CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
