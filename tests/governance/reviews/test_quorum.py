@@ -89,7 +89,8 @@ def test_quorum_of_two_is_not_filled_by_one_person_holding_two_roles(
 
 def _progress_row(page: str, role: str) -> str:
     table = page.split('data-testid="progress"', 1)[1].split("</table>", 1)[0]
-    row = re.search(rf"<tr><td>{role}</td>.*?</tr>", table)
+    # The page names the role by its label (e.g. "Data science lead"), not its slug.
+    row = re.search(rf"<tr><td>{Role(role).label}</td>.*?</tr>", table)
     assert row, f"no progress row for {role}"
     return row.group(0)
 
