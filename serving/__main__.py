@@ -3,6 +3,12 @@
 import argparse
 import os
 
+# One native thread per prediction: requests are already served in parallel, and
+# OpenMP's busy-waiting thread pools (scikit-learn's gradient boosting) on a machine
+# that is busy anyway made each prediction many times slower. Set before the
+# libraries load; SERVING_THREADS raises it on a dedicated machine.
+os.environ["OMP_NUM_THREADS"] = os.environ.get("SERVING_THREADS", "1")
+
 import uvicorn
 
 from serving.app import create_app

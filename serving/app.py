@@ -35,6 +35,7 @@ from prometheus_client import (
     generate_latest,
 )
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from serving.predictors import PREDICTORS, InputError, Predictor, predictor_load
 from serving.routing import ModelRoute, Routing, RoutingError, Track, routing_read
@@ -215,12 +216,14 @@ def create_app(
     async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse(error_body("invalid input", _fields_of(error)), status_code=422)
 
+    # Probes and metrics are answered on the event loop itself, so a busy thread pool
+    # of predictions never makes the server look dead.
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz")
-    def readyz() -> JSONResponse:
+    async def readyz() -> JSONResponse:
         served = watcher.served
         body = {
             "ready": watcher.ready(),
@@ -230,7 +233,7 @@ def create_app(
         return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
     @app.get("/metrics")
-    def metrics_view() -> Response:
+    async def metrics_view() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models/{model}")
@@ -289,7 +292,8 @@ def create_app(
             return JSONResponse(error_body("injected fault"), status_code=503)
         predictor = served.predictors[(model, track.version)]
         try:
-            answer = predictor.predict(payload)
+            # In the thread pool: a prediction is CPU work that must not stall the loop.
+            answer = await run_in_threadpool(predictor.predict, payload)
         except InputError as error:
             metrics.requests.labels(*labels, "invalid").inc()
             return JSONResponse(
