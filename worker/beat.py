@@ -23,6 +23,10 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "notify.requeue_due",
         "schedule": crontab(minute="*"),
     },
+    "rollouts-sweep": {
+        "task": "rollouts.sweep",
+        "schedule": crontab(minute="*"),
+    },
     "reviews-clouddeploy-sweep": {
         "task": "reviews.clouddeploy_sweep",
         "schedule": crontab(minute="*/15"),
