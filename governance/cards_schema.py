@@ -12,6 +12,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from governance.choices import CardSectionKey
+from portal.jsonvalues import json_stored_form, json_value_check
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ def section_data_clean(*, key: str, data: dict | None) -> dict:
     data = data or {}
     if not isinstance(data, dict):
         raise ValidationError({"data": "Must be an object."})
+    json_value_check(data, path="data")
     errors: dict[str, str] = {}
     cleaned: dict[str, Any]
     if key == CardSectionKey.MODEL_DETAILS:
@@ -209,4 +211,5 @@ def section_data_clean(*, key: str, data: dict | None) -> dict:
         cleaned = {}
     if errors:
         raise ValidationError(errors)
-    return cleaned
+    # The form the column gives back: an unchanged save compares equal to it.
+    return json_stored_form(cleaned)

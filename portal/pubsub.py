@@ -26,6 +26,8 @@ import requests
 from django.conf import settings
 from google.oauth2 import id_token
 
+from portal.jsonvalues import json_value_problems
+
 GOOGLE_ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"})
 # Google's certificates rotate daily and overlap; a few seconds of skew between their
 # clocks and ours should not turn a delivery away.
@@ -216,6 +218,13 @@ def pubsub_push_envelope_parse(body: bytes) -> PushMessage:
         envelope = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PushEnvelopeInvalid("body is not JSON") from exc
+    except RecursionError:
+        raise PushEnvelopeInvalid("body is nested too deeply") from None
+    # The attributes are stored as they came: nothing the database would refuse.
+    problems = json_value_problems(envelope)
+    if problems:
+        path, problem = next(iter(problems.items()))
+        raise PushEnvelopeInvalid(f"{path}: {problem.rstrip('.')}")
     if not isinstance(envelope, dict) or not isinstance(envelope.get("message"), dict):
         raise PushEnvelopeInvalid("body has no message object")
     message = envelope["message"]

@@ -27,8 +27,16 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "rollouts.sweep",
         "schedule": crontab(minute="*"),
     },
+    "changes-expire-and-check-configuration": {
+        "task": "changes.expire",
+        "schedule": crontab(minute="*/5"),
+    },
     "reviews-clouddeploy-sweep": {
         "task": "reviews.clouddeploy_sweep",
         "schedule": crontab(minute="*/15"),
+    },
+    "exports-expire": {
+        "task": "exports.expire",
+        "schedule": crontab(minute=23),
     },
 }

@@ -22,6 +22,7 @@ from governance.services.cards import (
 from governance.services.evidence import evidence_changed
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
+from portal.jsonvalues import json_stored_form, json_value_check
 
 # semver.org's own pattern: MAJOR.MINOR.PATCH, optional pre-release and build metadata.
 SEMVER_RE = re.compile(
@@ -149,6 +150,7 @@ def registration_clean(*, model: RegisteredModel, data: dict) -> dict:
     errors: dict[str, str] = {}
     if not isinstance(data, dict):
         raise ValidationError({"non_field_errors": "The body must be a JSON object."})
+    json_value_check(data)
     for key in sorted(set(data) - set(REGISTRATION_FIELDS)):
         errors[key] = "Unknown field."
     body: dict[str, Any] = {}
@@ -189,7 +191,8 @@ def registration_clean(*, model: RegisteredModel, data: dict) -> dict:
         raise ValidationError(errors)
     if not body["tag"]:
         body["tag"] = f"{model.kind}-v{body['version'].split('.')[0]}"
-    return body
+    # Digest and compare what the database will give back, not what was sent.
+    return json_stored_form(body)
 
 
 def _digest(body: dict) -> str:
@@ -205,6 +208,7 @@ def _recorded_body(version: ModelVersion) -> dict:
 
 
 def _differing(recorded: dict, body: dict) -> dict[str, dict[str, Any]]:
+    recorded = json_stored_form(recorded)
     return {
         field: {"registered": recorded.get(field), "requested": body.get(field)}
         for field in REGISTRATION_FIELDS
@@ -466,8 +470,9 @@ def version_metrics_replace(
     `version.metrics_replaced`, `evidence_changed` (approvals relied on the old numbers).
     """
     errors: dict[str, str] = {}
-    metrics = _metrics_clean(metrics, "metrics", errors)
-    metric_slices = _slices_clean(metric_slices, errors)
+    json_value_check({"metrics": metrics, "metric_slices": metric_slices})
+    metrics = json_stored_form(_metrics_clean(metrics, "metrics", errors))
+    metric_slices = json_stored_form(_slices_clean(metric_slices, errors))
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():

@@ -45,6 +45,7 @@ from governance.training.choices import (
 from governance.training.models import PipelineRun, PipelineStepRun
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
+from portal.jsonvalues import json_stored_form, json_value_check
 
 logger = logging.getLogger(__name__)
 
@@ -115,13 +116,14 @@ def params_clean(*, model: RegisteredModel, params: Any) -> dict[str, Any]:
         return {}
     if not isinstance(params, dict):
         raise ValidationError({"params": "Must be an object of parameter name to value."})
+    json_value_check(params, path="params")
     from pipelines import kind_for
 
     try:
         kind_for(model.kind).settings(params)
     except ValueError as error:
         raise ValidationError({"params": str(error)}) from None
-    return json.loads(json.dumps(params))
+    return json_stored_form(params)
 
 
 def run_start(

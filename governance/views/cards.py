@@ -14,9 +14,12 @@ from governance.forms import CardSectionForm, RevisionCompareForm
 from governance.models import CardSection, ModelVersion
 from governance.permissions import may_edit_card, may_read_registry
 from governance.selectors.card_exports import (
+    CARD_PDF_EXPORT,
+    card_export_governance,
     card_export_json,
     card_export_markdown,
     card_export_pdf,
+    card_export_size,
     export_filename,
 )
 from governance.selectors.cards import card_revisions, card_revisions_diff
@@ -24,6 +27,9 @@ from governance.selectors.registry import version_get
 from governance.services.cards import card_section_confirm, card_section_update
 from portal.accounts.permissions import user_passes
 from portal.audit.actors import client_ip_for_request
+from portal.exports.models import ExportJob
+from portal.exports.selectors import export_job_active_for
+from portal.exports.services import export_job_request
 
 
 def _version_url(version: ModelVersion) -> str:
@@ -136,12 +142,33 @@ def card_export(request: HttpRequest, model: str, version: str, fmt: str) -> Htt
     if fmt == "json":
         body = json.dumps(card_export_json(card=card), indent=2, ensure_ascii=False)
         response = HttpResponse(body, content_type="application/json")
+    elif fmt == "governance.json":
+        body = json.dumps(card_export_governance(card=card), indent=2, ensure_ascii=False)
+        response = HttpResponse(body, content_type="application/json")
     elif fmt == "md":
         response = HttpResponse(card_export_markdown(card=card), content_type="text/markdown")
     elif fmt == "pdf":
+        size = card_export_size(card=card)
+        if not size.fits_a_request:
+            return redirect("exports:job_detail", pk=_card_pdf_job(request, found).pk)
         response = HttpResponse(card_export_pdf(card=card), content_type="application/pdf")
     else:
         raise Http404("Unknown export format.")
     filename = export_filename(card=card, extension=fmt)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+def _card_pdf_job(request: HttpRequest, version: ModelVersion) -> ExportJob:
+    """A card too big to print within the request is printed by a worker; asking again
+    while that job is under way follows it rather than starting another."""
+    params = {"card_id": version.card.pk}
+    return export_job_active_for(
+        kind=CARD_PDF_EXPORT, params=params, user=request.user
+    ) or export_job_request(
+        kind=CARD_PDF_EXPORT,
+        params=params,
+        title=f"Model card PDF: {version.model.slug} {version.version}",
+        requested_by=request.user,
+        client_ip=client_ip_for_request(request),
+    )

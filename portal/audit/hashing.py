@@ -5,12 +5,13 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from django.core.serializers.json import DjangoJSONEncoder
+from portal.jsonvalues import json_stored_form
 
 
 def normalise_payload(payload: dict[str, Any] | None) -> dict[str, Any]:
-    """The payload as it will read back from a JSON column (dates, UUIDs as strings)."""
-    return json.loads(json.dumps(payload or {}, cls=DjangoJSONEncoder))
+    """The payload exactly as it will read back from the JSON column, on PostgreSQL and
+    SQLite alike (portal.jsonvalues): the digest is computed over what is stored."""
+    return json_stored_form(payload or {})
 
 
 def canonical_json(value: Any) -> bytes:

@@ -3,6 +3,9 @@ from django.db import models
 from portal.audit.choices import ActorType
 
 GENESIS_HASH = "0" * 64
+# A redacted payload holds exactly this; the event that redacted it names it.
+REDACTED_PAYLOAD = {"redacted": True}
+REDACTION_ACTION = "audit.payloads_redacted"
 
 
 class AuditEvent(models.Model):

@@ -1,4 +1,12 @@
-"""Writes to the audit ledger. Every state change in the portal goes through here."""
+"""Writes to the audit ledger. Every state change in the portal goes through here.
+
+Lock order, one for the whole portal: the rows of the object being changed first (a
+version, its review, an outbox row), the audit chain head last, and no lock held
+across a call to an outside system. `audit_record` locks the head until the caller's
+transaction ends, so everything else a transaction locks it must lock before its first
+audit event; a transaction that waits for a row while holding the head can close a
+circle with one holding that row and waiting for the head.
+"""
 
 from dataclasses import dataclass
 from typing import Any
@@ -8,9 +16,14 @@ from django.utils import timezone
 
 from portal.audit.actors import Actor
 from portal.audit.hashing import event_hash, normalise_payload, payload_digest
-from portal.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent, AuditPayload
-
-REDACTED_PAYLOAD = {"redacted": True}
+from portal.audit.models import (
+    GENESIS_HASH,
+    REDACTED_PAYLOAD,
+    REDACTION_ACTION,
+    AuditChainHead,
+    AuditEvent,
+    AuditPayload,
+)
 
 
 def _lock_chain_head() -> AuditChainHead:
@@ -80,24 +93,44 @@ def audit_payloads_redact(
 ) -> RedactionResult:
     """Overwrite the payloads of every event about one object (a GDPR erasure).
 
-    The events and their hashes stay; verification reports the payloads as redacted.
-    Records `audit.payloads_redacted` itself.
+    The events and their hashes stay. Side effects: audit `audit.payloads_redacted`,
+    whose payload names each redacted event by sequence and payload digest, which is
+    what verification accepts a redacted payload against. Earlier redaction events are
+    left as they are: they are the proof, and hold no personal data.
     """
     with transaction.atomic():
-        payloads = AuditPayload.objects.select_for_update().filter(
-            event__object_type=object_type, event__object_id=object_id, redacted_at__isnull=True
+        payloads = (
+            AuditPayload.objects.select_for_update(of=("self",))
+            .filter(
+                event__object_type=object_type,
+                event__object_id=object_id,
+                redacted_at__isnull=True,
+            )
+            .exclude(event__action=REDACTION_ACTION)
         )
-        count = payloads.update(
+        named = list(
+            payloads.order_by("event__sequence").values_list(
+                "event_id", "event__sequence", "event__payload_digest"
+            )
+        )
+        count = AuditPayload.objects.filter(event_id__in=[pk for pk, _, _ in named]).update(
             data=REDACTED_PAYLOAD,
             client_ip=None,
             redacted_at=timezone.now(),
             redaction_reason=reason[:200],
         )
         audit_record(
-            action="audit.payloads_redacted",
+            action=REDACTION_ACTION,
             actor=actor,
             object_type=object_type,
             object_id=object_id,
-            payload={"count": count, "reason": reason[:200]},
+            payload={
+                "count": count,
+                "reason": reason[:200],
+                "events": [
+                    {"sequence": sequence, "payload_digest": digest}
+                    for _, sequence, digest in named
+                ],
+            },
         )
     return RedactionResult(redacted=count)

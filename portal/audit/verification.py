@@ -1,9 +1,59 @@
-"""Walks the chain and names the first event that does not hold."""
+"""Walks the chain and names the first event that does not hold.
+
+A redacted payload holds only the redaction marker and is accepted only when a later,
+intact `audit.payloads_redacted` event names it by sequence and payload digest: a
+payload overwritten by someone with table rights, who set `redacted_at` themselves,
+reads as tampering, not as a redaction.
+"""
 
 from dataclasses import dataclass
+from typing import Any
 
 from portal.audit.hashing import event_hash, payload_digest
-from portal.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent
+from portal.audit.models import (
+    GENESIS_HASH,
+    REDACTED_PAYLOAD,
+    REDACTION_ACTION,
+    AuditChainHead,
+    AuditEvent,
+)
+
+
+@dataclass(frozen=True)
+class _Redacted:
+    payload_digest: str
+    object_type: str
+    object_id: str
+
+
+def _named_by_redaction(
+    event: AuditEvent, data: dict[str, Any], pending: dict[int, _Redacted]
+) -> str | None:
+    """Take the redacted payloads a redaction event names off `pending`; say why not."""
+    entries = data.get("events")
+    if entries is None:
+        # Written before redaction events named their events: it vouches for as many
+        # earlier redacted payloads of the same object as it counted.
+        count = data.get("count")
+        if not isinstance(count, int):
+            return "it is a redaction event that names no events"
+        same_object = [
+            sequence
+            for sequence, redacted in sorted(pending.items())
+            if (redacted.object_type, redacted.object_id) == (event.object_type, event.object_id)
+        ]
+        for sequence in same_object[:count]:
+            del pending[sequence]
+        return None
+    if not isinstance(entries, list):
+        return "it is a redaction event that names no events"
+    for entry in entries:
+        sequence = entry.get("sequence") if isinstance(entry, dict) else None
+        redacted = pending.get(sequence) if isinstance(sequence, int) else None
+        if redacted is None or redacted.payload_digest != entry.get("payload_digest"):
+            return f"it names event #{sequence} as redacted, which does not hold"
+        del pending[sequence]
+    return None
 
 
 @dataclass(frozen=True)
@@ -29,6 +79,8 @@ def audit_chain_verify(*, chunk_size: int = 2000) -> ChainReport:
     expected_prev = GENESIS_HASH
     expected_sequence = 1
     checked = redacted = 0
+    # Redacted payloads not yet named by a redaction event, by sequence.
+    pending: dict[int, _Redacted] = {}
 
     def broken(sequence: int, reason: str) -> ChainReport:
         return ChainReport(False, checked, redacted, expected_prev, sequence, reason)
@@ -56,13 +108,24 @@ def audit_chain_verify(*, chunk_size: int = 2000) -> ChainReport:
         if payload is None:
             return broken(event.sequence, "its payload is missing")
         if payload.redacted_at is not None:
+            if payload.data != REDACTED_PAYLOAD or payload.client_ip is not None:
+                return broken(event.sequence, "its payload is marked redacted but holds data")
+            pending[event.sequence] = _Redacted(
+                event.payload_digest, event.object_type, event.object_id
+            )
             redacted += 1
         elif payload_digest(payload.data, payload.client_ip) != event.payload_digest:
             return broken(event.sequence, "its payload does not match the digest in the chain")
+        elif event.action == REDACTION_ACTION and isinstance(payload.data, dict):
+            problem = _named_by_redaction(event, payload.data, pending)
+            if problem:
+                return broken(event.sequence, problem)
         expected_prev = event.hash
         expected_sequence += 1
         checked += 1
 
+    if pending:
+        return broken(min(pending), "its payload is redacted but no redaction event names it")
     head = AuditChainHead.objects.filter(pk=1).first()
     if head is not None and (head.sequence, head.hash) != (checked, expected_prev):
         return broken(head.sequence, "the chain head does not match the last event")

@@ -14,6 +14,7 @@ from governance.choices import CardSectionKey, LifecycleState
 from governance.models import CardRevision, TargetAssignment
 from governance.rendering import markdown_to_html
 from governance.selectors.card_exports import (
+    card_export_governance,
     card_export_json,
     card_export_markdown,
     card_export_pdf,
@@ -343,7 +344,10 @@ def test_export_json_uses_model_card_toolkit_names(register, lead):
     assert {"type": "mae", "value": "360.0", "slice": "region=north"} in metrics
     assert data["considerations"]["limitations"] == [{"description": "New stores."}]
     assert data["model_parameters"]["data"][0]["sensitive"]["sensitive_data"] == ["customer_pid"]
-    assert data["governance"]["missing_sections"] == []
+    # The toolkit's schema is closed at the top level: governance data has its own
+    # document (card_export_governance), not a `governance` key here.
+    assert "governance" not in data
+    assert card_export_governance(card=version.card)["missing_sections"] == []
 
 
 def test_export_markdown_has_hugging_face_front_matter(register, lead):
@@ -446,3 +450,25 @@ def test_set_state_follows_the_lifecycle_and_clears_targets(register):
     version_set_state(version=discarded, state=LifecycleState.DISCARDED, actor=CI)
     with pytest.raises(ValidationError):
         target_assign(version=discarded, target="production", actor=CI)
+
+
+@pytest.mark.parametrize(
+    ("data", "path"),
+    [
+        ({"fields": [{"name": "st\x00re", "type": "str", "source": "pos"}]}, "data.fields[0].name"),
+        (
+            {"fields": [{"name": "store", "type": "str", "source": "\udfff"}]},
+            "data.fields[0].source",
+        ),
+    ],
+)
+def test_section_update_refuses_text_the_database_cannot_store(register, lead, data, path):
+    """A NUL (refused by jsonb) or an unpaired surrogate in a card table is a field
+    error naming its cell, not a database error, and nothing is written."""
+    card = register("1.0.0").card
+    with pytest.raises(ValidationError) as error:
+        card_section_update(
+            card=card, key=CardSectionKey.DATA_SCHEMA, content="x", data=data, actor_user=lead
+        )
+    assert list(error.value.message_dict) == [path]
+    assert not CardRevision.objects.filter(card=card, section_key="data_schema").exists()

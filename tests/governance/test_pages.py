@@ -246,6 +246,12 @@ def test_exports_download_pdf_markdown_and_json(client_for, auditor, served):
     assert markdown.startswith("---\nmodel_name: demand-forecasting")
     data = json.loads(client.get(version_url("card_export", fmt="json")).content)
     assert data["model_details"]["version"]["name"] == "1.2.0"
+    governance = client.get(version_url("card_export", fmt="governance.json"))
+    assert (
+        'filename="model-card-demand-forecasting-1.2.0.governance.json"'
+        in (governance["Content-Disposition"])
+    )
+    assert json.loads(governance.content)["model_card"]["version"] == "1.2.0"
     assert client.get(version_url("card_export", fmt="docx")).status_code == 404
 
 

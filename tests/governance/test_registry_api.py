@@ -1,15 +1,21 @@
 """The registry API contract: registration (idempotent, conflicts, every 400), reads,
 scopes and roles, pagination and filters, query counts, the OpenAPI schema."""
 
+import itertools
+import json
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from governance.models import ModelVersion, RegisteredModel
-from governance.services.registry import target_assign
+from governance.services.registry import target_assign, version_register
 from portal.accounts.choices import Role
 from portal.apitokens.services import apitoken_revoke
 from portal.audit.models import AuditEvent
+from portal.audit.verification import audit_chain_verify
 from tests.governance.conftest import CI, registration_body
 
 pytestmark = pytest.mark.django_db
@@ -306,3 +312,101 @@ def test_openapi_schema_documents_the_registry(client_for, auditor):
         assert path in text
     assert "versions_register" in text
     assert "RegistrationConflict" in text
+
+
+# --- values the database or the hashing would rewrite or refuse ----------------------
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [{"mae": 1e300}, {"mae": 1e16, "mape": -0.0}, {"mae": 2.5e-300}, {"sizes": [1e20, 3]}],
+)
+def test_register_same_body_twice_is_200_for_numbers_the_database_rewrites(bearer, metrics):
+    """jsonb gives 1e300 back as an exact integer and -0.0 as 0.0: the second identical
+    registration still compares equal (200, not 409), and the ledger verifies."""
+    client, _ = bearer("registry:write")
+    first = post(client, registration_body("2.1.0", metrics=metrics))
+    assert first.status_code == 201, first.json()
+    again = post(client, registration_body("2.1.0", metrics=metrics))
+    assert again.status_code == 200, again.json()
+    assert again.json()["registration_digest"] == first.json()["registration_digest"]
+    assert audit_chain_verify().ok
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ('"metrics": {"mae": 1' + "0" * 399 + "}", "metrics.mae"),
+        ('"hyperparameters": {"alpha": 1e999}', "hyperparameters.alpha"),
+        ('"hyperparameters": {"layers": [64, 32, -1e999]}', "hyperparameters.layers[2]"),
+        ('"hyperparameters": {"note": "a\\u0000b"}', "hyperparameters.note"),
+        ('"hyperparameters": {"note": "\\ud800"}', "hyperparameters.note"),
+        ('"hyperparameters": {"deep": ' + "[" * 40 + "]" * 40 + "}", "hyperparameters.deep"),
+        ('"tag": "v\\u0000"', "tag"),
+    ],
+)
+def test_register_unstorable_value_is_400_naming_its_path(bearer, raw, field):
+    """A value the database or the hashing cannot keep is refused where it sits in the
+    body, never a 500 (OverflowError, jsonb refusing NUL or Infinity)."""
+    client, _ = bearer("registry:write")
+    body = json.dumps(registration_body("2.1.0", hyperparameters=None, tag=None))
+    response = post(client, body[:-1] + ", " + raw + "}")
+    assert response.status_code == 400, response.content
+    fields = response.json()["fields"]
+    assert any(name.startswith(field) for name in fields), fields
+    assert not ModelVersion.objects.exists()
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_register_nan_and_infinity_literals_are_400(bearer, literal):
+    """Python's json reads these non-standard literals; the API refuses them."""
+    client, _ = bearer("registry:write")
+    body = json.dumps(registration_body("2.1.0", hyperparameters=None))
+    response = post(client, body[:-1] + f', "hyperparameters": {{"x": {literal}}}}}')
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("JSON parse error")
+
+
+def test_register_body_nested_beyond_the_parser_is_400(bearer):
+    """A body nested deeper than Python's recursion limit is a 400, not a 500."""
+    client, _ = bearer("registry:write")
+    response = post(client, '{"hyperparameters": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    assert response.status_code == 400
+    assert response.json()["fields"] == {}
+
+
+_metric_values = st.integers(min_value=-(10**30), max_value=10**30) | st.floats(
+    allow_nan=False, allow_infinity=False
+)
+_metric_names = st.from_regex(r"\A[a-z][a-z0-9_]{0,10}\Z")
+_versions = itertools.count(1)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    metrics=st.dictionaries(_metric_names, _metric_values | st.lists(_metric_values, min_size=1)),
+    hyperparameters=st.dictionaries(
+        _metric_names,
+        _metric_values
+        | st.text(
+            st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=10
+        ),
+    ),
+)
+def test_register_same_body_twice_after_a_database_round_trip_is_not_a_conflict(
+    db, metrics, hyperparameters
+):
+    """Property: for any numbers and text, the second registration of one body finds
+    the stored version equal (200 from the API), and the ledger verifies."""
+    body = registration_body(
+        f"3.{next(_versions)}.0", metrics=metrics, hyperparameters=hyperparameters
+    )
+    first, created = version_register(model_slug="demand-forecasting", data=body, actor=CI)
+    assert created
+    again, created_again = version_register(model_slug="demand-forecasting", data=body, actor=CI)
+    assert (again.pk, created_again) == (first.pk, False)
+    assert audit_chain_verify().ok

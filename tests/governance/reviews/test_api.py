@@ -70,6 +70,26 @@ def test_reviews_post_reports_field_errors(api, version):
     assert not Review.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ('"external_ref": ' + "[" * 50_000 + "]" * 50_000, None),
+        ('"external_ref": {"build": 1e999}', "external_ref.build"),
+        ('"external_ref": "run-\\ud800"', "external_ref"),
+    ],
+)
+def test_reviews_post_unstorable_body_is_400(api, version, raw, field):
+    """Bodies no database could keep (infinity, a lone surrogate) are a 400 naming the
+    value's path; one nested beyond the parser's recursion is a 400 too, never a 500."""
+    client = api("reviews:write")
+    body = f'{{"model": "{version.model.slug}", "version": "{version.version}", '
+    body += f'"target": "staging", {raw}}}'
+    response = client.post("/api/v1/reviews", body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert list(response.json()["fields"]) == ([field] if field else [])
+    assert not Review.objects.exists()
+
+
 def test_reviews_post_unknown_version_is_404(api, version):
     response = api("reviews:write").post(
         "/api/v1/reviews",

@@ -66,6 +66,27 @@ def test_start_run_field_errors_are_400(bearer, pipelines_settings, payload, fie
     assert not PipelineRun.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ('{"learning_rate": 1e999}', "params.learning_rate"),
+        ('{"num_leaves": 1' + "0" * 399 + "}", "params.num_leaves"),
+        ('{"note": "a\\u0000b"}', "params.note"),
+    ],
+)
+def test_start_run_unstorable_params_are_400_naming_the_path(
+    bearer, pipelines_settings, params, field
+):
+    """Infinity, integers beyond a float's range and NUL in run parameters are refused
+    where they sit, before any check could overflow or the database refuse them."""
+    client, _ = bearer("pipelines:write")
+    body = f'{{"model": "demand-forecasting", "reason": "x", "params": {params}}}'
+    response = client.post(URL, body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert list(response.json()["fields"]) == [field]
+    assert not PipelineRun.objects.exists()
+
+
 def test_start_run_refused_without_the_scope_or_a_token(bearer, client, pipelines_settings):
     payload = {"model": "demand-forecasting", "reason": "x"}
     assert client.post(URL, payload, content_type="application/json").status_code in (401, 403)

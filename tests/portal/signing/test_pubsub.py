@@ -279,6 +279,10 @@ def _envelope(**message_changes: object) -> dict:
             json.dumps({**_envelope(), "deliveryAttempt": "3"}).encode(),
             "deliveryAttempt must be an integer",
         ),
+        # values the ledger's database would refuse, refused here with their path
+        (json.dumps(_envelope(attributes={"Rollout": "r\x00"})).encode(), "attributes.Rollout"),
+        (json.dumps({**_envelope(), "x": float("inf")}).encode(), "x: Must be a finite"),
+        (b'{"message": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
     ],
 )
 def test_pubsub_push_envelope_parse_refuses_malformed_envelopes(body, reason):
