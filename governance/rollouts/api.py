@@ -8,7 +8,7 @@ model to the target is a 409.
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,16 +24,9 @@ from governance.rollouts.selectors import rollout_get
 from governance.rollouts.services import RolloutRefused, rollout_rollback, rollout_start
 from portal.api.exceptions import Conflict
 from portal.api.inputs import input_validated
+from portal.api.schema import error_response
 from portal.apitokens.choices import Scope
 from portal.audit.actors import actor_for_request, client_ip_for_request
-
-ERROR = inline_serializer(
-    name="RolloutError",
-    fields={
-        "error": serializers.CharField(),
-        "fields": serializers.DictField(child=serializers.JSONField()),
-    },
-)
 
 
 class StepOutputSerializer(serializers.Serializer):
@@ -101,9 +94,9 @@ class RolloutStartApi(APIView):
         request=InputSerializer,
         responses={
             201: OpenApiResponse(RolloutOutputSerializer, description="Started."),
-            400: OpenApiResponse(ERROR, description="A field is missing or malformed."),
-            403: OpenApiResponse(ERROR, description="No approval, missing scope or role."),
-            409: OpenApiResponse(ERROR, description="A rollout to the target is active."),
+            400: error_response("A field is missing or malformed."),
+            403: error_response("No approval, missing scope or role."),
+            409: error_response("A rollout to the target is active."),
         },
         tags=["rollouts"],
     )
@@ -142,7 +135,7 @@ class RolloutDetailApi(APIView):
         operation_id="rollouts_get",
         responses={
             200: RolloutOutputSerializer,
-            404: OpenApiResponse(ERROR, description="No such rollout."),
+            404: error_response("No such rollout."),
         },
         tags=["rollouts"],
     )
@@ -167,9 +160,9 @@ class RolloutRollbackApi(APIView):
         request=InputSerializer,
         responses={
             200: RolloutOutputSerializer,
-            400: OpenApiResponse(ERROR, description="Not active, or no reason given."),
-            403: OpenApiResponse(ERROR, description="Missing scope or role."),
-            404: OpenApiResponse(ERROR, description="No such rollout."),
+            400: error_response("Not active, or no reason given."),
+            403: error_response("Missing scope or role."),
+            404: error_response("No such rollout."),
         },
         tags=["rollouts"],
     )
