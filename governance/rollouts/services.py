@@ -68,7 +68,7 @@ class RolloutRefused(ValidationError):
 def rollout_backend() -> RolloutBackend:
     """The backend the settings choose."""
     if settings.ROLLOUTS_BACKEND == RolloutBackendName.LOCAL:
-        from worker.backends.rollouts_local import LocalRolloutBackend
+        from worker.backends.rollouts_local import LocalRolloutBackend  # noqa: PLC0415 -- slow
 
         return LocalRolloutBackend(
             routing_file=settings.SERVING_ROUTING_FILE,
@@ -222,7 +222,7 @@ def rollout_start(
 
 
 def rollout_queue_tick(*, rollout_id: int, countdown: float = 0) -> None:
-    from governance.rollouts.tasks import tick
+    from governance.rollouts.tasks import tick  # noqa: PLC0415 -- task
 
     tick.apply_async(args=[rollout_id], countdown=countdown)
 
