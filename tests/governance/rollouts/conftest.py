@@ -17,8 +17,8 @@ from governance.choices import Target
 from governance.models import RegisteredModel, TargetAssignment
 from serving.routing import routing_from_dict, routing_write
 from tests.conftest import PROMETHEUS_BINARY
+from tests.factories.registry import ModelVersionFactory
 from tests.governance.reviews import conftest as reviews_fixtures
-from tests.governance.reviews.factories import ModelVersionFactory
 from tests.serving import conftest as serving_fixtures
 from tests.serving.conftest import RunningServer, free_port, start_server
 

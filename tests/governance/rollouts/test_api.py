@@ -11,7 +11,7 @@ from portal.accounts.choices import Role
 from portal.apitokens.services import apitoken_create
 from portal.audit.actors import Actor
 from portal.audit.models import AuditEvent
-from tests.governance.reviews.factories import ModelVersionFactory
+from tests.factories.registry import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
 MODEL = "customer-segmentation"

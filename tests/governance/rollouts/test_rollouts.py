@@ -20,7 +20,7 @@ from governance.rollouts.services import (
     rollout_tick,
 )
 from portal.audit.models import AuditEvent
-from tests.governance.reviews.factories import ModelVersionFactory
+from tests.factories.registry import ModelVersionFactory
 from tests.governance.rollouts.conftest import FAST, routing_of
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.django_db]
