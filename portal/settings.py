@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "governance",
     "governance.reviews",
     "governance.training",
+    "governance.rollouts",
     "monitoring",
     "datasubjects",
     # Django and third parties
@@ -312,6 +313,36 @@ CODE_VERSION = env_str("CODE_VERSION")
 PIPELINES_RETRAIN_TOLERANCE = env_str("PIPELINES_RETRAIN_TOLERANCE", "0")
 # A run "running" without a heartbeat for this long is failed by training.reap_stale_runs.
 PIPELINES_STALE_MINUTES = env_int("PIPELINES_STALE_MINUTES", 30, minimum=1)
+
+# --- rollouts (governance.rollouts) and the model server (the `serving` package) -------
+# Who ships: the local model server (its routing document) or Cloud Deploy.
+ROLLOUTS_BACKEND = env_choice("ROLLOUTS_BACKEND", "local", ["local"])
+SERVING_ROUTING_FILE = env_str("SERVING_ROUTING_FILE", str(VAR_DIR / "serving" / "routing.json"))
+SERVING_URL = env_str("SERVING_URL", "http://127.0.0.1:8600")
+SERVING_READY_TIMEOUT = env_int("SERVING_READY_TIMEOUT", 60, minimum=1)  # seconds
+# Where canary analysis reads the model server's metrics.
+PROMETHEUS_URL = env_str("PROMETHEUS_URL", "http://127.0.0.1:9090")
+
+
+def _rollout_steps(raw: list[str]) -> list[int]:
+    try:
+        steps = [int(step) for step in raw]
+    except ValueError:
+        raise ImproperlyConfigured(f"ROLLOUT_STEPS must be whole percentages, not {raw}") from None
+    if not steps or steps != sorted(set(steps)) or steps[0] < 1 or steps[-1] != 100:
+        raise ImproperlyConfigured("ROLLOUT_STEPS must rise from 1 or more to 100, e.g. 10,50,100")
+    return steps
+
+
+# The canary's share of traffic at each step, and how long each step bakes before its
+# analysis.
+ROLLOUT_STEPS = _rollout_steps(env_list("ROLLOUT_STEPS", ["10", "50", "100"]))
+ROLLOUT_BAKE_SECONDS = env_int("ROLLOUT_BAKE_SECONDS", 300, minimum=1)
+# Canary analysis thresholds (governance.rollouts.analysis.DEFAULT_THRESHOLDS), as JSON.
+try:
+    ROLLOUT_THRESHOLDS = json.loads(env_str("ROLLOUT_THRESHOLDS", "{}"))
+except json.JSONDecodeError:
+    raise ImproperlyConfigured("ROLLOUT_THRESHOLDS must be a JSON object") from None
 
 # --- e-mail ---------------------------------------------------------------------------
 vars().update(_env.email_url_config(env_str("EMAIL_URL", "consolemail://")))

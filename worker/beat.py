@@ -23,6 +23,10 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "notify.requeue_due",
         "schedule": crontab(minute="*"),
     },
+    "rollouts-sweep": {
+        "task": "rollouts.sweep",
+        "schedule": crontab(minute="*"),
+    },
     "changes-expire-and-check-configuration": {
         "task": "changes.expire",
         "schedule": crontab(minute="*/5"),
