@@ -25,6 +25,7 @@ from governance.selectors.registry import version_get
 from portal.api.inputs import input_validated
 from portal.apitokens.choices import Scope
 from portal.audit.actors import actor_for_request, client_ip_for_request
+from portal.changes.configuration import NoApprovedSigningKey
 
 ERROR = inline_serializer(
     name="ReviewError",
@@ -172,6 +173,7 @@ class GateApi(APIView):
             ),
             400: ERROR,
             404: ERROR,
+            503: OpenApiResponse(ERROR, description="No approved attestation key to sign with."),
         },
         tags=["reviews"],
     )
@@ -189,8 +191,13 @@ class GateApi(APIView):
                     self.ApprovalSerializer(approval).data for approval in answer.approvals
                 ],
                 "expires_at": answer.expires_at,
-                "attestation": gate_attestation(answer=answer),
             }
+            try:
+                body["attestation"] = gate_attestation(answer=answer)
+            except NoApprovedSigningKey as exc:
+                return Response(
+                    {"error": str(exc), "fields": {}}, status=status.HTTP_503_SERVICE_UNAVAILABLE
+                )
             return Response(self.AllowedSerializer(body).data)
         body = {
             "allowed": False,
