@@ -42,3 +42,16 @@ def clouddeploy_sweep() -> str:
         include_failed=False,
     )
     return f"{len(queued)} answer(s) queued again"
+
+
+@shared_task(name="reviews.binauthz_attest", bind=True, acks_late=True, max_retries=None)
+def binauthz_attest(self, attestation_id: int) -> str:
+    """Create the Binary Authorization attestation the board's production approval owes
+    an image (at most once: the service checks the row and Container Analysis first).
+    Retried with backoff while Container Analysis is away; the service counts attempts."""
+    from governance.reviews.binauthz import attest_backoff_seconds, image_attestation_send
+
+    result = image_attestation_send(attestation_id=attestation_id)
+    if result.retry:
+        raise self.retry(countdown=attest_backoff_seconds(result.attempts))
+    return result.state

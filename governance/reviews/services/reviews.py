@@ -191,6 +191,11 @@ def _on_review_decided(*, outcome: ReviewOutcome, actor: Actor) -> None:
     from governance.reviews.clouddeploy import rollout_answers_write  # it imports this module
 
     rollout_answers_write(review=review, actor=actor)
+    # An image approved for production is owed its Binary Authorization attestation
+    # (a row here, created in Container Analysis by a task after commit).
+    from governance.reviews.binauthz import image_attestation_queue  # slow: Google clients
+
+    image_attestation_queue(review=review, actor=actor)
     if outcome.state == ReviewState.APPROVED:
         # The next target's review may have been waiting only for this approval.
         following = Review.objects.filter(
