@@ -56,3 +56,9 @@ def test_serving_namespaces_require_the_portals_attestor_and_canaries_cloud_buil
         "/notes/model-governance-production"
     )
 
+
+def test_runbook_documents_breakglass():
+    """The runbook says how to deploy past the policy in an emergency and how that is seen."""
+    runbook = (ROOT / "deploy" / "README.md").read_text()
+    assert "alpha.image-policy.k8s.io/break-glass" in runbook
+    assert "policy import deploy/binauthz/policy.yaml" in runbook
