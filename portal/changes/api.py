@@ -9,7 +9,6 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
-    inline_serializer,
 )
 from rest_framework import serializers
 from rest_framework.permissions import BasePermission
@@ -19,20 +18,13 @@ from rest_framework.views import APIView
 
 from portal.accounts.choices import Role
 from portal.api.inputs import input_validated
+from portal.api.schema import ERROR
 from portal.apitokens.permissions import HasRequiredScopes
 from portal.audit.actors import client_ip_for_request
 from portal.changes.choices import ChangeState
 from portal.changes.models import ChangeRequest
 from portal.changes.selectors import changes_list
 from portal.changes.services import change_approve, change_reject
-
-ERROR = inline_serializer(
-    name="ChangeError",
-    fields={
-        "error": serializers.CharField(),
-        "fields": serializers.DictField(child=serializers.JSONField()),
-    },
-)
 
 
 class InPerson(BasePermission):

@@ -35,7 +35,8 @@ from portal.changes.models import ApprovedConfiguration, ChangeRequest
 from portal.changes.registry import ChangeKind, change_kind_register
 
 SIGNING_KEYS = "attestation_signing_keys"
-PASSWORD_LOGIN = "password_login_enabled"  # noqa: S105  (a setting's name, not a secret)
+# A setting's name, not a secret.
+PASSWORD_LOGIN = "password_login_enabled"  # noqa: S105  # nosec B105
 KIND_PREFIX = "configuration."
 ENVIRONMENT_ACTOR = Actor.system("environment")
 

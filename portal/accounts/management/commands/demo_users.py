@@ -11,7 +11,8 @@ from portal.changes.choices import ChangeState
 from portal.changes.models import ChangeRequest
 from portal.changes.services import OperatorSignoff, change_approve, change_approve_by_operators
 
-DEMO_PASSWORD = "governance-demo"  # noqa: S105  (printed to the person running the demo)
+# The demo logins' shared password, printed to the person running the demo.
+DEMO_PASSWORD = "governance-demo"  # noqa: S105  # nosec B105
 DEMO_OPERATOR = "demo"
 
 DEMO_USERS = [
