@@ -86,7 +86,8 @@ def payload_sign(payload: bytes, key: SigningKey) -> bytes:
         return private_key.sign(payload, ec.ECDSA(hashes.SHA256()))
     if isinstance(private_key, rsa.RSAPrivateKey):
         return private_key.sign(payload, padding.PKCS1v15(), hashes.SHA256())
-    assert isinstance(private_key, ed25519.Ed25519PrivateKey)
+    if not isinstance(private_key, ed25519.Ed25519PrivateKey):
+        raise ValueError(f"attestation key {key.kid} is neither P-256, RSA nor Ed25519")
     return private_key.sign(payload)
 
 
@@ -161,7 +162,7 @@ def image_attestation_queue(*, review: Review, actor: Actor) -> ImageAttestation
     _audit(row, "review.binauthz_queued", actor)
     attestation_id = row.pk
 
-    from governance.reviews.tasks import binauthz_attest  # the task imports this module
+    from governance.reviews.tasks import binauthz_attest  # noqa: PLC0415 -- task
 
     transaction.on_commit(lambda: binauthz_attest.delay(attestation_id))
     return row

@@ -26,8 +26,8 @@ from governance.reviews.services import review_decide
 from portal.accounts.choices import Role
 from portal.attestation import signing_keys
 from portal.audit.models import AuditEvent
+from tests.factories import ModelVersionFactory
 from tests.fakes.containeranalysis_server import FakeContainerAnalysisServer
-from tests.governance.reviews.factories import ModelVersionFactory
 from worker.backends.binauthz import ContainerAnalysisAttestor
 
 ATTESTOR = "projects/zm-mlops-prod/attestors/model-governance-production"
