@@ -6,6 +6,7 @@ SECRET_KEY and ALLOWED_HOSTS.
 """
 
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -395,6 +396,14 @@ GOOGLE_OIDC_CERTS_URL = env_str(
 )
 # Cloud Deploy's API: empty means Google's; a URL only to point at a stand-in server.
 CLOUD_DEPLOY_API_ENDPOINT = env_str("CLOUD_DEPLOY_API_ENDPOINT")
+# Binary Authorization attestor (projects/{p}/attestors/{a}) attesting images the board
+# approved for production; empty keeps the signed attestation in the portal only.
+BINAUTHZ_ATTESTOR = env_str("BINAUTHZ_ATTESTOR")
+if BINAUTHZ_ATTESTOR and not re.fullmatch(r"projects/[^/]+/attestors/[^/]+", BINAUTHZ_ATTESTOR):
+    raise ImproperlyConfigured("BINAUTHZ_ATTESTOR must look like projects/PROJECT/attestors/NAME")
+# Container Analysis and Binary Authorization APIs: empty means Google's (stand-ins only).
+CONTAINER_ANALYSIS_API_ENDPOINT = env_str("CONTAINER_ANALYSIS_API_ENDPOINT")
+BINAUTHZ_API_ENDPOINT = env_str("BINAUTHZ_API_ENDPOINT")
 # Cloud Deploy target id -> portal target, a JSON object; a rollout waiting for approval
 # on a target not listed here opens no review (the push is recorded as refused).
 try:
