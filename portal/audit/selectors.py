@@ -1,10 +1,13 @@
 """Reads of the audit ledger."""
 
 from datetime import date
+from typing import Any
 
 from django.db.models import QuerySet
 
-from portal.audit.models import AuditEvent
+from portal.audit.checkpoints import event_leaf
+from portal.audit.merkle import consistency_proof, inclusion_proof, tree_root
+from portal.audit.models import AuditCheckpoint, AuditEvent
 
 
 def audit_events_recent(*, limit: int = 10) -> list[AuditEvent]:
@@ -39,3 +42,52 @@ def audit_events_list(
 
 def audit_events_for_object(*, object_type: str, object_id: str) -> QuerySet[AuditEvent]:
     return audit_events_list(object_type=object_type, object_id=str(object_id))
+
+
+def audit_checkpoint_latest() -> AuditCheckpoint | None:
+    return AuditCheckpoint.objects.order_by("-tree_size").first()
+
+
+def _event_leaves(*, tree_size: int) -> list[bytes]:
+    hashes = list(
+        AuditEvent.objects.filter(sequence__lte=tree_size)
+        .order_by("sequence")
+        .values_list("hash", flat=True)
+    )
+    if len(hashes) != tree_size:
+        raise ValueError(f"the ledger has {len(hashes)} of the first {tree_size} events")
+    return [event_leaf(digest) for digest in hashes]
+
+
+def audit_inclusion_proof(*, sequence: int, tree_size: int) -> dict[str, Any]:
+    """The RFC 9162 inclusion proof of event `sequence` in the tree of `tree_size` events.
+
+    Hashes the first `tree_size` chain hashes (32 bytes each in memory); ValueError
+    when the event is not in that tree or the ledger has fewer events.
+    """
+    if not 1 <= sequence <= tree_size:
+        raise ValueError(f"event #{sequence} is not in a tree of {tree_size} events")
+    leaves = _event_leaves(tree_size=tree_size)
+    return {
+        "sequence": sequence,
+        "leaf_index": sequence - 1,
+        "tree_size": tree_size,
+        "leaf_hash": leaves[sequence - 1].hex(),
+        "root_hash": tree_root(leaves).hex(),
+        "proof": [digest.hex() for digest in inclusion_proof(sequence - 1, leaves)],
+    }
+
+
+def audit_consistency_proof(*, first_size: int, second_size: int) -> dict[str, Any]:
+    """The RFC 9162 consistency proof that the tree of `first_size` events is a prefix of
+    the tree of `second_size`; ValueError when the sizes are out of order or too big."""
+    if not 1 <= first_size <= second_size:
+        raise ValueError("first_size must be at least 1 and at most second_size")
+    leaves = _event_leaves(tree_size=second_size)
+    return {
+        "first_size": first_size,
+        "second_size": second_size,
+        "first_root": tree_root(leaves[:first_size]).hex(),
+        "second_root": tree_root(leaves).hex(),
+        "proof": [digest.hex() for digest in consistency_proof(first_size, leaves)],
+    }
