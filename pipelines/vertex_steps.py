@@ -31,6 +31,31 @@ from pipelines.steps import (
 )
 
 CONTEXT_FILE = "context.joblib"
+# Vertex AI keeps an artifact's metadata only while it stays under 200 KB (its JSON).
+ARTIFACT_METADATA_MAX_BYTES = 200 * 1000
+
+
+class ArtifactMetadataTooLarge(ValueError):
+    """A step's output is too large for its artifact's metadata; fails the job."""
+
+
+def artifact_metadata(payload: dict, *, step: str) -> dict:
+    """The payload, checked to fit in an artifact's metadata; ArtifactMetadataTooLarge
+    (naming its largest fields) when it does not, rather than a job that Vertex AI
+    fails or truncates without saying why."""
+    size = len(json.dumps(payload, default=str).encode())
+    if size < ARTIFACT_METADATA_MAX_BYTES:
+        return payload
+    fields = sorted(
+        ((len(json.dumps(v, default=str).encode()), k) for k, v in payload.items()),
+        reverse=True,
+    )
+    largest = ", ".join(f"{key} ({bytes_} bytes)" for bytes_, key in fields[:3])
+    raise ArtifactMetadataTooLarge(
+        f"the {step} step's metadata is {size} bytes; Vertex AI keeps at most "
+        f"{ARTIFACT_METADATA_MAX_BYTES} bytes per artifact. Largest fields: {largest}. "
+        "Fewer metric slices (or shorter card facts) are needed."
+    )
 
 
 def _fuse_root() -> str:
@@ -126,7 +151,10 @@ def evaluate(*, model_kind: str, features_dir: str, model_dir: str, output_dir: 
     ctx = _load(model_dir)
     step_evaluate(ctx)
     _save(ctx, output_dir)
-    return {"metrics": dict(ctx.evaluation.metrics), "slices": ctx.evaluation.slices}
+    return artifact_metadata(
+        {"metrics": dict(ctx.evaluation.metrics), "slices": ctx.evaluation.slices},
+        step="evaluate",
+    )
 
 
 def register(
@@ -151,7 +179,7 @@ def register(
     step_evaluate(ctx)
     step_package(ctx)
     result = ctx.result
-    return {
+    payload = {
         "artifactUri": gs_uri(result.artifact_uri.rstrip("/")),
         "artifactDigest": result.artifact_digest,
         "modelKind": result.model_kind,
@@ -164,3 +192,4 @@ def register(
         "cardFacts": result.card_facts.to_dict(),
         "runId": result.run_id,
     }
+    return artifact_metadata(payload, step="register")

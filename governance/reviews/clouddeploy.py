@@ -7,18 +7,32 @@ proves the push is Google's and hands the message to `clouddeploy_push_receive`.
 message with `Action: Required` names the rollout; we read it and its release with
 the Cloud Deploy API, find the model version the release declares, and open (or join)
 the review of that version for the portal target the Cloud Deploy target maps to
-(settings.CLOUD_DEPLOY_TARGETS).
+(settings.CLOUD_DEPLOY_TARGETS). Messages name the rollout with the project number
+(`projects/0123456789/...`), people and tests often with the project id: the name
+kept (messages, reviews' external_ref, outbox rows) is the one Cloud Deploy's API
+answers with when we read the rollout, so both forms meet on one name.
 
 Out: when a review linked to rollouts reaches a final state, `rollout_answers_write`
 (called from the review services' `_on_review_decided`, inside the deciding
 transaction) writes one RolloutApprovalOutbox row per rollout and queues
 `reviews.clouddeploy_approve` on commit. The task calls `rollout_answer_send`, which
 reads the rollout's approvalState first and calls approve at most once.
+
+Lock order (the portal's one order, see README "Audit ledger"): the version row, then
+its review rows, then their outbox rows, and the audit chain head last; no lock is
+held across a call to Cloud Deploy. A decision and the hook take the version's outbox
+rows (`rollout_answers_lock`) right after the review, before their first audit event.
+The send task claims its row in a short transaction (state `sending` with a lease,
+FORWARD_LEASE_SECONDS), calls Cloud Deploy holding nothing, then records the result
+in a second short transaction that locks the row first and the chain head last (by
+auditing). A task killed while its call is in flight leaves the row `sending`; once
+the lease has run out the next run reads the rollout and, when Cloud Deploy shows the
+board's own answer, records it as sent (`review.clouddeploy_forward_confirmed`).
 """
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import google.auth.exceptions
 from django.conf import settings
@@ -28,7 +42,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from governance.models import ModelVersion
-from governance.reviews.choices import FINAL_STATES, ReviewSource, ReviewState
+from governance.reviews.choices import FINAL_STATES, LIVE_STATES, ReviewSource, ReviewState
 from governance.reviews.models import (
     OUTBOX_LIVE_STATES,
     OutboxState,
@@ -58,6 +72,10 @@ ACTION_REQUIRED = "Required"
 FORWARD_MAX_ATTEMPTS = 8
 FORWARD_BACKOFF_BASE_SECONDS = 30
 FORWARD_BACKOFF_MAX_SECONDS = 3600
+# How long a send task owns a row it claimed (state `sending`): longer than its three
+# calls to Cloud Deploy can take (DEFAULT_TIMEOUT_SECONDS each). After that another
+# run may take the row over, as the first one is taken for dead.
+FORWARD_LEASE_SECONDS = 300
 # Cloud Deploy answers these for a rollout or release that does not exist or a name it
 # cannot read: asking again later will not change the answer.
 _FINAL_HTTP_STATUSES = frozenset({400, 404})
@@ -89,6 +107,8 @@ class ForwardResult:
     attempts: int
     retry: bool = False
     error: str = ""
+    # Seconds to wait before the retry when it is not the attempts' backoff (a lease).
+    retry_in: int | None = None
 
 
 def clouddeploy_approvals() -> CloudDeployApprovals:
@@ -287,6 +307,9 @@ def clouddeploy_push_receive(
     if isinstance(read, str):
         return refuse(f"Cloud Deploy could not show the rollout: {read}")
     info, release = read
+    # Keep the rollout under the name Cloud Deploy answers with: a message names it with
+    # the project number, other callers with the project id (one rollout, one name).
+    rollout = info.name or rollout
     if not info.needs_approval:
         return _record(
             message,
@@ -336,6 +359,15 @@ def _review_join(
         )
         if record is None:
             return _duplicate(message)
+        # Lock order: the version, its live review for the target, the version's
+        # outbox rows, and only then (review_open, _audit_message) the chain head. A
+        # send task holds an outbox row while it audits its result: taking the row
+        # after the chain head here would wait on it in a circle.
+        ModelVersion.objects.select_for_update().filter(pk=version.pk).first()
+        Review.objects.select_for_update(of=("self",)).filter(
+            version=version, target=target, state__in=LIVE_STATES
+        ).first()
+        rollout_answers_lock(version_id=version.pk)
         try:
             review, created = review_open(
                 version=version,
@@ -368,15 +400,27 @@ def _review_join(
 # --- out: the outbox -------------------------------------------------------------------
 
 
+def rollout_key(name: str) -> str:
+    """The rollout's name after `projects/<p>/`: the same whether the project is named by
+    its number (as Pub/Sub messages do) or its id."""
+    parts = name.split("/", 2)
+    return parts[2] if len(parts) == 3 and parts[0] == "projects" else name
+
+
 def _rollouts_of(review: Review) -> list[str]:
-    rollouts = set(
-        PubSubMessage.objects.filter(review=review, action=ACTION_REQUIRED)
-        .exclude(rollout="")
-        .values_list("rollout", flat=True)
+    names = sorted(
+        set(
+            PubSubMessage.objects.filter(review=review, action=ACTION_REQUIRED)
+            .exclude(rollout="")
+            .values_list("rollout", flat=True)
+        )
     )
     if review.source == ReviewSource.CLOUD_DEPLOY and review.external_ref:
-        rollouts.add(review.external_ref)
-    return sorted(rollouts)
+        names.insert(0, review.external_ref)
+    rollouts: dict[str, str] = {}
+    for name in names:  # one rollout named both ways gets one answer
+        rollouts.setdefault(rollout_key(name), name)
+    return sorted(rollouts.values())
 
 
 def _audit_outbox(row: RolloutApprovalOutbox, action: str, actor: Actor, **extra: object) -> None:
@@ -403,16 +447,44 @@ def _queue_send(row: RolloutApprovalOutbox) -> None:
     transaction.on_commit(lambda: clouddeploy_approve.delay(outbox_id))
 
 
+def rollout_answers_lock(*, version_id: int) -> None:
+    """Lock the live outbox rows of every review of the version.
+
+    Call inside a transaction that may write an answer (a decision, expiry, the hook
+    joining a decided review), after the version and review rows and before the first
+    audit event: the send task locks a row and then the chain head, so a transaction
+    holding the chain head must never wait for a row. Side effects: none but the locks.
+    """
+    list(
+        RolloutApprovalOutbox.objects.select_for_update(of=("self",))
+        .filter(review__version_id=version_id, state__in=OUTBOX_LIVE_STATES)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
 def _answer_write(*, review: Review, rollout: str, actor: Actor) -> RolloutApprovalOutbox | None:
     approved = review.state == ReviewState.APPROVED
     live = (
         RolloutApprovalOutbox.objects.select_for_update()
-        .filter(rollout=rollout, state__in=OUTBOX_LIVE_STATES)
+        .filter(
+            Q(rollout=rollout) | Q(rollout__endswith=f"/{rollout_key(rollout)}"),
+            state__in=OUTBOX_LIVE_STATES,
+        )
         .first()
     )
     if live is not None:
         if live.state in (OutboxState.SENT, OutboxState.SUPERSEDED):
             return None  # Cloud Deploy has its answer: a rollout is approved at most once
+        if live.state == OutboxState.SENDING:
+            # The call may be in flight: Cloud Deploy takes the first answer it gets.
+            if live.approved != approved or live.review_id != review.pk:
+                logger.warning(
+                    "outbox %s is being sent; the later answer for %s is not queued",
+                    live.pk,
+                    rollout,
+                )
+            return None
         if (
             live.state == OutboxState.PENDING
             and live.approved == approved
@@ -461,71 +533,72 @@ def _still_wanted(row: RolloutApprovalOutbox, review: Review, now: datetime) -> 
     return ""
 
 
-def rollout_answer_send(
-    *, outbox_id: int, approvals: CloudDeployApprovals | None = None
-) -> ForwardResult:
-    """Send one pending answer to Cloud Deploy, at most once.
-
-    Under the outbox row's lock: nothing when it is no longer pending; cancelled when
-    the review changed since (sent back to waiting, approval lapsed); superseded when
-    Cloud Deploy no longer waits for approval (read first: someone answered in Cloud
-    Deploy, or an earlier attempt got through before we could record it); otherwise
-    `rollout_approve` once. A retryable failure leaves the row pending with the error
-    and asks for a retry (`ForwardResult.retry`) until FORWARD_MAX_ATTEMPTS, then the
-    row is failed.
-    The lock is held across the calls to Cloud Deploy on purpose: a second run of the
-    task (at-least-once delivery of the task message) waits and then finds it sent.
-    Side effects: the row; audit `review.clouddeploy_forwarded`,
-    `review.clouddeploy_forward_superseded`, `review.clouddeploy_forward_cancelled` or
-    `review.clouddeploy_forward_failed`; the rollout approved or rejected in Cloud Deploy.
-    """
+def _answer_claim(outbox_id: int) -> RolloutApprovalOutbox | ForwardResult:
+    """Take the row for one attempt (state `sending`, lease from `attempted_at`), or
+    say why not. A short transaction: the row's lock, then the chain head (a
+    cancellation's audit event)."""
     with transaction.atomic():
         row = RolloutApprovalOutbox.objects.select_for_update().filter(pk=outbox_id).first()
         if row is None:
             return ForwardResult(outbox_id=outbox_id, state="missing", attempts=0)
-        if row.state != OutboxState.PENDING:
-            return ForwardResult(outbox_id=row.pk, state=row.state, attempts=row.attempts)
-        # Not locked: taking the review lock here would order locks outbox -> review,
-        # the reverse of a decision's; a decision changing the review right after this
-        # read cancels nothing already sent, as Cloud Deploy takes one answer anyway.
-        review = Review.objects.get(pk=row.review_id)
         now = timezone.now()
-        why_not = _still_wanted(row, review, now)
-        if why_not:
-            row.state, row.finished_at, row.last_error = OutboxState.CANCELLED, now, why_not
-            row.save(update_fields=["state", "finished_at", "last_error"])
-            _audit_outbox(row, "review.clouddeploy_forward_cancelled", WORKER, reason=why_not)
-            return ForwardResult(outbox_id=row.pk, state=row.state, attempts=row.attempts)
-
-        row.attempts += 1
-        row.attempted_at = timezone.now()
-        try:
-            approvals = approvals or clouddeploy_approvals()
-            info = approvals.rollout_get(row.rollout)
-            row.approval_state = info.approval_state
-            if not info.needs_approval:
-                row.state, row.finished_at = OutboxState.SUPERSEDED, timezone.now()
-                row.save()
-                answer = "APPROVED" if row.approved else "REJECTED"
-                _audit_outbox(
-                    row,
-                    "review.clouddeploy_forward_superseded",
-                    WORKER,
-                    approval_state=info.approval_state,
-                    matches_decision=info.approval_state == answer,
+        lease = timedelta(seconds=FORWARD_LEASE_SECONDS)
+        if row.state == OutboxState.SENDING:
+            held_until = (row.attempted_at or now) + lease
+            if held_until > now:  # another run is calling Cloud Deploy now
+                return ForwardResult(
+                    outbox_id=row.pk,
+                    state=row.state,
+                    attempts=row.attempts,
+                    retry=True,
+                    retry_in=max(1, int((held_until - now).total_seconds()) + 1),
                 )
+            # That run died with its call perhaps made: read the rollout before acting.
+        elif row.state != OutboxState.PENDING:
+            return ForwardResult(outbox_id=row.pk, state=row.state, attempts=row.attempts)
+        else:
+            # Not locked: taking the review lock here would order locks outbox -> review,
+            # the reverse of a decision's; a decision changing the review right after
+            # this read cancels nothing already sent, as Cloud Deploy takes one answer.
+            review = Review.objects.get(pk=row.review_id)
+            why_not = _still_wanted(row, review, now)
+            if why_not:
+                row.state, row.finished_at, row.last_error = OutboxState.CANCELLED, now, why_not
+                row.save(update_fields=["state", "finished_at", "last_error"])
+                _audit_outbox(row, "review.clouddeploy_forward_cancelled", WORKER, reason=why_not)
                 return ForwardResult(outbox_id=row.pk, state=row.state, attempts=row.attempts)
-            after = approvals.rollout_approve(row.rollout, approved=row.approved)
-        except (CloudDeployUnavailable, ValueError) as exc:
-            retryable = isinstance(exc, CloudDeployUnavailable) and exc.retryable
-            row.last_error = str(exc)[:1000]
+        row.state, row.attempts, row.attempted_at = OutboxState.SENDING, row.attempts + 1, now
+        row.save(update_fields=["state", "attempts", "attempted_at"])
+    return row
+
+
+def _answer_record(
+    row: RolloutApprovalOutbox,
+    *,
+    read: RolloutInfo | None = None,
+    after: RolloutInfo | None = None,
+    error: Exception | None = None,
+) -> ForwardResult:
+    """Record what one attempt found or did, in a short transaction: the row's lock
+    first, the chain head last (its audit event)."""
+    attempt = row.attempts
+    with transaction.atomic():
+        row = RolloutApprovalOutbox.objects.select_for_update().get(pk=row.pk)
+        if row.state != OutboxState.SENDING or row.attempts != attempt:
+            # Our lease ran out and another run took the row over: its record stands.
+            return ForwardResult(outbox_id=row.pk, state=row.state, attempts=row.attempts)
+        now = timezone.now()
+        if error is not None:
+            retryable = isinstance(error, CloudDeployUnavailable) and error.retryable
+            row.last_error = str(error)[:1000]
             if retryable and row.attempts < FORWARD_MAX_ATTEMPTS:
+                row.state = OutboxState.PENDING
                 row.save()
                 logger.warning(
                     "forwarding outbox %s failed (attempt %s), will retry: %s",
                     row.pk,
                     row.attempts,
-                    exc,
+                    error,
                 )
                 return ForwardResult(
                     outbox_id=row.pk,
@@ -534,21 +607,86 @@ def rollout_answer_send(
                     retry=True,
                     error=row.last_error,
                 )
-            row.state, row.finished_at = OutboxState.FAILED, timezone.now()
+            row.state, row.finished_at = OutboxState.FAILED, now
             row.save()
             _audit_outbox(row, "review.clouddeploy_forward_failed", WORKER, error=row.last_error)
-            logger.error("forwarding outbox %s failed for good: %s", row.pk, exc)
+            logger.error("forwarding outbox %s failed for good: %s", row.pk, error)
             return ForwardResult(
                 outbox_id=row.pk, state=row.state, attempts=row.attempts, error=row.last_error
             )
+        if read is not None:
+            # Cloud Deploy no longer waits. Showing the board's own answer, it is ours
+            # (an earlier attempt got through before it could be recorded) or the same
+            # answer given in Cloud Deploy: either way the rollout has the board's answer.
+            answer = "APPROVED" if row.approved else "REJECTED"
+            row.approval_state = read.approval_state
+            if read.approval_state == answer:
+                row.state, row.last_error = OutboxState.SENT, ""
+                row.sent_at = row.finished_at = read.approve_time or now
+                row.save()
+                _audit_outbox(
+                    row,
+                    "review.clouddeploy_forward_confirmed",
+                    WORKER,
+                    approval_state=read.approval_state,
+                    after_retry=row.attempts > 1,
+                )
+                return ForwardResult(outbox_id=row.pk, state=row.state, attempts=row.attempts)
+            row.state, row.finished_at = OutboxState.SUPERSEDED, now
+            row.save()
+            _audit_outbox(
+                row,
+                "review.clouddeploy_forward_superseded",
+                WORKER,
+                approval_state=read.approval_state,
+                matches_decision=False,
+            )
+            return ForwardResult(outbox_id=row.pk, state=row.state, attempts=row.attempts)
+        assert after is not None
         row.state, row.approval_state = OutboxState.SENT, after.approval_state
-        row.sent_at = row.finished_at = timezone.now()
+        row.sent_at = row.finished_at = now
         row.last_error = ""
         row.save()
         _audit_outbox(
             row, "review.clouddeploy_forwarded", WORKER, approval_state=after.approval_state
         )
         return ForwardResult(outbox_id=row.pk, state=row.state, attempts=row.attempts)
+
+
+def rollout_answer_send(
+    *, outbox_id: int, approvals: CloudDeployApprovals | None = None
+) -> ForwardResult:
+    """Send one pending answer to Cloud Deploy, at most once.
+
+    Three steps, no lock held across the calls to Cloud Deploy (see the module's lock
+    order). Claim: under the row's lock, nothing when it is no longer pending (or
+    another run holds its lease: retry after the lease); cancelled when the review
+    changed since (sent back to waiting, approval lapsed); otherwise the row becomes
+    `sending`. Call: read the rollout; only when it still waits for approval,
+    `rollout_approve` once. Record, under the row's lock again: sent; sent and
+    confirmed when Cloud Deploy already shows the board's answer (an earlier attempt
+    got through before it was recorded, or the same answer was given in Cloud
+    Deploy); superseded when it shows another answer; a retryable failure leaves the
+    row pending with the error and asks for a retry (`ForwardResult.retry`) until
+    FORWARD_MAX_ATTEMPTS, then the row is failed.
+    Side effects: the row; audit `review.clouddeploy_forwarded`,
+    `review.clouddeploy_forward_confirmed`, `review.clouddeploy_forward_superseded`,
+    `review.clouddeploy_forward_cancelled` or `review.clouddeploy_forward_failed`; the
+    rollout approved or rejected in Cloud Deploy.
+    """
+    claimed = _answer_claim(outbox_id)
+    if isinstance(claimed, ForwardResult):
+        return claimed
+    row = claimed
+    try:
+        approvals = approvals or clouddeploy_approvals()
+        info = approvals.rollout_get(row.rollout)
+        if not info.needs_approval:
+            return _answer_record(row, read=info)
+        after = approvals.rollout_approve(row.rollout, approved=row.approved)
+    except (CloudDeployUnavailable, ValueError) as exc:
+        return _answer_record(row, error=exc)
+    return _answer_record(row, after=after)
 
 
 def rollout_answers_retry(
@@ -563,7 +701,8 @@ def rollout_answers_retry(
     than the longest backoff, an hour). `include_failed=False` leaves failed answers
     to a person (the beat sweep only recovers lost tasks). Returns the ids.
 
-    Each row starts a fresh round of attempts. Side effects per row: state pending,
+    Each row starts a fresh round of attempts. Side effects per row: state pending
+    (a `sending` row whose task died stays so: its next run reads the rollout first),
     attempts 0, audit `review.clouddeploy_forward_retried`; on commit, the send task.
     """
     queued = []
@@ -573,12 +712,17 @@ def rollout_answers_retry(
             wanted |= Q(state=OutboxState.PENDING, attempted_at__lt=pending_before) | Q(
                 state=OutboxState.PENDING, attempted_at__isnull=True, created_at__lt=pending_before
             )
+            # A send task that died mid-call and was not redelivered: its lease is long
+            # gone; the next run reads the rollout before it acts.
+            wanted |= Q(state=OutboxState.SENDING, attempted_at__lt=pending_before)
         rows = RolloutApprovalOutbox.objects.select_for_update().filter(wanted).order_by("pk")
         if ids:
             rows = rows.filter(pk__in=ids)
         for row in rows:
             previous = row.state
-            row.state, row.attempts, row.finished_at = OutboxState.PENDING, 0, None
+            if previous != OutboxState.SENDING:
+                row.state = OutboxState.PENDING
+            row.attempts, row.finished_at = 0, None
             row.save(update_fields=["state", "attempts", "finished_at"])
             _audit_outbox(row, "review.clouddeploy_forward_retried", actor, previous=previous)
             _queue_send(row)

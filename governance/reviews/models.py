@@ -274,6 +274,8 @@ class PubSubMessage(models.Model):
 
 class OutboxState(models.TextChoices):
     PENDING = "pending", "Waiting to be sent"
+    # Claimed by a send task for a lease: the call to Cloud Deploy may be in flight.
+    SENDING = "sending", "Being sent"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
     # Cloud Deploy no longer waited for an answer when we looked (answered elsewhere).
@@ -285,6 +287,7 @@ class OutboxState(models.TextChoices):
 # A rollout takes one answer: these rows have it, or are about to send it.
 OUTBOX_LIVE_STATES: tuple[str, ...] = (
     OutboxState.PENDING,
+    OutboxState.SENDING,
     OutboxState.FAILED,
     OutboxState.SENT,
     OutboxState.SUPERSEDED,
@@ -297,7 +300,8 @@ class RolloutApprovalOutbox(models.Model):
     (`reviews.clouddeploy_approve`), so a decision is never lost between our commit
     and Cloud Deploy's answer, and never sent twice.
 
-    At most one live row (pending, failed, sent or superseded) per rollout.
+    At most one live row (pending, sending, failed, sent or superseded) per rollout.
+    `rollout` is the name as Cloud Deploy's API returns it (see `rollout_name_canonical`).
     """
 
     review = models.ForeignKey(Review, on_delete=models.PROTECT, related_name="rollout_approvals")

@@ -21,7 +21,7 @@ def clouddeploy_approve(self, outbox_id: int) -> str:
     failed after the last one, so Celery's own retry limit is off."""
     result = rollout_answer_send(outbox_id=outbox_id)
     if result.retry:
-        raise self.retry(countdown=forward_backoff_seconds(result.attempts))
+        raise self.retry(countdown=result.retry_in or forward_backoff_seconds(result.attempts))
     return result.state
 
 

@@ -31,6 +31,9 @@ class PipelineRun(models.Model):
     snapshot_id = models.CharField(max_length=200, blank=True)  # data version trained on
     params = models.JSONField(default=dict, blank=True)
     external_ref = models.CharField(max_length=300, blank=True)  # Vertex AI PipelineJob name
+    # The Vertex AI UploadModel operation of the run's version, kept before it is waited
+    # on, so a retried poll follows the same upload instead of uploading again.
+    registry_operation = models.CharField(max_length=300, blank=True)
     version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )

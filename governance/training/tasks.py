@@ -67,6 +67,10 @@ def vertex_poll(self, run_id: int) -> str:
         if not error.retryable:
             raise
         raise self.retry(exc=error, countdown=POLL_SECONDS * 2) from error
+    except TimeoutError as error:
+        # A client library's wait that ran out (e.g. an operation's result()): the work
+        # on Google's side goes on, so poll again rather than let the task die.
+        raise self.retry(exc=error, countdown=POLL_SECONDS) from error
     if not finished:
         vertex_poll.apply_async(args=[run_id], countdown=POLL_SECONDS)
     return f"run {run_id}: {'finished' if finished else 'still running'}"

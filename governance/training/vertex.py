@@ -32,6 +32,7 @@ from governance.training.services import (
 from portal.audit.services import audit_record
 from worker.backends.vertex_common import VertexError
 from worker.backends.vertex_pipelines import PipelineJobStatus, VertexPipelines
+from worker.backends.vertex_registry import UploadPending
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ TASK_STATES = {
     "CANCELLED": StepState.FAILED,
 }
 POLL_SECONDS = 30
+# How long one poll waits for the model upload's operation before leaving it to the
+# next poll (a task should not sit waiting on Vertex AI).
+UPLOAD_WAIT_SECONDS = 5.0
 
 
 def vertex_pipelines() -> VertexPipelines:
@@ -183,7 +187,8 @@ def vertex_run_poll(*, run_id: int) -> bool:
     Side effects: step states and logs mirrored from the job; on success the version
     registered, its card written, uploaded to the Vertex AI Model Registry, and the
     retraining decision made, as for a local run; on failure the run failed with the
-    job's error.
+    job's error. An upload whose operation is not done yet answers False (poll again:
+    the next poll follows the same operation).
     """
     run = PipelineRun.objects.select_related("model").get(pk=run_id)
     if run.state != RunState.RUNNING or not run.external_ref:
@@ -205,6 +210,9 @@ def vertex_run_poll(*, run_id: int) -> bool:
             )
             return True
         runner.finish_from(status)
+    except UploadPending:
+        # The job is done but its model upload is not: poll again, the same operation.
+        return False
     except RunStopped:
         return True
     return True
@@ -234,10 +242,13 @@ class _VertexRunner(_LocalRunner):
                     self.log(task.error_message)
 
     def finish_from(self, status: PipelineJobStatus) -> None:
+        """Register, upload, decide. Raises UploadPending while the upload's operation
+        is not done: the next poll resumes it (the version is registered once)."""
         result = VertexResult.from_job(status)
         if self.run.version_id is None:
             self.begin("register")
             self.register(result)
+        if self.steps["register"].state != StepState.SUCCEEDED:
             self.registry_upload(result)
             self.end("register")
         self.begin("compare")
@@ -259,23 +270,45 @@ class _VertexRunner(_LocalRunner):
         )
 
     def registry_upload(self, result: VertexResult) -> None:
-        """Upload the new version to the Vertex AI Model Registry (once)."""
+        """Upload the new version to the Vertex AI Model Registry, once.
+
+        Uploads are not idempotent, so: the operation's name is kept on the run before
+        it is waited on, and a later poll follows that operation; with no operation
+        kept (a worker died between the upload and keeping it), a version already
+        carrying this run's labels is taken instead of uploading again. Raises
+        UploadPending while the operation is not done.
+        """
         version = ModelVersion.objects.select_related("model").get(pk=self.run.version_id)
         if version.registry_resource_name:
             return
         model: RegisteredModel = version.model
-        remote = vertex_registry().upload_version(
-            display_name=model.slug,
-            artifact_uri=result.artifact_uri,
-            container_image=settings.VERTEX_SERVING_IMAGE or settings.VERTEX_PIPELINES_IMAGE,
-            labels={
-                "portal-model": model.slug,
-                "semver": version.version.replace(".", "-"),
-                "portal-run": str(self.run.pk),
-            },
-            version_description=f"Trained by portal run {self.run.pk}",
-            parent_model=model.registry_resource_name,
+        registry = vertex_registry()
+        labels = {
+            "portal-model": model.slug,
+            "semver": version.version.replace(".", "-"),
+            "portal-run": str(self.run.pk),
+        }
+        operation = PipelineRun.objects.values_list("registry_operation", flat=True).get(
+            pk=self.run.pk
         )
+        remote = None if operation else registry.version_find(labels=labels)
+        if remote is None and not operation:
+            operation = registry.upload_start(
+                display_name=model.slug,
+                artifact_uri=result.artifact_uri,
+                container_image=settings.VERTEX_SERVING_IMAGE or settings.VERTEX_PIPELINES_IMAGE,
+                labels=labels,
+                version_description=f"Trained by portal run {self.run.pk}",
+                parent_model=model.registry_resource_name,
+            )
+            PipelineRun.objects.filter(pk=self.run.pk).update(registry_operation=operation)
+            self.log(f"uploading to the Vertex AI Model Registry: operation {operation}")
+        if remote is None:
+            try:
+                remote = registry.upload_wait(operation, wait_seconds=UPLOAD_WAIT_SECONDS)
+            except UploadPending:
+                self.log("the Vertex AI Model Registry upload is still running")
+                raise
         with transaction.atomic():
             ModelVersion.objects.filter(pk=version.pk).update(
                 registry_resource_name=remote.resource_name,

@@ -1,4 +1,12 @@
-"""Writes to the audit ledger. Every state change in the portal goes through here."""
+"""Writes to the audit ledger. Every state change in the portal goes through here.
+
+Lock order, one for the whole portal: the rows of the object being changed first (a
+version, its review, an outbox row), the audit chain head last, and no lock held
+across a call to an outside system. `audit_record` locks the head until the caller's
+transaction ends, so everything else a transaction locks it must lock before its first
+audit event; a transaction that waits for a row while holding the head can close a
+circle with one holding that row and waiting for the head.
+"""
 
 from dataclasses import dataclass
 from typing import Any

@@ -102,6 +102,9 @@ class FakeCloudDeployServer(JsonHttpFake):
     requests: list[RecordedRequest] = field(default_factory=list)
     releases: dict[str, dict[str, Any]] = field(default_factory=dict)
     rollouts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # project number -> project id: requests may name a project either way, as Cloud
+    # Deploy accepts both; records are kept, and answered, under the project id.
+    project_numbers: dict[str, str] = field(default_factory=dict)
     _failures: list[Failure] = field(default_factory=list)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -178,9 +181,11 @@ class FakeCloudDeployServer(JsonHttpFake):
         status: int,
         message: str | None = None,
         times: int | None = 1,
+        status_name: str | None = None,
     ) -> None:
         """Answer the next `times` requests matching (method, path regex) with an error;
-        `times=None` keeps failing until `clear_failures()`."""
+        `times=None` keeps failing until `clear_failures()`. `status_name` is the
+        google.rpc.Code name when the HTTP status alone does not say it (409 ABORTED)."""
         with self._lock:
             self._failures.append(
                 Failure(
@@ -189,6 +194,7 @@ class FakeCloudDeployServer(JsonHttpFake):
                     status=status,
                     message=message or f"The service is currently unavailable ({status}).",
                     remaining=times,
+                    status_name=status_name,
                 )
             )
 
@@ -213,7 +219,9 @@ class FakeCloudDeployServer(JsonHttpFake):
             try:
                 injected = self._injected_failure(method, path)
                 if injected is not None:
-                    raise CloudDeployApiError(injected.status, injected.message)
+                    raise CloudDeployApiError(
+                        injected.status, injected.message, code_name=injected.status_name
+                    )
                 for route_method, pattern, action in _ROUTES:
                     match = pattern.match(path)
                     if match and route_method == method:
@@ -229,20 +237,27 @@ class FakeCloudDeployServer(JsonHttpFake):
                     }
                 }
 
+    def _release_name(self, parts: dict[str, str]) -> str:
+        project = self.project_numbers.get(parts["project"], parts["project"])
+        return (
+            f"projects/{project}/locations/{parts['location']}"
+            f"/deliveryPipelines/{parts['pipeline']}/releases/{parts['release']}"
+        )
+
     def _get_release(self, *, body: Any, **parts: str) -> dict[str, Any]:
-        name = _release_name(parts)
+        name = self._release_name(parts)
         if name not in self.releases:
             raise CloudDeployApiError(404, f"Resource '{name}' was not found")
         return copy.deepcopy(self.releases[name])
 
     def _get_rollout(self, *, body: Any, rollout: str, **parts: str) -> dict[str, Any]:
-        name = f"{_release_name(parts)}/rollouts/{rollout}"
+        name = f"{self._release_name(parts)}/rollouts/{rollout}"
         if name not in self.rollouts:
             raise CloudDeployApiError(404, f"Resource '{name}' was not found")
         return copy.deepcopy(self.rollouts[name])
 
     def _approve_rollout(self, *, body: Any, rollout: str, **parts: str) -> dict[str, Any]:
-        name = f"{_release_name(parts)}/rollouts/{rollout}"
+        name = f"{self._release_name(parts)}/rollouts/{rollout}"
         record = self.rollouts.get(name)
         if record is None:
             raise CloudDeployApiError(404, f"Resource '{name}' was not found")
@@ -261,13 +276,6 @@ class FakeCloudDeployServer(JsonHttpFake):
         record["state"] = "IN_PROGRESS" if approved else "APPROVAL_REJECTED"
         record["approveTime"] = rfc3339()
         return {}
-
-
-def _release_name(parts: dict[str, str]) -> str:
-    return (
-        f"projects/{parts['project']}/locations/{parts['location']}"
-        f"/deliveryPipelines/{parts['pipeline']}/releases/{parts['release']}"
-    )
 
 
 def _numeric_enums(query: dict[str, list[str]]) -> bool:

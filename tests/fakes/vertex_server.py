@@ -10,9 +10,16 @@ every request so tests can assert exactly what the client sent.
     GET  /v1/projects/{p}/locations/{l}/models/{m}:listVersions        ListModelVersions
     GET  /v1/projects/{p}/locations/{l}/models/{m}[@{v}]               GetModel
     POST /v1/projects/{p}/locations/{l}/models/{m}@{v}:mergeVersionAliases
+    POST /v1/projects/{p}/locations/{l}/models:upload                  UploadModel (an LRO)
+    GET  /v1|ui/projects/{p}/locations/{l}/operations/{id}             GetOperation
     POST /v1/projects/{p}/locations/{l}/pipelineJobs?pipelineJobId=... CreatePipelineJob
     GET  /v1/projects/{p}/locations/{l}/pipelineJobs/{id}              GetPipelineJob
     POST /v1/projects/{p}/locations/{l}/pipelineJobs/{id}:cancel       CancelPipelineJob
+
+UploadModel answers, as Vertex AI usually does, with an operation that is not done:
+it is done on the poll after `upload_pending_polls` polls answered "not done" (0: done
+at once), and only then does the new version exist. (The client library polls
+`/ui/{name=.../operations/*}`, the first path its REST transport lists.)
 
 The client asks for numeric enums (`$alt=json;enum-encoding=int`); the fake answers
 enums as numbers when asked and as names otherwise, as Google does.
@@ -94,6 +101,11 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ),
     ("GET", re.compile(rf"^/v1/{_LOCATION}/models/(?P<model>[^/:]+)$"), "get_model"),
     ("POST", re.compile(rf"^/v1/{_LOCATION}/models:upload$"), "upload_model"),
+    (
+        "GET",
+        re.compile(rf"^/(?:v1|ui)/{_LOCATION}/operations/(?P<operation>[^/:]+)$"),
+        "get_operation",
+    ),
     ("POST", re.compile(rf"^/v1/{_LOCATION}/pipelineJobs$"), "create_pipeline_job"),
     ("GET", re.compile(rf"^/v1/{_LOCATION}/pipelineJobs/(?P<job>[^/:]+)$"), "get_pipeline_job"),
     (
@@ -103,7 +115,8 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ),
 ]
 _ALIAS = re.compile(r"^[a-z][a-zA-Z0-9-]{0,126}[a-z0-9-]$")
-_PIPELINE_JOB_ID = re.compile(r"^[a-z][-a-z0-9]{0,127}$")
+# A PipelineJob id is shorter than 128 characters.
+_PIPELINE_JOB_ID = re.compile(r"^[a-z][-a-z0-9]{0,126}$")
 
 
 class VertexApiError(Exception):
@@ -130,6 +143,10 @@ class FakeVertexServer(JsonHttpFake):
     models: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # pipeline job resource name -> PipelineJob JSON (state held as its enum name)
     pipeline_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # polls of an UploadModel operation answered "not done" before it is done
+    upload_pending_polls: int = 1
+    # operation resource name -> {"polls_left", "upload" (add_model_version args), "done"}
+    operations: dict[str, dict[str, Any]] = field(default_factory=dict)
     _failures: list[Failure] = field(default_factory=list)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -336,41 +353,83 @@ class FakeVertexServer(JsonHttpFake):
         return self._page(self.models[name], query, "models")
 
     def _upload_model(self, *, project: str, location: str, query: dict, body: Any) -> dict:
-        """UploadModel as a long-running operation that is already done."""
+        """UploadModel: a long-running operation, done after `upload_pending_polls`."""
         model = body.get("model") or {}
         if not model.get("displayName") or not model.get("artifactUri"):
             raise VertexApiError(400, "model.displayName and model.artifactUri are required.")
         if not (model.get("containerSpec") or {}).get("imageUri"):
             raise VertexApiError(400, "model.containerSpec.imageUri is required.")
+        _check_labels(model.get("labels"))
         parent_model = body.get("parentModel", "")
         if parent_model:
             if parent_model not in self.models:
                 raise VertexApiError(404, f"Model {parent_model} not found.", "NOT_FOUND")
             model_id = parent_model.rsplit("/", 1)[1]
         else:
-            model_id = str(5000 + len(self.models))
-        version = self.add_model_version(
-            project=project,
-            location=location,
-            model_id=model_id,
-            display_name=model["displayName"],
-            description=model.get("description", ""),
-            version_description=model.get("versionDescription", ""),
-            aliases=model.get("versionAliases", []),
-            labels=model.get("labels", {}),
-            artifact_uri=model["artifactUri"],
-            image_uri=model["containerSpec"]["imageUri"],
-        )
-        operation = f"projects/{project}/locations/{location}/operations/{len(self.requests)}"
-        return {
-            "name": operation,
-            "done": True,
-            "response": {
-                "@type": "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelResponse",
-                "model": version["name"],
-                "modelVersionId": version["versionId"],
+            new_models = sum(1 for op in self.operations.values() if op["new_model"])
+            model_id = str(5000 + len(self.models) + new_models)
+        name = f"projects/{project}/locations/{location}/operations/{len(self.requests)}"
+        self.operations[name] = {
+            "polls_left": self.upload_pending_polls,
+            "new_model": not parent_model,
+            "created": rfc3339(),
+            "upload": {
+                "project": project,
+                "location": location,
+                "model_id": model_id,
+                "display_name": model["displayName"],
+                "description": model.get("description", ""),
+                "version_description": model.get("versionDescription", ""),
+                "aliases": model.get("versionAliases", []),
+                "labels": model.get("labels", {}),
+                "artifact_uri": model["artifactUri"],
+                "image_uri": model["containerSpec"]["imageUri"],
             },
+            "response": None,
         }
+        if self.upload_pending_polls <= 0:
+            self._operation_finish(name)
+        return self._operation_json(name)
+
+    def _operation_finish(self, name: str) -> None:
+        operation = self.operations[name]
+        version = self.add_model_version(**operation["upload"])
+        operation["new_model"] = False
+        operation["response"] = {
+            "@type": "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelResponse",
+            "model": version["name"],
+            "modelVersionId": version["versionId"],
+        }
+
+    def _operation_json(self, name: str) -> dict:
+        operation = self.operations[name]
+        now = rfc3339()
+        answer: dict[str, Any] = {
+            "name": name,
+            "metadata": {
+                "@type": "type.googleapis.com/"
+                "google.cloud.aiplatform.v1.UploadModelOperationMetadata",
+                "genericMetadata": {"createTime": operation["created"], "updateTime": now},
+            },
+            "done": operation["response"] is not None,
+        }
+        if operation["response"] is not None:
+            answer["response"] = copy.deepcopy(operation["response"])
+        return answer
+
+    def _get_operation(
+        self, *, project: str, location: str, operation: str, query: dict, body: Any
+    ) -> dict:
+        name = f"projects/{project}/locations/{location}/operations/{operation}"
+        if name not in self.operations:
+            raise VertexApiError(404, f"Operation {name} is not found.")
+        record = self.operations[name]
+        if record["response"] is None:
+            if record["polls_left"] > 0:
+                record["polls_left"] -= 1
+            else:
+                self._operation_finish(name)
+        return self._operation_json(name)
 
     def _get_model(self, *, project: str, location: str, model: str, query: dict, body: Any):
         name = f"projects/{project}/locations/{location}/models/{model}"
@@ -436,11 +495,12 @@ class FakeVertexServer(JsonHttpFake):
             job_id = f"{name_hint}-{datetime.now(UTC):%Y%m%d%H%M%S}"
         if not _PIPELINE_JOB_ID.match(job_id):
             raise VertexApiError(
-                400, f"PipelineJob id {job_id!r} must match regex [a-z][-a-z0-9]{{0,127}}."
+                400, f"PipelineJob id {job_id!r} must match regex [a-z][-a-z0-9]{{0,126}}."
             )
         spec = body.get("pipelineSpec")
         if not spec and not body.get("templateUri"):
             raise VertexApiError(400, "PipelineJob needs a pipelineSpec or a templateUri.")
+        _check_labels(body.get("labels"))
         runtime = body.get("runtimeConfig") or {}
         if not runtime.get("gcsOutputDirectory") and not (spec or {}).get("defaultPipelineRoot"):
             raise VertexApiError(
@@ -490,6 +550,21 @@ class FakeVertexServer(JsonHttpFake):
         elif job in self.pipeline_jobs:
             return self.pipeline_jobs[job]
         raise VertexApiError(404, f"PipelineJob {job} is not found.")
+
+
+_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+
+
+def _check_labels(labels: Any) -> None:
+    """Vertex AI refuses labels outside its rules (INVALID_ARGUMENT), as the API does."""
+    for key, value in (labels or {}).items():
+        if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(str(value)):
+            raise VertexApiError(
+                400,
+                f"Label {key}={value!r} is invalid: keys and values hold lowercase letters, "
+                "digits, '_' and '-', at most 63 characters.",
+            )
 
 
 def _numeric_enums(query: dict[str, list[str]]) -> bool:

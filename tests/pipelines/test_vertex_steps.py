@@ -91,3 +91,45 @@ def test_validate_component_fails_the_job_on_bad_data(tmp_path, monkeypatch):
             output_dir=str(tmp_path / "report"),
         )
     assert any("quantity" in problem for problem in excinfo.value.problems)
+
+
+def test_artifact_metadata_under_200_kb_passes_and_over_it_is_refused_clearly():
+    """A step's output becomes its artifact's metadata, which Vertex AI keeps only under
+    200 KB: a payload that fits comes back unchanged, a larger one fails the step with
+    an error naming its size and largest field."""
+    fits = {"metrics": {"mape": 0.1}, "slices": {"s": "x" * 150_000}}
+    assert vertex_steps.artifact_metadata(fits, step="register") is fits
+
+    too_large = {"metrics": {"mape": 0.1}, "metricSlices": {"s": "x" * 210_000}}
+    with pytest.raises(vertex_steps.ArtifactMetadataTooLarge) as caught:
+        vertex_steps.artifact_metadata(too_large, step="register")
+    message = str(caught.value)
+    assert "register step" in message and "200000 bytes" in message
+    assert message.index("metricSlices") < message.index("metrics (")
+
+
+def test_evaluate_refuses_slices_too_large_for_the_metadata(tmp_path, bucket, monkeypatch):
+    """The evaluate step's slices go into its artifact's metadata: too many fail the step
+    with the clear error instead of a job Vertex AI refuses later."""
+    out = tmp_path / "outputs"
+    vertex_steps.snapshot(
+        model_kind="forecasting",
+        data_version=bucket.id,
+        artifact_root="gs://zm-ml/artifacts",
+        output_dir=str(out / "dataset"),
+    )
+    vertex_steps.features(
+        model_kind="forecasting", dataset_dir=str(out / "dataset"), output_dir=str(out / "feat")
+    )
+    vertex_steps.train(
+        model_kind="forecasting", features_dir=str(out / "feat"), output_dir=str(out / "model")
+    )
+    monkeypatch.setattr(vertex_steps, "ARTIFACT_METADATA_MAX_BYTES", 100)
+
+    with pytest.raises(vertex_steps.ArtifactMetadataTooLarge, match="evaluate step"):
+        vertex_steps.evaluate(
+            model_kind="forecasting",
+            features_dir=str(out / "feat"),
+            model_dir=str(out / "model"),
+            output_dir=str(out / "eval"),
+        )

@@ -147,6 +147,23 @@ def test_failed_approval_is_retryable_and_leaves_the_rollout_waiting(fake, appro
     assert approvals.rollout_approve(ROLLOUT, approved=True).approval_state == "APPROVED"
 
 
+def test_aborted_conflict_is_retryable_but_already_exists_is_final(fake, approvals):
+    """Cloud Deploy answers 409 both for ABORTED (a concurrent change: try again) and
+    ALREADY_EXISTS; only the body's status tells them apart."""
+    fake.fail("POST", r":approve$", status=409, status_name="ABORTED", message="Etag changed.")
+
+    with pytest.raises(CloudDeployUnavailable) as caught:
+        approvals.rollout_approve(ROLLOUT, approved=True)
+    assert (caught.value.status_code, caught.value.retryable) == (409, True)
+    assert "ABORTED" in str(caught.value)
+    assert fake.rollout(ROLLOUT)["approvalState"] == "NEEDS_APPROVAL"
+
+    fake.fail("GET", r"/rollouts/", status=409, status_name="ALREADY_EXISTS")
+    with pytest.raises(CloudDeployUnavailable) as caught:
+        approvals.rollout_get(ROLLOUT)
+    assert (caught.value.status_code, caught.value.retryable) == (409, False)
+
+
 def test_timeout_is_retryable():
     """A server that accepts the connection and never answers."""
     with socket.socket() as silent:

@@ -344,7 +344,19 @@ def test_pipeline_job_id_is_stable_and_valid(run_id: str) -> None:
     job_id = pipeline_job_id(run_id)
 
     assert job_id == pipeline_job_id(run_id)
-    assert re.fullmatch(r"[a-z][-a-z0-9]{0,127}", job_id)
+    assert re.fullmatch(r"[a-z][-a-z0-9]{0,126}", job_id)
+
+
+def test_pipeline_job_id_is_shorter_than_128_characters() -> None:
+    """A fitting id of 127 characters is kept as it is; one of 128 is shortened (with
+    the hash of the whole) to fit, as Vertex AI refuses ids of 128 characters."""
+    fits = pipeline_job_id("a" * (127 - len("portal-")))
+    assert fits == "portal-" + "a" * 120 and len(fits) == 127
+
+    shortened = pipeline_job_id("a" * (128 - len("portal-")))
+    assert len(shortened) <= 127
+    assert re.fullmatch(r"[a-z][-a-z0-9]{0,126}", shortened)
+    assert shortened != fits
 
 
 def test_pipeline_job_id_keeps_lossy_run_ids_apart() -> None:

@@ -9,10 +9,12 @@ import time_machine
 from google.auth.credentials import AnonymousCredentials
 
 from tests.fakes.vertex_server import FakeVertexServer
+from worker.backends.vertex_pipelines import pipeline_labels
 from worker.backends.vertex_registry import (
     RegistryModel,
     RegistryUnavailable,
     RegistryVersion,
+    UploadPending,
     VertexModelRegistry,
 )
 
@@ -263,6 +265,56 @@ def test_upload_version_adds_a_version_to_an_existing_model(
     assert call.body["parentModel"] == f"{PARENT}/models/1001"
     assert call.body["model"]["artifactUri"] == "gs://zm-ml/artifacts/forecasting/run-7"
     assert call.body["model"]["containerSpec"]["imageUri"].endswith("a" * 64)
+
+
+def test_upload_version_cleans_labels_as_pipeline_labels_are(
+    vertex_server: FakeVertexServer,
+) -> None:
+    """Model labels go through the same cleaning as pipeline job labels (lowercase,
+    other characters `_`, 63 characters): Vertex AI refuses anything else."""
+    raw = {"portal-model": "Demand.Forecasting", "semver": "2.2.0", "note": "x" * 80}
+
+    uploaded = registry_for(vertex_server).upload_version(
+        display_name="demand-forecasting",
+        artifact_uri="gs://zm-ml/artifacts/forecasting/run-8",
+        container_image="europe-docker.pkg.dev/zm-ml/serving/forecasting@sha256:" + "b" * 64,
+        labels=raw,
+    )
+
+    cleaned = {"portal-model": "demand_forecasting", "semver": "2_2_0", "note": "x" * 63}
+    assert cleaned == pipeline_labels(raw)
+    (call,) = vertex_server.requests_to("POST", r"/models:upload$")
+    assert call.body["model"]["labels"] == cleaned
+    assert uploaded.labels == cleaned
+
+
+def test_upload_pending_operation_is_followed_to_its_version_without_a_second_upload(
+    vertex_server: FakeVertexServer,
+) -> None:
+    """UploadModel answers with an operation that is not done (as Vertex AI usually
+    does): the upload is started once, its operation polled by name until done, and
+    only then does the version exist; waiting too briefly says pending, not failed."""
+    vertex_server.upload_pending_polls = 2
+    registry = registry_for(vertex_server)
+
+    name = registry.upload_start(
+        display_name="demand-forecasting",
+        artifact_uri="gs://zm-ml/artifacts/forecasting/run-9",
+        container_image="europe-docker.pkg.dev/zm-ml/serving/forecasting@sha256:" + "c" * 64,
+    )
+    assert name.startswith(f"{PARENT}/operations/")
+    assert vertex_server.models == {}
+    with pytest.raises(UploadPending) as caught:
+        registry.upload_wait(name, wait_seconds=0)
+    assert caught.value.operation_name == name
+    assert registry.upload_result(name) is None
+    uploaded = registry.upload_result(name)
+
+    assert uploaded is not None
+    assert uploaded.artifact_uri == "gs://zm-ml/artifacts/forecasting/run-9"
+    assert len(vertex_server.requests_to("POST", r"/models:upload$")) == 1
+    polls = vertex_server.requests_to("GET", r"/operations/")
+    assert len(polls) == 3 and {p.path for p in polls} == {f"/ui/{name}"}
 
 
 def test_upload_version_failure_is_ours(vertex_server: FakeVertexServer) -> None:

@@ -27,6 +27,8 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import Credentials
 from google.cloud import deploy_v1
 
+from worker.backends.vertex_common import status_and_reason
+
 MODEL_ANNOTATION = "model-governance/model"
 VERSION_ANNOTATION = "model-governance/version"
 MODEL_LABEL = "model"
@@ -129,9 +131,15 @@ def _release_info(release: deploy_v1.Release) -> ReleaseInfo:
 def _unavailable(exc: Exception, *, operation: str) -> CloudDeployUnavailable:
     if isinstance(exc, core_exceptions.GoogleAPICallError):
         status = exc.code if isinstance(exc.code, int) else None
-        retryable = status is None or status >= 500 or status in (408, 429)
+        # A 409 is ABORTED (a concurrent change, e.g. the rollout's etag moved: try
+        # again) or ALREADY_EXISTS (final); only the body tells them apart.
+        rpc_status, _ = status_and_reason(exc)
+        retryable = (
+            status is None or status >= 500 or status in (408, 429) or rpc_status == "ABORTED"
+        )
         return CloudDeployUnavailable(
-            f"Cloud Deploy {operation} failed ({status}): {exc.message}",
+            f"Cloud Deploy {operation} failed ({status}"
+            f"{' ' + rpc_status if rpc_status and rpc_status != 'UNKNOWN' else ''}): {exc.message}",
             retryable=retryable,
             status_code=status,
         )

@@ -1,10 +1,12 @@
-"""What the Vertex AI adapters share: endpoints, the error type, time conversion.
+"""What the Vertex AI adapters share: endpoints, the error type, time conversion, and
+the labels Vertex AI accepts (one cleaning for pipeline jobs and model uploads).
 
 Imports no portal app: plain values in and out.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +20,23 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 RETRYABLE_STATUSES = frozenset(
     {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "INTERNAL", "ABORTED", "UNKNOWN"}
 )
+
+
+# Vertex AI's rules for label keys and values (pipeline jobs, models, ...).
+_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_LABEL_VALUE_INVALID = re.compile(r"[^a-z0-9_-]")
+LABEL_VALUE_MAX = 63
+
+
+def vertex_labels(labels: dict[str, str] | None) -> dict[str, str]:
+    """Labels in the form Vertex AI accepts: values lowered, other characters `_`,
+    63 characters at most. A key that does not fit is the caller's bug: ValueError."""
+    cleaned: dict[str, str] = {}
+    for key, value in (labels or {}).items():
+        if not _LABEL_KEY.match(key):
+            raise ValueError(f"label key {key!r} must match [a-z][a-z0-9_-]{{0,62}}")
+        cleaned[key] = _LABEL_VALUE_INVALID.sub("_", str(value).lower())[:LABEL_VALUE_MAX]
+    return cleaned
 
 
 class VertexError(Exception):
@@ -67,7 +86,7 @@ def translate_error(
     """Turn a Google client error into our own exception type, keeping the reason."""
     if isinstance(error, google_exceptions.GoogleAPICallError):
         http_status = error.code if isinstance(error.code, int) else None
-        status, reason = _status_and_reason(error)
+        status, reason = status_and_reason(error)
         return error_class(reason, operation=operation, status=status, http_status=http_status)
     if isinstance(error, auth_exceptions.GoogleAuthError):
         return error_class(str(error), operation=operation, status="UNAUTHENTICATED")
@@ -76,7 +95,7 @@ def translate_error(
     return error_class(str(error), operation=operation, status="UNKNOWN")
 
 
-def _status_and_reason(error: google_exceptions.GoogleAPICallError) -> tuple[str, str]:
+def status_and_reason(error: google_exceptions.GoogleAPICallError) -> tuple[str, str]:
     """The google.rpc.Code name and Google's own message from an error answer.
 
     api_core picks the exception class from the HTTP status alone (a 409 is a plain

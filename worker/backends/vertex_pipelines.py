@@ -27,14 +27,13 @@ from worker.backends.vertex_common import (
     client_options,
     timestamp,
     translate_error,
+    vertex_labels,
 )
 
 TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 
-# Vertex AI's rules for a PipelineJob id and for label keys and values.
-_JOB_ID_MAX = 128
-_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_LABEL_VALUE_INVALID = re.compile(r"[^a-z0-9_-]")
+# Vertex AI's rule for a PipelineJob id: shorter than 128 characters.
+_JOB_ID_MAX = 127
 
 # KFP parameter types and the Python values each accepts.
 _PARAMETER_TYPES: dict[str, tuple[type, ...]] = {
@@ -110,8 +109,9 @@ class PipelineJobStatus:
 def pipeline_job_id(run_id: str, *, prefix: str = "portal") -> str:
     """The Vertex AI job id for a portal run: the same run always gives the same id.
 
-    Ids must match `[a-z][-a-z0-9]{0,127}`; a run id that does not fit is lowered,
-    its other characters become dashes, and an over-long id keeps a hash of the whole.
+    Ids must match `[a-z][-a-z0-9]{0,126}` (shorter than 128); a run id that does not
+    fit is lowered, its other characters become dashes, and an over-long id keeps a
+    hash of the whole.
     """
     raw = f"{prefix}-{run_id}"
     slug = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")
@@ -125,14 +125,8 @@ def pipeline_job_id(run_id: str, *, prefix: str = "portal") -> str:
 
 
 def pipeline_labels(labels: dict[str, str] | None) -> dict[str, str]:
-    """Labels in the form Vertex AI accepts: values lowered, other characters `_`,
-    63 characters at most. A key that does not fit is the caller's bug: ValueError."""
-    cleaned: dict[str, str] = {}
-    for key, value in (labels or {}).items():
-        if not _LABEL_KEY.match(key):
-            raise ValueError(f"label key {key!r} must match [a-z][a-z0-9_-]{{0,62}}")
-        cleaned[key] = _LABEL_VALUE_INVALID.sub("_", str(value).lower())[:63]
-    return cleaned
+    """Labels of a pipeline job, cleaned as every Vertex AI label is (vertex_labels)."""
+    return vertex_labels(labels)
 
 
 def load_pipeline_spec(template_path: str | Path) -> dict[str, Any]:

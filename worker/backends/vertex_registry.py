@@ -9,12 +9,14 @@ here, which Vertex AI moves off whichever version of the model held it before.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from google.cloud import aiplatform_v1
+from google.rpc import code_pb2
 
 from worker.backends.vertex_common import (
     CAUGHT_ERRORS,
@@ -23,6 +25,7 @@ from worker.backends.vertex_common import (
     client_options,
     timestamp,
     translate_error,
+    vertex_labels,
 )
 
 # Vertex AI's rule for a version alias (MergeVersionAliasesRequest.version_aliases).
@@ -31,6 +34,15 @@ VERSION_ALIAS_PATTERN = re.compile(r"^[a-z][a-zA-Z0-9-]{0,126}[a-z0-9-]$")
 
 class RegistryUnavailable(VertexError):
     """The Model Registry could not be read or changed; `reason` says why."""
+
+
+class UploadPending(Exception):
+    """An upload's long-running operation is not done yet: poll the same operation
+    again later (`upload_result`), never upload again (uploads are not idempotent)."""
+
+    def __init__(self, operation_name: str) -> None:
+        super().__init__(f"Vertex AI upload {operation_name} is not done yet")
+        self.operation_name = operation_name
 
 
 @dataclass(frozen=True)
@@ -162,7 +174,15 @@ class VertexModelRegistry:
             raise _unavailable(error, "merge version aliases") from error
         return _version_from(model)
 
-    def upload_version(
+    def upload_version(self, *, wait_seconds: float | None = None, **model: Any) -> RegistryVersion:
+        """Upload a model version and wait for it (`upload_start`'s arguments): at most
+        `wait_seconds` (default: the timeout), then UploadPending with the operation."""
+        operation_name = self.upload_start(**model)
+        return self.upload_wait(
+            operation_name, wait_seconds=self.timeout if wait_seconds is None else wait_seconds
+        )
+
+    def upload_start(
         self,
         *,
         display_name: str,
@@ -173,11 +193,13 @@ class VertexModelRegistry:
         version_description: str = "",
         parent_model: str = "",
         version_aliases: Iterable[str] = (),
-    ) -> RegistryVersion:
-        """Upload a model version (a new model when `parent_model` is empty).
+    ) -> str:
+        """Start uploading a model version (a new model when `parent_model` is empty);
+        returns the name of the long-running operation, which is usually not done yet.
 
-        UploadModel is a long-running operation; this waits for it (bounded by
-        `timeout`) and returns the version as listed afterwards.
+        Side effect in Vertex AI: one upload, every time this is called (keep the
+        operation's name and follow it with `upload_result`). Labels are cleaned as
+        every Vertex AI label is (`vertex_labels`).
         """
         model = aiplatform_v1.Model(
             display_name=display_name,
@@ -185,7 +207,7 @@ class VertexModelRegistry:
             version_description=version_description,
             artifact_uri=artifact_uri,
             container_spec=aiplatform_v1.ModelContainerSpec(image_uri=container_image),
-            labels=dict(labels or {}),
+            labels=vertex_labels(labels),
             version_aliases=list(version_aliases),
         )
         request = aiplatform_v1.UploadModelRequest(
@@ -194,10 +216,31 @@ class VertexModelRegistry:
             model=model,
         )
         try:
+            # The returned Operation is not waited on: its result() raises the built-in
+            # TimeoutError while Vertex AI is still working, which is the usual case.
             operation = self._client.upload_model(request=request, timeout=self.timeout)
-            response = operation.result(timeout=self.timeout)
         except CAUGHT_ERRORS as error:
             raise _unavailable(error, "upload model") from error
+        return operation.operation.name
+
+    def upload_result(self, operation_name: str) -> RegistryVersion | None:
+        """The version an upload made, or None while its operation is not done; a
+        failed upload raises RegistryUnavailable with Google's reason."""
+        try:
+            operation = self._client.get_operation(
+                request={"name": operation_name}, timeout=self.timeout
+            )
+        except CAUGHT_ERRORS as error:
+            raise _unavailable(error, "get upload operation") from error
+        if not operation.done:
+            return None
+        if operation.HasField("error"):
+            raise RegistryUnavailable(
+                operation.error.message,
+                operation="upload model",
+                status=_rpc_code_name(operation.error.code),
+            )
+        response = aiplatform_v1.UploadModelResponse.deserialize(operation.response.value)
         version_name = f"{response.model}@{response.model_version_id}"
         for version in self.list_versions(response.model):
             if version.resource_name == version_name:
@@ -207,6 +250,37 @@ class VertexModelRegistry:
             operation="upload model",
             status="NOT_FOUND",
         )
+
+    def upload_wait(self, operation_name: str, *, wait_seconds: float) -> RegistryVersion:
+        """Poll the upload until it is done, for at most `wait_seconds` (0: look once);
+        UploadPending when it is still not done."""
+        deadline = time.monotonic() + wait_seconds
+        delay = 0.2
+        while True:
+            version = self.upload_result(operation_name)
+            if version is not None:
+                return version
+            if time.monotonic() + delay > deadline:
+                raise UploadPending(operation_name)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def version_find(self, *, labels: dict[str, str]) -> RegistryVersion | None:
+        """A version carrying all these labels (cleaned as uploads clean them), in any
+        model of the project: how a retried upload finds the one an earlier attempt made."""
+        wanted = vertex_labels(labels)
+        for model in self.list_models():
+            for version in self.list_versions(model.resource_name):
+                if all(version.labels.get(k) == v for k, v in wanted.items()):
+                    return version
+        return None
+
+
+def _rpc_code_name(code: int) -> str:
+    try:
+        return code_pb2.Code.Name(code)
+    except ValueError:
+        return "UNKNOWN"
 
 
 def _unavailable(error: Exception, operation: str) -> RegistryUnavailable:

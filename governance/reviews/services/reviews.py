@@ -5,7 +5,11 @@ Locking: every write here locks the version row first, then the review rows, the
 order the registry's writes take when they announce changed evidence (version, then
 our `reviews_evidence_changed`), so two writers never wait on each other in a circle.
 The review row lock is what turns two board members deciding at the same moment into
-one outcome: the second one waits, then sees the first one's decision.
+one outcome: the second one waits, then sees the first one's decision. A write that
+may decide a review then locks the version's Cloud Deploy outbox rows
+(`rollout_answers_lock`), all before its first audit event: the audit chain head is
+always the last lock a transaction takes (the portal's lock order, README "Audit
+ledger"), because the outbox's send task holds a row while it audits.
 """
 
 from dataclasses import dataclass
@@ -86,13 +90,22 @@ def _requesting_user(actor: Actor) -> User | None:
     return None
 
 
+def _answers_lock(version_id: int) -> None:
+    from governance.reviews.clouddeploy import rollout_answers_lock  # it imports this module
+
+    rollout_answers_lock(version_id=version_id)
+
+
 def _lock(review: Review) -> Review:
+    """The version, the review and the version's outbox rows, in the portal's order."""
     ModelVersion.objects.select_for_update().filter(pk=review.version_id).first()
-    return (
+    locked = (
         Review.objects.select_for_update(of=("self",))
         .select_related("version__model", "requested_by")
         .get(pk=review.pk)
     )
+    _answers_lock(review.version_id)
+    return locked
 
 
 def _checks_refresh(review: Review) -> None:
@@ -550,6 +563,7 @@ def reviews_expire(*, actor: Actor | None = None) -> int:
             )
             if review is None:
                 continue
+            _answers_lock(version_id)
             previous_state = review.state
             _move(review, ReviewState.EXPIRED, timezone.now())
             review.save()

@@ -25,6 +25,7 @@ from tests.governance.reviews.factories import ModelVersionFactory, RegisteredMo
 HOOK = "/hooks/clouddeploy"
 AUDIENCE = "https://governance.zeromargin.example/hooks/clouddeploy"
 SERVICE_ACCOUNT = "clouddeploy-push@zm-ml-prod.iam.gserviceaccount.com"
+PROJECT_NUMBER = "123456789012"  # zm-ml-prod's number, as Pub/Sub messages name it
 PIPELINE = "projects/zm-ml-prod/locations/europe-west1/deliveryPipelines/recommender"
 RELEASE = f"{PIPELINE}/releases/rel-42"
 ROLLOUT = f"{RELEASE}/rollouts/rel-42-to-ml-staging-0001"
@@ -51,7 +52,7 @@ def google(settings):
 @pytest.fixture()
 def cloud(settings):
     """Cloud Deploy's REST API, empty; `deploy` below arranges a release and rollout."""
-    with FakeCloudDeployServer() as fake:
+    with FakeCloudDeployServer(project_numbers={PROJECT_NUMBER: "zm-ml-prod"}) as fake:
         settings.CLOUD_DEPLOY_API_ENDPOINT = fake.url
         settings.CLOUD_DEPLOY_TARGETS = {
             "ml-staging": "staging",

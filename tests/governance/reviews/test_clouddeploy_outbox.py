@@ -17,11 +17,17 @@ from django.utils import timezone
 from governance.choices import Target
 from governance.reviews.choices import ReviewSource, ReviewState, Verdict
 from governance.reviews.clouddeploy import (
+    FORWARD_LEASE_SECONDS,
     FORWARD_MAX_ATTEMPTS,
     forward_backoff_seconds,
     rollout_answer_send,
 )
-from governance.reviews.models import OutboxState, Review, RolloutApprovalOutbox
+from governance.reviews.models import (
+    OutboxState,
+    PubSubMessage,
+    Review,
+    RolloutApprovalOutbox,
+)
 from governance.reviews.services import (
     review_decide,
     review_open,
@@ -229,11 +235,70 @@ def test_rollout_waiting_on_an_already_approved_review_is_approved_at_once(
     assert RolloutApprovalOutbox.objects.get().state == OutboxState.SENT
 
 
+def by_number(rollout: str) -> str:
+    """The rollout's name with the project number, as Cloud Deploy's messages give it."""
+    return rollout.replace("projects/zm-ml-prod/", f"projects/{hook.PROJECT_NUMBER}/")
+
+
+@pytest.mark.django_db
+def test_rollout_named_with_the_project_number_is_answered_once(push, deploy, decide, cloud, lead):
+    """A message naming the rollout with the project number opens the review under the
+    name Cloud Deploy answers with; the same rollout named with the project id joins it,
+    and the decision answers the rollout once."""
+    rollout = deploy()
+
+    first = push(required(by_number(rollout), message_id="m-number"))
+    second = push(required(rollout, message_id="m-id"))
+
+    assert first.status_code == second.status_code == 200
+    assert (first.json()["outcome"], second.json()["outcome"]) == (
+        "review_opened",
+        "review_existing",
+    )
+    review = Review.objects.get()
+    assert review.external_ref == rollout
+    assert set(PubSubMessage.objects.values_list("rollout", flat=True)) == {rollout}
+
+    decide(review, lead)
+
+    [approve] = approvals_sent(cloud)
+    assert approve.path == f"/v1/{rollout}:approve"
+    row = RolloutApprovalOutbox.objects.get()
+    assert (row.rollout, row.state) == (rollout, OutboxState.SENT)
+    # Pub/Sub delivers another message for it later: nothing more is sent.
+    late = push(required(by_number(rollout), message_id="m-late"))
+    assert late.status_code == 200
+    assert len(approvals_sent(cloud)) == 1
+    assert RolloutApprovalOutbox.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_answer_kept_under_the_project_number_is_found_by_the_project_id(
+    waiting, decide, cloud, lead
+):
+    """An answer already sent for the rollout named with the project number counts for
+    the same rollout named with the project id: no second answer."""
+    review, rollout = waiting()
+    decide(review, lead)
+    RolloutApprovalOutbox.objects.update(rollout=by_number(rollout))
+
+    decide(Review.objects.get(pk=review.pk), lead, Verdict.WITHDRAW)
+    decide(Review.objects.get(pk=review.pk), UserFactory(roles=[DSL]))
+
+    assert len(approvals_sent(cloud)) == 1
+    assert RolloutApprovalOutbox.objects.count() == 1
+
+
 # --- not forwarded ---------------------------------------------------------------------------
 
 
 @pytest.mark.django_db
-def test_rollout_answered_elsewhere_is_not_approved_again(waiting, decide, cloud, lead):
+def test_rollout_answered_elsewhere_with_the_boards_answer_is_not_approved_again(
+    waiting, decide, cloud, lead
+):
+    """Cloud Deploy already shows the board's answer (given in its console): nothing is
+    sent again, and the row ends sent, confirmed (it cannot be told from our own
+    earlier attempt); only another answer there reads as superseded."""
     review, rollout = waiting()
     # Someone approved it in the Cloud Deploy console meanwhile.
     cloud.rollouts[rollout]["approvalState"] = "APPROVED"
@@ -242,15 +307,71 @@ def test_rollout_answered_elsewhere_is_not_approved_again(waiting, decide, cloud
 
     assert approvals_sent(cloud) == []
     row = RolloutApprovalOutbox.objects.get()
+    assert (row.state, row.approval_state) == (OutboxState.SENT, "APPROVED")
+    [event] = review_audits(review, "review.clouddeploy_forward_confirmed")
+    assert event.payload_record.data["approval_state"] == "APPROVED"
+    assert event.payload_record.data["after_retry"] is False
+    assert not review_audits(review, "review.clouddeploy_forward_superseded")
+    assert not review_audits(review, "review.clouddeploy_forwarded")
+
+
+@pytest.mark.django_db
+def test_rollout_answered_otherwise_elsewhere_is_superseded(waiting, decide, cloud, lead):
+    """Cloud Deploy shows another answer than the board's: the row is superseded."""
+    review, rollout = waiting()
+    cloud.rollouts[rollout]["approvalState"] = "REJECTED"
+
+    decide(review, lead)
+
+    assert approvals_sent(cloud) == []
+    row = RolloutApprovalOutbox.objects.get()
     assert (row.state, row.approval_state, row.sent_at) == (
         OutboxState.SUPERSEDED,
-        "APPROVED",
+        "REJECTED",
         None,
     )
     [event] = review_audits(review, "review.clouddeploy_forward_superseded")
-    assert event.payload_record.data["approval_state"] == "APPROVED"
-    assert event.payload_record.data["matches_decision"] is True
-    assert not review_audits(review, "review.clouddeploy_forwarded")
+    assert event.payload_record.data["approval_state"] == "REJECTED"
+    assert event.payload_record.data["matches_decision"] is False
+    assert not review_audits(review, "review.clouddeploy_forward_confirmed")
+
+
+@pytest.mark.django_db
+def test_forward_crashed_after_approving_is_confirmed_sent_on_redelivery(
+    waiting, decide, cloud, lead
+):
+    """A worker killed while `:approve` was in flight (Cloud Deploy approved, nothing
+    recorded) leaves the row `sending`; the redelivered task waits out the lease, finds
+    the board's own answer in Cloud Deploy and records the row sent, not superseded."""
+    review, rollout = waiting()
+    callbacks = decide(review, lead, run_tasks=False)
+    assert callbacks  # the send task, not run: the worker below dies instead
+    row = RolloutApprovalOutbox.objects.get()
+    # The dead worker's part: the claim, then the approval reaching Cloud Deploy.
+    from governance.reviews.clouddeploy import _answer_claim, clouddeploy_approvals
+
+    claimed = _answer_claim(row.pk)
+    assert claimed.state == OutboxState.SENDING
+    clouddeploy_approvals().rollout_approve(rollout, approved=True)
+    assert len(approvals_sent(cloud)) == 1
+
+    # Redelivered at once: the lease is still held, so it waits rather than acting.
+    early = rollout_answer_send(outbox_id=row.pk)
+    assert (early.state, early.retry) == (OutboxState.SENDING, True)
+    assert 0 < early.retry_in <= FORWARD_LEASE_SECONDS + 1
+    with time_machine.travel(
+        timezone.now() + timedelta(seconds=FORWARD_LEASE_SECONDS + 1), tick=False
+    ):
+        result = rollout_answer_send(outbox_id=row.pk)
+
+    assert (result.state, result.attempts) == (OutboxState.SENT, 2)
+    assert len(approvals_sent(cloud)) == 1
+    row.refresh_from_db()
+    assert (row.state, row.approval_state) == (OutboxState.SENT, "APPROVED")
+    assert row.sent_at is not None
+    [confirmed] = review_audits(review, "review.clouddeploy_forward_confirmed")
+    assert confirmed.payload_record.data["after_retry"] is True
+    assert not review_audits(review, "review.clouddeploy_forward_superseded")
 
 
 @pytest.mark.django_db
@@ -298,6 +419,21 @@ def test_forwarding_is_retried_after_a_503_then_sent(waiting, decide, cloud, lea
     assert (row.state, row.attempts) == (OutboxState.SENT, 2)
     [forwarded] = review_audits(review, "review.clouddeploy_forwarded")
     assert forwarded.payload_record.data["attempts"] == 2
+    assert not review_audits(review, "review.clouddeploy_forward_failed")
+
+
+@pytest.mark.django_db
+def test_forwarding_aborted_by_cloud_deploy_is_retried_then_sent(waiting, decide, cloud, lead):
+    """A 409 ABORTED (the rollout changed under the call) is tried again, not final."""
+    review, rollout = waiting()
+    cloud.fail("POST", APPROVE_PATH, status=409, status_name="ABORTED", message="Etag changed.")
+
+    decide(review, lead)
+
+    assert len(approvals_sent(cloud)) == 2
+    assert cloud.rollout(rollout)["approvalState"] == "APPROVED"
+    row = RolloutApprovalOutbox.objects.get()
+    assert (row.state, row.attempts) == (OutboxState.SENT, 2)
     assert not review_audits(review, "review.clouddeploy_forward_failed")
 
 
@@ -477,7 +613,85 @@ def test_two_workers_sending_one_answer_approve_the_rollout_once(
         thread.join(timeout=30)
 
     assert all(not isinstance(r, Exception) for r in results), results
-    assert {r.state for r in results} == {OutboxState.SENT}
+    # No lock is held across the call: the run that did not claim the row either came
+    # after (sent) or found it being sent and asks to be retried after the lease.
+    assert OutboxState.SENT in {r.state for r in results}
+    for result in results:
+        if result.state != OutboxState.SENT:
+            assert (result.state, result.retry) == (OutboxState.SENDING, True), results
+            assert rollout_answer_send(outbox_id=row.pk).state == OutboxState.SENT
     assert len(approvals_sent(cloud)) == 1
     row.refresh_from_db()
     assert (row.state, row.attempts) == (OutboxState.SENT, 1)
+
+
+def _post_together(url: str, bodies: list[bytes], google) -> list:
+    """POST each body signed by Google from its own thread, all released at once; the
+    responses (or the exception a thread got), in order."""
+    import requests
+
+    barrier = threading.Barrier(len(bodies))
+    answers: list = [None] * len(bodies)
+
+    def post(index: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            answers[index] = requests.post(
+                url,
+                data=bodies[index],
+                headers={
+                    "Content-Type": "application/json",
+                    "Authorization": google.authorization(),
+                },
+                timeout=60,
+            )
+        except Exception as error:  # the test inspects what each push got
+            answers[index] = error
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(len(bodies))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=90)
+    return answers
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_pushes_for_an_approved_rollout_answer_once_without_deadlock(
+    _default_policies, cloud, google, eager, live_server
+):
+    """Three pushes (different message ids) for one rollout of an approved version arrive
+    together over HTTP while the send task runs: the lock order (outbox rows before the
+    audit chain head, no lock across the call to Cloud Deploy) gives no 500, and the
+    rollout gets exactly one answer. The race is run again for several rollouts."""
+    staged = ModelVersionFactory()
+    release_of(cloud, staged)
+    review, _ = review_open(
+        version=staged,
+        target=Target.STAGING,
+        requested_by_actor=UserFactory(roles=[Role.MODEL_OWNER]).audit_actor(),
+        source=ReviewSource.UI,
+    )
+    review_decide(
+        review=review, reviewer=UserFactory(roles=[DSL]), verdict=Verdict.APPROVE, role=DSL
+    )
+    rounds, pushes = 6, 3
+    for round_ in range(rounds):
+        rollout_id = f"rel-42-to-ml-staging-{round_:04d}"
+        cloud.add_rollout(RELEASE, rollout_id, target_id="ml-staging")
+        rollout = f"{RELEASE}/rollouts/{rollout_id}"
+        answers = _post_together(
+            f"{live_server.url}/hooks/clouddeploy",
+            [required(rollout, message_id=f"m-{round_}-{n}") for n in range(pushes)],
+            google,
+        )
+
+        statuses = [getattr(a, "status_code", a) for a in answers]
+        assert statuses == [200] * pushes, (round_, [getattr(a, "text", a) for a in answers])
+        assert {a.json()["review"] for a in answers} == {review.pk}
+        assert len(cloud.requests_to("POST", f"{rollout_id}:approve$")) == 1, round_
+        assert cloud.rollout(rollout)["approvalState"] == "APPROVED"
+        [row] = RolloutApprovalOutbox.objects.filter(rollout=rollout)
+        assert row.state == OutboxState.SENT, (round_, row.state, row.last_error)
+    assert len(approvals_sent(cloud)) == rounds

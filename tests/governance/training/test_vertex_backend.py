@@ -13,6 +13,7 @@ from portal.audit.models import AuditEvent
 from tests.fakes.vertex_server import FakeVertexServer
 from tests.fakes.vertex_server import vertex_server as vertex_server
 from tests.governance.training.conftest import CODE_VERSION, TESTER
+from worker.backends.vertex_common import VertexError
 
 pytestmark = pytest.mark.django_db
 PROJECT, REGION = "zero-margin-ml", "europe-west1"
@@ -182,3 +183,83 @@ def test_vertex_outage_while_polling_is_retried(vertex, django_capture_on_commit
         vertex_poll.apply(args=[run.pk], throw=True)
     run.refresh_from_db()
     assert run.state == RunState.RUNNING
+
+
+def test_vertex_pending_upload_is_polled_again_and_uploaded_once(
+    vertex, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Vertex AI answers the model upload with an operation that is not done: the poll
+    task keeps the operation, asks to be run again, and the next run follows the same
+    operation to the version, so the stand-in records exactly one upload."""
+    from governance.training import vertex as vertex_module
+    from governance.training.tasks import vertex_poll
+
+    monkeypatch.setattr(vertex_module, "UPLOAD_WAIT_SECONDS", 0)
+    vertex.upload_pending_polls = 2
+    run = _start(django_capture_on_commit_callbacks)
+    _succeed(vertex, run.external_ref, _payload())
+
+    with django_capture_on_commit_callbacks(execute=False):
+        assert vertex_poll.apply(args=[run.pk]).get() == f"run {run.pk}: still running"
+    run.refresh_from_db()
+    assert run.state == RunState.RUNNING
+    assert run.registry_operation.startswith(f"projects/{PROJECT}/locations/{REGION}/operations/")
+    version = ModelVersion.objects.get(pk=run.version_id)
+    assert version.registry_resource_name == ""
+
+    with django_capture_on_commit_callbacks(execute=False):
+        assert vertex_poll.apply(args=[run.pk]).get() == f"run {run.pk}: still running"
+        assert vertex_poll.apply(args=[run.pk]).get() == f"run {run.pk}: finished"
+
+    run.refresh_from_db()
+    assert run.state == RunState.SUCCEEDED, run.outcome
+    assert len(vertex.requests_to("POST", r"/models:upload$")) == 1
+    assert len(vertex.requests_to("GET", r"/operations/")) == 3
+    version.refresh_from_db()
+    assert version.registry_resource_name.startswith(f"projects/{PROJECT}/locations/{REGION}/")
+    assert ModelVersion.objects.filter(pipeline_run_id=run.external_ref).count() == 1
+    assert run.steps.get(name="register").state == StepState.SUCCEEDED
+
+
+def test_vertex_upload_made_by_a_worker_that_died_is_taken_not_repeated(
+    vertex, django_capture_on_commit_callbacks
+):
+    """A worker uploaded the version and died before keeping the operation: the next
+    poll finds the version by the run's labels and links it, uploading nothing again."""
+    from google.auth.credentials import AnonymousCredentials
+
+    from worker.backends.vertex_registry import VertexModelRegistry
+
+    run = _start(django_capture_on_commit_callbacks)
+    _succeed(vertex, run.external_ref, _payload())
+    vertex.fail("POST", r"/models:upload$", status=503)
+    with pytest.raises(VertexError):
+        vertex_run_poll(run_id=run.pk)  # registered; the upload call failed
+    run.refresh_from_db()
+    version = ModelVersion.objects.get(pk=run.version_id)
+    # The dead worker's upload, which reached Vertex AI before the worker died.
+    vertex.upload_pending_polls = 0
+    VertexModelRegistry(
+        PROJECT, REGION, api_endpoint=vertex.url, credentials=AnonymousCredentials()
+    ).upload_start(
+        display_name="demand-forecasting",
+        artifact_uri="gs://zm-ml/artifacts/forecasting/run-1",
+        container_image=IMAGE,
+        labels={
+            "portal-model": "demand-forecasting",
+            "semver": version.version.replace(".", "-"),
+            "portal-run": str(run.pk),
+        },
+    )
+    uploads = len(vertex.requests_to("POST", r"/models:upload$"))
+
+    with django_capture_on_commit_callbacks(execute=False):
+        assert vertex_run_poll(run_id=run.pk) is True
+
+    run.refresh_from_db()
+    assert run.state == RunState.SUCCEEDED, run.outcome
+    assert len(vertex.requests_to("POST", r"/models:upload$")) == uploads
+    assert len(vertex.operations) == 1
+    version.refresh_from_db()
+    [(model_name, versions)] = vertex.models.items()
+    assert version.registry_resource_name == f"{model_name}@{versions[0]['versionId']}"

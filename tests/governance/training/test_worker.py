@@ -23,7 +23,7 @@ from portal.audit.models import AuditEvent
 from tests.governance.training.conftest import CODE_VERSION, TESTER
 
 ROOT = Path(__file__).resolve().parents[3]
-BROKER = "redis://127.0.0.1:6379/13"
+BROKER = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 # Enough boosting rounds that the train step takes a few seconds on 20k transactions.
 SLOW = {"max_iter": 800, "max_leaf_nodes": 127, "min_samples_leaf": 5, "learning_rate": 0.01}
 
