@@ -14,6 +14,11 @@ def audit_events_recent(*, limit: int = 10) -> list[AuditEvent]:
     return list(AuditEvent.objects.order_by("-sequence")[:limit])
 
 
+def audit_events_all() -> QuerySet[AuditEvent]:
+    """Every event with its payload, newest first: the base the filter set narrows."""
+    return AuditEvent.objects.select_related("payload_record").order_by("-sequence")
+
+
 def audit_events_list(
     *,
     action: str = "",

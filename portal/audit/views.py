@@ -5,17 +5,18 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from portal.accounts.permissions import may_read_audit, user_passes
-from portal.audit.forms import AuditFilterForm
+from portal.audit.filters import AuditEventFilter
 from portal.audit.models import AuditEvent
-from portal.audit.selectors import audit_events_list
+from portal.audit.selectors import audit_events_all
 from portal.audit.verification import audit_chain_verify
 
 
 @user_passes(may_read_audit)
 def event_list(request: HttpRequest) -> HttpResponse:
-    form = AuditFilterForm(request.GET or None)
-    filters = form.cleaned_data if form.is_valid() else {}
-    page = Paginator(audit_events_list(**filters), 50).get_page(request.GET.get("page"))
+    filterset = AuditEventFilter(request.GET or None, queryset=audit_events_all())
+    form = filterset.form
+    events = filterset.qs if form.is_valid() else audit_events_all()
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(
