@@ -1,11 +1,16 @@
 """Reads of the audit ledger."""
 
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
 from django.db.models import QuerySet
 
+from portal.accounts.choices import Role
+from portal.accounts.models import RoleGrant, User
+from portal.apitokens.models import ApiToken
 from portal.audit.checkpoints import event_leaf
+from portal.audit.choices import ActorType
 from portal.audit.merkle import consistency_proof, inclusion_proof, tree_root
 from portal.audit.models import AuditCheckpoint, AuditEvent
 
@@ -96,3 +101,39 @@ def audit_consistency_proof(*, first_size: int, second_size: int) -> dict[str, A
         "second_root": tree_root(leaves).hex(),
         "proof": [digest.hex() for digest in consistency_proof(first_size, leaves)],
     }
+
+
+def audit_actor_names(events: Iterable[AuditEvent]) -> dict[tuple[str, str], str]:
+    """Name and current roles of each person or token behind `events`, by (type, id).
+
+    The ledger keeps pseudonymous ids; this is for those allowed to read the trail
+    (auditors, portal admins). Always three queries (tokens, people, their active
+    roles), even with nobody to name, so a page's query count depends neither on its
+    rows nor on who acted in them.
+    """
+    wanted = {(event.actor_type, event.actor_id) for event in events}
+    user_ids = {int(ident) for kind, ident in wanted if kind == ActorType.USER and ident.isdigit()}
+    prefixes = [ident for kind, ident in wanted if kind == ActorType.TOKEN]
+    # An impossible key keeps each query from being skipped as empty by the ORM.
+    tokens = list(ApiToken.objects.filter(prefix__in=prefixes or [""]))
+    user_ids |= {token.owner_id for token in tokens}
+    users = {user.pk: user for user in User.objects.filter(pk__in=user_ids or [0])}
+    roles: dict[int, list[str]] = {}
+    active = RoleGrant.objects.filter(user_id__in=user_ids or [0], revoked_at__isnull=True)
+    for user_id, role in active.order_by("role").values_list("user_id", "role"):
+        roles.setdefault(user_id, []).append(Role(role).label)
+
+    def described(user_id: int) -> str:
+        user = users.get(user_id)
+        if user is None:
+            return ""
+        return (
+            f"{user.full_name or user.email} ({', '.join(roles.get(user_id, [])) or 'no role now'})"
+        )
+
+    names = {(ActorType.USER, str(pk)): described(pk) for pk in users}
+    for token in tokens:
+        names[(ActorType.TOKEN, token.prefix)] = (
+            f"token {token.name!r} of {described(token.owner_id)}"
+        )
+    return names
