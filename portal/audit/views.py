@@ -26,6 +26,7 @@ EXPORT_COLUMNS = (
     "object_type",
     "object_id",
     "payload",
+    "client_ip",
     "redacted",
     "payload_digest",
     "prev_hash",
@@ -107,6 +108,8 @@ def _export_rows(events: Iterable[AuditEvent]) -> Iterator[dict]:
                 "object_type": event.object_type,
                 "object_id": event.object_id,
                 "payload": None if record is None or redacted else record.data,
+                # With the payload, it lets an offline verifier recompute the digest.
+                "client_ip": None if record is None else record.client_ip,
                 "redacted": redacted,
                 "payload_digest": event.payload_digest,
                 "prev_hash": event.prev_hash,
