@@ -13,5 +13,6 @@ urlpatterns = [
         views.object_timeline,
         name="timeline",
     ),
+    path("audit/report", views.period_report, name="report"),
     path("audit/verify", views.chain_verify, name="verify"),
 ]

@@ -10,11 +10,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from portal.accounts.permissions import may_read_audit, user_passes
+from portal.audit.actors import client_ip_for_request
 from portal.audit.filters import AuditEventFilter
+from portal.audit.forms import AuditReportForm
 from portal.audit.models import AuditEvent
+from portal.audit.reports import AUDIT_PERIOD_REPORT
 from portal.audit.selectors import audit_actor_names, audit_events_all
 from portal.audit.timeline import audit_timeline
 from portal.audit.verification import audit_chain_verify
+from portal.exports.services import export_job_request
 
 EXPORT_BATCH = 500
 EXPORT_COLUMNS = (
@@ -158,6 +162,24 @@ def event_export(request: HttpRequest, fmt: str) -> HttpResponse:
         response = StreamingHttpResponse(_json_lines(rows), content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="audit-events.{fmt}"'
     return response
+
+
+@user_passes(may_read_audit)
+def period_report(request: HttpRequest) -> HttpResponse:
+    """Ask for the audit report of a period as PDF: a worker prints it as an export job."""
+    form = AuditReportForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        since, until = form.cleaned_data["since"], form.cleaned_data["until"]
+        job = export_job_request(
+            kind=AUDIT_PERIOD_REPORT,
+            params={"since": since.isoformat(), "until": until.isoformat()},
+            title=f"Audit report {since} to {until}",
+            requested_by=request.user,
+            client_ip=client_ip_for_request(request),
+        )
+        return redirect("exports:job_detail", pk=job.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "audit/report_form.html", {"form": form}, status=status)
 
 
 @user_passes(may_read_audit)
