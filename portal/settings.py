@@ -22,7 +22,8 @@ VAR_DIR = Path(env_str("PORTAL_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
 
-_DEV_SECRET_KEY = "dev-only-insecure-key-never-use-in-production-0123456789abcdef"  # noqa: S105
+# Development only: refused below when DJANGO_DEBUG=false.
+_DEV_SECRET_KEY = "dev-only-insecure-key-never-use-in-production-0123456789abcdef"  # noqa: S105  # nosec B105
 SECRET_KEY = env_str("SECRET_KEY", "" if not DEBUG else _DEV_SECRET_KEY)
 if not DEBUG:
     if not SECRET_KEY or SECRET_KEY == _DEV_SECRET_KEY:
@@ -52,6 +53,8 @@ INSTALLED_APPS = [
     "portal.ui",
     "portal.health",
     "portal.notify",
+    "portal.security",
+    "portal.changes",
     "portal.exports",
     # the apps
     "governance",
@@ -91,6 +94,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "social_django.middleware.SocialAuthExceptionMiddleware",
     "axes.middleware.AxesMiddleware",
+    "portal.security.middleware.RefusalRecordMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -122,6 +126,9 @@ DATABASES = {
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0))
+# A reused connection the server has closed (a restart, a Cloud SQL failover) is
+# replaced at the start of the next request instead of failing it.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # IMMEDIATE: a write transaction takes the lock at BEGIN, so the web process and
@@ -139,6 +146,14 @@ LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "ui:home"
 LOGOUT_REDIRECT_URL = "accounts:login"
 PASSWORD_LOGIN_ENABLED = env_bool("PASSWORD_LOGIN_ENABLED", True)
+# A person an admin creates sets their own password through a one-time link (Django's
+# password reset token: it stops working once used or after this long).
+SET_PASSWORD_LINK_HOURS = env_int("SET_PASSWORD_LINK_HOURS", 24, minimum=1)
+PASSWORD_RESET_TIMEOUT = SET_PASSWORD_LINK_HOURS * 3600
+# Governance changes that need a second admin expire undecided after this long; an
+# approver whose role is younger than GOVERNANCE_FRESH_ROLE_HOURS is flagged on reviews.
+GOVERNANCE_CHANGE_TTL_HOURS = env_int("GOVERNANCE_CHANGE_TTL_HOURS", 72, minimum=1)
+GOVERNANCE_FRESH_ROLE_HOURS = env_int("GOVERNANCE_FRESH_ROLE_HOURS", 24, minimum=0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -262,6 +277,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # 401 and 403 with the error body on every operation that needs credentials.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.api.schema.auth_refusals_add",
+    ],
 }
 
 # --- Celery ---------------------------------------------------------------------------
@@ -333,6 +353,12 @@ if not DEBUG and not ATTESTATION_SIGNING_KEYS:
 # must be for this audience and signed for this service account.
 PUBSUB_PUSH_AUDIENCE = env_str("PUBSUB_PUSH_AUDIENCE", f"{PORTAL_BASE_URL}/hooks/clouddeploy")
 PUBSUB_PUSH_SERVICE_ACCOUNT = env_str("PUBSUB_PUSH_SERVICE_ACCOUNT")
+# Refused pushes one client address may send per minute before the hook answers 429.
+HOOK_REFUSAL_LIMIT = env_int("HOOK_REFUSAL_LIMIT", 20, minimum=1)
+
+# Refused requests are counted per (kind, source, window of this many seconds); only
+# the first of each window is written to the audit ledger.
+SECURITY_REFUSAL_WINDOW_SECONDS = env_int("SECURITY_REFUSAL_WINDOW_SECONDS", 600, minimum=1)
 GOOGLE_OIDC_CERTS_URL = env_str(
     "GOOGLE_OIDC_CERTS_URL", "https://www.googleapis.com/oauth2/v1/certs"
 )

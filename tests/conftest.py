@@ -8,6 +8,7 @@ import os
 import socket
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 
 from portal.accounts.choices import Role
@@ -119,6 +120,12 @@ def client_for(client):
         return client
 
     return signed_in
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    # Rate limits count in the cache: one test's refusals must not limit the next.
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,13 @@
 # attestation to ATTESTATION_FILE (default ./attestation.jwt), for a later step to
 # verify with verify-attestation.py against the portal's /.well-known/jwks.json.
 #
+# A portal that is briefly unavailable (503, e.g. its database failing over) or asks
+# the script to slow down (429) is asked again after its Retry-After, within the same
+# GATE_WAIT_SECONDS.
+#
 # Exit status: 0 allowed; 1 refused (rejected, expired, no review, or still pending
-# when the wait ran out); 2 any other failure (bad arguments, network, server error).
+# when the wait ran out); 2 any other failure (bad arguments, network, server error,
+# or the portal still unavailable when the wait ran out).
 #
 # Needs bash, curl and python3 (for JSON); no jq.
 set -euo pipefail
@@ -117,13 +122,26 @@ if answer.get("error"):
 PY
 }
 
+# Seconds the last answer asked us to wait (Retry-After in seconds), else the poll
+# interval; at least one, so an answer without the header is not asked again at once.
+retry_after_seconds() {
+    local value
+    value=$(tr -d '\r' <"$workdir/headers" |
+        awk -F': *' 'tolower($1) == "retry-after" { value = $2 } END { print value }')
+    if [[ ! "$value" =~ ^[0-9]+$ ]]; then
+        value=$poll_seconds
+    fi
+    echo $((value > 0 ? value : 1))
+}
+
 deadline=$(($(date +%s) + wait_seconds))
 attempt=0
 while true; do
     attempt=$((attempt + 1))
     status=$(curl --silent --show-error --max-time "$request_timeout" \
         --header "@$workdir/auth-header" --header "Accept: application/json" \
-        --output "$workdir/body" --write-out '%{http_code}' "$url") ||
+        --dump-header "$workdir/headers" --output "$workdir/body" \
+        --write-out '%{http_code}' "$url") ||
         fail "could not reach $url"
 
     case "$status" in
@@ -170,6 +188,19 @@ PY
             fail "403 from the gate (state: $state): check the token's gates:read scope"
             ;;
         esac
+        ;;
+    429 | 503)
+        mapfile -t lines < <(read_answer "$workdir/body" refused)
+        pause=$(retry_after_seconds)
+        now=$(date +%s)
+        if ((now + pause > deadline)); then
+            indent "${lines[@]:1}" >&2
+            fail "the gate answered HTTP $status and asked to wait ${pause}s, past the" \
+                "${wait_seconds}s wait ($attempt checks)"
+        fi
+        echo "gate-check: the portal is briefly unavailable (HTTP $status, check $attempt);" \
+            "asking again in ${pause}s"
+        sleep "$pause"
         ;;
     *)
         mapfile -t lines < <(read_answer "$workdir/body" refused)

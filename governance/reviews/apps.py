@@ -11,3 +11,27 @@ class ReviewsConfig(AppConfig):
         from portal.audit.timeline import timeline_related_register
 
         timeline_related_register("model_version", version_reviews)
+
+        # Loosening a policy waits for a second admin: say how an approved one applies.
+        from governance.reviews.policy_changes import (
+            POLICY_OVERRIDE_DELETE_KIND,
+            POLICY_UPDATE_KIND,
+        )
+        from governance.reviews.services.policies import (
+            policy_change_apply,
+            policy_override_delete_apply,
+        )
+        from portal.changes.registry import ChangeKind, change_kind_register
+
+        change_kind_register(
+            ChangeKind(
+                name=POLICY_UPDATE_KIND, label="Looser review policy", apply=policy_change_apply
+            )
+        )
+        change_kind_register(
+            ChangeKind(
+                name=POLICY_OVERRIDE_DELETE_KIND,
+                label="Removal of a stricter model policy",
+                apply=policy_override_delete_apply,
+            )
+        )

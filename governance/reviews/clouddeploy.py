@@ -55,6 +55,7 @@ from governance.reviews.services.reviews import review_open
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
 from portal.pubsub import PushMessage
+from portal.security.services import refusal_source, security_refusal_record
 from worker.backends.clouddeploy import (
     CloudDeployApprovals,
     CloudDeployUnavailable,
@@ -142,17 +143,24 @@ def forward_backoff_seconds(attempts: int) -> int:
 
 
 def clouddeploy_push_refuse(*, reason: str, status: int, client_ip: str | None) -> None:
-    """Record a push the hook turned away before reading it (no proof it is Google's,
-    or a body that is no push envelope). The reason never contains the token.
+    """Count a push the hook turned away before reading it (no proof it is Google's,
+    a body that is no push envelope, or a client over its refusal limit). Anyone can
+    send those, so they are counted per client address and window: only the window's
+    first is audited, with its reason. The reason never contains the token.
 
-    Side effects: audit `hook.clouddeploy.refused` (actor anonymous).
+    Side effects: the refusal window's count; for a window's first refusal, audit
+    `hook.clouddeploy.refused` (or `hook.clouddeploy.rate_limited` for a 429; actor
+    anonymous).
     """
-    audit_record(
-        action="hook.clouddeploy.refused",
+    action = "hook.clouddeploy.rate_limited" if status == 429 else "hook.clouddeploy.refused"
+    security_refusal_record(
+        kind=action,
+        source=refusal_source(Actor.anonymous(), client_ip),
+        action=action,
         actor=Actor.anonymous(),
+        details={"reason": reason[:300], "status": status},
         object_type="hook",
         object_id="clouddeploy",
-        payload={"reason": reason[:300], "status": status},
         client_ip=client_ip,
     )
 
@@ -642,7 +650,8 @@ def _answer_record(
                 matches_decision=False,
             )
             return ForwardResult(outbox_id=row.pk, state=row.state, attempts=row.attempts)
-        assert after is not None
+        # Narrows the type for the checker: every path without an answer returned above.
+        assert after is not None  # nosec B101
         row.state, row.approval_state = OutboxState.SENT, after.approval_state
         row.sent_at = row.finished_at = now
         row.last_error = ""

@@ -2,11 +2,14 @@
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+from portal.security.middleware import refusal_note
 
 
 def _flatten(detail: Any) -> Any:
@@ -19,7 +22,24 @@ def _flatten(detail: Any) -> Any:
     return str(detail)
 
 
+_REFUSALS = (
+    DjangoPermissionDenied,
+    exceptions.PermissionDenied,
+    exceptions.NotAuthenticated,
+    exceptions.AuthenticationFailed,
+)
+
+
 def json_exception_handler(exc: Exception, context: dict) -> Response | None:
+    request = context.get("request")
+    if isinstance(exc, _REFUSALS) and request is not None:
+        # Refused state-changing calls are security events: the refusal middleware
+        # counts them, with this note saying which rule refused.
+        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else ""
+        code = getattr(exc, "code", "") or (codes if isinstance(codes, str) else "")
+        refusal_note(
+            request, code=code or "permission_denied", reason=str(getattr(exc, "detail", exc))
+        )
     if isinstance(exc, DjangoValidationError):
         fields = (
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
@@ -62,4 +82,11 @@ def api_server_error(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {"error": "Internal error; it has been logged. Retrying later may help.", "fields": {}},
         status=500,
+    )
+
+
+def api_database_unavailable(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(
+        {"error": "The database is briefly unavailable; try again shortly.", "fields": {}},
+        status=503,
     )

@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -57,7 +58,7 @@ REJECTED = (
 class FakeGate:
     """Answers each request with the next scripted (status, JSON) pair; the last repeats."""
 
-    answers: list[tuple[int, dict]]
+    answers: list[tuple]  # (status, JSON) or (status, JSON, headers)
     seen: list[dict] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
 
@@ -67,12 +68,18 @@ class FakeGate:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 gate.seen.append(
-                    {"path": self.path, "authorization": self.headers.get("Authorization")}
+                    {
+                        "path": self.path,
+                        "authorization": self.headers.get("Authorization"),
+                        "at": time.monotonic(),
+                    }
                 )
                 index = min(len(gate.seen), len(gate.answers)) - 1
-                status, payload = gate.answers[index]
+                status, payload, *extra = gate.answers[index]
                 body = json.dumps(payload).encode()
                 self.send_response(status)
+                for name, value in (extra[0] if extra else {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -242,3 +249,39 @@ def test_gate_check_quotes_path_segments(gate_check):
 
     assert result.returncode == 0, result.stderr
     assert gate.seen[0]["path"] == "/api/v1/gates/demand%20forecasting/1.4.0%2Bbuild%2F7/production"
+
+
+UNAVAILABLE = (
+    503,
+    {"error": "The database is briefly unavailable; try again shortly.", "fields": {}},
+    {"Retry-After": "1"},
+)
+
+
+def test_gate_check_retries_a_503_after_its_retry_after(gate_check):
+    """A portal that is briefly unavailable is asked again once its Retry-After has
+    passed, and the answer after it counts."""
+    with FakeGate([UNAVAILABLE, APPROVED]) as gate:
+        result, attestation_file = gate_check(gate.url)
+
+    assert result.returncode == 0, result.stderr
+    assert len(gate.seen) == 2
+    assert gate.seen[1]["at"] - gate.seen[0]["at"] >= 1.0
+    assert "briefly unavailable (HTTP 503, check 1); asking again in 1s" in result.stdout
+    assert attestation_file.read_text().strip() == ATTESTATION
+
+
+def test_gate_check_gives_up_when_unavailable_past_the_wait(gate_check):
+    """A Retry-After that reaches past GATE_WAIT_SECONDS ends the check as an error,
+    without waiting it out."""
+    unavailable = (*UNAVAILABLE[:2], {"Retry-After": "30"})
+    with FakeGate([unavailable]) as gate:
+        started = time.monotonic()
+        result, attestation_file = gate_check(gate.url, GATE_WAIT_SECONDS="2")
+
+    assert result.returncode == 2
+    assert time.monotonic() - started < 10
+    assert len(gate.seen) == 1
+    assert "the gate answered HTTP 503 and asked to wait 30s, past the 2s wait" in result.stderr
+    assert "database is briefly unavailable" in result.stderr
+    assert not attestation_file.exists()

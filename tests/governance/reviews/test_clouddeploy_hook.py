@@ -561,3 +561,86 @@ def test_hook_same_message_delivered_twice_at_once_opens_one_review(cloud, deplo
     assert Review.objects.count() == 1
     assert PubSubMessage.objects.get().review == Review.objects.get()
     assert AuditEvent.objects.filter(action="review.opened").count() == 1
+
+
+# --- a flood of refused pushes ------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_hook_flood_of_bad_pushes_is_counted_not_written_row_by_row(
+    client, google, deploy, cloud, settings
+):
+    """500 unauthenticated pushes from one address write two ledger rows (the first
+    refusal and the first rate-limited one, each with its details), the counters add
+    up to 500, the address gets 429 with Retry-After once over the limit, and Google's
+    own push still opens its review and is audited as before."""
+    from portal.security.models import RefusalWindow
+    from portal.security.services import refusal_window_start
+
+    settings.HOOK_REFUSAL_LIMIT = 20
+    rollout = deploy()
+    body = required(rollout, message_id="m-good")
+    ledger_before = AuditEvent.objects.count()
+    start = refusal_window_start(datetime.now(UTC)) + timedelta(seconds=5)
+
+    with time_machine.travel(start, tick=False):
+        answers = [
+            client.post(
+                HOOK,
+                data=body,
+                content_type="application/json",
+                HTTP_AUTHORIZATION="Bearer forged",
+                REMOTE_ADDR="203.0.113.9",
+            )
+            for _ in range(500)
+        ]
+        ledger_after_flood = AuditEvent.objects.count()
+        good = client.post(
+            HOOK,
+            data=body,
+            content_type="application/json",
+            HTTP_AUTHORIZATION=google.authorization(),
+            REMOTE_ADDR="192.0.2.10",
+        )
+
+    statuses = [answer.status_code for answer in answers]
+    assert statuses == [401] * 20 + [429] * 480
+    assert ledger_after_flood - ledger_before == 2
+    limited = answers[-1]
+    assert limited.json() == {
+        "error": "Too many refused requests; try again later.",
+        "fields": {},
+    }
+    assert limited["Retry-After"] == "55"
+    refused = audits("hook.clouddeploy.refused")
+    rate_limited = audits("hook.clouddeploy.rate_limited")
+    assert len(refused) == len(rate_limited) == 1
+    assert refused[0].payload_record.data["status"] == 401
+    assert "token refused" in refused[0].payload_record.data["reason"]
+    assert refused[0].payload_record.client_ip == "203.0.113.9"
+    assert rate_limited[0].payload_record.data["status"] == 429
+    counts = dict(
+        RefusalWindow.objects.filter(source="ip:203.0.113.9").values_list("kind", "count")
+    )
+    assert counts == {"hook.clouddeploy.refused": 20, "hook.clouddeploy.rate_limited": 480}
+    assert RefusalWindow.objects.get(kind="hook.clouddeploy.refused").event == refused[0]
+
+    assert good.status_code == 200
+    assert good.json()["outcome"] == PushOutcome.REVIEW_OPENED
+    assert Review.objects.count() == 1
+    assert len(audits("hook.clouddeploy.received")) == 1
+
+
+@pytest.mark.django_db
+def test_hook_rate_limit_lifts_when_the_minute_is_over(client, settings):
+    """The 429 lasts until the end of the minute the limit was reached in."""
+    settings.HOOK_REFUSAL_LIMIT = 2
+    start = datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC)
+
+    def bad_push():
+        return client.post(HOOK, data=b"{}", content_type="application/json").status_code
+
+    with time_machine.travel(start, tick=False):
+        assert [bad_push() for _ in range(3)] == [401, 401, 429]
+    with time_machine.travel(start + timedelta(seconds=30), tick=False):
+        assert bad_push() == 401
