@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.accounts.choices import Role
+from portal.api.schema import error_response
 from portal.apitokens.choices import Scope
 from portal.audit.checkpoints import checkpoint_document
 from portal.audit.filters import AuditEventFilter
@@ -35,14 +36,6 @@ from portal.audit.selectors import (
 
 AUDIT_READERS = (Role.AUDITOR, Role.PORTAL_ADMIN)
 MAX_LIMIT = 500
-
-ERROR = inline_serializer(
-    name="AuditError",
-    fields={
-        "error": serializers.CharField(),
-        "fields": serializers.DictField(child=serializers.JSONField()),
-    },
-)
 
 
 class AuditEventOutputSerializer(serializers.Serializer):
@@ -102,8 +95,8 @@ class AuditEventListApi(APIView):
                     "next": serializers.CharField(allow_null=True),
                 },
             ),
-            400: OpenApiResponse(ERROR, description="A filter is malformed."),
-            403: OpenApiResponse(ERROR, description="Missing scope or role."),
+            400: error_response("A filter is malformed."),
+            403: error_response("Missing scope or role."),
         },
         tags=["audit"],
     )
@@ -136,7 +129,7 @@ class AuditCheckpointLatestApi(APIView):
         operation_id="audit_checkpoint_latest",
         responses={
             200: OpenApiResponse(description="The checkpoint document with its signed statement."),
-            404: OpenApiResponse(ERROR, description="No checkpoint has been signed yet."),
+            404: error_response("No checkpoint has been signed yet."),
         },
         tags=["audit"],
     )
@@ -168,7 +161,7 @@ class AuditInclusionProofApi(APIView):
         ],
         responses={
             200: OpenApiResponse(description="leaf_hash, root_hash and proof (hex)."),
-            400: OpenApiResponse(ERROR, description="Not an event of a tree of that size."),
+            400: error_response("Not an event of a tree of that size."),
         },
         tags=["audit"],
     )
@@ -202,7 +195,7 @@ class AuditConsistencyProofApi(APIView):
         ],
         responses={
             200: OpenApiResponse(description="first_root, second_root and proof (hex)."),
-            400: OpenApiResponse(ERROR, description="Sizes out of order or beyond the ledger."),
+            400: error_response("Sizes out of order or beyond the ledger."),
         },
         tags=["audit"],
     )
