@@ -7,10 +7,12 @@ class ReviewsConfig(AppConfig):
     verbose_name = "Review board"
 
     def ready(self) -> None:
+        from governance.reviews.evidence import register_evidence_pack
         from governance.reviews.timeline import version_reviews
         from portal.audit.timeline import timeline_related_register
 
         timeline_related_register("model_version", version_reviews)
+        register_evidence_pack()
 
         # Loosening a policy waits for a second admin: say how an approved one applies.
         from governance.reviews.policy_changes import (

@@ -29,14 +29,45 @@ def _no_progress(percent: int, message: str) -> None:
     return None
 
 
+def evidence_pack_pdf(
+    *,
+    template: str,
+    title: str,
+    context: dict[str, Any],
+    progress: Callable[[int, str], None] = _no_progress,
+) -> bytes:
+    """Print a pack: `template` extends audit/pack_print.html (cover, contents, page
+    numbers, the checkpoint and how to verify) and fills its blocks from `context`.
+
+    Signs a checkpoint first when the ledger grew, so the pack names one covering every
+    event it shows. Side effects: may sign a checkpoint.
+    """
+    from weasyprint import HTML  # slow: loaded when a pack is printed
+
+    audit_checkpoint_create()
+    checkpoint = audit_checkpoint_latest()
+    html = render_to_string(
+        template,
+        {
+            **context,
+            "pack_title": title,
+            "checkpoint": checkpoint,
+            "checkpoint_json": (
+                json.dumps(checkpoint_document(checkpoint), indent=2) if checkpoint else ""
+            ),
+            "printed_at": timezone.now(),
+        },
+    )
+    progress(40, "laying out the pages")
+    document = HTML(string=html).render()
+    progress(85, f"writing {len(document.pages)} pages")
+    return document.write_pdf()
+
+
 def audit_period_report_pdf(
     *, since: date, until: date, progress: Callable[[int, str], None] = _no_progress
 ) -> bytes:
     """The period's report as PDF bytes. Side effects: may sign a checkpoint."""
-    from weasyprint import HTML  # slow: loaded when a report is printed
-
-    audit_checkpoint_create()
-    checkpoint = audit_checkpoint_latest()
     events = list(
         AuditEvent.objects.select_related("payload_record")
         .filter(occurred_at__date__gte=since, occurred_at__date__lte=until)
@@ -63,9 +94,10 @@ def audit_period_report_pdf(
                     "role": data.get("role", ""),
                 }
             )
-    html = render_to_string(
-        "audit/report_print.html",
-        {
+    return evidence_pack_pdf(
+        template="audit/report_print.html",
+        title=f"Audit report {since} to {until}",
+        context={
             "since": since,
             "until": until,
             "rows": rows,
@@ -74,17 +106,9 @@ def audit_period_report_pdf(
             "refusals": sum(1 for d in decisions if not d["approved"]),
             "by_action": Counter(event.action for event in events).most_common(),
             "by_actor": Counter(row["actor"] for row in rows).most_common(),
-            "checkpoint": checkpoint,
-            "checkpoint_json": (
-                json.dumps(checkpoint_document(checkpoint), indent=2) if checkpoint else ""
-            ),
-            "printed_at": timezone.now(),
         },
+        progress=progress,
     )
-    progress(40, "laying out the report")
-    document = HTML(string=html).render()
-    progress(85, f"writing {len(document.pages)} pages")
-    return document.write_pdf()
 
 
 def audit_period_report_produce(
