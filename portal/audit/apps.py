@@ -7,11 +7,11 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit ledger"
 
     def ready(self) -> None:
-        from django.urls import reverse
+        from django.urls import reverse  # noqa: PLC0415 -- ready
 
-        from portal.accounts.permissions import may_read_audit
-        from portal.audit.reports import AUDIT_PERIOD_REPORT, audit_period_report_produce
-        from portal.exports.registry import ExportKind, export_kind_register
+        from portal.accounts.permissions import may_read_audit  # noqa: PLC0415 -- ready
+        from portal.audit.reports import AUDIT_PERIOD_REPORT, audit_period_report_produce  # noqa: PLC0415 -- ready
+        from portal.exports.registry import ExportKind, export_kind_register  # noqa: PLC0415 -- ready
 
         export_kind_register(
             ExportKind(

@@ -42,7 +42,7 @@ def evidence_pack_pdf(
     Signs a checkpoint first when the ledger grew, so the pack names one covering every
     event it shows. Side effects: may sign a checkpoint.
     """
-    from weasyprint import HTML  # slow: loaded when a pack is printed
+    from weasyprint import HTML  # -- slow
 
     audit_checkpoint_create()
     checkpoint = audit_checkpoint_latest()
