@@ -17,7 +17,7 @@ from portal.accounts.choices import Role
 from portal.audit.actors import Actor
 from portal.audit.models import AuditEvent
 from portal.audit.services import audit_record
-from tests.governance.reviews.factories import ModelVersionFactory
+from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system("test")
