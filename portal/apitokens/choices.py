@@ -3,7 +3,7 @@ from django.db import models
 
 class Scope(models.TextChoices):
     """Every scope a token may name. Only those an endpoint requires are offered
-    (portal.apitokens.scopes): `audit:read` waits for its endpoint."""
+    (portal.apitokens.scopes)."""
 
     REGISTRY_READ = "registry:read", "Read models, versions and cards"
     REGISTRY_WRITE = "registry:write", "Register model versions"
