@@ -124,18 +124,28 @@ def step_snapshot(ctx: RunContext) -> None:
     ctx.settings = ctx.kind.settings(ctx.params)
     ctx.snapshot = open_snapshot(root=ctx.lake_root, snapshot_id=ctx.snapshot_id)
     ctx.log(f"snapshot {ctx.snapshot.id} (created {ctx.snapshot.created_at or 'unknown'})")
-    missing = [name for name in ctx.kind.tables if name not in ctx.snapshot.tables]
-    if missing:
-        raise ValidationFailed([f"{name}: table missing from the snapshot" for name in missing])
-    ctx.tables = ctx.snapshot.load(ctx.kind.tables, verify=True)
+    present = [name for name in ctx.kind.tables if name in ctx.snapshot.tables]
+    ctx.tables = ctx.snapshot.load(present, verify=True)
     for name, frame in ctx.tables.items():
         ctx.log(f"loaded {name}: {len(frame):,} rows, content hash verified")
+    problems = ctx.kind.missing_inputs(ctx.tables)
+    if problems:
+        raise ValidationFailed(problems)
+    absent = [name for name in ctx.kind.tables if name not in ctx.tables]
+    if absent:
+        ctx.log(f"not in the snapshot, trained without: {', '.join(absent)}")
+
+
+def _partial(snapshot: Snapshot | None) -> bool:
+    """An import of the client's export may leave out tables and columns the models
+    can do without; the lake's own snapshots (the sample) must have all of them."""
+    return bool(snapshot and snapshot.source.get("kind") == "import")
 
 
 def step_validate(ctx: RunContext) -> None:
     """Schema, nulls, ranges, keys and references, then the model's own needs."""
     kind = _require(ctx.kind, "snapshot")
-    problems = validate_tables(ctx.tables, kind.tables)
+    problems = validate_tables(ctx.tables, list(ctx.tables), partial=_partial(ctx.snapshot))
     if not problems:
         problems = kind.check(ctx.tables, ctx.settings)
     if problems:
@@ -176,7 +186,7 @@ def _card_facts(ctx: RunContext) -> CardFacts:
     kind, evaluation, snapshot = ctx.kind, ctx.evaluation, ctx.snapshot
     training = kind.training_data(ctx.features)
     dataset = f"{DATASET}, snapshot {snapshot.id[:19]}"
-    source = ", ".join(sorted(kind.tables))
+    source = ", ".join(sorted(ctx.tables))
     training_data = {
         "dataset": f"{dataset} ({source})",
         "data_version": snapshot.id,
@@ -191,7 +201,7 @@ def _card_facts(ctx: RunContext) -> CardFacts:
         "period_end": evaluation.data["period_end"],
         "row_count": int(evaluation.data["row_count"]),
     }
-    schema = kind.card_schema()
+    schema = kind.card_schema(ctx.tables)
     personal = [f["name"] for f in schema["fields"] if f["personal_data"]]
     schema_text = f"{len(schema['fields'])} input fields from {source}. " + (
         f"Personal data: {', '.join(personal)}."
