@@ -186,6 +186,10 @@ def _card_facts(ctx: RunContext) -> CardFacts:
     kind, evaluation, snapshot = ctx.kind, ctx.evaluation, ctx.snapshot
     training = kind.training_data(ctx.features)
     dataset = f"{DATASET}, snapshot {snapshot.id[:19]}"
+    imported = _import_text(snapshot)
+    if imported:
+        names = ", ".join(f["name"] for f in snapshot.source.get("files", []))
+        dataset = f"Import of {names}, snapshot {snapshot.id[:19]}"
     source = ", ".join(sorted(ctx.tables))
     training_data = {
         "dataset": f"{dataset} ({source})",
@@ -214,11 +218,34 @@ def _card_facts(ctx: RunContext) -> CardFacts:
         evaluation_data=evaluation_data,
         text={
             "data_schema": schema_text,
-            "training_data": training["text"],
+            "training_data": f"{training['text']}\n\n{imported}".strip(),
             "evaluation_data": evaluation.data["text"],
             "performance": "\n\n".join(evaluation.notes),
         },
     )
+
+
+def _import_text(snapshot: Snapshot) -> str:
+    """Where an imported snapshot came from and what the import rejected, for the card's
+    training data section (empty for the lake's own snapshots)."""
+    source = snapshot.source
+    if source.get("kind") != "import":
+        return ""
+    files = "; ".join(
+        f"{f['name']} as {f['table']} (sha256:{f['sha256']})" for f in source.get("files", [])
+    )
+    parts = [f"Imported from {files}."]
+    for table, report in (source.get("rejections") or {}).get("tables", {}).items():
+        rejected = int(report.get("rows_rejected", 0))
+        line = (
+            f"{table}: {int(report.get('rows_read', 0)):,} rows read, "
+            f"{int(report.get('rows_accepted', 0)):,} kept, {rejected:,} rejected at import"
+        )
+        if rejected:
+            reasons = report.get("rejected", {})
+            line += " (" + ", ".join(f"{reasons[r]['count']:,} {r}" for r in sorted(reasons)) + ")"
+        parts.append(line + ".")
+    return " ".join(parts)
 
 
 def step_package(ctx: RunContext) -> None:

@@ -58,6 +58,12 @@ def test_forecasting_on_transactions_only_forecasts_per_product(transactions_onl
     assert "The data has no product categories, so the forecast is per product" in text
     assert "No promotions calendar in the data" in text
     assert result.data_version == snapshot.id
+    assert result.card_facts.training_data["data_version"] == snapshot.id
+    assert result.card_facts.training_data["dataset"].startswith("Import of sales.csv, snapshot")
+    (entry,) = snapshot.source["files"]
+    assert f"Imported from sales.csv as transactions (sha256:{entry['sha256']})." in text
+    read = snapshot.source["rejections"]["tables"]["transactions"]["rows_read"]
+    assert f"transactions: {read:,} rows read, {read:,} kept, 0 rejected at import." in text
     assert set(result.metric_slices) == {"product", "horizon_week"}
     names = {f["name"] for f in result.card_facts.data_schema["fields"]}
     assert names == {"transactions.ts", "transactions.product_id", "transactions.quantity"}
