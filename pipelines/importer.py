@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import yaml
 
 from pipelines.lake import (
     FORMAT_VERSION,
@@ -206,8 +207,6 @@ def parse_mapping(text: str) -> dict[str, str]:
 
 def load_mapping_file(path: str | Path) -> dict[str, dict[str, str]]:
     """A YAML file of `table: {client_name: lake_name}`."""
-    import yaml
-
     try:
         loaded = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as error:

@@ -41,7 +41,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from pipelines.importer import (
+        from pipelines.importer import (  # -- slow
             DEFAULT_MAX_REJECTED,
             ImportFailed,
             ImportRefused,

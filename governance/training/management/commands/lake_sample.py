@@ -18,7 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from pipelines import ensure_sample_snapshot
+        from pipelines import ensure_sample_snapshot  # -- slow
 
         snapshot = ensure_sample_snapshot(
             root=settings.PIPELINES_LAKE_ROOT,

@@ -39,7 +39,7 @@ class Command(BaseCommand):
         except json.JSONDecodeError as error:
             raise CommandError(f"--params is not JSON: {error}") from None
         if not options["snapshot"]:
-            from pipelines import SnapshotNotFound, open_snapshot
+            from pipelines import SnapshotNotFound, open_snapshot  # -- slow
 
             try:
                 open_snapshot(root=settings.PIPELINES_LAKE_ROOT)
