@@ -119,7 +119,9 @@ def main() -> None:
     for size in (int(s) for s in args.sizes.split(",")):
         csv = folder / f"transactions-{size}.csv"
         if not csv.exists():
-            write_csv(csv, size)
+            partial = csv.with_suffix(".partial")
+            write_csv(partial, size)
+            partial.rename(csv)  # an interrupted run leaves no short file behind
         mb = csv.stat().st_size / 2**20
         results = {}
         for name, target in (("floor", _floor), ("import", _import)):

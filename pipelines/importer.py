@@ -324,6 +324,17 @@ def _convert(array: pa.Array, kind: ColumnType) -> tuple[pa.Array, pa.Array]:
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
     if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        if kind is not ColumnType.STRING and array.null_count == 0:
+            # Fast path: clean ISO text casts in one go; the parsers below, which find
+            # each bad value, run only for a batch the plain cast refuses.
+            try:
+                converted = array.cast(target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+            else:
+                finite = kind is not ColumnType.FLOAT or pc.all(pc.is_finite(converted)).as_py()
+                if finite:  # "nan" and "inf" cast too, but are no prices
+                    return converted, pa.array(np.zeros(len(array), dtype=bool))
         text = _as_text(array)
         converted = _parse_text(text, kind)
         bad = pc.and_(pc.is_valid(text), pc.is_null(converted))

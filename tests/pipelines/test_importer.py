@@ -280,3 +280,28 @@ def _baseline_rss() -> int:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     return int(done.stdout)
+
+
+def test_import_nan_and_padded_values_take_the_careful_parser(tmp_path):
+    """ "nan" casts to a float but is no price: rejected; " 4 " is a whole number."""
+    path = _csv(
+        tmp_path,
+        [
+            *GOOD,
+            "4,2024-01-04, C1 ,P1, 4 ,1.5,6.0,false,store",
+            "5,2024-01-04,C1,P1,1,nan,1.5,no,store",
+        ],
+    )
+    result = import_files(
+        root=tmp_path / "lake",
+        sources=[ImportSource("transactions", path)],
+        mapping=MAPPING,
+        max_rejected=1.0,
+        now=NOW,
+    )
+    report = result.report.tables["transactions"]
+    assert report.rejected == {
+        "unit_price: not a number": {"count": 1, "sample": [{"row": 5, "value": "nan"}]}
+    }
+    tx = result.snapshot.load()["transactions"]
+    assert tx["quantity"].tolist() == [2, 1, 3, 4] and tx["customer_id"].iloc[3] == "C1"
