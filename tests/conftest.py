@@ -21,6 +21,7 @@ REQUIRE_SERVICES = os.environ.get("PORTAL_REQUIRE_SERVICES") == "1"
 # folder under var/ where a demo worker would pick them up. Tests that need a real
 # worker start one on Redis explicitly.
 celery_app.conf.broker_url = "memory://"
+PROMETHEUS_BINARY = "/usr/bin/prometheus"
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
@@ -43,6 +44,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         _missing("needs Redis on 127.0.0.1:6379")
     if item.get_closest_marker("browser") and not os.path.exists("/usr/bin/chromium"):
         _missing("needs Debian's Chromium at /usr/bin/chromium")
+    if item.get_closest_marker("prometheus") and not os.path.exists(PROMETHEUS_BINARY):
+        _missing(f"needs Debian's Prometheus at {PROMETHEUS_BINARY} (apt-get install prometheus)")
 
 
 # --- the append-only ledger and pytest-django's flush ----------------------------------

@@ -23,6 +23,10 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "notify.requeue_due",
         "schedule": crontab(minute="*"),
     },
+    "rollouts-sweep": {
+        "task": "rollouts.sweep",
+        "schedule": crontab(minute="*"),
+    },
     "changes-expire-and-check-configuration": {
         "task": "changes.expire",
         "schedule": crontab(minute="*/5"),
@@ -34,5 +38,9 @@ BEAT_SCHEDULE: dict[str, dict] = {
     "exports-expire": {
         "task": "exports.expire",
         "schedule": crontab(minute=23),
+    },
+    "datasubjects-deadlines": {
+        "task": "datasubjects.deadlines_sweep",
+        "schedule": crontab(minute=7),
     },
 }

@@ -12,4 +12,6 @@ class Scope(models.TextChoices):
     GATES_READ = "gates:read", "Ask deployment gates"
     PIPELINES_READ = "pipelines:read", "Read training runs"
     PIPELINES_WRITE = "pipelines:write", "Start training runs"
+    ROLLOUTS_READ = "rollouts:read", "Read rollouts"
+    ROLLOUTS_WRITE = "rollouts:write", "Start and roll back rollouts"
     AUDIT_READ = "audit:read", "Read the audit trail"

@@ -67,7 +67,14 @@ def test_token_form_offers_only_what_the_owners_roles_allow(client_for, devops):
     client = client_for(devops)
     page = client.get("/manage/tokens/").content.decode()
     offered = set(re.findall(r'name="scopes" value="([^"]+)"', page))
-    assert offered == {"registry:read", "reviews:read", "gates:read", "pipelines:read"}
+    assert offered == {
+        "registry:read",
+        "reviews:read",
+        "gates:read",
+        "pipelines:read",
+        "rollouts:read",
+        "rollouts:write",
+    }
     response = client.post("/manage/tokens/new", {"name": "ci", "scopes": BEYOND_DEVOPS})
     assert response.status_code == 400
     assert "Select a valid choice" in response.content.decode()
@@ -237,7 +244,11 @@ def test_scopes_allowed_follow_the_roles_of_the_endpoints():
     assert scopes_allowed_for(frozenset()) == []
     assert "registry:write" in scopes_allowed_for({Role.MODEL_OWNER})
     assert "registry:write" not in scopes_allowed_for({Role.DEVOPS, Role.AUDITOR})
-    assert set(scopes_allowed_for({Role.DATA_SCIENCE_LEAD})) == set(scopes_in_use())
+    # Shipping (starting and rolling back rollouts) is DevOps' work, not the lead's.
+    assert set(scopes_allowed_for({Role.DATA_SCIENCE_LEAD})) == set(scopes_in_use()) - {
+        "rollouts:write"
+    }
+    assert "rollouts:write" in scopes_allowed_for({Role.DEVOPS})
 
 
 def test_apitoken_create_refuses_a_scope_no_endpoint_uses(make_user):
