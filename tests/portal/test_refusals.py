@@ -25,7 +25,7 @@ PUBLIC = {
 }
 PUBLIC_PREFIXES = ("login/", "complete/", "idp-launch/", "app-launch/", "disconnect/")
 # What a signed-in person with no role may still open.
-EVERYONE_SIGNED_IN = {"", "monitoring/", "api/schema/", "api/docs/", "api/v1/whoami"}
+EVERYONE_SIGNED_IN = {"", "api/schema/", "api/docs/", "api/v1/whoami"}
 ARGUMENTS = {"int": "1", "slug": "demand-forecasting", "str": "1.0.0"}
 
 

@@ -1,0 +1,33 @@
+from django.db import models
+
+
+class Panel(models.TextChoices):
+    """Where a metric sits on a model's dashboard, after the client's mock-up: top row
+    accuracy and latency, bottom row data drift and anomaly rate."""
+
+    ACCURACY = "accuracy", "Model accuracy"
+    LATENCY = "latency", "Inference latency"
+    DRIFT = "drift", "Data drift"
+    ANOMALY = "anomaly", "Anomaly rate"
+
+
+class Unit(models.TextChoices):
+    SECONDS = "seconds", "seconds"
+    PER_SECOND = "per_second", "requests per second"
+    SHARE = "share", "share (0 to 1)"
+    UNITS = "units", "units sold"
+    SCORE = "score", "score"
+    RATIO = "ratio", "ratio"
+
+
+class DriftMethod(models.TextChoices):
+    PSI = "psi", "Population stability index"
+    JENSEN_SHANNON = "jensenshannon", "Jensen-Shannon distance"
+    WASSERSTEIN = "wasserstein", "Normed Wasserstein distance"
+    KL = "kl", "Kullback-Leibler divergence"
+
+
+class DriftVerdict(models.TextChoices):
+    NO_DRIFT = "no_drift", "No drift"
+    DRIFT = "drift", "Drift"
+    NOT_ENOUGH_DATA = "not_enough_data", "Not enough data"

@@ -1,0 +1,6 @@
+from django import forms
+
+
+class ThresholdForm(forms.Form):
+    warning = forms.FloatField()
+    critical = forms.FloatField()

@@ -1,0 +1,39 @@
+"""Reads for monitoring: the fleet, and a model's effective thresholds."""
+
+from dataclasses import dataclass
+
+from monitoring.catalogue import CatalogueEntry, catalogue_for
+from monitoring.choices import Panel, Unit
+from monitoring.models import MetricThreshold
+
+
+@dataclass(frozen=True)
+class EffectiveThreshold:
+    entry: CatalogueEntry
+    warning: float
+    critical: float
+    overridden: bool
+    query: str
+    panel_label: str
+    unit_label: str
+
+
+def thresholds_for(*, model) -> list[EffectiveThreshold]:
+    """Every catalogue metric of the model's kind with the thresholds in force: the
+    model's own where set, the catalogue's defaults otherwise. One query."""
+    own = {t.metric: t for t in MetricThreshold.objects.filter(model=model)}
+    rows = []
+    for entry in catalogue_for(kind=model.kind):
+        mine = own.get(entry.key)
+        rows.append(
+            EffectiveThreshold(
+                entry=entry,
+                warning=mine.warning if mine else entry.warning,
+                critical=mine.critical if mine else entry.critical,
+                overridden=mine is not None,
+                query=entry.query(model=model.slug),
+                panel_label=Panel(entry.panel).label,
+                unit_label=Unit(entry.unit).label,
+            )
+        )
+    return rows
