@@ -1,15 +1,20 @@
-"""Writes for monitoring: per-model thresholds."""
+"""Writes for monitoring: per-model thresholds, drift results per version and window."""
 
 import math
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from governance.services.cards import AUDIT_OBJECT_TYPE as VERSION_OBJECT_TYPE
+from governance.services.cards import version_audit_id
 from monitoring.catalogue import catalogue_entry
-from monitoring.choices import Unit
-from monitoring.models import MetricThreshold
+from monitoring.choices import DriftMethod, DriftVerdict, Unit
+from monitoring.drift import DriftScore, sample_drift
+from monitoring.models import DriftResult, MetricThreshold
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
 
@@ -87,3 +92,92 @@ def threshold_set(
             client_ip=client_ip,
         )
     return threshold
+
+
+def drift_record(
+    *,
+    version,
+    track: str,
+    window_start: datetime,
+    window_end: datetime,
+    scores: dict[str, Sequence[DriftScore]],
+    actor: Actor,
+) -> list[DriftResult]:
+    """Store the drift scores of one version's features over one window.
+
+    Recording the same window again replaces its scores (a job retried after a crash
+    leaves one row per feature and method). Side effects: audit
+    `monitoring.drift_recorded` with the window, the features that drifted and those
+    without enough data.
+    """
+    if window_end <= window_start:
+        raise ValidationError({"window_end": "A window ends after it starts."})
+    rows = []
+    with transaction.atomic():
+        for feature, feature_scores in sorted(scores.items()):
+            for score in feature_scores:
+                row, _ = DriftResult.objects.update_or_create(
+                    version=version,
+                    track=track,
+                    feature=feature,
+                    method=score.method,
+                    window_start=window_start,
+                    window_end=window_end,
+                    defaults={
+                        "value": score.value,
+                        "threshold": score.threshold,
+                        "verdict": score.verdict,
+                        "reference_count": score.reference_count,
+                        "current_count": score.current_count,
+                        "computed_at": timezone.now(),
+                    },
+                )
+                rows.append(row)
+        verdicts = {DriftVerdict.DRIFT: set(), DriftVerdict.NOT_ENOUGH_DATA: set()}
+        for row in rows:
+            if row.verdict in verdicts:
+                verdicts[row.verdict].add(row.feature)
+        audit_record(
+            action="monitoring.drift_recorded",
+            actor=actor,
+            object_type=VERSION_OBJECT_TYPE,
+            object_id=version_audit_id(version),
+            payload={
+                "track": track,
+                "window_start": window_start.isoformat(),
+                "window_end": window_end.isoformat(),
+                "drifted": sorted(verdicts[DriftVerdict.DRIFT]),
+                "not_enough_data": sorted(verdicts[DriftVerdict.NOT_ENOUGH_DATA]),
+            },
+        )
+    return rows
+
+
+def drift_compute(
+    *,
+    version,
+    track: str,
+    window_start: datetime,
+    window_end: datetime,
+    reference: dict[str, Sequence[float]],
+    current: dict[str, Sequence[float]],
+    actor: Actor,
+) -> list[DriftResult]:
+    """Score every feature present on both sides by PSI, Jensen-Shannon, normed
+    Wasserstein and KL (Evidently's thresholds) and record them with `drift_record`.
+    A feature the serving side never sent is scored on no samples: not enough data."""
+    scores = {
+        feature: [
+            sample_drift(reference=samples, current=current.get(feature, ()), method=method)
+            for method in DriftMethod.values
+        ]
+        for feature, samples in reference.items()
+    }
+    return drift_record(
+        version=version,
+        track=track,
+        window_start=window_start,
+        window_end=window_end,
+        scores=scores,
+        actor=actor,
+    )
