@@ -31,3 +31,30 @@ class DriftVerdict(models.TextChoices):
     NO_DRIFT = "no_drift", "No drift"
     DRIFT = "drift", "Drift"
     NOT_ENOUGH_DATA = "not_enough_data", "Not enough data"
+
+
+class IncidentStatus(models.TextChoices):
+    FIRING = "firing", "Firing"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+    CLOSED = "closed", "Closed"
+
+
+class IncidentSource(models.TextChoices):
+    ALERTMANAGER = "alertmanager", "Alertmanager"
+    RECONCILER = "reconciler", "Deployment reconciler"
+    CANARY_ANALYSIS = "canary_analysis", "Canary analysis"
+
+
+class Severity(models.TextChoices):
+    CRITICAL = "critical", "Critical"
+    WARNING = "warning", "Warning"
+    INFO = "info", "Info"
+
+
+class TimelineKind(models.TextChoices):
+    FIRED = "fired", "Fired"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    ACTION_TAKEN = "action_taken", "Action taken"
+    RESOLVED = "resolved", "Resolved"
+    CLOSED = "closed", "Closed"

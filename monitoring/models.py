@@ -2,7 +2,14 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from monitoring.choices import DriftMethod, DriftVerdict
+from monitoring.choices import (
+    DriftMethod,
+    DriftVerdict,
+    IncidentSource,
+    IncidentStatus,
+    Severity,
+    TimelineKind,
+)
 
 
 class MetricThreshold(models.Model):
@@ -71,3 +78,101 @@ class DriftResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version_id} {self.feature} {self.method} {self.verdict}"
+
+
+class Incident(models.Model):
+    """Something wrong in production the portal was told about: an alert from
+    Alertmanager (or a finding of the deployment reconciler or canary analysis), who
+    owns it, and everything that happened to it on its timeline.
+
+    `fingerprint` identifies the alert (Alertmanager's hash of its labels); at most one
+    incident per fingerprint is not closed, so a re-firing alert updates it."""
+
+    fingerprint = models.CharField(max_length=64)
+    source = models.CharField(
+        max_length=32, choices=IncidentSource.choices, default=IncidentSource.ALERTMANAGER
+    )
+    status = models.CharField(
+        max_length=16, choices=IncidentStatus.choices, default=IncidentStatus.FIRING
+    )
+    severity = models.CharField(max_length=16, choices=Severity.choices, default=Severity.WARNING)
+    title = models.CharField(max_length=200)
+    summary = models.TextField(blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+    annotations = models.JSONField(default=dict, blank=True)
+    model = models.ForeignKey(
+        "governance.RegisteredModel",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="incidents",
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_incidents",
+    )
+    started_at = models.DateTimeField()
+    opened_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["fingerprint"],
+                condition=~models.Q(status="closed"),
+                name="one_open_incident_per_fingerprint",
+                violation_error_message="An incident for this alert is already open.",
+            )
+        ]
+        indexes = [models.Index(fields=["status", "-opened_at"], name="incident_status_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title}"
+
+
+class IncidentEvent(models.Model):
+    """One entry of an incident's timeline: fired, acknowledged, action taken, resolved,
+    closed; `detail` says what (the alert's start time, the retraining run started)."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="timeline")
+    kind = models.CharField(max_length=16, choices=TimelineKind.choices)
+    at = models.DateTimeField(default=timezone.now)
+    actor = models.CharField(max_length=120, blank=True)  # pseudonymous, as the ledger
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.incident_id} {self.kind}"
+
+
+class AlertDelivery(models.Model):
+    """One alert of one Alertmanager notification, kept so a repeated notification (the
+    same group, alert, start and status) changes nothing twice."""
+
+    group_key = models.CharField(max_length=500)
+    fingerprint = models.CharField(max_length=64)
+    starts_at = models.DateTimeField()
+    status = models.CharField(max_length=16)
+    incident = models.ForeignKey(
+        Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["group_key", "fingerprint", "starts_at", "status"],
+                name="one_delivery_per_alert_state",
+                violation_error_message="This alert notification was received already.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.fingerprint} {self.status} {self.starts_at}"

@@ -16,3 +16,11 @@ def may_read_monitoring(user: Any) -> bool:
 
 def may_edit_thresholds(user: Any) -> bool:
     return bool(user.is_authenticated and user.has_role(*THRESHOLD_EDITORS))
+
+
+# Who answers an incident: acknowledges it and closes it.
+INCIDENT_RESPONDERS: tuple[str, ...] = (Role.DEVOPS, Role.DATA_SCIENCE_LEAD, Role.MODEL_OWNER)
+
+
+def may_respond_to_incidents(user: Any) -> bool:
+    return bool(user.is_authenticated and user.has_role(*INCIDENT_RESPONDERS))

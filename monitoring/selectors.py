@@ -1,10 +1,13 @@
-"""Reads for monitoring: the fleet, and a model's effective thresholds."""
+"""Reads for monitoring: a model's effective thresholds, incidents."""
 
 from dataclasses import dataclass
 
+from django.db.models import Count, QuerySet
+from django.http import Http404
+
 from monitoring.catalogue import CatalogueEntry, catalogue_for
 from monitoring.choices import Panel, Unit
-from monitoring.models import MetricThreshold
+from monitoring.models import Incident, MetricThreshold
 
 
 @dataclass(frozen=True)
@@ -37,3 +40,25 @@ def thresholds_for(*, model) -> list[EffectiveThreshold]:
             )
         )
     return rows
+
+
+def incidents_list() -> QuerySet[Incident]:
+    """Incidents newest first with their model and owner (no query per row)."""
+    return (
+        Incident.objects.select_related("model", "owner")
+        .annotate(events=Count("timeline"))
+        .order_by("-opened_at", "-pk")
+    )
+
+
+def incident_get(*, pk: int) -> Incident:
+    """One incident with its timeline loaded, or 404."""
+    incident = (
+        Incident.objects.select_related("model", "owner")
+        .prefetch_related("timeline")
+        .filter(pk=pk)
+        .first()
+    )
+    if incident is None:
+        raise Http404(f"No incident {pk}.")
+    return incident

@@ -340,6 +340,9 @@ PUBSUB_PUSH_AUDIENCE = env_str("PUBSUB_PUSH_AUDIENCE", f"{PORTAL_BASE_URL}/hooks
 PUBSUB_PUSH_SERVICE_ACCOUNT = env_str("PUBSUB_PUSH_SERVICE_ACCOUNT")
 # Refused pushes one client address may send per minute before the hook answers 429.
 HOOK_REFUSAL_LIMIT = env_int("HOOK_REFUSAL_LIMIT", 20, minimum=1)
+# The bearer token Alertmanager sends to POST /hooks/alertmanager (its webhook
+# http_config.authorization.credentials). Empty: the hook refuses every notification.
+ALERTMANAGER_WEBHOOK_TOKEN = env_str("ALERTMANAGER_WEBHOOK_TOKEN")
 
 # Refused requests are counted per (kind, source, window of this many seconds); only
 # the first of each window is written to the audit ledger.

@@ -13,7 +13,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 pytestmark = pytest.mark.django_db
 
 # Open to anyone, by design: sign-in, probes and scrapes, the published keys, the
-# Pub/Sub push (it checks Google's OIDC token itself), and social-auth's own routes.
+# Pub/Sub push (it checks Google's OIDC token itself), Alertmanager's webhook (it checks
+# its bearer token itself), and social-auth's own routes.
 PUBLIC = {
     "accounts/login/",
     "accounts/logout/",
@@ -22,6 +23,7 @@ PUBLIC = {
     "metrics",
     ".well-known/jwks.json",
     "hooks/clouddeploy",
+    "hooks/alertmanager",
 }
 PUBLIC_PREFIXES = ("login/", "complete/", "idp-launch/", "app-launch/", "disconnect/")
 # What a signed-in person with no role may still open.
