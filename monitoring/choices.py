@@ -58,3 +58,14 @@ class TimelineKind(models.TextChoices):
     ACTION_TAKEN = "action_taken", "Action taken"
     RESOLVED = "resolved", "Resolved"
     CLOSED = "closed", "Closed"
+
+
+class ActionKind(models.TextChoices):
+    RETRAIN = "retrain", "Retraining run"
+    ROLLBACK = "rollback", "Rollback"
+    NOTIFY = "notify", "Board and DevOps notified"
+
+
+class ActionOutcome(models.TextChoices):
+    TAKEN = "taken", "Taken"
+    NOT_TAKEN = "not_taken", "Not taken"

@@ -16,11 +16,24 @@ from django.http import Http404
 from django.utils import timezone
 
 from governance.selectors.registry import model_get
+from governance.training.services import run_start
 from monitoring.alertmanager import Alert, Notification
-from monitoring.choices import IncidentSource, IncidentStatus, Severity, TimelineKind
-from monitoring.models import AlertDelivery, Incident, IncidentEvent
+from monitoring.choices import (
+    ActionKind,
+    ActionOutcome,
+    IncidentSource,
+    IncidentStatus,
+    Severity,
+    TimelineKind,
+)
+from monitoring.models import AlertDelivery, Incident, IncidentAction, IncidentEvent
+from monitoring.policy import actions_for
+from portal.accounts.choices import BOARD_ROLES
+from portal.accounts.models import User
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
+from portal.notify.choices import EventType
+from portal.notify.services import notification_publish
 from portal.security.services import refusal_source, security_refusal_record
 
 ALERTMANAGER = Actor.system("alertmanager")
@@ -158,8 +171,9 @@ def alertmanager_receive(*, notification: Notification, client_ip: str | None) -
     status is a duplicate (Alertmanager repeats notifications) and changes nothing.
     A firing alert opens an incident (owner: the owner of the model in its `model`
     label) or adds "fired" to the open one's timeline; a resolved alert resolves it.
+    Each firing then gets the actions its labels call for (`incident_actions_take`).
     Side effects: AlertDelivery rows; incidents and timeline entries; audit
-    `incident.opened` and `incident.resolved`.
+    `incident.opened` and `incident.resolved`; those of the actions.
     """
     receipt = IntakeReceipt()
     with transaction.atomic():
@@ -180,6 +194,8 @@ def alertmanager_receive(*, notification: Notification, client_ip: str | None) -
                 delivery.incident = incident
                 delivery.save(update_fields=["incident"])
                 receipt.incidents.append(incident.pk)
+                if alert.status == "firing":
+                    incident_actions_take(incident=incident, alert=alert)
             receipt.recorded += 1
     return receipt
 
@@ -229,3 +245,91 @@ def incident_close(*, incident: Incident, note: str, actor: Actor) -> Incident:
             payload={"note_length": len(note)},
         )
     return incident
+
+
+def _retrain(incident: Incident, alert: Alert) -> tuple[str, str, str]:
+    if incident.model is None:
+        return ActionOutcome.NOT_TAKEN, "", "The alert names no registered model."
+    try:
+        run = run_start(
+            model=incident.model,
+            trigger="alert",
+            reason=f"Incident #{incident.pk}: {alert.labels['alertname']}"[:300],
+            actor=ALERTMANAGER,
+        )
+    except ValidationError as refused:
+        # Typically a run of the model already queued or running: it answers this too.
+        return ActionOutcome.NOT_TAKEN, "", " ".join(refused.messages)[:300]
+    return ActionOutcome.TAKEN, f"pipeline_run:{run.pk}", ""
+
+
+def _notify(incident: Incident, alert: Alert) -> tuple[str, str, str]:
+    recipients = User.objects.filter(
+        is_active=True,
+        is_machine=False,
+        role_grants__role__in=sorted(BOARD_ROLES),
+        role_grants__revoked_at__isnull=True,
+    ).distinct()
+    notification_publish(
+        event_type=EventType.INCIDENT_CRITICAL,
+        event_id=f"incident-{incident.fingerprint}-{alert.starts_at.isoformat()}",
+        summary=f"Critical incident #{incident.pk}: {incident.title}",
+        payload={
+            "incident": incident.pk,
+            "model": incident.model.slug if incident.model else None,
+            "alertname": alert.labels["alertname"],
+            "url": f"/monitoring/incidents/{incident.pk}/",
+        },
+        email_recipients=recipients,
+        actor=ALERTMANAGER,
+        email_text=incident.summary,
+    )
+    return ActionOutcome.TAKEN, f"{recipients.count()} people", ""
+
+
+_ACTIONS = {ActionKind.RETRAIN: _retrain, ActionKind.NOTIFY: _notify}
+
+
+def incident_actions_take(*, incident: Incident, alert: Alert) -> list[IncidentAction]:
+    """Take the actions the policy names for one firing of an alert, each at most once
+    per firing (fingerprint and start time), whoever delivers the alert again.
+
+    Call inside the intake's transaction, with the incident locked. Side effects: an
+    IncidentAction row and an "action taken" timeline entry per action; a retraining
+    run (its own audit event, queued after commit); the board and DevOps notified
+    (outbox rows); audit `incident.action_taken` per action.
+    """
+    taken = []
+    for kind in actions_for(labels=alert.labels):
+        if IncidentAction.objects.filter(
+            fingerprint=alert.fingerprint, starts_at=alert.starts_at, kind=kind
+        ).exists():
+            continue
+        outcome, reference, reason = _ACTIONS[kind](incident, alert)
+        action = IncidentAction.objects.create(
+            incident=incident,
+            fingerprint=alert.fingerprint,
+            starts_at=alert.starts_at,
+            kind=kind,
+            outcome=outcome,
+            reference=reference,
+            reason=reason,
+        )
+        _timeline(
+            incident,
+            TimelineKind.ACTION_TAKEN,
+            ALERTMANAGER,
+            action=kind,
+            outcome=outcome,
+            **({"reference": reference} if reference else {}),
+            **({"reason": reason} if reason else {}),
+        )
+        audit_record(
+            action="incident.action_taken",
+            actor=ALERTMANAGER,
+            object_type="incident",
+            object_id=incident.pk,
+            payload={"kind": kind, "outcome": outcome, "reference": reference},
+        )
+        taken.append(action)
+    return taken

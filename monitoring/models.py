@@ -3,6 +3,8 @@ from django.db import models
 from django.utils import timezone
 
 from monitoring.choices import (
+    ActionKind,
+    ActionOutcome,
     DriftMethod,
     DriftVerdict,
     IncidentSource,
@@ -176,3 +178,36 @@ class AlertDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.fingerprint} {self.status} {self.starts_at}"
+
+
+class IncidentAction(models.Model):
+    """What the portal did by policy about one firing of an alert (fingerprint and start
+    time): a retraining run started, the board notified. One row per firing and kind, so
+    a repeated or re-delivered notification never acts twice."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="actions")
+    fingerprint = models.CharField(max_length=64)
+    starts_at = models.DateTimeField()
+    kind = models.CharField(max_length=16, choices=ActionKind.choices)
+    outcome = models.CharField(max_length=16, choices=ActionOutcome.choices)
+    reference = models.CharField(max_length=100, blank=True)  # e.g. pipeline run id
+    reason = models.CharField(max_length=300, blank=True)
+    taken_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["taken_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["fingerprint", "starts_at", "kind"],
+                name="one_action_per_firing_and_kind",
+                violation_error_message="This action was already taken for this firing.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.incident_id} {self.kind} {self.outcome}"
+
+    @property
+    def run_id(self) -> int | None:
+        prefix, _, number = self.reference.partition(":")
+        return int(number) if prefix == "pipeline_run" and number.isdigit() else None

@@ -55,7 +55,7 @@ def incident_get(*, pk: int) -> Incident:
     """One incident with its timeline loaded, or 404."""
     incident = (
         Incident.objects.select_related("model", "owner")
-        .prefetch_related("timeline")
+        .prefetch_related("timeline", "actions")
         .filter(pk=pk)
         .first()
     )

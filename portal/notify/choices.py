@@ -10,6 +10,7 @@ class EventType(models.TextChoices):
     REVIEW_OPENED = "review.opened", "Review opened"
     REVIEW_DECIDED = "review.decided", "Review decided (approved or rejected)"
     REVIEW_EXPIRED = "review.expired", "Review expired"
+    INCIDENT_CRITICAL = "incident.critical", "Critical incident opened"
 
 
 # Sent by "send test event"; every endpoint receives it, whatever it subscribes to.
