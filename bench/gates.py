@@ -35,7 +35,7 @@ import os
 import secrets
 import signal
 import socket
-import subprocess
+import subprocess  # nosec B404  # starts gunicorn with a fixed argument list
 import sys
 import tempfile
 import time
@@ -249,7 +249,8 @@ def _queries_per_request(secret: str, show: bool) -> dict[str, int]:
 
 def _gunicorn_start(env: dict[str, str], port: int, workers: int, log: Path) -> subprocess.Popen:
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    return subprocess.Popen(
+    # The virtualenv's own gunicorn, arguments built here, no shell.
+    return subprocess.Popen(  # nosec B603
         [
             str(gunicorn),
             "portal.wsgi",

@@ -12,7 +12,7 @@ The rule per kind (`RULES`), on the primary metric:
   popularity baseline (hit_rate_at_k > baseline_hit_rate_at_k).
 
 `tolerance` is the relative slack the new version is allowed on the primary metric:
-0 means it must be strictly better; 0.02 accepts one up to 2% worse (of the production
+0 means it must be strictly better; 0.02 accepts one less than 2% worse (of the production
 value's magnitude). The guard is never relaxed.
 """
 

@@ -167,13 +167,20 @@ def signing_keys() -> tuple[SigningKey, ...]:
     return _keys_loaded(tuple((entry["kid"], entry["pem"]) for entry in configured))
 
 
-def public_jwks() -> dict[str, list[dict[str, Any]]]:
-    """The JWK set of every configured key's public half (what /.well-known/jwks.json serves)."""
-    return {"keys": [key.public_jwk() for key in signing_keys()]}
+def public_jwks(keys: tuple[SigningKey, ...] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """The JWK set of `keys` (every configured key by default): their public halves.
+
+    /.well-known/jwks.json passes the approved keys only (portal.changes.configuration).
+    """
+    return {"keys": [key.public_jwk() for key in (signing_keys() if keys is None else keys)]}
 
 
-def attestation_sign(claims: dict[str, Any], *, expires_at: datetime) -> str:
-    """Sign `claims` with the first configured key; returns a compact JWS.
+def attestation_sign(
+    claims: dict[str, Any], *, expires_at: datetime, key: SigningKey | None = None
+) -> str:
+    """Sign `claims` with `key` (the first configured key by default); returns a compact JWS.
+
+    The gate passes the first approved key (portal.changes.configuration).
 
     Adds `iss` (PORTAL_BASE_URL), `iat` (now), `exp` (`expires_at`) and a random `jti`;
     the caller may not set those itself. No side effects beyond a warning logged once
@@ -187,7 +194,7 @@ def attestation_sign(claims: dict[str, Any], *, expires_at: datetime) -> str:
     now = datetime.now(tz=UTC)
     if expires_at <= now:
         raise ValueError("expires_at must be in the future")
-    key = signing_keys()[0]
+    key = key or signing_keys()[0]
     payload = {
         **claims,
         "iss": settings.PORTAL_BASE_URL,

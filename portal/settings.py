@@ -22,7 +22,8 @@ VAR_DIR = Path(env_str("PORTAL_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
 
-_DEV_SECRET_KEY = "dev-only-insecure-key-never-use-in-production-0123456789abcdef"  # noqa: S105
+# Development only: refused below when DJANGO_DEBUG=false.
+_DEV_SECRET_KEY = "dev-only-insecure-key-never-use-in-production-0123456789abcdef"  # noqa: S105  # nosec B105
 SECRET_KEY = env_str("SECRET_KEY", "" if not DEBUG else _DEV_SECRET_KEY)
 if not DEBUG:
     if not SECRET_KEY or SECRET_KEY == _DEV_SECRET_KEY:
@@ -53,6 +54,7 @@ INSTALLED_APPS = [
     "portal.health",
     "portal.notify",
     "portal.security",
+    "portal.changes",
     "portal.exports",
     # the apps
     "governance",
@@ -144,6 +146,14 @@ LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "ui:home"
 LOGOUT_REDIRECT_URL = "accounts:login"
 PASSWORD_LOGIN_ENABLED = env_bool("PASSWORD_LOGIN_ENABLED", True)
+# A person an admin creates sets their own password through a one-time link (Django's
+# password reset token: it stops working once used or after this long).
+SET_PASSWORD_LINK_HOURS = env_int("SET_PASSWORD_LINK_HOURS", 24, minimum=1)
+PASSWORD_RESET_TIMEOUT = SET_PASSWORD_LINK_HOURS * 3600
+# Governance changes that need a second admin expire undecided after this long; an
+# approver whose role is younger than GOVERNANCE_FRESH_ROLE_HOURS is flagged on reviews.
+GOVERNANCE_CHANGE_TTL_HOURS = env_int("GOVERNANCE_CHANGE_TTL_HOURS", 72, minimum=1)
+GOVERNANCE_FRESH_ROLE_HOURS = env_int("GOVERNANCE_FRESH_ROLE_HOURS", 24, minimum=0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -267,6 +277,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # 401 and 403 with the error body on every operation that needs credentials.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.api.schema.auth_refusals_add",
+    ],
 }
 
 # --- Celery ---------------------------------------------------------------------------

@@ -21,6 +21,7 @@ urlpatterns = [
     path("", include("portal.security.urls")),
     path("", include("portal.health.urls")),
     path("", include("portal.notify.urls")),
+    path("", include("portal.changes.urls")),
     path("", include("portal.exports.urls")),
     path("", include("portal.api.urls")),
     path("", include("governance.urls")),

@@ -23,6 +23,10 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "notify.requeue_due",
         "schedule": crontab(minute="*"),
     },
+    "changes-expire-and-check-configuration": {
+        "task": "changes.expire",
+        "schedule": crontab(minute="*/5"),
+    },
     "reviews-clouddeploy-sweep": {
         "task": "reviews.clouddeploy_sweep",
         "schedule": crontab(minute="*/15"),

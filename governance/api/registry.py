@@ -33,16 +33,9 @@ from governance.selectors.registry import (
 from governance.services.registry import VersionConflict, version_register
 from portal.api.exceptions import Conflict
 from portal.api.inputs import input_validated
+from portal.api.schema import error_response
 from portal.apitokens.choices import Scope
 from portal.audit.actors import actor_for_request, client_ip_for_request
-
-ERROR = inline_serializer(
-    name="Error",
-    fields={
-        "error": serializers.CharField(),
-        "fields": serializers.DictField(child=serializers.JSONField()),
-    },
-)
 
 
 class VersionOutputSerializer(serializers.Serializer):
@@ -177,8 +170,8 @@ class VersionsApi(APIView):
         ],
         responses={
             200: _paginated("PaginatedVersions", VersionOutputSerializer(many=True)),
-            400: ERROR,
-            404: ERROR,
+            400: error_response("A query parameter is malformed."),
+            404: error_response("No such model."),
         },
         tags=["registry"],
     )
@@ -201,7 +194,8 @@ class VersionsApi(APIView):
             200: OpenApiResponse(
                 VersionOutputSerializer, description="Already registered with this same body."
             ),
-            400: OpenApiResponse(ERROR, description="A field is missing or malformed."),
+            400: error_response("A field is missing, blank or malformed."),
+            404: error_response("No such model."),
             409: OpenApiResponse(
                 inline_serializer(
                     name="RegistrationConflict",
@@ -256,7 +250,7 @@ class VersionDetailApi(APIView):
 
     @extend_schema(
         operation_id="versions_retrieve",
-        responses={200: VersionOutputSerializer, 404: ERROR},
+        responses={200: VersionOutputSerializer, 404: error_response("No such version.")},
         tags=["registry"],
     )
     def get(self, request: Request, model: str, version: str) -> Response:
@@ -298,7 +292,7 @@ class CardApi(APIView):
 
     @extend_schema(
         operation_id="versions_card_retrieve",
-        responses={200: OutputSerializer, 404: ERROR},
+        responses={200: OutputSerializer, 404: error_response("No such version.")},
         tags=["registry"],
     )
     def get(self, request: Request, model: str, version: str) -> Response:

@@ -8,7 +8,7 @@ may deploy, 403 otherwise, so `curl --fail` works as a CI step.
 
 from django.core.exceptions import ValidationError
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,16 +23,10 @@ from governance.reviews.selectors import gate_answer, missing_roles, review_get
 from governance.reviews.services import review_open
 from governance.selectors.registry import version_get
 from portal.api.inputs import input_validated
+from portal.api.schema import error_response
 from portal.apitokens.choices import Scope
 from portal.audit.actors import actor_for_request, client_ip_for_request
-
-ERROR = inline_serializer(
-    name="ReviewError",
-    fields={
-        "error": serializers.CharField(),
-        "fields": serializers.DictField(child=serializers.JSONField()),
-    },
-)
+from portal.changes.configuration import NoApprovedSigningKey
 
 
 class ReviewOutputSerializer(serializers.Serializer):
@@ -96,8 +90,8 @@ class ReviewOpenApi(APIView):
         responses={
             201: OpenApiResponse(ReviewOutputSerializer, description="Opened now."),
             200: OpenApiResponse(ReviewOutputSerializer, description="Already open or approved."),
-            400: OpenApiResponse(ERROR, description="A field is missing or malformed."),
-            404: OpenApiResponse(ERROR, description="No such model or version."),
+            400: error_response("A field is missing, blank or malformed."),
+            404: error_response("No such model or version."),
         },
         tags=["reviews"],
     )
@@ -127,7 +121,7 @@ class ReviewDetailApi(APIView):
 
     @extend_schema(
         operation_id="reviews_retrieve",
-        responses={200: ReviewOutputSerializer, 404: ERROR},
+        responses={200: ReviewOutputSerializer, 404: error_response("No such review.")},
         tags=["reviews"],
     )
     def get(self, request: Request, pk: int) -> Response:
@@ -154,12 +148,16 @@ class GateApi(APIView):
         attestation = serializers.CharField(help_text="Compact JWS; verify with the JWKS.")
 
     class RefusedSerializer(serializers.Serializer):
-        allowed = serializers.BooleanField()
-        state = serializers.ChoiceField(choices=["pending", "rejected", "expired", "no_review"])
-        review = serializers.IntegerField(allow_null=True)
-        missing_roles = serializers.ListField(child=serializers.CharField())
-        failed_checks = serializers.ListField(child=serializers.CharField())
-        expires_at = serializers.DateTimeField(allow_null=True)
+        # The gate's own answer carries every field; a refusal of the caller (a token
+        # without gates:read, a person without a role) only the error and fields.
+        allowed = serializers.BooleanField(required=False)
+        state = serializers.ChoiceField(
+            choices=["pending", "rejected", "expired", "no_review"], required=False
+        )
+        review = serializers.IntegerField(allow_null=True, required=False)
+        missing_roles = serializers.ListField(child=serializers.CharField(), required=False)
+        failed_checks = serializers.ListField(child=serializers.CharField(), required=False)
+        expires_at = serializers.DateTimeField(allow_null=True, required=False)
         error = serializers.CharField()
         fields = serializers.DictField()
 
@@ -170,8 +168,9 @@ class GateApi(APIView):
             403: OpenApiResponse(
                 RefusedSerializer, description="May not deploy (or the token lacks gates:read)."
             ),
-            400: ERROR,
-            404: ERROR,
+            400: error_response("No such target: staging, canary or production."),
+            404: error_response("No such model or version."),
+            503: error_response("No approved attestation key to sign with."),
         },
         tags=["reviews"],
     )
@@ -189,8 +188,13 @@ class GateApi(APIView):
                     self.ApprovalSerializer(approval).data for approval in answer.approvals
                 ],
                 "expires_at": answer.expires_at,
-                "attestation": gate_attestation(answer=answer),
             }
+            try:
+                body["attestation"] = gate_attestation(answer=answer)
+            except NoApprovedSigningKey as exc:
+                return Response(
+                    {"error": str(exc), "fields": {}}, status=status.HTTP_503_SERVICE_UNAVAILABLE
+                )
             return Response(self.AllowedSerializer(body).data)
         body = {
             "allowed": False,

@@ -1,6 +1,10 @@
 """Review board pages: the queue, one review (and deciding on it), opening a review,
 and the policies."""
 
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -20,7 +24,7 @@ from governance.reviews.forms import (
     ReviewOpenForm,
     WithdrawForm,
 )
-from governance.reviews.models import Review, ReviewPolicy
+from governance.reviews.models import Review, ReviewDecision, ReviewPolicy
 from governance.reviews.permissions import (
     may_decide,
     may_manage_policies,
@@ -50,6 +54,7 @@ from governance.selectors.cards import card_diff, card_missing_sections, card_se
 from governance.selectors.registry import metrics_compare, production_version
 from portal.accounts.choices import BOARD_ROLES
 from portal.accounts.permissions import user_passes
+from portal.accounts.selectors import role_held_since
 from portal.audit.actors import client_ip_for_request
 from portal.audit.selectors import audit_events_for_object
 from portal.security.middleware import refusal_note
@@ -98,12 +103,25 @@ def review_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _mark_role_age(decisions: Iterable[ReviewDecision]) -> None:
+    """Say on each decision since when its reviewer held the role they decided with;
+    a role granted shortly before the decision is flagged for the board to see."""
+    since = role_held_since(holdings=[(d.reviewer_id, d.role, d.decided_at) for d in decisions])
+    fresh = timedelta(hours=settings.GOVERNANCE_FRESH_ROLE_HOURS)
+    for decision in decisions:
+        decision.role_since = since[(decision.reviewer_id, decision.role, decision.decided_at)]
+        decision.role_fresh = (
+            decision.role_since is not None and decision.decided_at - decision.role_since < fresh
+        )
+
+
 def _detail_context(request: HttpRequest, review: Review) -> dict:
     version = review.version
     card = getattr(version, "card", None)
     production = production_version(model=version.model)
     baseline = production if production and production.pk != version.pk else None
     decisions = review_decisions(review=review)
+    _mark_role_age(decisions)
     if review.state in OPEN_STATES:
         checks = [
             c.as_dict()
@@ -247,7 +265,7 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     form = PolicyForm(request.POST or None, initial=PolicyForm.initial_for(policy))
     if request.method == "POST" and form.is_valid():
         try:
-            policy_update(
+            outcome = policy_update(
                 policy=policy,
                 data=form.policy_data(),
                 actor=request.user.audit_actor(),
@@ -258,7 +276,13 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 name = field.split(".")[0]
                 form.add_error(name if name in form.fields else None, errors)
         else:
-            messages.success(request, f"Policy {policy} saved. Open reviews keep their rules.")
+            if isinstance(outcome, ReviewPolicy):
+                messages.success(request, f"Policy {policy} saved. Open reviews keep their rules.")
+            else:
+                messages.success(
+                    request,
+                    f"Proposed: {outcome.summary}. It applies when another portal admin approves.",
+                )
             return redirect("governance:policy_list")
     return render(request, "reviews/policy_edit.html", {"policy": policy, "form": form})
 
@@ -290,7 +314,7 @@ def policy_override_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
     policy = get_object_or_404(ReviewPolicy.objects.select_related("model"), pk=pk)
     if request.method == "POST":
         try:
-            policy_override_delete(
+            proposed = policy_override_delete(
                 policy=policy,
                 actor=request.user.audit_actor(),
                 client_ip=client_ip_for_request(request),
@@ -298,6 +322,12 @@ def policy_override_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))
         else:
-            messages.success(request, f"Removed {policy}; the target's default applies again.")
+            if proposed is None:
+                messages.success(request, f"Removed {policy}; the target's default applies again.")
+            else:
+                messages.success(
+                    request,
+                    f"Proposed: {proposed.summary}. It applies when another portal admin approves.",
+                )
         return redirect(reverse("governance:policy_list"))
     return render(request, "reviews/policy_delete.html", {"policy": policy})

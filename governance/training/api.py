@@ -7,7 +7,7 @@ active run's id.
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,16 +22,9 @@ from governance.training.selectors import run_get
 from governance.training.services import RunAlreadyActive, run_start
 from portal.api.exceptions import Conflict
 from portal.api.inputs import input_validated
+from portal.api.schema import error_response
 from portal.apitokens.choices import Scope
 from portal.audit.actors import actor_for_request, client_ip_for_request
-
-ERROR = inline_serializer(
-    name="PipelineRunError",
-    fields={
-        "error": serializers.CharField(),
-        "fields": serializers.DictField(child=serializers.JSONField()),
-    },
-)
 
 
 class StepOutputSerializer(serializers.Serializer):
@@ -103,9 +96,9 @@ class RunStartApi(APIView):
         request=InputSerializer,
         responses={
             201: OpenApiResponse(RunOutputSerializer, description="Queued."),
-            400: OpenApiResponse(ERROR, description="A field is missing or malformed."),
-            403: OpenApiResponse(ERROR, description="Missing scope or role."),
-            409: OpenApiResponse(ERROR, description="A run of the model is already active."),
+            400: error_response("A field is missing, blank or malformed, or no such model."),
+            403: error_response("Missing scope or role."),
+            409: error_response("A run of the model is already active."),
         },
         tags=["pipelines"],
     )
@@ -154,7 +147,7 @@ class RunDetailApi(APIView):
         operation_id="pipeline_runs_get",
         responses={
             200: RunOutputSerializer,
-            404: OpenApiResponse(ERROR, description="No such run."),
+            404: error_response("No such run."),
         },
         tags=["pipelines"],
     )

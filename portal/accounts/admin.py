@@ -21,15 +21,17 @@ class UserAdmin(DjangoUserAdmin):
     ordering = ("email",)
     list_display = ("email", "full_name", "is_active", "is_staff", "date_joined")
     search_fields = ("email", "full_name")
+    # No "password" field: its form links to the admin's change-password page, and an
+    # admin who could set someone's password could sign in as them.
     fieldsets = (
-        (None, {"fields": ("email", "password")}),
+        (None, {"fields": ("email",)}),
         ("Profile", {"fields": ("full_name",)}),
         (
             "Status",
             {"fields": ("is_active", "is_staff", "is_superuser", "date_joined", "last_login")},
         ),
     )
-    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email",)}),)
     readonly_fields = ("date_joined", "last_login")
     inlines = [RoleGrantInline]
 
@@ -43,3 +45,7 @@ class UserAdmin(DjangoUserAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    def get_urls(self) -> list:
+        # Drop Django's "<id>/password/" page altogether, not only its permission.
+        return [url for url in super().get_urls() if "password" not in str(url.pattern)]

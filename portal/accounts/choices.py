@@ -12,3 +12,7 @@ class Role(models.TextChoices):
 
 # The review board: the roles whose approvals gate a deployment.
 BOARD_ROLES = frozenset({Role.DATA_SCIENCE_LEAD, Role.PRIVACY_OFFICER, Role.DEVOPS})
+
+# Roles that only change with a second portal admin's approval: who approves, and who
+# decides who approves.
+FOUR_EYES_ROLES = BOARD_ROLES | {Role.PORTAL_ADMIN}

@@ -15,12 +15,6 @@ class EmailAuthenticationForm(AuthenticationForm):
 class UserCreateForm(forms.Form):
     email = EmailAddressField(label="E-mail")
     full_name = forms.CharField(label="Full name", max_length=150, required=False)
-    password = forms.CharField(
-        label="Initial password",
-        required=False,
-        widget=forms.PasswordInput,
-        help_text="Leave empty for a user who signs in with Google only.",
-    )
 
     def clean_email(self) -> str:
         email = self.cleaned_data["email"]
@@ -28,13 +22,14 @@ class UserCreateForm(forms.Form):
             raise forms.ValidationError("A user with this e-mail address already exists.")
         return email
 
-    def clean_password(self) -> str | None:
-        from django.contrib.auth.password_validation import validate_password
-
-        password = self.cleaned_data.get("password") or None
-        if password:
-            validate_password(password)
-        return password
+    def clean(self) -> dict:
+        # Nobody but the person knows their password: they choose it through the
+        # one-time link the portal e-mails them.
+        if self.data.get("password"):
+            raise forms.ValidationError(
+                "Admins do not choose passwords: the person gets a one-time link to set their own."
+            )
+        return super().clean()
 
 
 class RoleForm(forms.Form):

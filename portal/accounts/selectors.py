@@ -1,5 +1,8 @@
 """Reads for accounts and roles."""
 
+from collections.abc import Iterable
+from datetime import datetime
+
 from django.db.models import Prefetch, Q, QuerySet
 
 from portal.accounts.models import RoleGrant, User
@@ -28,3 +31,27 @@ def users_with_role(*, role: str) -> QuerySet[User]:
         role_grants__role=role,
         role_grants__revoked_at__isnull=True,
     ).distinct()
+
+
+def role_held_since(
+    *, holdings: Iterable[tuple[int, str, datetime]]
+) -> dict[tuple[int, str, datetime], datetime | None]:
+    """For each (user id, role, moment): since when the user held that role without a
+    break at that moment (the grant in force then), or None if they did not. One query."""
+    holdings = list(holdings)
+    grants = RoleGrant.objects.filter(user_id__in={user_id for user_id, _, _ in holdings}).only(
+        "user_id", "role", "granted_at", "revoked_at"
+    )
+    by_person: dict[tuple[int, str], list[RoleGrant]] = {}
+    for grant in grants:
+        by_person.setdefault((grant.user_id, grant.role), []).append(grant)
+    answer: dict[tuple[int, str, datetime], datetime | None] = {}
+    for user_id, role, moment in holdings:
+        in_force = [
+            grant.granted_at
+            for grant in by_person.get((user_id, role), [])
+            if grant.granted_at <= moment
+            and (grant.revoked_at is None or grant.revoked_at > moment)
+        ]
+        answer[(user_id, role, moment)] = max(in_force) if in_force else None
+    return answer

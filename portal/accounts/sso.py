@@ -76,7 +76,6 @@ def create_user_without_roles(
     new_user = user_create(
         email=email_normalise(details["email"]),
         full_name=details.get("fullname") or "",
-        password=None,
         actor=Actor.system("sso"),
         client_ip=client_ip,
         source="google-sso",

@@ -14,4 +14,14 @@ urlpatterns = [
     path("manage/users/<int:pk>/roles/grant", views.user_role_grant, name="user_role_grant"),
     path("manage/users/<int:pk>/roles/revoke", views.user_role_revoke, name="user_role_revoke"),
     path("manage/users/<int:pk>/active", views.user_toggle_active, name="user_toggle_active"),
+    path(
+        "manage/users/<int:pk>/set-password-link",
+        views.user_set_password_link,
+        name="user_set_password_link",
+    ),
+    path(
+        "accounts/set-password/<uidb64>/<token>/",
+        views.SetPasswordView.as_view(),
+        name="set_password",
+    ),
 ]

@@ -5,14 +5,24 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal.accounts.forms import EmailAuthenticationForm, RoleForm, UserCreateForm, UserFilterForm
 from portal.accounts.models import RoleGrant, User
 from portal.accounts.permissions import may_manage_roles, user_passes
 from portal.accounts.selectors import users_list
-from portal.accounts.services import role_grant, role_revoke, user_create, user_set_active
+from portal.accounts.services import (
+    role_grant,
+    role_revoke,
+    user_create,
+    user_set_active,
+    user_set_password_link_send,
+)
 from portal.audit.actors import client_ip_for_request
+from portal.changes.configuration import password_login_allowed
+from portal.changes.models import ChangeRequest
+from portal.changes.selectors import changes_about_user
 
 
 class LoginView(auth_views.LoginView):
@@ -21,17 +31,35 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        if not settings.PASSWORD_LOGIN_ENABLED:
+        if not password_login_allowed():
             messages.error(request, "Password sign-in is switched off: sign in with Google.")
             return redirect("accounts:login")
         return super().post(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs: object) -> dict:
         context = super().get_context_data(**kwargs)
-        context["password_login_enabled"] = settings.PASSWORD_LOGIN_ENABLED
+        context["password_login_enabled"] = password_login_allowed()
         context["sso_enabled"] = settings.SSO_ENABLED
         context["sso_domain"] = settings.GOOGLE_WORKSPACE_DOMAIN
         return context
+
+
+class SetPasswordView(auth_views.PasswordResetConfirmView):
+    """The one-time link a new person follows to choose their own password (Django's
+    password reset confirmation: the token dies once the password is set)."""
+
+    template_name = "accounts/set_password.html"
+    post_reset_login = False
+
+    def dispatch(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if not password_login_allowed():
+            messages.error(request, "Password sign-in is switched off: sign in with Google.")
+            return redirect("accounts:login")
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_success_url(self) -> str:
+        messages.success(self.request, "Your password is set: sign in with it.")
+        return reverse("accounts:login")
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -76,11 +104,15 @@ def user_create_view(request: HttpRequest) -> HttpResponse:
     user = user_create(
         email=form.cleaned_data["email"],
         full_name=form.cleaned_data["full_name"],
-        password=form.cleaned_data["password"],
         actor=request.user.audit_actor(),
         client_ip=client_ip_for_request(request),
+        send_set_password_link=True,
     )
-    messages.success(request, f"{user.email} created. Grant a role so they can work.")
+    messages.success(
+        request,
+        f"{user.email} created. They get a one-time link to set their password (or sign in "
+        "with Google). Grant a role so they can work.",
+    )
     return redirect("accounts:user_detail", pk=user.pk)
 
 
@@ -91,7 +123,13 @@ def user_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "accounts/user_detail.html",
-        {"person": person, "grants": grants.order_by("-granted_at"), "role_form": RoleForm()},
+        {
+            "person": person,
+            "grants": grants.order_by("-granted_at"),
+            "role_form": RoleForm(),
+            "changes": changes_about_user(user=person)[:20],
+            "password_login": password_login_allowed(),
+        },
     )
 
 
@@ -102,13 +140,20 @@ def user_role_grant(request: HttpRequest, pk: int) -> HttpResponse:
     form = RoleForm(request.POST)
     if form.is_valid():
         try:
-            role_grant(
+            outcome = role_grant(
                 user=person,
                 role=form.cleaned_data["role"],
                 granted_by=request.user,
                 client_ip=client_ip_for_request(request),
             )
-            messages.success(request, f"Role granted to {person.email}.")
+            if isinstance(outcome, ChangeRequest):
+                messages.success(
+                    request,
+                    f"Proposed: {outcome.summary}. It applies when another portal admin "
+                    "approves it.",
+                )
+            else:
+                messages.success(request, f"Role granted to {person.email}.")
         except ValidationError as exc:
             messages.error(request, _first_error(exc))
     else:
@@ -153,4 +198,19 @@ def user_toggle_active(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except ValidationError as exc:
         messages.error(request, _first_error(exc))
+    return redirect("accounts:user_detail", pk=person.pk)
+
+
+@user_passes(may_manage_roles)
+@require_POST
+def user_set_password_link(request: HttpRequest, pk: int) -> HttpResponse:
+    person = get_object_or_404(User, pk=pk)
+    try:
+        user_set_password_link_send(
+            user=person, actor=request.user.audit_actor(), client_ip=client_ip_for_request(request)
+        )
+    except ValidationError as exc:
+        messages.error(request, _first_error(exc))
+    else:
+        messages.success(request, f"A new set-password link went to {person.email}.")
     return redirect("accounts:user_detail", pk=person.pk)

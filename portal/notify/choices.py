@@ -10,6 +10,9 @@ class EventType(models.TextChoices):
     REVIEW_OPENED = "review.opened", "Review opened"
     REVIEW_DECIDED = "review.decided", "Review decided (approved or rejected)"
     REVIEW_EXPIRED = "review.expired", "Review expired"
+    GOVERNANCE_CHANGE_PROPOSED = "governance.change_proposed", "Governance change proposed"
+    GOVERNANCE_CHANGE_DECIDED = "governance.change_decided", "Governance change decided"
+    GOVERNANCE_CHANGED = "governance.changed", "Board role or policy changed"
     INCIDENT_CRITICAL = "incident.critical", "Critical incident opened"
 
 

@@ -39,7 +39,7 @@ from portal.webhooks import SIGNATURE_HEADER, webhook_signature_header
 logger = logging.getLogger(__name__)
 
 AUDIT_OBJECT_TYPE = "webhook_endpoint"
-SECRET_PREFIX = "whsec_"  # noqa: S105  (a public marker, not a secret)
+SECRET_PREFIX = "whsec_"  # noqa: S105  # nosec B105  # a public marker, not a secret
 SECRET_MIN_LENGTH = 16
 
 WEBHOOK_MAX_ATTEMPTS = 8

@@ -9,6 +9,7 @@ from django.template import loader
 from portal.accounts.choices import Role
 from portal.api.exceptions import api_database_unavailable, api_not_found, api_server_error
 from portal.audit.selectors import audit_events_recent
+from portal.changes.selectors import changes_pending_for, changes_pending_shown_to_board
 from portal.ui.navigation import sections_for
 
 # What a client is told to wait when the database is away: a Cloud SQL failover or a
@@ -23,7 +24,13 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "ui/home.html",
-        {"sections": sections_for(user), "recent_events": recent, "has_roles": bool(user.roles)},
+        {
+            "sections": sections_for(user),
+            "recent_events": recent,
+            "has_roles": bool(user.roles),
+            "pending_changes": changes_pending_for(user=user),
+            "board_pending_changes": changes_pending_shown_to_board(user=user),
+        },
     )
 
 

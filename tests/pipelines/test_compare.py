@@ -94,3 +94,75 @@ def test_evaluate_artifact_refuses_wrong_kind_or_altered_model(sample_lake, tmp_
         evaluate_artifact(
             "recommendation", copy.artifact_uri, sample_lake.root, sample_lake.base.id
         )
+
+
+# --- ties and tolerance boundaries ---------------------------------------------------------
+# The values are exact in binary floating point (0.5 * 0.25 == 0.125), so "at the
+# boundary" really is the boundary and not a rounding either side of it.
+
+GUARDS_MET = {
+    "forecasting": {"baseline_mape": 0.9},
+    "segmentation": {"smallest_segment_share": 0.05},
+    "recommendation": {"baseline_hit_rate_at_k": 0.01},
+}
+
+
+@pytest.mark.parametrize("kind", ["forecasting", "segmentation", "recommendation"])
+def test_is_better_tie_is_not_better_in_either_direction(kind):
+    """A new version scoring exactly production's primary metric is not better, whether
+    lower (MAPE) or higher (silhouette, hit rate) is better: retraining must improve."""
+    metric = RULES[kind].metric
+    ok, why = is_better(kind, {metric: 0.5, **GUARDS_MET[kind]}, {metric: 0.5})
+    assert ok is False and ": not better;" in why
+
+
+@pytest.mark.parametrize(
+    ("kind", "nudge"),
+    [("forecasting", -1e-9), ("segmentation", 1e-9), ("recommendation", 1e-9)],
+)
+def test_is_better_the_smallest_improvement_is_better(kind, nudge):
+    """Just past the tie in the metric's good direction counts as better: the tie rule
+    is a strict comparison, not a rounding."""
+    metric = RULES[kind].metric
+    assert is_better(kind, {metric: 0.5 + nudge, **GUARDS_MET[kind]}, {metric: 0.5})[0] is True
+    assert is_better(kind, {metric: 0.5 - nudge, **GUARDS_MET[kind]}, {metric: 0.5})[0] is False
+
+
+@pytest.mark.parametrize(
+    ("kind", "at_boundary", "inside", "outside"),
+    [
+        # lower is better: 25% slack on 0.5 allows up to (not including) 0.625
+        ("forecasting", 0.625, 0.624, 0.626),
+        # higher is better: 25% slack on 0.5 allows down to (not including) 0.375
+        ("segmentation", 0.375, 0.376, 0.374),
+        ("recommendation", 0.375, 0.376, 0.374),
+    ],
+)
+def test_is_better_tolerance_boundary_is_exclusive_in_either_direction(
+    kind, at_boundary, inside, outside
+):
+    """With a tolerance, a new version exactly that much worse is not better (as a tie
+    is not better with no tolerance); anything inside the slack is, anything past not."""
+    metric = RULES[kind].metric
+    current = {metric: 0.5}
+
+    def judged(value: float) -> bool:
+        return is_better(kind, {metric: value, **GUARDS_MET[kind]}, current, tolerance=0.25)[0]
+
+    assert judged(at_boundary) is False
+    assert judged(inside) is True
+    assert judged(outside) is False
+
+
+def test_is_better_guards_at_their_boundaries():
+    """The guards compare the new version with its own baselines: a MAPE equal to the
+    seasonal-naive baseline's, or a hit rate equal to the popularity baseline's, does
+    not beat it; a smallest segment of exactly 2% is allowed."""
+    ok, why = is_better("forecasting", {"mape": 0.5, "baseline_mape": 0.5}, None)
+    assert ok is False and "does not beat the seasonal-naive baseline" in why
+    ok, why = is_better(
+        "recommendation", {"hit_rate_at_k": 0.25, "baseline_hit_rate_at_k": 0.25}, None
+    )
+    assert ok is False and "does not beat the popularity baseline" in why
+    ok, why = is_better("segmentation", {"silhouette": 0.3, "smallest_segment_share": 0.02}, None)
+    assert ok is True and "at least 2%" in why

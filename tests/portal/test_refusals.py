@@ -12,12 +12,14 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 pytestmark = pytest.mark.django_db
 
-# Open to anyone, by design: sign-in, probes and scrapes, the published keys, the
-# Pub/Sub push (it checks Google's OIDC token itself), Alertmanager's webhook (it checks
-# its bearer token itself), and social-auth's own routes.
+# Open to anyone, by design: sign-in, the one-time set-password link (its token is the
+# credential), probes and scrapes, the published keys, the Pub/Sub push (it checks
+# Google's OIDC token itself), Alertmanager's webhook (it checks its bearer token
+# itself), and social-auth's own routes.
 PUBLIC = {
     "accounts/login/",
     "accounts/logout/",
+    "accounts/set-password/<uidb64>/<token>/",
     "healthz",
     "readyz",
     "metrics",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from google.api_core import exceptions as google_exceptions
@@ -80,9 +80,12 @@ CAUGHT_ERRORS = (
 )
 
 
+VertexErrorT = TypeVar("VertexErrorT", bound=VertexError)
+
+
 def translate_error(
-    error: Exception, *, operation: str, error_class: type[VertexError]
-) -> VertexError:
+    error: Exception, *, operation: str, error_class: type[VertexErrorT]
+) -> VertexErrorT:
     """Turn a Google client error into our own exception type, keeping the reason."""
     if isinstance(error, google_exceptions.GoogleAPICallError):
         http_status = error.code if isinstance(error.code, int) else None

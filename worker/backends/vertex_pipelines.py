@@ -270,9 +270,7 @@ class VertexPipelines:
 
 
 def _unavailable(error: Exception, operation: str) -> PipelinesUnavailable:
-    translated = translate_error(error, operation=operation, error_class=PipelinesUnavailable)
-    assert isinstance(translated, PipelinesUnavailable)
-    return translated
+    return translate_error(error, operation=operation, error_class=PipelinesUnavailable)
 
 
 def _with_image(spec: dict[str, Any], image: str) -> dict[str, Any]:

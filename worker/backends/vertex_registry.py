@@ -284,9 +284,7 @@ def _rpc_code_name(code: int) -> str:
 
 
 def _unavailable(error: Exception, operation: str) -> RegistryUnavailable:
-    translated = translate_error(error, operation=operation, error_class=RegistryUnavailable)
-    assert isinstance(translated, RegistryUnavailable)
-    return translated
+    return translate_error(error, operation=operation, error_class=RegistryUnavailable)
 
 
 def split_version_name(resource_name: str) -> tuple[str, str]:

@@ -1,5 +1,10 @@
 """Writes to review policies. Admins edit them in the portal; every change is audited
-with what changed. Reviews already open keep the snapshot they were opened under."""
+with what changed. Reviews already open keep the snapshot they were opened under.
+
+A change that loosens a policy (governance.reviews.policy_changes) waits for a second
+portal admin as a change request (portal.changes); one that only tightens applies at
+once.
+"""
 
 import math
 from typing import Any
@@ -11,10 +16,19 @@ from django.utils import timezone
 from governance.choices import Target
 from governance.models import RegisteredModel
 from governance.reviews.models import POLICY_SNAPSHOT_FIELDS, ReviewPolicy
+from governance.reviews.policy_changes import (
+    POLICY_OVERRIDE_DELETE_KIND,
+    POLICY_UPDATE_KIND,
+    policy_loosenings,
+)
 from portal.accounts.choices import BOARD_ROLES
+from portal.accounts.models import User
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
+from portal.changes.models import ChangeRequest
+from portal.changes.services import change_propose, governance_event_publish
 from portal.jsonvalues import json_stored_form, json_value_check
+from portal.notify.choices import EventType
 
 AUDIT_OBJECT_TYPE = "review_policy"
 MAX_QUORUM = 5
@@ -96,14 +110,35 @@ def policy_clean(*, data: dict[str, Any]) -> dict[str, Any]:
     return json_stored_form(cleaned)
 
 
+def _rules(policy: ReviewPolicy) -> dict[str, Any]:
+    return {field: getattr(policy, field) for field in POLICY_SNAPSHOT_FIELDS}
+
+
+def _proposer(actor: Actor) -> User | None:
+    return User.objects.filter(pk=actor.id).first() if actor.type == "user" else None
+
+
+def _board_told_policy_changed(policy: ReviewPolicy, *, actor: Actor, event_id: str) -> None:
+    governance_event_publish(
+        event_type=EventType.GOVERNANCE_CHANGED,
+        event_id=event_id,
+        summary=f"Review policy {_policy_audit_id(policy)} changed",
+        payload={"policy": policy.pk},
+        actor=actor,
+    )
+
+
 def policy_update(
     *, policy: ReviewPolicy, data: dict[str, Any], actor: Actor, client_ip: str | None = None
-) -> ReviewPolicy:
+) -> ReviewPolicy | ChangeRequest:
     """Change a policy's rules (every field of POLICY_SNAPSHOT_FIELDS must be given).
 
-    Open reviews are not affected: they keep their snapshot. Side effects: audit
+    Open reviews are not affected: they keep their snapshot. A change that loosens the
+    policy is only proposed: a pending ChangeRequest is returned and the policy stays
+    as it is until another portal admin approves. Side effects: audit
     `review_policy.updated` with each changed field's old and new value (nothing is
-    written when nothing changed).
+    written when nothing changed) and an e-mail to the board; or those of
+    `change_propose`.
     """
     cleaned = policy_clean(data=data)
     with transaction.atomic():
@@ -112,26 +147,68 @@ def policy_update(
             .select_related("model")
             .get(pk=policy.pk)
         )
-        changes = {
-            field: {"from": getattr(policy, field), "to": cleaned[field]}
-            for field in POLICY_SNAPSHOT_FIELDS
-            if getattr(policy, field) != cleaned[field]
-        }
-        if not changes:
-            return policy
-        for field in changes:
-            setattr(policy, field, cleaned[field])
-        policy.updated_at = timezone.now()
-        policy.save()
-        audit_record(
-            action="review_policy.updated",
-            actor=actor,
-            object_type=AUDIT_OBJECT_TYPE,
-            object_id=_policy_audit_id(policy),
-            payload={"policy": policy.pk, "changes": changes},
-            client_ip=client_ip,
-        )
+        loosenings = policy_loosenings(before=_rules(policy), after=cleaned)
+        if loosenings:
+            return change_propose(
+                kind=POLICY_UPDATE_KIND,
+                subject_type=AUDIT_OBJECT_TYPE,
+                subject_id=str(policy.pk),
+                summary=f"Loosen policy {_policy_audit_id(policy)}: " + "; ".join(loosenings),
+                before=_rules(policy),
+                after=cleaned,
+                proposed_by=_proposer(actor),
+                actor=actor,
+                client_ip=client_ip,
+            )
+        return _policy_write(policy, cleaned=cleaned, actor=actor, client_ip=client_ip)
+
+
+def _policy_write(
+    policy: ReviewPolicy,
+    *,
+    cleaned: dict[str, Any],
+    actor: Actor,
+    client_ip: str | None = None,
+    change: ChangeRequest | None = None,
+) -> ReviewPolicy:
+    """Write the rules to the locked `policy`, audit and tell the board."""
+    changes = {
+        field: {"from": getattr(policy, field), "to": cleaned[field]}
+        for field in POLICY_SNAPSHOT_FIELDS
+        if getattr(policy, field) != cleaned[field]
+    }
+    if not changes:
+        return policy
+    for field in changes:
+        setattr(policy, field, cleaned[field])
+    policy.updated_at = timezone.now()
+    policy.save()
+    payload: dict[str, Any] = {"policy": policy.pk, "changes": changes}
+    if change is not None:
+        payload.update(change=change.pk, proposed_by=change.proposed_by_actor)
+    event = audit_record(
+        action="review_policy.updated",
+        actor=actor,
+        object_type=AUDIT_OBJECT_TYPE,
+        object_id=_policy_audit_id(policy),
+        payload=payload,
+        client_ip=client_ip,
+    )
+    _board_told_policy_changed(policy, actor=actor, event_id=f"policy-event-{event.sequence}")
     return policy
+
+
+def policy_change_apply(*, change: ChangeRequest, actor: Actor) -> None:
+    """Apply an approved loosening (the ChangeKind of POLICY_UPDATE_KIND)."""
+    policy = (
+        ReviewPolicy.objects.select_for_update(of=("self",))
+        .select_related("model")
+        .filter(pk=int(change.subject_id))
+        .first()
+    )
+    if policy is None or _rules(policy) != change.before:
+        raise ValidationError({"change": "The policy changed since this was proposed."})
+    _policy_write(policy, cleaned=change.after, actor=actor, change=change)
 
 
 def policy_override_create(
@@ -165,12 +242,52 @@ def policy_override_create(
 
 def policy_override_delete(
     *, policy: ReviewPolicy, actor: Actor, client_ip: str | None = None
-) -> None:
+) -> ChangeRequest | None:
     """Remove a model's own policy; the target's default applies again. Defaults cannot
-    be removed. Side effects: audit `review_policy.deleted` with the rules it held."""
+    be removed. When the default is looser than the override, this is only proposed
+    and the pending ChangeRequest is returned. Side effects: audit
+    `review_policy.deleted` with the rules it held and an e-mail to the board; or those
+    of `change_propose`."""
     if policy.model_id is None:
         raise ValidationError({"policy": "A target's default policy cannot be removed."})
+    policy = ReviewPolicy.objects.select_related("model").get(pk=policy.pk)
+    default = ReviewPolicy.objects.filter(model__isnull=True, target=policy.target).first()
+    loosenings = (
+        policy_loosenings(before=_rules(policy), after=_rules(default)) if default else ["no rules"]
+    )
+    if loosenings:
+        return change_propose(
+            kind=POLICY_OVERRIDE_DELETE_KIND,
+            subject_type=AUDIT_OBJECT_TYPE,
+            subject_id=str(policy.pk),
+            summary=f"Remove the stricter policy {_policy_audit_id(policy)}: "
+            + "; ".join(loosenings),
+            before=_rules(policy),
+            after=_rules(default) if default else {},
+            proposed_by=_proposer(actor),
+            actor=actor,
+            client_ip=client_ip,
+        )
+    _policy_delete(policy, actor=actor, client_ip=client_ip)
+    return None
+
+
+def policy_override_delete_apply(*, change: ChangeRequest, actor: Actor) -> None:
+    """Apply an approved removal (the ChangeKind of POLICY_OVERRIDE_DELETE_KIND)."""
+    policy = (
+        ReviewPolicy.objects.select_for_update(of=("self",))
+        .select_related("model")
+        .filter(pk=int(change.subject_id))
+        .first()
+    )
+    if policy is None or _rules(policy) != change.before:
+        raise ValidationError({"change": "The policy changed since this was proposed."})
+    _policy_delete(policy, actor=actor)
+
+
+def _policy_delete(policy: ReviewPolicy, *, actor: Actor, client_ip: str | None = None) -> None:
     with transaction.atomic():
+        _board_told_policy_changed(policy, actor=actor, event_id=f"policy-deleted-{policy.pk}")
         audit_record(
             action="review_policy.deleted",
             actor=actor,

@@ -27,6 +27,7 @@ from portal.accounts.choices import Role
 from portal.audit.actors import Actor
 from portal.audit.models import AuditEvent
 from portal.audit.verification import audit_chain_verify
+from portal.changes.services import change_approve
 from tests.governance.reviews.conftest import in_production
 from tests.governance.reviews.factories import ModelVersionFactory
 
@@ -510,15 +511,19 @@ def test_policy_update_with_negative_zero_tolerance_keeps_the_ledger_verifiable(
     assert AuditEvent.objects.filter(action="review_policy.updated").count() == 1
 
 
-def test_model_override_applies_to_new_reviews_of_that_model(version, admin_user, open_review):
+def test_model_override_applies_to_new_reviews_of_that_model(
+    version, admin_user, make_user, open_review
+):
     override = policy_override_create(
         model=version.model, target=Target.PRODUCTION, actor=admin_user.audit_actor()
     )
-    policy_update(
+    # Fewer roles and a check switched off loosen the policy: a second admin approves.
+    proposed = policy_update(
         policy=override,
         data=_policy_data(override, required_roles={DEVOPS: 1}, check_previous_target=False),
         actor=admin_user.audit_actor(),
     )
+    change_approve(change=proposed, approved_by=make_user(Role.PORTAL_ADMIN))
     review = open_review(version)
     assert review.policy_id == override.pk
     assert review.required_roles == {DEVOPS: 1}

@@ -11,6 +11,8 @@ from governance.reviews.models import Review, ReviewDecision, ReviewPolicy
 from governance.reviews.services import review_decide
 from portal.accounts.choices import Role
 from portal.audit.models import AuditEvent
+from portal.changes.models import ChangeRequest
+from portal.changes.services import change_approve
 from tests.governance.reviews.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
@@ -181,7 +183,7 @@ def test_open_review_page_refuses_devops(client_for, devops):
     assert client_for(devops).get("/reviews/open/").status_code == 403
 
 
-def test_policy_pages_edit_and_audit(client_for, admin_user):
+def test_policy_pages_edit_and_audit(client_for, admin_user, make_user):
     policy = ReviewPolicy.objects.get(model=None, target=Target.PRODUCTION)
     client = client_for(admin_user)
     listing = client.get("/reviews/policies/").content.decode()
@@ -205,6 +207,9 @@ def test_policy_pages_edit_and_audit(client_for, admin_user):
     }
     response = client.post(f"/reviews/policies/{policy.pk}/", data)
     assert response.status_code == 302
+    # Longer validity and a metric left unjudged loosen it: a second admin approves.
+    change = ChangeRequest.objects.get(state="pending")
+    change_approve(change=change, approved_by=make_user(Role.PORTAL_ADMIN))
     policy.refresh_from_db()
     assert policy.required_roles == {DSL: 2, "privacy_officer": 1, "devops": 1}
     assert policy.metric_tolerances == {"mape": 0.03, "n_clusters": None}

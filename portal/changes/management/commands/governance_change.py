@@ -1,0 +1,132 @@
+"""Governance change requests from the server's command line (operators).
+
+governance_change list [--state pending]
+governance_change approve ID --operator NAME --reason "..."             (bootstrap)
+governance_change approve ID --operator A --reason "..." --operator B --reason "..."
+                                                                         (break-glass)
+governance_change reject ID --operator NAME --reason "..."
+governance_change grant-role EMAIL ROLE --operator NAME --reason "..."   (propose)
+governance_change check                       (expire overdue, compare the environment)
+"""
+
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from portal.accounts.choices import Role
+from portal.accounts.models import User
+from portal.accounts.services import role_grant
+from portal.changes.choices import ChangeState
+from portal.changes.configuration import configuration_check
+from portal.changes.models import ChangeRequest
+from portal.changes.services import (
+    OperatorSignoff,
+    change_approve_by_operators,
+    change_reject,
+    changes_expire_due,
+)
+
+
+def _message(exc: ValidationError) -> str:
+    if hasattr(exc, "error_dict"):
+        return "; ".join(m for ms in exc.message_dict.values() for m in ms)
+    return "; ".join(exc.messages)
+
+
+class Command(BaseCommand):
+    help = "List, approve (bootstrap or break-glass), reject or propose governance changes."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        listing = sub.add_parser("list")
+        listing.add_argument("--state", choices=ChangeState.values, default="")
+        for name in ("approve", "reject"):
+            decide = sub.add_parser(name)
+            decide.add_argument("id", type=int)
+            decide.add_argument("--operator", action="append", required=True)
+            decide.add_argument("--reason", action="append", required=True)
+        grant = sub.add_parser("grant-role")
+        grant.add_argument("email")
+        grant.add_argument("role", choices=Role.values)
+        grant.add_argument("--operator", required=True)
+        grant.add_argument("--reason", required=True)
+        sub.add_parser("check")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        action = options["action"]
+        try:
+            if action == "list":
+                self._list(options["state"])
+            elif action == "approve":
+                self._approve(options)
+            elif action == "reject":
+                self._reject(options)
+            elif action == "grant-role":
+                self._grant(options)
+            else:
+                expired = changes_expire_due()
+                configuration_check()
+                self.stdout.write(f"expired {expired}; environment compared with approved values")
+        except ValidationError as exc:
+            raise CommandError(_message(exc)) from exc
+
+    def _change(self, pk: int) -> ChangeRequest:
+        change = ChangeRequest.objects.filter(pk=pk).first()
+        if change is None:
+            raise CommandError(f"no change request #{pk}")
+        return change
+
+    def _signoffs(self, options: dict[str, Any]) -> list[OperatorSignoff]:
+        operators, reasons = options["operator"], options["reason"]
+        if len(operators) != len(reasons):
+            raise CommandError("give one --reason for each --operator")
+        return [OperatorSignoff(name=o, reason=r) for o, r in zip(operators, reasons, strict=True)]
+
+    def _list(self, state: str) -> None:
+        changes = ChangeRequest.objects.all()
+        if state:
+            changes = changes.filter(state=state)
+        for change in changes[:200]:
+            expires = f"{change.expires_at:%Y-%m-%d %H:%M}"
+            self.stdout.write(
+                f"#{change.pk:<5} {change.state:9} {change.summary} "
+                f"(proposed by {change.proposed_by_actor}, expires {expires})"
+            )
+
+    def _approve(self, options: dict[str, Any]) -> None:
+        change = change_approve_by_operators(
+            change=self._change(options["id"]), operators=self._signoffs(options)
+        )
+        flag = " (BREAK-GLASS: flagged in the audit trail)" if change.break_glass else ""
+        self.stdout.write(f"approved #{change.pk}: {change.summary}{flag}")
+
+    def _reject(self, options: dict[str, Any]) -> None:
+        [signoff] = self._signoffs(options)[:1]
+        change = change_reject(
+            change=self._change(options["id"]),
+            rejected_by=None,
+            actor=signoff.actor(),
+            reason=signoff.reason,
+        )
+        self.stdout.write(f"rejected #{change.pk}: {change.summary}")
+
+    def _grant(self, options: dict[str, Any]) -> None:
+        user = User.objects.filter(email__iexact=options["email"]).first()
+        if user is None:
+            raise CommandError(f"no user {options['email']}")
+        signoff = OperatorSignoff(name=options["operator"], reason=options["reason"])
+        outcome = role_grant(
+            user=user,
+            role=options["role"],
+            granted_by=None,
+            actor=signoff.actor(),
+            reason=signoff.reason,
+        )
+        if isinstance(outcome, ChangeRequest):
+            self.stdout.write(
+                f"proposed #{outcome.pk}: {outcome.summary} (waits for a second admin or operator)"
+            )
+        else:
+            self.stdout.write(f"granted {outcome}")
