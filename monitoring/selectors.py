@@ -1,10 +1,12 @@
 """Reads for monitoring: a model's effective thresholds, incidents."""
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Count, QuerySet
 from django.http import Http404
 
+from governance.selectors.registry import models_overview
 from monitoring.catalogue import CatalogueEntry, catalogue_for
 from monitoring.choices import Panel, Unit
 from monitoring.models import Incident, MetricThreshold
@@ -62,3 +64,10 @@ def incident_get(*, pk: int) -> Incident:
     if incident is None:
         raise Http404(f"No incident {pk}.")
     return incident
+
+
+def monitored_models() -> list[tuple[Any, list[EffectiveThreshold]]]:
+    """Every registered model, by slug, with its thresholds in force: what the rules
+    file and the dashboard are generated from."""
+    models = sorted(models_overview(), key=lambda model: model.slug)
+    return [(model, thresholds_for(model=model)) for model in models]

@@ -24,7 +24,11 @@ from portal.audit.actors import client_ip_for_request
 
 @user_passes(may_read_monitoring)
 def overview(request: HttpRequest) -> HttpResponse:
-    return render(request, "monitoring/overview.html", {"models": models_overview()})
+    return render(
+        request,
+        "monitoring/overview.html",
+        {"models": sorted(models_overview(), key=lambda model: model.slug)},
+    )
 
 
 def _model_page(request, registered, *, form_errors=None, status=200) -> HttpResponse:

@@ -358,6 +358,12 @@ HOOK_REFUSAL_LIMIT = env_int("HOOK_REFUSAL_LIMIT", 20, minimum=1)
 # The bearer token Alertmanager sends to POST /hooks/alertmanager (its webhook
 # http_config.authorization.credentials). Empty: the hook refuses every notification.
 ALERTMANAGER_WEBHOOK_TOKEN = env_str("ALERTMANAGER_WEBHOOK_TOKEN")
+# Where the generated alert rules point their runbook links (the portal's monitoring
+# page of the model, anchored at the metric). Fixed, not PORTAL_BASE_URL, so the
+# committed rules file is the same on every machine.
+MONITORING_RUNBOOK_BASE_URL = env_str(
+    "MONITORING_RUNBOOK_BASE_URL", "https://governance.zeromargin.example/monitoring"
+).rstrip("/")
 
 # Refused requests are counted per (kind, source, window of this many seconds); only
 # the first of each window is written to the audit ledger.
