@@ -5,9 +5,11 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from governance.selectors.registry import model_get, model_targets, models_overview
+from monitoring.dashboards import DEFAULT_RANGE, RANGES, dashboard_build
 from monitoring.filters import IncidentFilter
 from monitoring.forms import IncidentCloseForm, ThresholdForm
 from monitoring.incidents import incident_acknowledge, incident_close
@@ -32,13 +34,21 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 
 def _model_page(request, registered, *, form_errors=None, status=200) -> HttpResponse:
+    thresholds = thresholds_for(model=registered)
     return render(
         request,
         "monitoring/model.html",
         {
             "model": registered,
             "targets": model_targets(model=registered),
-            "thresholds": thresholds_for(model=registered),
+            "thresholds": thresholds,
+            "dashboard": dashboard_build(
+                model=registered,
+                thresholds=thresholds,
+                range_key=request.GET.get("range", DEFAULT_RANGE),
+                now=timezone.now(),
+            ),
+            "ranges": list(RANGES),
             "may_edit": may_edit_thresholds(request.user),
             "form_errors": form_errors or {},
         },

@@ -364,6 +364,11 @@ ALERTMANAGER_WEBHOOK_TOKEN = env_str("ALERTMANAGER_WEBHOOK_TOKEN")
 MONITORING_RUNBOOK_BASE_URL = env_str(
     "MONITORING_RUNBOOK_BASE_URL", "https://governance.zeromargin.example/monitoring"
 ).rstrip("/")
+# Prometheus's HTTP API (a local server, or Managed Service for Prometheus through its
+# frontend proxy), how long the dashboards wait for it, and how long answers are cached.
+PROMETHEUS_URL = env_str("PROMETHEUS_URL", "http://127.0.0.1:9090").rstrip("/")
+PROMETHEUS_TIMEOUT_SECONDS = env_int("PROMETHEUS_TIMEOUT_SECONDS", 5, minimum=1)
+MONITORING_CACHE_SECONDS = env_int("MONITORING_CACHE_SECONDS", 30, minimum=0)
 
 # Refused requests are counted per (kind, source, window of this many seconds); only
 # the first of each window is written to the audit ledger.
