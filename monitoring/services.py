@@ -9,8 +9,6 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from governance.services.cards import AUDIT_OBJECT_TYPE as VERSION_OBJECT_TYPE
-from governance.services.cards import version_audit_id
 from monitoring.catalogue import catalogue_entry
 from monitoring.choices import DriftMethod, DriftVerdict, Unit
 from monitoring.drift import DriftScore, sample_drift
@@ -140,8 +138,8 @@ def drift_record(
         audit_record(
             action="monitoring.drift_recorded",
             actor=actor,
-            object_type=VERSION_OBJECT_TYPE,
-            object_id=version_audit_id(version),
+            object_type=version.AUDIT_OBJECT_TYPE,
+            object_id=version.audit_id,
             payload={
                 "track": track,
                 "window_start": window_start.isoformat(),
