@@ -387,6 +387,20 @@ PUBSUB_PUSH_AUDIENCE = env_str("PUBSUB_PUSH_AUDIENCE", f"{PORTAL_BASE_URL}/hooks
 PUBSUB_PUSH_SERVICE_ACCOUNT = env_str("PUBSUB_PUSH_SERVICE_ACCOUNT")
 # Refused pushes one client address may send per minute before the hook answers 429.
 HOOK_REFUSAL_LIMIT = env_int("HOOK_REFUSAL_LIMIT", 20, minimum=1)
+# The bearer token Alertmanager sends to POST /hooks/alertmanager (its webhook
+# http_config.authorization.credentials). Empty: the hook refuses every notification.
+ALERTMANAGER_WEBHOOK_TOKEN = env_str("ALERTMANAGER_WEBHOOK_TOKEN")
+# Where the generated alert rules point their runbook links (the portal's monitoring
+# page of the model, anchored at the metric). Fixed, not PORTAL_BASE_URL, so the
+# committed rules file is the same on every machine.
+MONITORING_RUNBOOK_BASE_URL = env_str(
+    "MONITORING_RUNBOOK_BASE_URL", "https://governance.zeromargin.example/monitoring"
+).rstrip("/")
+# Prometheus's HTTP API (a local server, or Managed Service for Prometheus through its
+# frontend proxy), how long the dashboards wait for it, and how long answers are cached.
+PROMETHEUS_URL = env_str("PROMETHEUS_URL", "http://127.0.0.1:9090").rstrip("/")
+PROMETHEUS_TIMEOUT_SECONDS = env_int("PROMETHEUS_TIMEOUT_SECONDS", 5, minimum=1)
+MONITORING_CACHE_SECONDS = env_int("MONITORING_CACHE_SECONDS", 30, minimum=0)
 
 # Refused requests are counted per (kind, source, window of this many seconds); only
 # the first of each window is written to the audit ledger.
