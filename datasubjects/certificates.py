@@ -12,7 +12,7 @@ from datasubjects.models import DataSubjectRequest
 
 def erasure_certificate_pdf(*, request: DataSubjectRequest) -> bytes:
     """The certificate as PDF bytes (no side effects)."""
-    from weasyprint import HTML  # late: slow
+    from weasyprint import HTML  # -- slow
 
     tasks = request.tasks.filter(action=TaskAction.ERASURE).select_related("source")
     html = render_to_string(

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.utils.crypto import salted_hmac
 
 from datasubjects.choices import REQUEST_AUDIT_TYPE, SourceKind
 from datasubjects.selectors import portal_records_for
@@ -78,8 +79,6 @@ MASKS = ("null", "hash")
 def keyed_hash(value: object) -> str:
     """A keyed hash that replaces a value: stable (joins still work), not reversible
     without the portal's key."""
-    from django.utils.crypto import salted_hmac  # late: slow
-
     return "erased:" + salted_hmac("datasubjects.erasure", str(value)).hexdigest()[:32]
 
 
@@ -122,7 +121,7 @@ class LakeConnector:
         self.id_column = self.tables.get(self.person_table, "customer_id")
 
     def _snapshot(self) -> Any:
-        from pipelines.lake import SnapshotNotFound, open_snapshot  # late: slow
+        from pipelines.lake import SnapshotNotFound, open_snapshot  # -- slow
 
         try:
             return open_snapshot(root=self.root)
@@ -130,7 +129,7 @@ class LakeConnector:
             raise ConnectorError(str(error)) from error
 
     def _read(self, name: str, filters: list) -> Any:
-        import pyarrow.parquet as pq  # late: slow
+        import pyarrow.parquet as pq  # -- slow
 
         snapshot = self._snapshot()
         if name not in snapshot.tables:
@@ -159,9 +158,9 @@ class LakeConnector:
     def snapshots_containing(self, identity: Identity) -> list[tuple[str, int]]:
         """Every snapshot of the lake (not only the newest) that holds the person, with
         their row count there: the training data of past model versions."""
-        import pyarrow.parquet as pq  # late: slow
+        import pyarrow.parquet as pq  # -- slow
 
-        from pipelines.lake import list_snapshots  # late: slow
+        from pipelines.lake import list_snapshots  # -- slow
 
         found = []
         for snapshot in list_snapshots(root=self.root):
@@ -227,7 +226,7 @@ class SqlConnector:
                 if not Path(path).exists():
                     raise ConnectorError("the SQLite file does not exist")
                 return sqlite3.connect(path)
-            import psycopg  # late: slow
+            import psycopg  # noqa: PLC0415 -- slow
 
             scheme = urlsplit(self.url).scheme
             url = self.url.replace(f"{scheme}://", "postgresql://", 1)

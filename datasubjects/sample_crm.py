@@ -7,9 +7,10 @@ ten, so the demo's customer-1 is present in every source.
 """
 
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 CONTACTS = (
     "CREATE TABLE crm_contacts (customer_id TEXT PRIMARY KEY, email TEXT NOT NULL, "
@@ -27,7 +28,7 @@ SAMPLE_CRM_CONFIG = {
 }
 
 
-def _rows(customers: pd.DataFrame) -> tuple[list[tuple], list[tuple]]:
+def _rows(customers: "pd.DataFrame") -> tuple[list[tuple], list[tuple]]:
     picked = customers.iloc[[i for i in range(len(customers)) if i < 10 or i % 5 == 0]]
     contacts = [
         (row.customer_id, row.email, row.name, f"+44 20 7946 {n:04d}", bool(row.consent_marketing))
@@ -40,7 +41,7 @@ def _rows(customers: pd.DataFrame) -> tuple[list[tuple], list[tuple]]:
     return contacts, interactions
 
 
-def sample_crm_create(*, url: str, customers: pd.DataFrame) -> dict[str, Any]:
+def sample_crm_create(*, url: str, customers: "pd.DataFrame") -> dict[str, Any]:
     """Create (or recreate) the CRM tables at `url` and fill them; returns the data
     source config for it. The PostgreSQL database must exist already."""
     contacts, interactions = _rows(customers)
@@ -55,7 +56,7 @@ def sample_crm_create(*, url: str, customers: pd.DataFrame) -> dict[str, Any]:
             connection.executemany("INSERT INTO crm_interactions VALUES (?, ?, ?, ?)", interactions)
         connection.close()
     else:
-        import psycopg  # late: slow
+        import psycopg  # noqa: PLC0415 -- slow
 
         with psycopg.connect(url) as connection, connection.cursor() as cursor:
             cursor.execute("DROP TABLE IF EXISTS crm_contacts, crm_interactions")

@@ -55,8 +55,12 @@ def evaluate_artifact(
             f"the artifact at {artifact_uri} holds a {stored_kind} model, not {kind.kind}"
         )
     snapshot = open_snapshot(root=lake_root, snapshot_id=snapshot_id)
-    tables = snapshot.load(kind.tables, verify=True)
-    problems = validate_tables(tables, kind.tables) or kind.check(tables, settings)
+    tables = snapshot.load([n for n in kind.tables if n in snapshot.tables], verify=True)
+    problems = (
+        kind.missing_inputs(tables)
+        or validate_tables(tables, list(tables), partial=snapshot.source.get("kind") == "import")
+        or kind.check(tables, settings)
+    )
     if problems:
         raise ValidationFailed(problems)
     features = kind.features(tables, settings)

@@ -92,15 +92,21 @@ def _array_bytes(array: pa.Array) -> Iterable[bytes]:
     yield np.ascontiguousarray(values).astype(values.dtype.newbyteorder("<")).tobytes()
 
 
+def hash_column(digest: Any, name: str, column: pa.Array | pa.ChunkedArray) -> None:
+    """Feed one canonical column into a table's digest (table_hash does this for each
+    column in order, so a caller may read and hash a large table one column at a time)."""
+    digest.update(f"column {name} {column.type}\n".encode())
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    for part in _array_bytes(array):
+        digest.update(len(part).to_bytes(8, "little"))
+        digest.update(part)
+
+
 def table_hash(table: pa.Table) -> str:
     """SHA-256 (hex) of a canonical table's content."""
     digest = hashlib.sha256()
     for name, column in zip(table.column_names, table.columns, strict=True):
-        digest.update(f"column {name} {column.type}\n".encode())
-        array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-        for part in _array_bytes(array):
-            digest.update(len(part).to_bytes(8, "little"))
-            digest.update(part)
+        hash_column(digest, name, column)
     return digest.hexdigest()
 
 
@@ -250,7 +256,11 @@ def open_snapshot(*, root: str | Path, snapshot_id: str | None = None) -> Snapsh
     if snapshot_id is None:
         snapshots = list_snapshots(root=root)
         if not snapshots:
-            raise SnapshotNotFound(f"the lake at {root} holds no snapshot yet")
+            raise SnapshotNotFound(
+                f"the lake at {root} holds no snapshot yet: import your data with "
+                "`manage.py lake_import`, or create the generated sample with "
+                "`manage.py lake_sample`"
+            )
         return snapshots[-1]
     folder = Path(root) / _folder_name(snapshot_id)
     if not (folder / MANIFEST).exists():

@@ -124,18 +124,28 @@ def step_snapshot(ctx: RunContext) -> None:
     ctx.settings = ctx.kind.settings(ctx.params)
     ctx.snapshot = open_snapshot(root=ctx.lake_root, snapshot_id=ctx.snapshot_id)
     ctx.log(f"snapshot {ctx.snapshot.id} (created {ctx.snapshot.created_at or 'unknown'})")
-    missing = [name for name in ctx.kind.tables if name not in ctx.snapshot.tables]
-    if missing:
-        raise ValidationFailed([f"{name}: table missing from the snapshot" for name in missing])
-    ctx.tables = ctx.snapshot.load(ctx.kind.tables, verify=True)
+    present = [name for name in ctx.kind.tables if name in ctx.snapshot.tables]
+    ctx.tables = ctx.snapshot.load(present, verify=True)
     for name, frame in ctx.tables.items():
         ctx.log(f"loaded {name}: {len(frame):,} rows, content hash verified")
+    problems = ctx.kind.missing_inputs(ctx.tables)
+    if problems:
+        raise ValidationFailed(problems)
+    absent = [name for name in ctx.kind.tables if name not in ctx.tables]
+    if absent:
+        ctx.log(f"not in the snapshot, trained without: {', '.join(absent)}")
+
+
+def _partial(snapshot: Snapshot | None) -> bool:
+    """An import of the client's export may leave out tables and columns the models
+    can do without; the lake's own snapshots (the sample) must have all of them."""
+    return bool(snapshot and snapshot.source.get("kind") == "import")
 
 
 def step_validate(ctx: RunContext) -> None:
     """Schema, nulls, ranges, keys and references, then the model's own needs."""
     kind = _require(ctx.kind, "snapshot")
-    problems = validate_tables(ctx.tables, kind.tables)
+    problems = validate_tables(ctx.tables, list(ctx.tables), partial=_partial(ctx.snapshot))
     if not problems:
         problems = kind.check(ctx.tables, ctx.settings)
     if problems:
@@ -176,7 +186,11 @@ def _card_facts(ctx: RunContext) -> CardFacts:
     kind, evaluation, snapshot = ctx.kind, ctx.evaluation, ctx.snapshot
     training = kind.training_data(ctx.features)
     dataset = f"{DATASET}, snapshot {snapshot.id[:19]}"
-    source = ", ".join(sorted(kind.tables))
+    imported = _import_text(snapshot)
+    if imported:
+        names = ", ".join(f["name"] for f in snapshot.source.get("files", []))
+        dataset = f"Import of {names}, snapshot {snapshot.id[:19]}"
+    source = ", ".join(sorted(ctx.tables))
     training_data = {
         "dataset": f"{dataset} ({source})",
         "data_version": snapshot.id,
@@ -191,7 +205,7 @@ def _card_facts(ctx: RunContext) -> CardFacts:
         "period_end": evaluation.data["period_end"],
         "row_count": int(evaluation.data["row_count"]),
     }
-    schema = kind.card_schema()
+    schema = kind.card_schema(ctx.tables)
     personal = [f["name"] for f in schema["fields"] if f["personal_data"]]
     schema_text = f"{len(schema['fields'])} input fields from {source}. " + (
         f"Personal data: {', '.join(personal)}."
@@ -204,11 +218,34 @@ def _card_facts(ctx: RunContext) -> CardFacts:
         evaluation_data=evaluation_data,
         text={
             "data_schema": schema_text,
-            "training_data": training["text"],
+            "training_data": f"{training['text']}\n\n{imported}".strip(),
             "evaluation_data": evaluation.data["text"],
             "performance": "\n\n".join(evaluation.notes),
         },
     )
+
+
+def _import_text(snapshot: Snapshot) -> str:
+    """Where an imported snapshot came from and what the import rejected, for the card's
+    training data section (empty for the lake's own snapshots)."""
+    source = snapshot.source
+    if source.get("kind") != "import":
+        return ""
+    files = "; ".join(
+        f"{f['name']} as {f['table']} (sha256:{f['sha256']})" for f in source.get("files", [])
+    )
+    parts = [f"Imported from {files}."]
+    for table, report in (source.get("rejections") or {}).get("tables", {}).items():
+        rejected = int(report.get("rows_rejected", 0))
+        line = (
+            f"{table}: {int(report.get('rows_read', 0)):,} rows read, "
+            f"{int(report.get('rows_accepted', 0)):,} kept, {rejected:,} rejected at import"
+        )
+        if rejected:
+            reasons = report.get("rejected", {})
+            line += " (" + ", ".join(f"{reasons[r]['count']:,} {r}" for r in sorted(reasons)) + ")"
+        parts.append(line + ".")
+    return " ".join(parts)
 
 
 def step_package(ctx: RunContext) -> None:

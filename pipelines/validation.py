@@ -88,8 +88,13 @@ def _column_problems(table: str, column: Column, series: pd.Series) -> list[str]
     return problems
 
 
-def validate_tables(tables: Mapping[str, pd.DataFrame], names: Iterable[str]) -> list[str]:
-    """Every problem found in the named tables (empty when they are fit to use)."""
+def validate_tables(
+    tables: Mapping[str, pd.DataFrame], names: Iterable[str], *, partial: bool = False
+) -> list[str]:
+    """Every problem found in the named tables (empty when they are fit to use).
+
+    With `partial`, a table may leave out columns (an import of the client's own
+    export): the columns it has are checked, and the model says which it needs."""
     problems: list[str] = []
     names = list(names)
     for name in names:
@@ -101,7 +106,7 @@ def validate_tables(tables: Mapping[str, pd.DataFrame], names: Iterable[str]) ->
         if frame.empty:
             problems.append(f"{name}: no rows")
         missing = [c.name for c in spec.columns if c.name not in frame.columns]
-        if missing:
+        if missing and not partial:
             problems.append(
                 f"{name}: missing column{'' if len(missing) == 1 else 's'} {', '.join(missing)}"
             )
@@ -128,7 +133,12 @@ def validate_tables(tables: Mapping[str, pd.DataFrame], names: Iterable[str]) ->
                     f"{target_table}.{target_column}, e.g. {_examples(dangling.unique())}"
                 )
     transactions = tables.get("transactions")
-    if transactions is not None and "transactions" in names and not problems:
+    if (
+        transactions is not None
+        and "transactions" in names
+        and not problems
+        and {"amount", "quantity", "unit_price"} <= set(transactions.columns)
+    ):
         expected = transactions["quantity"] * transactions["unit_price"]
         off = (transactions["amount"] - expected).abs() > 0.01 + 1e-9 * expected.abs()
         if off.any():

@@ -6,6 +6,7 @@ SECRET_KEY and ALLOWED_HOSTS.
 """
 
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -60,6 +61,7 @@ INSTALLED_APPS = [
     "governance",
     "governance.reviews",
     "governance.training",
+    "governance.rollouts",
     "monitoring",
     "datasubjects",
     # Django and third parties
@@ -256,7 +258,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["portal.apitokens.permissions.HasRequiredScopes"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "portal.api.exceptions.json_exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "portal.api.pagination.StrictLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
@@ -313,6 +315,36 @@ PIPELINES_RETRAIN_TOLERANCE = env_str("PIPELINES_RETRAIN_TOLERANCE", "0")
 # A run "running" without a heartbeat for this long is failed by training.reap_stale_runs.
 PIPELINES_STALE_MINUTES = env_int("PIPELINES_STALE_MINUTES", 30, minimum=1)
 
+# --- rollouts (governance.rollouts) and the model server (the `serving` package) -------
+# Who ships: the local model server (its routing document) or Cloud Deploy.
+ROLLOUTS_BACKEND = env_choice("ROLLOUTS_BACKEND", "local", ["local"])
+SERVING_ROUTING_FILE = env_str("SERVING_ROUTING_FILE", str(VAR_DIR / "serving" / "routing.json"))
+SERVING_URL = env_str("SERVING_URL", "http://127.0.0.1:8600")
+SERVING_READY_TIMEOUT = env_int("SERVING_READY_TIMEOUT", 60, minimum=1)  # seconds
+# Where canary analysis reads the model server's metrics.
+PROMETHEUS_URL = env_str("PROMETHEUS_URL", "http://127.0.0.1:9090")
+
+
+def _rollout_steps(raw: list[str]) -> list[int]:
+    try:
+        steps = [int(step) for step in raw]
+    except ValueError:
+        raise ImproperlyConfigured(f"ROLLOUT_STEPS must be whole percentages, not {raw}") from None
+    if not steps or steps != sorted(set(steps)) or steps[0] < 1 or steps[-1] != 100:
+        raise ImproperlyConfigured("ROLLOUT_STEPS must rise from 1 or more to 100, e.g. 10,50,100")
+    return steps
+
+
+# The canary's share of traffic at each step, and how long each step bakes before its
+# analysis.
+ROLLOUT_STEPS = _rollout_steps(env_list("ROLLOUT_STEPS", ["10", "50", "100"]))
+ROLLOUT_BAKE_SECONDS = env_int("ROLLOUT_BAKE_SECONDS", 300, minimum=1)
+# Canary analysis thresholds (governance.rollouts.analysis.DEFAULT_THRESHOLDS), as JSON.
+try:
+    ROLLOUT_THRESHOLDS = json.loads(env_str("ROLLOUT_THRESHOLDS", "{}"))
+except json.JSONDecodeError:
+    raise ImproperlyConfigured("ROLLOUT_THRESHOLDS must be a JSON object") from None
+
 # --- e-mail ---------------------------------------------------------------------------
 vars().update(_env.email_url_config(env_str("EMAIL_URL", "consolemail://")))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "governance-portal@localhost")
@@ -355,6 +387,20 @@ PUBSUB_PUSH_AUDIENCE = env_str("PUBSUB_PUSH_AUDIENCE", f"{PORTAL_BASE_URL}/hooks
 PUBSUB_PUSH_SERVICE_ACCOUNT = env_str("PUBSUB_PUSH_SERVICE_ACCOUNT")
 # Refused pushes one client address may send per minute before the hook answers 429.
 HOOK_REFUSAL_LIMIT = env_int("HOOK_REFUSAL_LIMIT", 20, minimum=1)
+# The bearer token Alertmanager sends to POST /hooks/alertmanager (its webhook
+# http_config.authorization.credentials). Empty: the hook refuses every notification.
+ALERTMANAGER_WEBHOOK_TOKEN = env_str("ALERTMANAGER_WEBHOOK_TOKEN")
+# Where the generated alert rules point their runbook links (the portal's monitoring
+# page of the model, anchored at the metric). Fixed, not PORTAL_BASE_URL, so the
+# committed rules file is the same on every machine.
+MONITORING_RUNBOOK_BASE_URL = env_str(
+    "MONITORING_RUNBOOK_BASE_URL", "https://governance.zeromargin.example/monitoring"
+).rstrip("/")
+# Prometheus's HTTP API (a local server, or Managed Service for Prometheus through its
+# frontend proxy), how long the dashboards wait for it, and how long answers are cached.
+PROMETHEUS_URL = env_str("PROMETHEUS_URL", "http://127.0.0.1:9090").rstrip("/")
+PROMETHEUS_TIMEOUT_SECONDS = env_int("PROMETHEUS_TIMEOUT_SECONDS", 5, minimum=1)
+MONITORING_CACHE_SECONDS = env_int("MONITORING_CACHE_SECONDS", 30, minimum=0)
 
 # Refused requests are counted per (kind, source, window of this many seconds); only
 # the first of each window is written to the audit ledger.
@@ -364,6 +410,14 @@ GOOGLE_OIDC_CERTS_URL = env_str(
 )
 # Cloud Deploy's API: empty means Google's; a URL only to point at a stand-in server.
 CLOUD_DEPLOY_API_ENDPOINT = env_str("CLOUD_DEPLOY_API_ENDPOINT")
+# Binary Authorization attestor (projects/{p}/attestors/{a}) attesting images the board
+# approved for production; empty keeps the signed attestation in the portal only.
+BINAUTHZ_ATTESTOR = env_str("BINAUTHZ_ATTESTOR")
+if BINAUTHZ_ATTESTOR and not re.fullmatch(r"projects/[^/]+/attestors/[^/]+", BINAUTHZ_ATTESTOR):
+    raise ImproperlyConfigured("BINAUTHZ_ATTESTOR must look like projects/PROJECT/attestors/NAME")
+# Container Analysis and Binary Authorization APIs: empty means Google's (stand-ins only).
+CONTAINER_ANALYSIS_API_ENDPOINT = env_str("CONTAINER_ANALYSIS_API_ENDPOINT")
+BINAUTHZ_API_ENDPOINT = env_str("BINAUTHZ_API_ENDPOINT")
 # Cloud Deploy target id -> portal target, a JSON object; a rollout waiting for approval
 # on a target not listed here opens no review (the push is recorded as refused).
 try:

@@ -5,6 +5,7 @@ the service is not there; with PORTAL_REQUIRE_SERVICES=1 (as in CI) they fail in
 """
 
 import os
+import shutil
 import socket
 
 import pytest
@@ -21,6 +22,7 @@ REQUIRE_SERVICES = os.environ.get("PORTAL_REQUIRE_SERVICES") == "1"
 # folder under var/ where a demo worker would pick them up. Tests that need a real
 # worker start one on Redis explicitly.
 celery_app.conf.broker_url = "memory://"
+PROMETHEUS_BINARY = "/usr/bin/prometheus"
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
@@ -43,6 +45,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         _missing("needs Redis on 127.0.0.1:6379")
     if item.get_closest_marker("browser") and not os.path.exists("/usr/bin/chromium"):
         _missing("needs Debian's Chromium at /usr/bin/chromium")
+    if item.get_closest_marker("prometheus") and not (
+        os.path.exists(PROMETHEUS_BINARY) and _prometheus_binaries()
+    ):
+        _missing(
+            "needs prometheus, promtool and alertmanager on the PATH "
+            "(apt-get install prometheus prometheus-alertmanager)"
+        )
+
+
+def _prometheus_binaries() -> bool:
+    alertmanager = shutil.which("alertmanager") or shutil.which("prometheus-alertmanager")
+    return bool(shutil.which("prometheus") and shutil.which("promtool") and alertmanager)
 
 
 # --- the append-only ledger and pytest-django's flush ----------------------------------

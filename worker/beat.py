@@ -7,6 +7,10 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "audit.verify_chain",
         "schedule": crontab(hour=2, minute=17),
     },
+    "audit-checkpoint-hourly": {
+        "task": "audit.checkpoint",
+        "schedule": crontab(minute=7),
+    },
     "governance-registry-sync-hourly": {
         "task": "governance.registry_sync",
         "schedule": crontab(minute=41),
@@ -21,6 +25,10 @@ BEAT_SCHEDULE: dict[str, dict] = {
     },
     "notify-requeue-due": {
         "task": "notify.requeue_due",
+        "schedule": crontab(minute="*"),
+    },
+    "rollouts-sweep": {
+        "task": "rollouts.sweep",
         "schedule": crontab(minute="*"),
     },
     "changes-expire-and-check-configuration": {

@@ -55,7 +55,7 @@ def _task_audit(task: SourceTask, action: str, actor: Actor, payload: dict) -> N
 
 
 def _queue(task_ids: list[int]) -> None:
-    from datasubjects.tasks import run_source_task  # late: task
+    from datasubjects.tasks import run_source_task  # noqa: PLC0415 -- task
 
     def queue() -> None:
         for task_id in task_ids:

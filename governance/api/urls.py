@@ -7,4 +7,5 @@ urlpatterns = [
     path("", include("governance.api.registry_urls")),
     path("", include("governance.reviews.api_urls")),
     path("", include("governance.training.api_urls")),
+    path("", include("governance.rollouts.api_urls")),
 ]

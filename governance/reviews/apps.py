@@ -15,6 +15,13 @@ class ReviewsConfig(AppConfig):
             evidence_changed_receiver, weak=False, dispatch_uid="reviews.evidence_changed"
         )
 
+        from governance.reviews.evidence import register_evidence_pack  # noqa: PLC0415 -- ready
+        from governance.reviews.timeline import version_reviews  # noqa: PLC0415 -- ready
+        from portal.audit.timeline import timeline_related_register  # noqa: PLC0415 -- ready
+
+        timeline_related_register("model_version", version_reviews)
+        register_evidence_pack()
+
         # Loosening a policy waits for a second admin: say how an approved one applies.
         from governance.reviews.policy_changes import (  # noqa: PLC0415 -- ready
             POLICY_OVERRIDE_DELETE_KIND,

@@ -308,3 +308,58 @@ class RolloutApprovalOutbox(models.Model):
     def __str__(self) -> str:
         verb = "approve" if self.approved else "reject"
         return f"{verb} {self.rollout} ({self.state})"
+
+
+class ImageAttestationState(models.TextChoices):
+    PENDING = "pending", "Waiting to be created"
+    # Claimed by a send task for a lease: the call to Container Analysis may be in flight.
+    SENDING = "sending", "Being created"
+    CREATED = "created", "Created"
+    FAILED = "failed", "Failed"
+
+
+class ImageAttestation(models.Model):
+    """The Binary Authorization attestation of a version's image, owed once the board
+    approved it for production: written in the transaction that decided the review and
+    created afterwards by a Celery task (`reviews.binauthz_attest`) as a Container
+    Analysis occurrence on the attestor's note, so no outside call happens inside the
+    approval's transaction and an approval is never left without its attestation.
+
+    One row per (version, image digest). Without an attestor configured
+    (`BINAUTHZ_ATTESTOR` empty) the signed statement is kept here only (`occurrence`
+    starts with `local:`).
+    """
+
+    version = models.ForeignKey(
+        "governance.ModelVersion", on_delete=models.PROTECT, related_name="image_attestations"
+    )
+    review = models.ForeignKey(Review, on_delete=models.PROTECT, related_name="image_attestations")
+    image_digest = models.CharField(max_length=80)
+    resource_uri = models.CharField(max_length=600)
+    attestor = models.CharField(max_length=300, blank=True)
+    state = models.CharField(
+        max_length=16, choices=ImageAttestationState.choices, default=ImageAttestationState.PENDING
+    )
+    # The in-toto statement as signed, the key's id and the signature (base64).
+    payload = models.TextField(blank=True)
+    public_key_id = models.CharField(max_length=200, blank=True)
+    signature = models.TextField(blank=True)
+    occurrence = models.CharField(max_length=300, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    attempted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "image_digest"],
+                name="one_attestation_per_version_image",
+                violation_error_message="This image of the version is already attested.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"attestation of {self.resource_uri} ({self.state})"

@@ -5,6 +5,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.utils import timezone
 
+from governance.reviews.binauthz import attest_backoff_seconds, image_attestation_send
 from governance.reviews.clouddeploy_outbox import (
     forward_backoff_seconds,
     rollout_answer_send,
@@ -43,3 +44,14 @@ def clouddeploy_sweep() -> str:
         include_failed=False,
     )
     return f"{len(queued)} answer(s) queued again"
+
+
+@shared_task(name="reviews.binauthz_attest", bind=True, acks_late=True, max_retries=None)
+def binauthz_attest(self, attestation_id: int) -> str:
+    """Create the Binary Authorization attestation the board's production approval owes
+    an image (at most once: the service checks the row and Container Analysis first).
+    Retried with backoff while Container Analysis is away; the service counts attempts."""
+    result = image_attestation_send(attestation_id=attestation_id)
+    if result.retry:
+        raise self.retry(countdown=attest_backoff_seconds(result.attempts))
+    return result.state

@@ -4,6 +4,11 @@ from governance.reviews import views
 
 # Included from governance/urls.py, so names are governance:<name>.
 urlpatterns = [
+    path(
+        "models/<slug:model>/versions/<str:version>/evidence-pack",
+        views.version_evidence_pack_view,
+        name="version_evidence_pack",
+    ),
     path("reviews/", views.review_list, name="review_list"),
     path("reviews/open/", views.review_open_view, name="review_open"),
     path("reviews/<int:pk>/", views.review_detail, name="review_detail"),

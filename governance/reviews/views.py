@@ -14,8 +14,10 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
+from governance.models import ModelVersion
 from governance.reviews.checks import checks_evaluate
 from governance.reviews.choices import OPEN_STATES, ReviewSource, Verdict
+from governance.reviews.evidence import VERSION_EVIDENCE_PACK
 from governance.reviews.forms import (
     DecisionForm,
     PolicyForm,
@@ -55,10 +57,11 @@ from governance.selectors.baselines import production_comparison
 from governance.selectors.cards import card_diff, card_missing_sections, card_sections
 from governance.selectors.registry import metrics_compare
 from portal.accounts.choices import BOARD_ROLES
-from portal.accounts.permissions import user_passes
+from portal.accounts.permissions import may_read_audit, user_passes
 from portal.accounts.selectors import role_held_since
 from portal.audit.actors import client_ip_for_request
 from portal.audit.selectors import audit_events_for_object
+from portal.exports.services import export_job_request
 from portal.security.middleware import refusal_note
 
 PAGE_SIZE = 25
@@ -341,3 +344,20 @@ def policy_override_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
                 )
         return redirect(reverse("governance:policy_list"))
     return render(request, "reviews/policy_delete.html", {"policy": policy})
+
+
+@user_passes(may_read_audit)
+@require_POST
+def version_evidence_pack_view(request: HttpRequest, model: str, version: str) -> HttpResponse:
+    """Ask for a version's evidence pack as PDF: a worker prints it as an export job."""
+    found = get_object_or_404(
+        ModelVersion.objects.select_related("model"), model__slug=model, version=version
+    )
+    job = export_job_request(
+        kind=VERSION_EVIDENCE_PACK,
+        params={"version_id": found.pk},
+        title=f"Evidence pack {found.model.slug} {found.version}",
+        requested_by=request.user,
+        client_ip=client_ip_for_request(request),
+    )
+    return redirect("exports:job_detail", pk=job.pk)

@@ -13,3 +13,8 @@ class TrainingConfig(AppConfig):
         from governance.training.selectors import production_rescored  # noqa: PLC0415 -- ready
 
         baseline_provider_register(production_rescored)
+
+        from governance.training.timeline import version_runs  # noqa: PLC0415 -- ready
+        from portal.audit.timeline import timeline_related_register  # noqa: PLC0415 -- ready
+
+        timeline_related_register("model_version", version_runs)

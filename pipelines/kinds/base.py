@@ -92,6 +92,28 @@ class ModelKindPipeline(ABC):
     evaluation_defaults: ClassVar[dict[str, Any]]
     input_fields: ClassVar[tuple[InputField, ...]]
     comparison: ClassVar[ComparisonRule]
+    # (table, column) the model cannot train without; every other input is used when
+    # the snapshot has it, and the card says what was left out.
+    required: ClassVar[tuple[tuple[str, str], ...]] = (("transactions", "ts"),)
+
+    def missing_inputs(self, tables: Mapping[str, pd.DataFrame]) -> list[str]:
+        """Why the data cannot train this model at all: each required table or column
+        the snapshot lacks, by name."""
+        problems = []
+        for table, column in self.required:
+            frame = tables.get(table)
+            if frame is None:
+                problem = f"{self.title} needs the {table} table, which the snapshot lacks"
+            elif column not in frame.columns:
+                problem = (
+                    f"{self.title} needs the column {table}.{column}, which the snapshot "
+                    f"lacks (it has {', '.join(frame.columns)})"
+                )
+            else:
+                continue
+            if problem not in problems:
+                problems.append(problem)
+        return problems
 
     def settings(self, params: Mapping[str, Any] | None) -> Settings:
         """Split run parameters into hyperparameters and evaluation settings; unknown
@@ -107,8 +129,14 @@ class ModelKindPipeline(ABC):
         evaluation = {k: params.get(k, v) for k, v in self.evaluation_defaults.items()}
         return Settings(hyperparameters=hyper, evaluation=evaluation)
 
-    def card_schema(self) -> dict[str, Any]:
-        return {"fields": [f.card_row() for f in self.input_fields]}
+    def card_schema(self, tables: Mapping[str, pd.DataFrame] | None = None) -> dict[str, Any]:
+        """The card's data schema: the inputs the model reads (of those in `tables`)."""
+        fields = [
+            f
+            for f in self.input_fields
+            if tables is None or (f.table in tables and f.column in tables[f.table].columns)
+        ]
+        return {"fields": [f.card_row() for f in fields]}
 
     @abstractmethod
     def check(self, tables: Mapping[str, pd.DataFrame], settings: Settings) -> list[str]:

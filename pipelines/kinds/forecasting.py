@@ -47,6 +47,43 @@ LAG_COLUMNS = ["level_28", "same_weekday_4", "last_year_7", "last_year"]
 FEATURES = ["category", "discount", *CALENDAR_COLUMNS, *LAG_COLUMNS]
 
 
+MAX_SERIES_CODES = 250
+NO_PROMOTIONS = "No promotions calendar in the data: planned discounts are not used. "
+LEVEL_NOTES = {
+    "category": "",
+    "product": (
+        "The data has no product categories, so the forecast is per product, the "
+        "level the data has. "
+    ),
+    "store": (
+        "The data has neither categories nor product ids, so the forecast is for the "
+        "whole store, the level the data has. "
+    ),
+}
+
+
+def _level(tables: Mapping[str, pd.DataFrame]) -> str:
+    tx = tables["transactions"]
+    if "product_id" not in tx.columns:
+        return "store"
+    products, categories = tables.get("products"), tables.get("categories")
+    if (
+        products is not None
+        and categories is not None
+        and {"product_id", "category_id"} <= set(products.columns)
+        and {"category_id", "category"} <= set(categories.columns)
+    ):
+        return "category"
+    return "product"
+
+
+def _series_text(level: str, count: int) -> str:
+    if level == "store":
+        return "for the whole store"
+    plural = "categories" if level == "category" else "products"
+    return f"per {level} ({count} {plural})"
+
+
 @dataclass
 class DemandPanel:
     """Daily units and planned discount per category, training and hold-out."""
@@ -57,6 +94,10 @@ class DemandPanel:
     holdout_start: pd.Timestamp
     training_lines: int
     holdout_lines: int
+    # The level the data allows: category (products and categories in the snapshot),
+    # product (transactions with product ids only) or store (neither).
+    level: str = "category"
+    promotions: bool = True
 
 
 class DemandForecaster:
@@ -142,6 +183,7 @@ class ForecastingPipeline(ModelKindPipeline):
     kind = "forecasting"
     title = "Demand forecasting"
     tables = ("transactions", "products", "categories", "promotions")
+    required = (("transactions", "ts"), ("transactions", "quantity"))
     hyperparameter_defaults = {
         "max_iter": 300,
         "learning_rate": 0.05,
@@ -193,19 +235,24 @@ class ForecastingPipeline(ModelKindPipeline):
     def features(self, tables: Mapping[str, pd.DataFrame], settings: Settings) -> DemandPanel:
         holdout = self._holdout_days(settings)
         tx = tables["transactions"]
-        products = tables["products"].set_index("product_id")["category_id"]
-        categories = tables["categories"]
+        level = _level(tables)
         day = tx["ts"].dt.normalize()
         dates = pd.date_range(day.min(), day.max(), freq="D")
-        category_ids = sorted(categories["category_id"])
+        if level == "category":
+            products = tables["products"].set_index("product_id")["category_id"]
+            categories = tables["categories"]
+            category_ids = sorted(categories["category_id"])
+            series = tx["product_id"].map(products)
+            names = dict(zip(categories["category_id"], categories["category"], strict=True))
+        elif level == "product":
+            series = tx["product_id"]
+            category_ids = sorted(series.dropna().unique())
+            names = {}
+        else:
+            series = pd.Series("all", index=tx.index)
+            category_ids, names = ["all"], {"all": "whole store"}
         units = (
-            pd.DataFrame(
-                {
-                    "date": day,
-                    "category_id": tx["product_id"].map(products),
-                    "units": tx["quantity"],
-                }
-            )
+            pd.DataFrame({"date": day, "category_id": series, "units": tx["quantity"]})
             .groupby(["date", "category_id"])["units"]
             .sum()
             .unstack("category_id")
@@ -214,7 +261,8 @@ class ForecastingPipeline(ModelKindPipeline):
             .astype(float)
         )
         discount = pd.DataFrame(0.0, index=dates, columns=category_ids)
-        for row in tables["promotions"].itertuples(index=False):
+        promotions = tables.get("promotions") if level == "category" else None
+        for row in [] if promotions is None else promotions.itertuples(index=False):
             if row.category_id in discount.columns:
                 span = (discount.index >= pd.Timestamp(row.start_date)) & (
                     discount.index <= pd.Timestamp(row.end_date)
@@ -227,12 +275,12 @@ class ForecastingPipeline(ModelKindPipeline):
         return DemandPanel(
             units=units,
             discount=discount,
-            category_names=dict(
-                zip(categories["category_id"], categories["category"], strict=True)
-            ),
+            category_names=names,
             holdout_start=holdout_start,
             training_lines=int((~in_holdout).sum()),
             holdout_lines=int(in_holdout.sum()),
+            level=level,
+            promotions=promotions is not None,
         )
 
     def train(
@@ -252,7 +300,11 @@ class ForecastingPipeline(ModelKindPipeline):
                 early_stopping=False,
                 random_state=seed,
             ),
-            categories=list(features.units.columns),
+            # The trees take at most 255 categorical values: beyond that (a product-level
+            # forecast of a large catalogue) the best sellers keep their own code.
+            categories=list(
+                features.units.sum().sort_values(ascending=False).index[:MAX_SERIES_CODES]
+            ),
             horizon_days=horizon,
         )
         design = forecaster.design(features.units, features.discount)
@@ -292,7 +344,7 @@ class ForecastingPipeline(ModelKindPipeline):
 
         metrics = scores(window)
         slices = {
-            "category": {
+            features.level: {
                 features.category_names.get(cid, cid): scores(part)
                 for cid, part in window.groupby("category_id", sort=True)
             },
@@ -303,13 +355,14 @@ class ForecastingPipeline(ModelKindPipeline):
         end = features.units.index[-1]
         n_series = features.units.shape[1]
         data = {
-            "dataset": "Daily units per category, hold-out window",
+            "dataset": f"Daily units per {features.level}, hold-out window",
             "period_start": date_text(start),
             "period_end": date_text(end),
             "row_count": len(window),
             "text": (
                 f"The last {days} days ({date_text(start)} to {date_text(end)}) of daily units "
-                f"sold in {n_series} categories, {len(window)} category-days from "
+                f"sold {_series_text(features.level, n_series)}, {len(window)} "
+                f"{features.level}-days from "
                 f"{features.holdout_lines} transaction lines, never seen in training. "
                 "Compared with a seasonal-naive forecast (the last week before the window, "
                 "repeated). MAPE leaves out days without sales."
@@ -326,8 +379,11 @@ class ForecastingPipeline(ModelKindPipeline):
             "row_count": features.training_lines,
             "text": (
                 f"{features.training_lines} transaction lines from {date_text(first)} to "
-                f"{date_text(last)}, summed to daily units per category "
-                f"({features.units.shape[1]} categories), with the promotions calendar. "
+                f"{date_text(last)}, summed to daily units "
+                f"{_series_text(features.level, features.units.shape[1])}"
+                f"{', with the promotions calendar' if features.promotions else ''}. "
+                f"{LEVEL_NOTES[features.level]}"
+                f"{'' if features.promotions else NO_PROMOTIONS}"
                 "No customer-level data is used."
             ),
         }

@@ -127,6 +127,20 @@ class RecommendationPipeline(ModelKindPipeline):
     kind = "recommendation"
     title = "Product recommendation"
     tables = ("transactions", "customers", "products", "categories")
+    # Recommending products needs who bought which product, and the catalogue; without
+    # them there is nothing honest to fall back on.
+    required = (
+        ("transactions", "customer_id"),
+        ("transactions", "product_id"),
+        ("transactions", "ts"),
+        ("customers", "customer_id"),
+        ("customers", "consent_profiling"),
+        ("customers", "region"),
+        ("products", "product_id"),
+        ("products", "category_id"),
+        ("categories", "category_id"),
+        ("categories", "category"),
+    )
     hyperparameter_defaults = {
         "n_neighbours": 50,
         "history_weight": 3.0,

@@ -12,7 +12,7 @@ customers for every snapshot), in the model's own feature space.
 
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -54,6 +54,36 @@ class CustomerBehaviour:
     period_end: pd.Timestamp
     lines: int
     excluded_without_consent: int
+    # What the data lacked and the model did without, as sentences for the card.
+    left_out: list[str] = field(default_factory=list)
+    consent_checked: bool = True
+
+
+def _customers(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame | None:
+    customers = tables.get("customers")
+    if customers is None or not {"customer_id", "consent_profiling"} <= set(customers.columns):
+        return None
+    return customers
+
+
+def _category_mix(
+    tables: Mapping[str, pd.DataFrame],
+) -> tuple[pd.Series | None, pd.DataFrame | None]:
+    """(product -> category, categories) when the data has them, else (None, None)."""
+    tx, products, categories = (tables.get(n) for n in ("transactions", "products", "categories"))
+    if (
+        products is None
+        or categories is None
+        or "product_id" not in tx.columns
+        or not {"product_id", "category_id"} <= set(products.columns)
+        or not {"category_id", "category", "department"} <= set(categories.columns)
+    ):
+        return None, None
+    return products.set_index("product_id")["category_id"], categories
+
+
+def _consent(features: "CustomerBehaviour") -> str:
+    return " with profiling consent" if features.consent_checked else ""
 
 
 class CustomerSegmenter:
@@ -92,6 +122,11 @@ class SegmentationPipeline(ModelKindPipeline):
     kind = "segmentation"
     title = "Customer segmentation"
     tables = ("transactions", "customers", "products", "categories")
+    required = (
+        ("transactions", "customer_id"),
+        ("transactions", "ts"),
+        ("transactions", "amount"),
+    )
     hyperparameter_defaults = {
         "n_clusters": "auto",
         "min_clusters": 4,
@@ -132,35 +167,72 @@ class SegmentationPipeline(ModelKindPipeline):
     )
 
     def check(self, tables: Mapping[str, pd.DataFrame], settings: Settings) -> list[str]:
-        customers = tables["customers"]
-        consenting = set(customers.loc[customers["consent_profiling"], "customer_id"])
-        buyers = tables["transactions"]["customer_id"]
-        n = len(consenting.intersection(buyers.unique()))
+        buyers = tables["transactions"]["customer_id"].dropna().unique()
+        customers = _customers(tables)
         needed = 20 * int(settings.hyperparameters["max_clusters"])
+        if customers is None:
+            n = len(buyers)
+            if n < needed:
+                return [f"transactions: {n} customers with purchases; need at least {needed}"]
+            return []
+        consenting = set(customers.loc[customers["consent_profiling"], "customer_id"])
+        n = len(consenting.intersection(buyers))
         if n < needed:
             return [f"customers: {n} with profiling consent and purchases; need at least {needed}"]
         return []
 
     def features(self, tables: Mapping[str, pd.DataFrame], settings: Settings) -> CustomerBehaviour:
-        customers = tables["customers"].set_index("customer_id")
-        consenting = customers.index[customers["consent_profiling"].to_numpy(dtype=bool)]
         tx = tables["transactions"]
+        tx = tx[tx["customer_id"].notna()]
         all_buyers = tx["customer_id"].nunique()
-        tx = tx[is_member(tx["customer_id"], consenting)]
-        category_of = tables["products"].set_index("product_id")["category_id"]
-        categories = tables["categories"]
+        left_out: list[str] = []
+        customer_table = _customers(tables)
+        if customer_table is not None:
+            customers = customer_table.set_index("customer_id")
+            consenting = customers.index[customers["consent_profiling"].to_numpy(dtype=bool)]
+            tx = tx[is_member(tx["customer_id"], consenting)]
+        else:
+            left_out.append(
+                "The data has no customers table with profiling consent: consent could not "
+                "be checked here, so every buyer in the data is segmented; the export must "
+                "hold only customers who agreed to profiling."
+            )
+        category_of, categories = _category_mix(tables)
+        if categories is None:
+            left_out.append(
+                "The data has no product categories: customers are described by recency, "
+                "frequency and monetary value alone, without their category mix."
+            )
+        for column, what in (
+            ("quantity", "price level"),
+            ("promotion", "promotion share"),
+            ("channel", "online share"),
+        ):
+            if column not in tx.columns:
+                left_out.append(f"The data has no transactions.{column}: no {what}.")
         reference = tables["transactions"]["ts"].max().normalize() + pd.Timedelta(days=1)
         day = tx["ts"].dt.normalize()
+        zeros = np.zeros(len(tx))
         lines = pd.DataFrame(
             {
                 "customer_id": tx["customer_id"].to_numpy(),
                 "day": day.to_numpy(),
                 "amount": tx["amount"].to_numpy(),
-                "quantity": tx["quantity"].to_numpy(),
-                "promo_amount": np.where(tx["promotion"], tx["amount"], 0.0),
-                "online": (tx["channel"] == "online").to_numpy(dtype=float),
+                "quantity": tx["quantity"].to_numpy() if "quantity" in tx else np.ones(len(tx)),
+                "promo_amount": (
+                    np.where(tx["promotion"], tx["amount"], 0.0) if "promotion" in tx else zeros
+                ),
+                "online": (
+                    (tx["channel"] == "online").to_numpy(dtype=float) if "channel" in tx else zeros
+                ),
                 "weekend": (day.dt.day_of_week >= 5).to_numpy(dtype=float),
-                "category_id": tx["product_id"].map(category_of).to_numpy(),
+                "category_id": (
+                    tx["product_id"].map(category_of).to_numpy()
+                    if category_of is not None
+                    else tx["product_id"].to_numpy()
+                    if "product_id" in tx
+                    else np.full(len(tx), "unknown")
+                ),
             }
         )
         grouped = lines.groupby("customer_id", sort=True)
@@ -178,17 +250,20 @@ class SegmentationPipeline(ModelKindPipeline):
         frame["visit_value"] = frame["monetary"] / frame["frequency"]
         frame["unit_value"] = frame["monetary"] / frame["quantity"]
         frame["promotion_share"] = frame["promo_amount"] / frame["monetary"]
-        department_of = categories.set_index("category_id")["department"]
-        lines["department"] = lines["category_id"].map(department_of)
-        departments = sorted(categories["department"].unique())
-        spend = lines.pivot_table(
-            index="customer_id",
-            columns="department",
-            values="amount",
-            aggfunc="sum",
-            fill_value=0.0,
-        ).reindex(index=frame.index, columns=departments, fill_value=0.0)
-        shares = spend.div(frame["monetary"], axis=0).add_prefix("share_")
+        if categories is not None:
+            department_of = categories.set_index("category_id")["department"]
+            lines["department"] = lines["category_id"].map(department_of)
+            departments = sorted(categories["department"].unique())
+            spend = lines.pivot_table(
+                index="customer_id",
+                columns="department",
+                values="amount",
+                aggfunc="sum",
+                fill_value=0.0,
+            ).reindex(index=frame.index, columns=departments, fill_value=0.0)
+            shares = spend.div(frame["monetary"], axis=0).add_prefix("share_")
+        else:
+            shares = pd.DataFrame(index=frame.index)
         top_category = (
             lines.groupby(["customer_id", "category_id"])["amount"]
             .sum()
@@ -197,18 +272,25 @@ class SegmentationPipeline(ModelKindPipeline):
         )
         frame = pd.concat([frame.drop(columns=["quantity", "promo_amount"]), shares], axis=1)
         frame["top_category"] = top_category.reindex(frame.index).to_numpy()
-        frame["region"] = customers.loc[frame.index, "region"].to_numpy()
+        if customer_table is not None and "region" in customers.columns:
+            frame["region"] = customers.loc[frame.index, "region"].to_numpy()
+        else:
+            frame["region"] = "all"
         frame["holdout"] = holdout_mask(frame.index)
         return CustomerBehaviour(
             frame=frame,
             mix_columns=list(shares.columns),
-            category_names=dict(
-                zip(categories["category_id"], categories["category"], strict=True)
+            category_names=(
+                {}
+                if categories is None
+                else dict(zip(categories["category_id"], categories["category"], strict=True))
             ),
             period_start=tables["transactions"]["ts"].min(),
             period_end=tables["transactions"]["ts"].max(),
             lines=len(tx),
             excluded_without_consent=int(all_buyers - len(frame)),
+            left_out=left_out,
+            consent_checked=customer_table is not None,
         )
 
     def train(
@@ -307,7 +389,7 @@ class SegmentationPipeline(ModelKindPipeline):
             "period_end": date_text(features.period_end),
             "row_count": len(held),
             "text": (
-                f"{len(held)} customers with profiling consent (one in five, chosen by a "
+                f"{len(held)} customers{_consent(features)} (one in five, chosen by a "
                 "stable hash of the customer id, never used in training), described by "
                 "their purchases over the whole period; silhouette on a sample of "
                 f"{size} of them, in the model's own feature space."
@@ -349,9 +431,15 @@ class SegmentationPipeline(ModelKindPipeline):
             "period_end": date_text(features.period_end),
             "row_count": n,
             "text": (
-                f"{n} customers with profiling consent (four in five), described by "
+                f"{n} customers{_consent(features)} (four in five), described by "
                 f"{features.lines} transaction lines from {date_text(features.period_start)} "
-                f"to {date_text(features.period_end)}. {features.excluded_without_consent} "
-                "buyers without profiling consent were left out."
+                f"to {date_text(features.period_end)}. "
+                + (
+                    f"{features.excluded_without_consent} buyers without profiling consent "
+                    "were left out."
+                    if features.consent_checked
+                    else ""
+                )
+                + "".join(f" {sentence}" for sentence in features.left_out)
             ),
         }

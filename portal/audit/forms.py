@@ -22,3 +22,20 @@ class AuditFilterForm(forms.Form):
         if data.get("since") and data.get("until") and data["since"] > data["until"]:
             raise forms.ValidationError("'Since' must not be after 'until'.")
         return data
+
+
+class AuditReportForm(forms.Form):
+    """The period of an audit report: at most a year, `since` not after `until`."""
+
+    since = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self) -> dict:
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until:
+            if since > until:
+                raise forms.ValidationError("'Since' must not be after 'until'.")
+            if (until - since).days > 366:
+                raise forms.ValidationError("A report covers at most a year.")
+        return data

@@ -70,3 +70,30 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"head #{self.sequence}"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed statement of the ledger's Merkle tree at one size (RFC 9162 style).
+
+    `statement` is a compact JWS signed with the attestation keys (verifiable against
+    /.well-known/jwks.json) whose claims are `origin`, `tree_size`, `root_hash`,
+    `head_hash` and `iat`; the columns repeat them for queries. `frontier` holds the
+    roots of the perfect subtrees of the tree (portal.audit.merkle.RootAccumulator), so
+    the next checkpoint hashes only the events appended since. A checkpoint kept outside
+    the database (exported, or in Cloud Logging) is what proves the newest events were
+    not removed. On PostgreSQL, triggers refuse UPDATE, DELETE and TRUNCATE here too.
+    """
+
+    tree_size = models.PositiveBigIntegerField(unique=True)
+    root_hash = models.CharField(max_length=64)
+    head_hash = models.CharField(max_length=64)
+    issued_at = models.DateTimeField()
+    key_id = models.CharField(max_length=100)
+    statement = models.TextField()
+    frontier = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-tree_size"]
+
+    def __str__(self) -> str:
+        return f"checkpoint at {self.tree_size} events"

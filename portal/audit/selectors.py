@@ -1,14 +1,27 @@
 """Reads of the audit ledger."""
 
+from collections.abc import Iterable
 from datetime import date
+from typing import Any
 
 from django.db.models import QuerySet
 
-from portal.audit.models import AuditEvent
+from portal.accounts.choices import Role
+from portal.accounts.models import RoleGrant, User
+from portal.apitokens.models import ApiToken
+from portal.audit.checkpoints import event_leaf
+from portal.audit.choices import ActorType
+from portal.audit.merkle import consistency_proof, inclusion_proof, tree_root
+from portal.audit.models import AuditCheckpoint, AuditEvent
 
 
 def audit_events_recent(*, limit: int = 10) -> list[AuditEvent]:
     return list(AuditEvent.objects.order_by("-sequence")[:limit])
+
+
+def audit_events_all() -> QuerySet[AuditEvent]:
+    """Every event with its payload, newest first: the base the filter set narrows."""
+    return AuditEvent.objects.select_related("payload_record").order_by("-sequence")
 
 
 def audit_events_list(
@@ -39,3 +52,88 @@ def audit_events_list(
 
 def audit_events_for_object(*, object_type: str, object_id: str) -> QuerySet[AuditEvent]:
     return audit_events_list(object_type=object_type, object_id=str(object_id))
+
+
+def audit_checkpoint_latest() -> AuditCheckpoint | None:
+    return AuditCheckpoint.objects.order_by("-tree_size").first()
+
+
+def _event_leaves(*, tree_size: int) -> list[bytes]:
+    hashes = list(
+        AuditEvent.objects.filter(sequence__lte=tree_size)
+        .order_by("sequence")
+        .values_list("hash", flat=True)
+    )
+    if len(hashes) != tree_size:
+        raise ValueError(f"the ledger has {len(hashes)} of the first {tree_size} events")
+    return [event_leaf(digest) for digest in hashes]
+
+
+def audit_inclusion_proof(*, sequence: int, tree_size: int) -> dict[str, Any]:
+    """The RFC 9162 inclusion proof of event `sequence` in the tree of `tree_size` events.
+
+    Hashes the first `tree_size` chain hashes (32 bytes each in memory); ValueError
+    when the event is not in that tree or the ledger has fewer events.
+    """
+    if not 1 <= sequence <= tree_size:
+        raise ValueError(f"event #{sequence} is not in a tree of {tree_size} events")
+    leaves = _event_leaves(tree_size=tree_size)
+    return {
+        "sequence": sequence,
+        "leaf_index": sequence - 1,
+        "tree_size": tree_size,
+        "leaf_hash": leaves[sequence - 1].hex(),
+        "root_hash": tree_root(leaves).hex(),
+        "proof": [digest.hex() for digest in inclusion_proof(sequence - 1, leaves)],
+    }
+
+
+def audit_consistency_proof(*, first_size: int, second_size: int) -> dict[str, Any]:
+    """The RFC 9162 consistency proof that the tree of `first_size` events is a prefix of
+    the tree of `second_size`; ValueError when the sizes are out of order or too big."""
+    if not 1 <= first_size <= second_size:
+        raise ValueError("first_size must be at least 1 and at most second_size")
+    leaves = _event_leaves(tree_size=second_size)
+    return {
+        "first_size": first_size,
+        "second_size": second_size,
+        "first_root": tree_root(leaves[:first_size]).hex(),
+        "second_root": tree_root(leaves).hex(),
+        "proof": [digest.hex() for digest in consistency_proof(first_size, leaves)],
+    }
+
+
+def audit_actor_names(events: Iterable[AuditEvent]) -> dict[tuple[str, str], str]:
+    """Name and current roles of each person or token behind `events`, by (type, id).
+
+    The ledger keeps pseudonymous ids; this is for those allowed to read the trail
+    (auditors, portal admins). Always three queries (tokens, people, their active
+    roles), even with nobody to name, so a page's query count depends neither on its
+    rows nor on who acted in them.
+    """
+    wanted = {(event.actor_type, event.actor_id) for event in events}
+    user_ids = {int(ident) for kind, ident in wanted if kind == ActorType.USER and ident.isdigit()}
+    prefixes = [ident for kind, ident in wanted if kind == ActorType.TOKEN]
+    # An impossible key keeps each query from being skipped as empty by the ORM.
+    tokens = list(ApiToken.objects.filter(prefix__in=prefixes or [""]))
+    user_ids |= {token.owner_id for token in tokens}
+    users = {user.pk: user for user in User.objects.filter(pk__in=user_ids or [0])}
+    roles: dict[int, list[str]] = {}
+    active = RoleGrant.objects.filter(user_id__in=user_ids or [0], revoked_at__isnull=True)
+    for user_id, role in active.order_by("role").values_list("user_id", "role"):
+        roles.setdefault(user_id, []).append(Role(role).label)
+
+    def described(user_id: int) -> str:
+        user = users.get(user_id)
+        if user is None:
+            return ""
+        return (
+            f"{user.full_name or user.email} ({', '.join(roles.get(user_id, [])) or 'no role now'})"
+        )
+
+    names = {(ActorType.USER, str(pk)): described(pk) for pk in users}
+    for token in tokens:
+        names[(ActorType.TOKEN, token.prefix)] = (
+            f"token {token.name!r} of {described(token.owner_id)}"
+        )
+    return names

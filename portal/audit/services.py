@@ -15,12 +15,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from portal.audit.actors import Actor
+from portal.audit.checkpoints import checkpoint_statement_sign, event_leaf
 from portal.audit.hashing import event_hash, normalise_payload, payload_digest
+from portal.audit.merkle import RootAccumulator
 from portal.audit.models import (
     GENESIS_HASH,
     REDACTED_PAYLOAD,
     REDACTION_ACTION,
     AuditChainHead,
+    AuditCheckpoint,
     AuditEvent,
     AuditPayload,
 )
@@ -134,3 +137,63 @@ def audit_payloads_redact(
             },
         )
     return RedactionResult(redacted=count)
+
+
+class AuditCheckpointRefused(Exception):
+    """The ledger's newest events do not continue the chain; no checkpoint is signed."""
+
+
+def audit_checkpoint_create() -> AuditCheckpoint | None:
+    """Sign a checkpoint of the ledger as committed now; None when nothing was appended
+    since the last one (or the ledger is empty).
+
+    Takes no lock: committed events up to the head's sequence never change (the table is
+    append-only and the head moves in the same transaction as its event), so this reads
+    the head, then hashes only the events after the previous checkpoint, continuing its
+    Merkle frontier. Each new event must follow the previous one's hash, so a gap or a
+    rewritten link is refused (AuditCheckpointRefused) rather than signed; the full
+    recomputation is `audit_verify`'s. Side effects: one AuditCheckpoint row. It is not
+    itself an audit event, or every checkpoint would leave the ledger one event ahead
+    of it.
+    """
+    head = AuditChainHead.objects.filter(pk=1).first()
+    previous = AuditCheckpoint.objects.order_by("-tree_size").first()
+    if head is None or head.sequence == 0:
+        return None
+    if previous is not None and previous.tree_size >= head.sequence:
+        return None
+    if previous is None:
+        tree, last_hash = RootAccumulator(), GENESIS_HASH
+    else:
+        frontier = [bytes.fromhex(digest) for digest in previous.frontier]
+        tree, last_hash = RootAccumulator(previous.tree_size, frontier), previous.head_hash
+    events = (
+        AuditEvent.objects.filter(sequence__gt=tree.size, sequence__lte=head.sequence)
+        .order_by("sequence")
+        .values_list("sequence", "prev_hash", "hash")
+    )
+    for sequence, prev_hash, hash_hex in events.iterator(chunk_size=5000):
+        if sequence != tree.size + 1 or prev_hash != last_hash:
+            raise AuditCheckpointRefused(f"event #{tree.size + 1} does not continue the chain")
+        tree.append(event_leaf(hash_hex))
+        last_hash = hash_hex
+    if tree.size != head.sequence or last_hash != head.hash:
+        raise AuditCheckpointRefused(f"the chain head #{head.sequence} is not the last event")
+    root_hash = tree.root().hex()
+    statement, key_id = checkpoint_statement_sign(
+        tree_size=tree.size, root_hash=root_hash, head_hash=last_hash
+    )
+    try:
+        with transaction.atomic():
+            return AuditCheckpoint.objects.create(
+                tree_size=tree.size,
+                root_hash=root_hash,
+                head_hash=last_hash,
+                issued_at=timezone.now(),
+                key_id=key_id,
+                statement=statement,
+                frontier=[digest.hex() for digest in tree.frontier],
+            )
+    except IntegrityError:
+        # Another worker signed the same size first; its root is the same one.
+        return AuditCheckpoint.objects.get(tree_size=tree.size)

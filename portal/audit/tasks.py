@@ -4,7 +4,7 @@ from celery import shared_task
 from django.db import transaction
 
 from portal.audit.actors import Actor
-from portal.audit.services import audit_record
+from portal.audit.services import audit_checkpoint_create, audit_record
 from portal.audit.verification import audit_chain_verify
 
 logger = logging.getLogger(__name__)
@@ -28,3 +28,10 @@ def verify_chain() -> bool:
             },
         )
     return report.ok
+
+
+@shared_task(name="audit.checkpoint")
+def checkpoint() -> int | None:
+    """Sign a checkpoint of the ledger if it grew; the tree size signed, or None."""
+    created = audit_checkpoint_create()
+    return created.tree_size if created else None

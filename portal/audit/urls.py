@@ -7,5 +7,12 @@ app_name = "audit"
 urlpatterns = [
     path("audit/", views.event_list, name="event_list"),
     path("audit/events/<int:sequence>/", views.event_detail, name="event_detail"),
+    path("audit/export.<str:fmt>", views.event_export, name="export"),
+    path(
+        "audit/objects/<str:object_type>/<str:object_id>/",
+        views.object_timeline,
+        name="timeline",
+    ),
+    path("audit/report", views.period_report, name="report"),
     path("audit/verify", views.chain_verify, name="verify"),
 ]

@@ -4,17 +4,26 @@ A redacted payload holds only the redaction marker and is accepted only when a l
 intact `audit.payloads_redacted` event names it by sequence and payload digest: a
 payload overwritten by someone with table rights, who set `redacted_at` themselves,
 reads as tampering, not as a redaction.
+
+Checkpoints: while walking, the Merkle root of the events so far is kept, and at every
+stored checkpoint's size (and at an exported checkpoint's, given by the caller) it must
+equal the signed root. A checkpoint larger than the ledger means its newest events were
+removed, even when the chain head row was rewritten to match what is left.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from portal.audit.checkpoints import CheckpointClaims, checkpoint_claims_of, event_leaf
 from portal.audit.hashing import event_hash, payload_digest
+from portal.audit.merkle import RootAccumulator
 from portal.audit.models import (
     GENESIS_HASH,
     REDACTED_PAYLOAD,
     REDACTION_ACTION,
     AuditChainHead,
+    AuditCheckpoint,
     AuditEvent,
 )
 
@@ -64,26 +73,38 @@ class ChainReport:
     head_hash: str
     broken_sequence: int | None = None
     reason: str = ""
+    checkpoints: int = 0
 
     def summary(self) -> str:
         if self.ok:
             return (
                 f"audit chain intact: {self.checked} events checked, "
-                f"{self.redacted} redacted payloads, head {self.head_hash[:16]}"
+                f"{self.redacted} redacted payloads, {self.checkpoints} checkpoints matched, "
+                f"head {self.head_hash[:16]}"
             )
         return f"audit chain broken at event #{self.broken_sequence}: {self.reason}"
 
 
-def audit_chain_verify(*, chunk_size: int = 2000) -> ChainReport:
-    """Recompute every hash in sequence order; stop at the first event that is wrong."""
+def audit_chain_verify(
+    *, checkpoints: Sequence[CheckpointClaims] = (), chunk_size: int = 2000
+) -> ChainReport:
+    """Recompute every hash in sequence order; stop at the first event that is wrong.
+
+    Every stored checkpoint and every one in `checkpoints` (already signature-checked,
+    e.g. an exported file) must match the tree at its size.
+    """
     expected_prev = GENESIS_HASH
     expected_sequence = 1
     checked = redacted = 0
     # Redacted payloads not yet named by a redaction event, by sequence.
     pending: dict[int, _Redacted] = {}
+    tree = RootAccumulator()
+    stored = [checkpoint_claims_of(row) for row in AuditCheckpoint.objects.order_by("tree_size")]
+    due = sorted([*stored, *checkpoints], key=lambda claims: claims.tree_size)
+    matched = 0
 
     def broken(sequence: int, reason: str) -> ChainReport:
-        return ChainReport(False, checked, redacted, expected_prev, sequence, reason)
+        return ChainReport(False, checked, redacted, expected_prev, sequence, reason, matched)
 
     events = AuditEvent.objects.select_related("payload_record").order_by("sequence")
     for event in events.iterator(chunk_size=chunk_size):
@@ -123,10 +144,26 @@ def audit_chain_verify(*, chunk_size: int = 2000) -> ChainReport:
         expected_prev = event.hash
         expected_sequence += 1
         checked += 1
+        tree.append(event_leaf(event.hash))
+        while due and due[0].tree_size == checked:
+            claims = due.pop(0)
+            if (tree.root().hex(), event.hash) != (claims.root_hash, claims.head_hash):
+                return broken(
+                    event.sequence,
+                    f"the ledger's first {checked} events differ from {claims.describe()}",
+                )
+            matched += 1
 
     if pending:
         return broken(min(pending), "its payload is redacted but no redaction event names it")
+    if due:
+        claims = due[-1]
+        return broken(
+            checked + 1,
+            f"the ledger ends at event #{checked} but {claims.describe()} covers "
+            f"{claims.tree_size} events: the newest events were removed",
+        )
     head = AuditChainHead.objects.filter(pk=1).first()
     if head is not None and (head.sequence, head.hash) != (checked, expected_prev):
         return broken(head.sequence, "the chain head does not match the last event")
-    return ChainReport(True, checked, redacted, expected_prev)
+    return ChainReport(True, checked, redacted, expected_prev, checkpoints=matched)

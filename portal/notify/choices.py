@@ -13,6 +13,7 @@ class EventType(models.TextChoices):
     GOVERNANCE_CHANGE_PROPOSED = "governance.change_proposed", "Governance change proposed"
     GOVERNANCE_CHANGE_DECIDED = "governance.change_decided", "Governance change decided"
     GOVERNANCE_CHANGED = "governance.changed", "Board role or policy changed"
+    INCIDENT_CRITICAL = "incident.critical", "Critical incident opened"
 
 
 # Sent by "send test event"; every endpoint receives it, whatever it subscribes to.

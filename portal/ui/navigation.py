@@ -49,7 +49,7 @@ SECTIONS: tuple[Section, ...] = (
         "/reviews/",
     ),
     Section("Training", "governance:run_list", ANY_ROLE, "/pipelines/"),
-    Section("Monitoring", "monitoring:overview", EVERYONE, "/monitoring/"),
+    Section("Monitoring", "monitoring:overview", ANY_ROLE, "/monitoring/"),
     Section(
         "Data subjects",
         "datasubjects:request_list",

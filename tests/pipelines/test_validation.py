@@ -98,13 +98,24 @@ def test_validation_refuses_too_little_history_for_forecasting(sample_lake):
     ]
 
 
-def test_validation_refuses_snapshot_without_a_needed_table(sample_lake, tmp_path):
-    tables = sample_lake.base.load(["transactions", "customers", "products", "categories"])
+def test_validation_without_an_optional_table_trains_and_says_so(sample_lake, tmp_path):
+    """No promotions table: forecasting trains without the calendar and the card says so
+    (it used to refuse); recommendation, which needs products, refuses naming them."""
+    tables = sample_lake.base.load(["transactions", "customers", "categories"])
     snapshot_id = write_snapshot(root=sample_lake.root, tables=tables).id
-    with pytest.raises(ValidationFailed, match="promotions: table missing"):
+    with pytest.raises(ValidationFailed, match="needs the products table"):
         run_pipeline(
-            model_kind="forecasting",
+            model_kind="recommendation",
             lake_root=sample_lake.root,
             artifact_root=tmp_path,
             snapshot_id=snapshot_id,
         )
+    result = run_pipeline(
+        model_kind="forecasting",
+        lake_root=sample_lake.root,
+        artifact_root=tmp_path,
+        snapshot_id=snapshot_id,
+    )
+    text = result.card_facts.text["training_data"]
+    assert "per product (" in text and "No promotions calendar in the data" in text
+    assert "promotions.discount" not in {f["name"] for f in result.card_facts.data_schema["fields"]}

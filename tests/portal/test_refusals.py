@@ -14,7 +14,8 @@ pytestmark = pytest.mark.django_db
 
 # Open to anyone, by design: sign-in, the one-time set-password link (its token is the
 # credential), probes and scrapes, the published keys, the Pub/Sub push (it checks
-# Google's OIDC token itself), and social-auth's own routes.
+# Google's OIDC token itself), Alertmanager's webhook (it checks its bearer token
+# itself), and social-auth's own routes.
 PUBLIC = {
     "accounts/login/",
     "accounts/logout/",
@@ -32,10 +33,11 @@ PUBLIC = {
     "privacy/requests/<uuid:public_id>/resend/",
     "privacy/requests/status/<str:token>/",
     "privacy/requests/package/<str:token>/",
+    "hooks/alertmanager",
 }
 PUBLIC_PREFIXES = ("login/", "complete/", "idp-launch/", "app-launch/", "disconnect/")
 # What a signed-in person with no role may still open.
-EVERYONE_SIGNED_IN = {"", "monitoring/", "api/schema/", "api/docs/", "api/v1/whoami"}
+EVERYONE_SIGNED_IN = {"", "api/schema/", "api/docs/", "api/v1/whoami"}
 ARGUMENTS = {
     "int": "1",
     "slug": "demand-forecasting",

@@ -23,7 +23,7 @@ class Command(BaseCommand):
     help = "Register the demo's data sources and file a sample access request."
 
     def handle(self, *args: object, **options: object) -> None:
-        from pipelines.lake import SnapshotNotFound, open_snapshot  # late: slow
+        from pipelines.lake import SnapshotNotFound, open_snapshot  # -- slow
 
         admin = User.objects.filter(email=ADMIN).first()
         if admin is None:

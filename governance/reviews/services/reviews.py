@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from governance.choices import LifecycleState, Target
 from governance.models import ModelVersion
+from governance.reviews.binauthz import image_attestation_queue
 from governance.reviews.checks import PREVIOUS_TARGET, checks_evaluate
 from governance.reviews.choices import (
     FINAL_STATES,
@@ -179,6 +180,9 @@ def _on_review_decided(*, outcome: ReviewOutcome, actor: Actor) -> None:
     review_decided_notify(outcome=outcome, actor=actor)
     # Cloud Deploy rollouts waiting on this review get its answer (outbox, sent on commit).
     rollout_answers_write(review=review, actor=actor)
+    # An image approved for production is owed its Binary Authorization attestation
+    # (a row here, created in Container Analysis by a task after commit).
+    image_attestation_queue(review=review, actor=actor)
     if outcome.state == ReviewState.APPROVED:
         # The next target's review may have been waiting only for this approval.
         following = Review.objects.filter(

@@ -67,7 +67,14 @@ def test_token_form_offers_only_what_the_owners_roles_allow(client_for, devops):
     client = client_for(devops)
     page = client.get("/manage/tokens/").content.decode()
     offered = set(re.findall(r'name="scopes" value="([^"]+)"', page))
-    assert offered == {"registry:read", "reviews:read", "gates:read", "pipelines:read"}
+    assert offered == {
+        "registry:read",
+        "reviews:read",
+        "gates:read",
+        "pipelines:read",
+        "rollouts:read",
+        "rollouts:write",
+    }
     response = client.post("/manage/tokens/new", {"name": "ci", "scopes": BEYOND_DEVOPS})
     assert response.status_code == 400
     assert "Select a valid choice" in response.content.decode()
@@ -224,12 +231,18 @@ def test_token_of_a_role_less_owner_with_every_scope_is_refused(client, outsider
 
 def test_every_route_scope_is_a_known_scope_and_every_offered_scope_has_a_route():
     """Offered scopes are exactly those some endpoint requires: none with nothing behind it
-    (monitoring:write had none; audit:read waits for its endpoint)."""
+    (monitoring:write had none); audit:read is offered since GET /api/v1/audit/events."""
     required = {scope for rule in endpoint_rules() for scope in rule.scopes}
     assert required <= set(Scope.values)
     assert set(scopes_in_use()) == required
     assert "monitoring:write" not in scopes_in_use()
-    assert required >= {"registry:read", "registry:write", "gates:read", "pipelines:write"}
+    assert required >= {
+        "registry:read",
+        "registry:write",
+        "gates:read",
+        "pipelines:write",
+        "audit:read",
+    }
     assert all(rule.roles for rule in endpoint_rules()), "a scoped endpoint without a role check"
 
 
@@ -237,7 +250,15 @@ def test_scopes_allowed_follow_the_roles_of_the_endpoints():
     assert scopes_allowed_for(frozenset()) == []
     assert "registry:write" in scopes_allowed_for({Role.MODEL_OWNER})
     assert "registry:write" not in scopes_allowed_for({Role.DEVOPS, Role.AUDITOR})
-    assert set(scopes_allowed_for({Role.DATA_SCIENCE_LEAD})) == set(scopes_in_use())
+    # Shipping (starting and rolling back rollouts) is DevOps' work, not the lead's; the
+    # audit trail is read by auditors and portal admins only.
+    assert set(scopes_allowed_for({Role.DATA_SCIENCE_LEAD})) == set(scopes_in_use()) - {
+        "rollouts:write",
+        "audit:read",
+    }
+    assert "rollouts:write" in scopes_allowed_for({Role.DEVOPS})
+    assert "audit:read" in scopes_allowed_for({Role.AUDITOR})
+    assert "audit:read" in scopes_allowed_for({Role.PORTAL_ADMIN})
 
 
 def test_apitoken_create_refuses_a_scope_no_endpoint_uses(make_user):

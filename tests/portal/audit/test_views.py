@@ -69,9 +69,10 @@ def test_audit_list_query_count_does_not_grow_with_rows(client_for, auditor):
 
 
 def test_audit_detail_shows_hash_and_payload(client_for, auditor):
+    """The payload reads as JSON (issue 14: no longer a Python repr)."""
     _events(1)
     html = client_for(auditor).get(reverse("audit:event_detail", args=[1])).content.decode()
-    assert "Payload digest" in html and "&#x27;i&#x27;: 0" in html
+    assert "Payload digest" in html and "&quot;i&quot;: 0" in html
 
 
 def test_audit_verify_button_reports_an_intact_chain(client_for, auditor):

@@ -7,6 +7,7 @@ process, printing each step's log as it goes.
 import json
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -37,6 +38,13 @@ class Command(BaseCommand):
             params = json.loads(options["params"]) if options["params"] else None
         except json.JSONDecodeError as error:
             raise CommandError(f"--params is not JSON: {error}") from None
+        if not options["snapshot"]:
+            from pipelines import SnapshotNotFound, open_snapshot  # -- slow
+
+            try:
+                open_snapshot(root=settings.PIPELINES_LAKE_ROOT)
+            except SnapshotNotFound as error:
+                raise CommandError(f"Nothing to train on: {error}.") from None
         try:
             run = run_start(
                 model=model,

@@ -1,0 +1,733 @@
+"""Import the client's own files into the lake as a new snapshot.
+
+    result = import_files(root=lake, sources=[ImportSource("transactions", "tx.csv")],
+                          mapping={"transactions": {"InvoiceDate": "ts"}})
+    result.snapshot.id         # sha256:<hex>, the data version training runs record
+    result.report.tables       # rows read, accepted, rejected by reason (count + sample)
+
+Each file is one lake table, CSV or Parquet. Its columns are renamed by the mapping
+(client name -> lake name; columns already named as in the lake need no entry),
+converted to the lake's types, and every row is held to the validate step's rules
+(types, missing values, ranges, allowed values, no future times, amount = quantity x
+unit price, unique keys, references to the tables imported with it). A row that breaks
+a rule is rejected under its first broken rule and counted, never dropped silently;
+past `max_rejected` (a share of a table's rows) nothing is stored.
+
+Files are streamed batch by batch (pyarrow's CSV streaming reader, Parquet row groups)
+into Parquet files and hashed column by column afterwards, so memory stays flat in the
+file size: what grows with the rows is one int64 per key of the table being imported
+(to find duplicates) and, while hashing, one column of one table.
+"""
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import yaml
+
+from pipelines.lake import (
+    FORMAT_VERSION,
+    MANIFEST,
+    Snapshot,
+    _folder_name,
+    _snapshot_from_folder,
+    canonical_table,
+    hash_column,
+    snapshot_hash,
+)
+from pipelines.schema import ARROW_TYPES, TABLES, Column, ColumnType
+
+# Referenced tables first, so their keys are known when the rows that name them arrive.
+IMPORT_ORDER = ("categories", "customers", "products", "promotions", "transactions")
+# A table without these columns cannot be used by any model.
+REQUIRED_COLUMNS = {"transactions": ("ts", "quantity")}
+SAMPLE_SIZE = 5
+DEFAULT_MAX_REJECTED = 0.05
+BLOCK_BYTES = 16 << 20
+TIMESTAMP_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
+)
+TRUE_WORDS = ("true", "t", "yes", "y", "1")
+FALSE_WORDS = ("false", "f", "no", "n", "0")
+INTEGER_RE = r"^[+-]?[0-9]+(\.0*)?$"
+FLOAT_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+
+Progress = Callable[[str, int, int], None]  # table, done, total (bytes or rows)
+
+
+class ImportFailed(Exception):
+    """The import cannot start or finish: a bad mapping, a missing column, an unreadable
+    file. The message says which and what to do."""
+
+
+class ImportRefused(Exception):
+    """Too many rows were rejected; `report` says which and why. Nothing was stored."""
+
+    def __init__(self, message: str, report: "ImportReport") -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(frozen=True)
+class ImportSource:
+    """One file for one lake table: a local path (or a file already fetched from
+    Cloud Storage, `uri` then names where it came from)."""
+
+    table: str
+    path: str | Path
+    uri: str = ""
+    format: str = ""  # csv | parquet; empty: from the file name
+
+    @property
+    def file_format(self) -> str:
+        if self.format:
+            return self.format
+        name = str(self.uri or self.path).lower()
+        if name.endswith((".parquet", ".pq")):
+            return "parquet"
+        if name.endswith((".csv", ".csv.gz", ".txt")):
+            return "csv"
+        raise ImportFailed(f"{self.uri or self.path}: say whether it is csv or parquet")
+
+
+@dataclass
+class TableReport:
+    """Rows of one table: read, accepted, and rejected per reason."""
+
+    table: str
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rejected: dict[str, dict[str, Any]] = field(default_factory=dict)  # reason -> count, sample
+    columns: list[str] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)  # rules that could not be checked
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(int(entry["count"]) for entry in self.rejected.values())
+
+    @property
+    def rejection_rate(self) -> float:
+        return self.rows_rejected / self.rows_read if self.rows_read else 0.0
+
+    def reject(self, reason: str, rows: np.ndarray, values: Sequence[Any]) -> None:
+        entry = self.rejected.setdefault(reason, {"count": 0, "sample": []})
+        entry["count"] += len(rows)
+        room = SAMPLE_SIZE - len(entry["sample"])
+        for row, value in list(zip(rows.tolist(), values, strict=False))[: max(room, 0)]:
+            entry["sample"].append({"row": int(row), "value": _plain(value)})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "rows_read": self.rows_read,
+            "rows_accepted": self.rows_accepted,
+            "rows_rejected": self.rows_rejected,
+            "rejected": {k: self.rejected[k] for k in sorted(self.rejected)},
+            "columns": list(self.columns),
+            "unchecked": list(self.unchecked),
+        }
+
+
+@dataclass
+class ImportReport:
+    tables: dict[str, TableReport] = field(default_factory=dict)
+    max_rejected: float = DEFAULT_MAX_REJECTED
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(t.rows_rejected for t in self.tables.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_rejected": self.max_rejected,
+            "rows_rejected": self.rows_rejected,
+            "tables": {name: report.to_dict() for name, report in self.tables.items()},
+        }
+
+    def lines(self) -> list[str]:
+        """The report as text, one line per table and per reason."""
+        out = []
+        for report in self.tables.values():
+            out.append(
+                f"{report.table}: {report.rows_read:,} rows read, {report.rows_accepted:,} "
+                f"accepted, {report.rows_rejected:,} rejected ({report.rejection_rate:.2%})"
+            )
+            for reason in sorted(report.rejected, key=lambda r: -report.rejected[r]["count"]):
+                entry = report.rejected[reason]
+                sample = ", ".join(f"row {s['row']}: {s['value']!r}" for s in entry["sample"])
+                out.append(f"  {entry['count']:,} x {reason} (e.g. {sample})")
+            for note in report.unchecked:
+                out.append(f"  not checked: {note}")
+        return out
+
+
+@dataclass
+class ImportResult:
+    snapshot: Snapshot
+    report: ImportReport
+    created: bool  # False when the lake already held this content
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float | int | str | bool) or value is None:
+        return value
+    return str(value)
+
+
+def parse_mapping(text: str) -> dict[str, str]:
+    """`InvoiceDate=ts,Qty=quantity` as {"InvoiceDate": "ts", "Qty": "quantity"}."""
+    mapping: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        client, sep, lake = part.partition("=")
+        if not sep or not client.strip() or not lake.strip():
+            raise ImportFailed(f"--map: {part!r} is not client_name=lake_name")
+        mapping[client.strip()] = lake.strip()
+    return mapping
+
+
+def load_mapping_file(path: str | Path) -> dict[str, dict[str, str]]:
+    """A YAML file of `table: {client_name: lake_name}`."""
+    try:
+        loaded = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ImportFailed(f"mapping file {path}: {error}") from None
+    if not isinstance(loaded, dict) or not all(
+        isinstance(t, str) and isinstance(m, dict) for t, m in loaded.items()
+    ):
+        raise ImportFailed(f"mapping file {path}: expected `table: {{client_name: lake_name}}`")
+    return {t: {str(k): str(v) for k, v in m.items()} for t, m in loaded.items()}
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- reading ---------------------------------------------------------------------
+
+
+def _csv_header(path: Path, delimiter: str) -> list[str]:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        first = handle.readline()
+    if not first.strip():
+        raise ImportFailed(f"{path.name}: empty file, expected a header line")
+    return next(csv.reader(io.StringIO(first), delimiter=delimiter))
+
+
+def _batches(
+    source: ImportSource, delimiter: str, progress: Progress | None
+) -> Iterator[pa.RecordBatch]:
+    path = Path(source.path)
+    if source.file_format == "parquet":
+        try:
+            parquet = pq.ParquetFile(path)
+        except (OSError, pa.ArrowInvalid) as error:
+            raise ImportFailed(f"{path.name}: not a Parquet file ({error})") from None
+        total, done = parquet.metadata.num_rows, 0
+        for batch in parquet.iter_batches(batch_size=256_000):
+            done += batch.num_rows
+            if progress:
+                progress(source.table, done, total)
+            yield batch
+        return
+    header = _csv_header(path, delimiter)
+    total = path.stat().st_size
+    stream = pa.OSFile(str(path))
+    try:
+        reader = pacsv.open_csv(
+            stream,
+            read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.large_string() for name in header},
+                strings_can_be_null=False,
+                null_values=[],
+            ),
+        )
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except pa.ArrowInvalid as error:
+                raise ImportFailed(f"{path.name}: unreadable CSV ({error})") from None
+            if progress:
+                progress(source.table, min(stream.tell(), total), total)
+            yield batch
+    except pa.ArrowInvalid as error:
+        raise ImportFailed(f"{path.name}: unreadable CSV ({error})") from None
+    finally:
+        stream.close()
+
+
+# --- conversion and rules -----------------------------------------------------------
+
+
+def _as_text(array: pa.Array) -> pa.Array:
+    text = pc.utf8_trim_whitespace(array.cast(pa.large_string()))
+    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.large_string()), text)
+
+
+def _parse_text(text: pa.Array, kind: ColumnType) -> pa.Array:
+    """Text to the lake type; a value that does not parse becomes null (the caller
+    compares nulls before and after to find them)."""
+    target = ARROW_TYPES[kind]
+    if kind is ColumnType.STRING:
+        return text
+    if kind is ColumnType.INTEGER:
+        ok = pc.match_substring_regex(text, INTEGER_RE)
+        cleaned = pc.replace_substring_regex(text, r"\.0*$", "")
+        return pc.if_else(ok, cleaned, None).cast(pa.int64())
+    if kind is ColumnType.FLOAT:
+        ok = pc.match_substring_regex(text, FLOAT_RE)
+        return pc.if_else(ok, text, None).cast(pa.float64())
+    if kind is ColumnType.BOOLEAN:
+        lower = pc.utf8_lower(text)
+        return pc.if_else(
+            pc.is_in(lower, pa.array(TRUE_WORDS, pa.large_string())),
+            True,
+            pc.if_else(pc.is_in(lower, pa.array(FALSE_WORDS, pa.large_string())), False, None),
+        )
+    parsed = pa.nulls(len(text), pa.timestamp("us"))
+    for fmt in TIMESTAMP_FORMATS:
+        attempt = pc.strptime(text, format=fmt, unit="us", error_is_null=True)
+        parsed = pc.coalesce(parsed, attempt)
+    return parsed.cast(target) if kind is ColumnType.DATE else parsed
+
+
+def _convert(array: pa.Array, kind: ColumnType) -> tuple[pa.Array, pa.Array]:
+    """(converted, bad): bad marks values present in the file that are no `kind`."""
+    target = ARROW_TYPES[kind]
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        if kind is not ColumnType.STRING and array.null_count == 0:
+            # Fast path: clean ISO text casts in one go; the parsers below, which find
+            # each bad value, run only for a batch the plain cast refuses.
+            try:
+                converted = array.cast(target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+            else:
+                finite = kind is not ColumnType.FLOAT or pc.all(pc.is_finite(converted)).as_py()
+                if finite:  # "nan" and "inf" cast too, but are no prices
+                    return converted, pa.array(np.zeros(len(array), dtype=bool))
+        text = _as_text(array)
+        converted = _parse_text(text, kind)
+        bad = pc.and_(pc.is_valid(text), pc.is_null(converted))
+        return converted, bad
+    if kind is ColumnType.DATE and pa.types.is_timestamp(array.type):
+        converted = array.cast(pa.timestamp("us")).cast(pa.date32())
+        return converted, pa.array(np.zeros(len(array), dtype=bool))
+    try:
+        converted = array.cast(target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return _convert(array.cast(pa.large_string()), kind)
+    return converted, pa.array(np.zeros(len(array), dtype=bool))
+
+
+class _KeyIndex:
+    """The keys accepted so far, to refuse duplicates across batches: sorted int64
+    chunks for integer keys (8 bytes a key), a set for text keys."""
+
+    def __init__(self) -> None:
+        self.chunks: list[np.ndarray] = []
+        self.texts: set[str] = set()
+
+    def seen(self, values: pa.Array) -> np.ndarray:
+        if pa.types.is_integer(values.type):
+            keys = values.to_numpy(zero_copy_only=False)
+            found = np.zeros(len(keys), dtype=bool)
+            for chunk in self.chunks:
+                where = np.searchsorted(chunk, keys).clip(0, len(chunk) - 1)
+                found |= chunk[where] == keys
+            return found
+        return np.fromiter((v in self.texts for v in values.to_pylist()), bool, len(values))
+
+    def add(self, values: pa.Array) -> None:
+        if pa.types.is_integer(values.type):
+            self.chunks.append(np.sort(values.to_numpy(zero_copy_only=False)))
+            if len(self.chunks) > 16:
+                self.chunks = [np.sort(np.concatenate(self.chunks))]
+        else:
+            self.texts.update(values.to_pylist())
+
+    def all_text(self) -> set[str]:
+        return set(self.texts)
+
+
+@dataclass
+class _TableImport:
+    """State of one table while its file streams through."""
+
+    source: ImportSource
+    spec_columns: list[Column]
+    renames: dict[str, str]  # file column -> lake column
+    generated_key: bool
+    report: TableReport
+    keys: _KeyIndex = field(default_factory=_KeyIndex)
+    rows_seen: int = 0
+    ts_low: Any = None
+    ts_high: Any = None
+
+
+def _plan(
+    source: ImportSource, columns: list[str], mapping: Mapping[str, str]
+) -> tuple[dict[str, str], list[Column], bool]:
+    spec = TABLES[source.table]
+    lake_names = {c.name for c in spec.columns}
+    unknown_targets = sorted(set(mapping.values()) - lake_names)
+    if unknown_targets:
+        raise ImportFailed(
+            f"{source.table}: the mapping names lake columns {unknown_targets} the table "
+            f"does not have; its columns: {sorted(lake_names)}"
+        )
+    absent = sorted(set(mapping) - set(columns))
+    if absent:
+        raise ImportFailed(
+            f"{source.table}: the mapping names columns {absent} that "
+            f"{Path(source.uri or source.path).name} does not have; it has: {columns}"
+        )
+    renames = {client: lake for client, lake in mapping.items()}
+    for name in columns:
+        if name in lake_names and name not in renames and name not in renames.values():
+            renames[name] = name
+    present = set(renames.values())
+    missing = [c for c in REQUIRED_COLUMNS.get(source.table, ()) if c not in present]
+    if missing:
+        raise ImportFailed(
+            f"{source.table}: no column for {missing}; map the file's column to it "
+            f"(--map TheirName={missing[0]}); the file has: {columns}"
+        )
+    generated_key = spec.key not in present
+    kept = [c for c in spec.columns if c.name in present or c.name == spec.key]
+    return renames, kept, generated_key
+
+
+def _apply_rules(
+    state: _TableImport,
+    batch: pa.RecordBatch,
+    now: datetime,
+    references: Mapping[tuple[str, str], set[str]],
+) -> pa.Table:
+    """The batch's accepted rows, in the lake's columns and types; rejected rows are
+    counted in the report under their first broken rule."""
+    spec = TABLES[state.source.table]
+    n = batch.num_rows
+    rows = np.arange(state.rows_seen + 1, state.rows_seen + n + 1)
+    state.rows_seen += n
+    ok = np.ones(n, dtype=bool)
+    raw = {lake: batch.column(client) for client, lake in state.renames.items()}
+    converted: dict[str, pa.Array] = {}
+
+    def reject(mask: np.ndarray, reason: str, values: pa.Array | None) -> None:
+        hit = mask & ok
+        if not hit.any():
+            return
+        shown = values.filter(pa.array(hit)).to_pylist()[:SAMPLE_SIZE] if values else []
+        state.report.reject(reason, rows[hit], shown or [None] * int(hit.sum()))
+        ok[hit] = False
+
+    for column in state.spec_columns:
+        if column.name == spec.key and state.generated_key:
+            converted[column.name] = pa.array(rows, pa.int64())
+            continue
+        values, bad = _convert(raw[column.name], column.type)
+        reject(
+            np.asarray(bad.to_numpy(zero_copy_only=False), bool),
+            _type_reason(column),
+            raw[column.name],
+        )
+        converted[column.name] = values
+    for column in state.spec_columns:
+        values = converted[column.name]
+        if not column.nullable:
+            reject(
+                np.asarray(values.is_null().to_numpy(zero_copy_only=False)),
+                f"{column.name}: missing value",
+                None,
+            )
+        if column.minimum is not None or column.maximum is not None:
+            numbers = values.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
+            with np.errstate(invalid="ignore"):
+                if column.minimum is not None:
+                    reject(
+                        numbers < column.minimum, f"{column.name}: below {column.minimum:g}", values
+                    )
+                if column.maximum is not None:
+                    reject(
+                        numbers > column.maximum, f"{column.name}: above {column.maximum:g}", values
+                    )
+        if column.allowed:
+            outside = pc.invert(pc.is_in(values, pa.array(column.allowed, pa.large_string())))
+            reject(
+                np.asarray(outside.fill_null(False).to_numpy(zero_copy_only=False)),
+                f"{column.name}: not one of {list(column.allowed)}",
+                values,
+            )
+        if column.type in (ColumnType.TIMESTAMP, ColumnType.DATE):
+            limit = pa.scalar(now.replace(tzinfo=None), pa.timestamp("us"))
+            future = pc.greater(values.cast(pa.timestamp("us")), limit).fill_null(False)
+            reject(
+                np.asarray(future.to_numpy(zero_copy_only=False)),
+                f"{column.name}: in the future",
+                values,
+            )
+    if {"quantity", "unit_price", "amount"} <= set(converted):
+        quantity = (
+            converted["quantity"]
+            .cast(pa.float64())
+            .fill_null(np.nan)
+            .to_numpy(zero_copy_only=False)
+        )
+        price = converted["unit_price"].fill_null(np.nan).to_numpy(zero_copy_only=False)
+        amount = converted["amount"].fill_null(np.nan).to_numpy(zero_copy_only=False)
+        expected = quantity * price
+        with np.errstate(invalid="ignore"):
+            off = np.abs(amount - expected) > 0.01 + 1e-9 * np.abs(expected)
+        reject(off, "amount: differs from quantity x unit_price", converted["amount"])
+    for column, target_table, target_column in spec.references:
+        if column not in converted:
+            continue
+        known = references.get((target_table, target_column))
+        if known is None:
+            note = f"{column} against {target_table}.{target_column} (not imported with it)"
+            if note not in state.report.unchecked:
+                state.report.unchecked.append(note)
+            continue
+        values = converted[column]
+        members = pa.array([v in known for v in values.to_pylist()])
+        unknown = pc.and_(values.is_valid(), pc.invert(members))
+        reject(
+            np.asarray(unknown.to_numpy(zero_copy_only=False)),
+            f"{column}: unknown {target_table}.{target_column}",
+            values,
+        )
+    keys = converted[spec.key]
+    in_batch = _duplicated(keys, ok)
+    reject(in_batch | state.keys.seen(keys), f"{spec.key}: duplicate key", keys)
+    mask = pa.array(ok)
+    accepted = pa.table({c.name: converted[c.name].filter(mask) for c in state.spec_columns})
+    state.keys.add(accepted.column(spec.key).combine_chunks())
+    return accepted
+
+
+def _duplicated(keys: pa.Array, ok: np.ndarray) -> np.ndarray:
+    """Rows whose key appeared in an earlier accepted row of the same batch."""
+    values = keys.to_pandas()
+    duplicated = np.zeros(len(values), dtype=bool)
+    candidates = values[ok]
+    duplicated[np.flatnonzero(ok)] = candidates.duplicated(keep="first").to_numpy()
+    return duplicated
+
+
+def _type_reason(column: Column) -> str:
+    kind = {
+        ColumnType.INTEGER: "a whole number",
+        ColumnType.FLOAT: "a number",
+        ColumnType.BOOLEAN: "true or false",
+        ColumnType.DATE: "a date (YYYY-MM-DD)",
+        ColumnType.TIMESTAMP: "a date and time (YYYY-MM-DD HH:MM[:SS])",
+        ColumnType.STRING: "text",
+    }[column.type]
+    return f"{column.name}: not {kind}"
+
+
+# --- writing ----------------------------------------------------------------------
+
+
+def _hash_parquet(path: Path) -> tuple[str, int]:
+    """The lake's content hash of a Parquet file, read one column at a time."""
+    parquet = pq.ParquetFile(path)
+    digest = hashlib.sha256()
+    for name in parquet.schema_arrow.names:
+        column = canonical_table(parquet.read(columns=[name])).column(0)
+        hash_column(digest, name, column)
+    return digest.hexdigest(), parquet.metadata.num_rows
+
+
+def import_files(
+    *,
+    root: str | Path,
+    sources: Sequence[ImportSource],
+    mapping: Mapping[str, Mapping[str, str]] | None = None,
+    max_rejected: float = DEFAULT_MAX_REJECTED,
+    delimiter: str = ",",
+    now: datetime | None = None,
+    progress: Progress | None = None,
+    origin: Mapping[str, Any] | None = None,
+) -> ImportResult:
+    """Import one file per table into a new snapshot under `root`.
+
+    Raises ImportFailed for a bad request (unknown table, mapping or column, unreadable
+    file) and ImportRefused when a table's rejected share passes `max_rejected`.
+    Side effects: writes `root/sha256-<hex>/` (the tables, `manifest.json` with the
+    source files, their SHA-256, the mapping and the rejection report), through a
+    temporary folder renamed into place; nothing when refused or when identical
+    content is already in the lake.
+    """
+    root = Path(root)
+    now = now or datetime.now(UTC)
+    mapping = {t: dict(m) for t, m in (mapping or {}).items()}
+    if not 0 <= max_rejected <= 1:
+        raise ImportFailed("the rejection limit is a share from 0 to 1, e.g. 0.05")
+    if not sources:
+        raise ImportFailed("nothing to import: give at least one file")
+    by_table: dict[str, ImportSource] = {}
+    for source in sources:
+        if source.table not in TABLES:
+            raise ImportFailed(f"unknown table {source.table!r}; the lake's: {list(IMPORT_ORDER)}")
+        if source.table in by_table:
+            raise ImportFailed(f"two files for {source.table}: one file per table")
+        by_table[source.table] = source
+    stray = sorted(set(mapping) - set(by_table))
+    if stray:
+        raise ImportFailed(f"the mapping is for tables {stray} but no file is given for them")
+    if "transactions" not in by_table:
+        raise ImportFailed("the transactions table is required: give its file")
+    report = ImportReport(max_rejected=max_rejected)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f".tmp-{uuid.uuid4().hex}"
+    staging.mkdir()
+    try:
+        files, references, period = [], {}, {}
+        for table in IMPORT_ORDER:
+            source = by_table.get(table)
+            if source is None:
+                continue
+            path = Path(source.path)
+            if not path.is_file():
+                raise ImportFailed(f"{source.uri or path}: no such file")
+            files.append(
+                {
+                    "table": table,
+                    "name": Path(source.uri or path).name,
+                    "uri": source.uri or path.name,
+                    "format": source.file_format,
+                    "bytes": path.stat().st_size,
+                    "sha256": file_sha256(path),
+                }
+            )
+            state = _import_table(
+                source, mapping.get(table, {}), delimiter, now, references, staging, progress
+            )
+            report.tables[table] = state.report
+            if state.report.rows_read == 0:
+                raise ImportFailed(f"{files[-1]['name']}: no rows")
+            if state.report.rejection_rate > max_rejected:
+                raise ImportRefused(
+                    f"{table}: {state.report.rows_rejected:,} of {state.report.rows_read:,} "
+                    f"rows rejected ({state.report.rejection_rate:.2%}), more than the "
+                    f"{max_rejected:.2%} allowed; nothing was imported",
+                    report,
+                )
+            spec = TABLES[table]
+            if spec.key in state.report.columns and table != "transactions":
+                references[(table, spec.key)] = state.keys.all_text()
+            if table == "transactions" and state.ts_low is not None:
+                period = {
+                    "start": state.ts_low.date().isoformat(),
+                    "end": state.ts_high.date().isoformat(),
+                }
+        info, hashes = {}, {}
+        for table in report.tables:
+            digest, count = _hash_parquet(staging / f"{table}.parquet")
+            hashes[table] = digest
+            info[table] = {"rows": count, "sha256": digest, "file": f"{table}.parquet"}
+        snapshot_id = snapshot_hash(hashes)
+        final = root / _folder_name(snapshot_id)
+        if (final / MANIFEST).exists():
+            return ImportResult(_snapshot_from_folder(final), report, created=False)
+        source_record = {
+            "kind": "import",
+            **dict(origin or {}),
+            "files": files,
+            "mapping": mapping,
+            "rejections": report.to_dict(),
+        }
+        manifest = {
+            "format": FORMAT_VERSION,
+            "id": snapshot_id,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "tables": info,
+            "source": source_record,
+            "period": period,
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        try:
+            os.rename(staging, final)
+        except OSError:
+            # Another import stored the same content first: theirs is as good as ours.
+            if not (final / MANIFEST).exists():
+                raise
+            return ImportResult(_snapshot_from_folder(final), report, created=False)
+        return ImportResult(_snapshot_from_folder(final), report, created=True)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _import_table(
+    source: ImportSource,
+    mapping: Mapping[str, str],
+    delimiter: str,
+    now: datetime,
+    references: Mapping[tuple[str, str], set[str]],
+    staging: Path,
+    progress: Progress | None,
+) -> _TableImport:
+    writer: pq.ParquetWriter | None = None
+    state: _TableImport | None = None
+    try:
+        for batch in _batches(source, delimiter, progress):
+            if state is None:
+                renames, kept, generated = _plan(source, batch.schema.names, mapping)
+                state = _TableImport(
+                    source=source,
+                    spec_columns=kept,
+                    renames=dict(renames),
+                    generated_key=generated,
+                    report=TableReport(table=source.table, columns=[c.name for c in kept]),
+                )
+                schema = pa.schema([pa.field(c.name, ARROW_TYPES[c.type]) for c in kept])
+                schema = canonical_table(schema.empty_table()).schema
+                writer = pq.ParquetWriter(
+                    staging / f"{source.table}.parquet", schema, compression="zstd"
+                )
+            state.report.rows_read += batch.num_rows
+            accepted = canonical_table(_apply_rules(state, batch, now, references))
+            state.report.rows_accepted += accepted.num_rows
+            if "ts" in accepted.column_names and accepted.num_rows:
+                low, high = pc.min(accepted["ts"]).as_py(), pc.max(accepted["ts"]).as_py()
+                state.ts_low = low if state.ts_low is None else min(state.ts_low, low)
+                state.ts_high = high if state.ts_high is None else max(state.ts_high, high)
+            writer.write_table(accepted)
+    finally:
+        if writer is not None:
+            writer.close()
+    if state is None:
+        raise ImportFailed(f"{Path(source.uri or source.path).name}: no rows")
+    return state

@@ -1,0 +1,160 @@
+"""The Merkle tree of RFC 9162 (Certificate Transparency 2.0), section 2.1, over the ledger.
+
+Leaf i is the chain hash of event i + 1 as 32 raw bytes, hashed as a leaf:
+SHA-256(0x00 || leaf); an inner node is SHA-256(0x01 || left || right); a tree of n
+leaves splits at the largest power of two below n. Inclusion proofs (PATH, 2.1.3) show
+one event is in a tree of a given size; consistency proofs (PROOF, 2.1.4) show a
+smaller tree is a prefix of a larger one, i.e. nothing signed earlier was rewritten or
+dropped. The verifying functions are the RFC's algorithms step by step; the offline
+verifier under deploy/ carries a copy of them, so keep both in step.
+
+No library is used: pymerkle's consistency proofs are not RFC 9162's wire form, and the
+code here is small and pinned by the RFC 6962 / 9162 test vectors in the tests.
+"""
+
+import hashlib
+from collections.abc import Iterable, Sequence
+
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+def leaf_hash(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _split(n: int) -> int:
+    """The largest power of two smaller than n (n > 1)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+class RootAccumulator:
+    """The root of a growing tree, one leaf hash at a time, in O(log n) memory.
+
+    It keeps the roots of the perfect subtrees the leaves so far decompose into (largest
+    first); a checkpoint stores them as its `frontier`, so the next checkpoint only
+    hashes the events appended since.
+    """
+
+    def __init__(self, size: int = 0, frontier: Sequence[bytes] = ()) -> None:
+        if len(frontier) != size.bit_count():
+            raise ValueError(f"a tree of {size} leaves has {size.bit_count()} frontier hashes")
+        self.size = size
+        self._stack: list[tuple[int, bytes]] = []
+        sizes = [1 << bit for bit in reversed(range(size.bit_length())) if size >> bit & 1]
+        self._stack = list(zip(sizes, frontier, strict=True))
+
+    def append(self, hashed_leaf: bytes) -> None:
+        self._stack.append((1, hashed_leaf))
+        self.size += 1
+        while len(self._stack) >= 2 and self._stack[-1][0] == self._stack[-2][0]:
+            (left_size, left), (_, right) = self._stack[-2], self._stack[-1]
+            self._stack[-2:] = [(left_size * 2, node_hash(left, right))]
+
+    @property
+    def frontier(self) -> list[bytes]:
+        return [digest for _, digest in self._stack]
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return EMPTY_ROOT
+        result = self._stack[-1][1]
+        for _, digest in reversed(self._stack[:-1]):
+            result = node_hash(digest, result)
+        return result
+
+
+def tree_root(hashed_leaves: Iterable[bytes]) -> bytes:
+    """MTH(D[n]) of leaves already hashed with leaf_hash."""
+    accumulator = RootAccumulator()
+    for hashed in hashed_leaves:
+        accumulator.append(hashed)
+    return accumulator.root()
+
+
+def inclusion_proof(index: int, hashed_leaves: Sequence[bytes]) -> list[bytes]:
+    """PATH(m, D[n]) (RFC 9162 2.1.3.1) for the leaf at 0-based `index`."""
+    n = len(hashed_leaves)
+    if not 0 <= index < n:
+        raise ValueError(f"leaf {index} is not in a tree of {n} leaves")
+    if n == 1:
+        return []
+    k = _split(n)
+    if index < k:
+        return [*inclusion_proof(index, hashed_leaves[:k]), tree_root(hashed_leaves[k:])]
+    return [*inclusion_proof(index - k, hashed_leaves[k:]), tree_root(hashed_leaves[:k])]
+
+
+def _subproof(m: int, hashed_leaves: Sequence[bytes], complete: bool) -> list[bytes]:
+    n = len(hashed_leaves)
+    if m == n:
+        return [] if complete else [tree_root(hashed_leaves)]
+    k = _split(n)
+    if m <= k:
+        return [*_subproof(m, hashed_leaves[:k], complete), tree_root(hashed_leaves[k:])]
+    return [*_subproof(m - k, hashed_leaves[k:], False), tree_root(hashed_leaves[:k])]
+
+
+def consistency_proof(first_size: int, hashed_leaves: Sequence[bytes]) -> list[bytes]:
+    """PROOF(m, D[n]) (RFC 9162 2.1.4.1): the tree of `first_size` leaves is a prefix."""
+    if not 0 < first_size <= len(hashed_leaves):
+        raise ValueError(f"no consistency proof from {first_size} to {len(hashed_leaves)} leaves")
+    return _subproof(first_size, hashed_leaves, True)
+
+
+def inclusion_verify(
+    *, hashed_leaf: bytes, index: int, tree_size: int, proof: Sequence[bytes], root: bytes
+) -> bool:
+    """RFC 9162 2.1.3.2: does `proof` put `hashed_leaf` at `index` of the tree with `root`?"""
+    if not 0 <= index < tree_size:
+        return False
+    fn, sn, result = index, tree_size - 1, hashed_leaf
+    for sibling in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            result = node_hash(sibling, result)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            result = node_hash(result, sibling)
+        fn, sn = fn >> 1, sn >> 1
+    return sn == 0 and result == root
+
+
+def consistency_verify(
+    *,
+    first_size: int,
+    second_size: int,
+    first_root: bytes,
+    second_root: bytes,
+    proof: Sequence[bytes],
+) -> bool:
+    """RFC 9162 2.1.4.2: is the tree (first_size, first_root) a prefix of the second?"""
+    if not 0 < first_size <= second_size:
+        return False
+    if first_size == second_size:
+        return not proof and first_root == second_root
+    if not proof:
+        return False
+    path = list(proof)
+    if first_size & (first_size - 1) == 0:  # a power of two: the old root is a node
+        path.insert(0, first_root)
+    fn, sn = first_size - 1, second_size - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    first, second = path[0], path[0]
+    for node in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            first, second = node_hash(node, first), node_hash(node, second)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            second = node_hash(second, node)
+        fn, sn = fn >> 1, sn >> 1
+    return sn == 0 and first == first_root and second == second_root

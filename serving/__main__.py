@@ -1,0 +1,39 @@
+"""`python -m serving --routing routing.json --port 8600`: run the model server."""
+
+import argparse
+import os
+
+# One native thread per prediction: requests are already served in parallel, and
+# OpenMP's busy-waiting thread pools (scikit-learn's gradient boosting) on a machine
+# that is busy anyway made each prediction many times slower. Set before the
+# libraries load; SERVING_THREADS raises it on a dedicated machine.
+os.environ["OMP_NUM_THREADS"] = os.environ.get("SERVING_THREADS", "1")
+
+import uvicorn
+
+from serving.app import create_app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__)
+    parser.add_argument(
+        "--routing", default=os.environ.get("SERVING_ROUTING_FILE", "var/serving/routing.json")
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("SERVING_PORT", "8600")))
+    parser.add_argument(
+        "--allow-faults",
+        action="store_true",
+        default=os.environ.get("SERVING_ALLOW_FAULTS") == "1",
+        help="honour injected faults in the routing document (never in production)",
+    )
+    parser.add_argument("--poll-seconds", type=float, default=0.2)
+    args = parser.parse_args()
+    app = create_app(
+        routing_path=args.routing, allow_faults=args.allow_faults, poll_seconds=args.poll_seconds
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()

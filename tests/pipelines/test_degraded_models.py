@@ -1,0 +1,112 @@
+"""Models trained on what the client's data has: a transactions-only import (no
+customers, products, categories or promotions tables, the client's own column names)."""
+
+import pytest
+
+from pipelines.importer import ImportSource, import_files, parse_mapping
+from pipelines.steps import run_pipeline
+from pipelines.validation import ValidationFailed
+
+MAPPING = (
+    "InvoiceDate=ts,CustomerID=customer_id,StockCode=product_id,Quantity=quantity,Total=amount"
+)
+
+
+@pytest.fixture(scope="module")
+def transactions_only(sample_lake, tmp_path_factory):
+    """The sample's transactions exported under the client's names, imported alone."""
+    folder = tmp_path_factory.mktemp("export")
+    tx = sample_lake.base.load(["transactions"])["transactions"]
+    export = tx.rename(
+        columns={
+            "ts": "InvoiceDate",
+            "customer_id": "CustomerID",
+            "product_id": "StockCode",
+            "quantity": "Quantity",
+            "amount": "Total",
+        }
+    )[["InvoiceDate", "CustomerID", "StockCode", "Quantity", "Total"]]
+    export = export[export["CustomerID"].notna()]
+    full, bare = folder / "sales.csv", folder / "sales-no-products.csv"
+    export.to_csv(full, index=False)
+    export.drop(columns=["StockCode"]).to_csv(bare, index=False)
+    lake = folder / "lake"
+    with_products = import_files(
+        root=lake,
+        sources=[ImportSource("transactions", full)],
+        mapping={"transactions": parse_mapping(MAPPING)},
+    ).snapshot
+    without_products = import_files(
+        root=lake,
+        sources=[ImportSource("transactions", bare)],
+        mapping={"transactions": parse_mapping(MAPPING.replace("StockCode=product_id,", ""))},
+    ).snapshot
+    return lake, with_products, without_products, folder
+
+
+def test_forecasting_on_transactions_only_forecasts_per_product(transactions_only):
+    """Without categories the forecast is per product, and the card says so."""
+    lake, snapshot, _, folder = transactions_only
+    result = run_pipeline(
+        model_kind="forecasting",
+        lake_root=lake,
+        artifact_root=folder / "a",
+        snapshot_id=snapshot.id,
+    )
+    text = result.card_facts.text["training_data"]
+    assert "summed to daily units per product (" in text
+    assert "The data has no product categories, so the forecast is per product" in text
+    assert "No promotions calendar in the data" in text
+    assert result.data_version == snapshot.id
+    assert result.card_facts.training_data["data_version"] == snapshot.id
+    assert result.card_facts.training_data["dataset"].startswith("Import of sales.csv, snapshot")
+    (entry,) = snapshot.source["files"]
+    assert f"Imported from sales.csv as transactions (sha256:{entry['sha256']})." in text
+    read = snapshot.source["rejections"]["tables"]["transactions"]["rows_read"]
+    assert f"transactions: {read:,} rows read, {read:,} kept, 0 rejected at import." in text
+    assert set(result.metric_slices) == {"product", "horizon_week"}
+    names = {f["name"] for f in result.card_facts.data_schema["fields"]}
+    assert names == {"transactions.ts", "transactions.product_id", "transactions.quantity"}
+
+
+def test_forecasting_without_product_ids_forecasts_the_whole_store(transactions_only):
+    lake, _, snapshot, folder = transactions_only
+    result = run_pipeline(
+        model_kind="forecasting",
+        lake_root=lake,
+        artifact_root=folder / "b",
+        snapshot_id=snapshot.id,
+    )
+    assert "for the whole store" in result.card_facts.text["training_data"]
+    assert list(result.metric_slices["store"]) == ["whole store"]
+
+
+def test_segmentation_on_transactions_only_uses_purchase_behaviour(transactions_only):
+    """No customers or categories: recency, frequency and monetary value; the card says
+    consent could not be checked and the category mix was left out."""
+    lake, snapshot, _, folder = transactions_only
+    result = run_pipeline(
+        model_kind="segmentation",
+        lake_root=lake,
+        artifact_root=folder / "c",
+        snapshot_id=snapshot.id,
+    )
+    text = result.card_facts.text["training_data"]
+    assert "consent could not be checked here" in text
+    assert "recency, frequency and monetary value alone" in text
+    assert not [f for f in result.hyperparameters["features"] if f.startswith("share_")]
+    assert result.metrics["n_segments"] >= 2
+
+
+def test_recommendation_without_product_ids_refuses_naming_the_column(transactions_only):
+    lake, _, snapshot, folder = transactions_only
+    with pytest.raises(ValidationFailed) as refused:
+        run_pipeline(
+            model_kind="recommendation",
+            lake_root=lake,
+            artifact_root=folder / "d",
+            snapshot_id=snapshot.id,
+        )
+    assert refused.value.problems[0].startswith(
+        "Product recommendation needs the column transactions.product_id, which the snapshot lacks"
+    )
