@@ -33,9 +33,11 @@ test: $(VENV)/.installed-dev
 	DATABASE_URL="$${DATABASE_URL:-$$($(BIN)/python -m portal.testsupport.database_url)}" \
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# lint-imports checks the layers written down in docs/architecture.md.
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/bandit -c pyproject.toml -r . -q
 
 clean:

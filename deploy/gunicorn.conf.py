@@ -7,6 +7,8 @@ must be marked dead so its gauges stop counting.
 
 import os
 
+from prometheus_client import multiprocess
+
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "3"))
 accesslog = "-"
@@ -16,6 +18,4 @@ graceful_timeout = 25
 
 def child_exit(server: object, worker: object) -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]

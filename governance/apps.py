@@ -6,6 +6,6 @@ class GovernanceConfig(AppConfig):
     verbose_name = "Governance"
 
     def ready(self) -> None:
-        from governance.exports import register_export_kinds
+        from governance.exports import register_export_kinds  # noqa: PLC0415 -- ready
 
         register_export_kinds()

@@ -1,6 +1,7 @@
 """Adapters to outside systems the governance app uses, built from settings."""
 
 from django.conf import settings
+from google.auth.credentials import AnonymousCredentials
 
 from worker.backends.vertex_registry import VertexModelRegistry
 
@@ -23,7 +24,5 @@ def vertex_credentials() -> object | None:
     # Only a stand-in endpoint (tests, local emulators) runs without Google credentials;
     # otherwise the client library finds the workload identity itself.
     if settings.VERTEX_API_ENDPOINT.startswith("http://"):
-        from google.auth.credentials import AnonymousCredentials
-
         return AnonymousCredentials()
     return None

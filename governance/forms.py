@@ -10,6 +10,7 @@ from django.core.validators import MaxValueValidator
 from governance.cards_schema import SECTION_BY_KEY
 from governance.choices import CardSectionKey, RiskTier
 from governance.models import CardSection, ModelCard, RegisteredModel
+from portal.accounts.selectors import users_with_role
 
 YES = {"yes", "y", "true", "1", "personal"}
 NO = {"no", "n", "false", "0", ""}
@@ -257,7 +258,5 @@ class ModelSettingsForm(forms.Form):
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        from portal.accounts.selectors import users_with_role
-
         super().__init__(*args, **kwargs)
         self.fields["owner"].queryset = users_with_role(role="model_owner").order_by("email")

@@ -85,7 +85,15 @@ class ModelVersion(models.Model):
         ]
         indexes = [models.Index(fields=["model", "state"], name="version_model_state_idx")]
 
+    # How the audit ledger names a version: this object type, and `audit_id`.
+    AUDIT_OBJECT_TYPE = "model_version"
+
     def __str__(self) -> str:
+        return f"{self.model.slug}@{self.version}"
+
+    @property
+    def audit_id(self) -> str:
+        """The version's object id in the audit ledger: `demand-forecasting@2.1.0`."""
         return f"{self.model.slug}@{self.version}"
 
     @property

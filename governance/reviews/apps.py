@@ -7,16 +7,24 @@ class ReviewsConfig(AppConfig):
     verbose_name = "Review board"
 
     def ready(self) -> None:
+        # The registry announces changed evidence without knowing the review board.
+        from governance.reviews.receivers import evidence_changed_receiver  # noqa: PLC0415 -- ready
+        from governance.services.evidence import version_evidence_changed  # noqa: PLC0415 -- ready
+
+        version_evidence_changed.connect(
+            evidence_changed_receiver, weak=False, dispatch_uid="reviews.evidence_changed"
+        )
+
         # Loosening a policy waits for a second admin: say how an approved one applies.
-        from governance.reviews.policy_changes import (
+        from governance.reviews.policy_changes import (  # noqa: PLC0415 -- ready
             POLICY_OVERRIDE_DELETE_KIND,
             POLICY_UPDATE_KIND,
         )
-        from governance.reviews.services.policies import (
+        from governance.reviews.services.policies import (  # noqa: PLC0415 -- ready
             policy_change_apply,
             policy_override_delete_apply,
         )
-        from portal.changes.registry import ChangeKind, change_kind_register
+        from portal.changes.registry import ChangeKind, change_kind_register  # noqa: PLC0415 -- ready
 
         change_kind_register(
             ChangeKind(

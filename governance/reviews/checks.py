@@ -10,9 +10,10 @@ from governance.choices import CardSectionKey, Target
 from governance.metrics import metric_spec
 from governance.models import ModelCard, ModelVersion
 from governance.reviews.choices import CheckKey, ReviewState
+from governance.reviews.models import Review
+from governance.selectors.baselines import production_baseline
 from governance.selectors.cards import card_missing_sections
 from governance.selectors.registry import production_version
-from governance.training.selectors import production_rescored
 
 # Canary comes after staging, production after canary.
 PREVIOUS_TARGET: dict[str, str] = {Target.CANARY: Target.STAGING, Target.PRODUCTION: Target.CANARY}
@@ -102,7 +103,7 @@ def _metrics_not_worse(version: ModelVersion, snapshot: dict[str, Any]) -> tuple
     default = float(snapshot.get("metric_tolerance_default", 0.05))
     mine, theirs = version.metrics or {}, production.metrics or {}
     basis = f"production {production.version}'s recorded metrics"
-    rescored = production_rescored(version=version, production=production)
+    rescored = production_baseline(version=version, production=production)
     if rescored is not None:
         theirs, basis = rescored
     problems, judged = [], 0
@@ -132,8 +133,6 @@ def _metrics_not_worse(version: ModelVersion, snapshot: dict[str, Any]) -> tuple
 
 
 def _previous_target_approved(version: ModelVersion, target: str) -> tuple[bool, str]:
-    from governance.reviews.models import Review
-
     previous = PREVIOUS_TARGET.get(target)
     if previous is None:
         return True, "Staging has no earlier target."

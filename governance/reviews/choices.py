@@ -43,3 +43,35 @@ class CheckKey(models.TextChoices):
     LINEAGE_COMPLETE = "lineage_complete", "Lineage complete"
     METRICS_NOT_WORSE = "metrics_not_worse", "Metrics not worse than production"
     PREVIOUS_TARGET_APPROVED = "previous_target_approved", "Approved for the previous target"
+
+
+# --- Cloud Deploy approvals -----------------------------------------------------------
+
+
+class PushOutcome(models.TextChoices):
+    REVIEW_OPENED = "review_opened", "Review opened"
+    REVIEW_EXISTING = "review_existing", "Answered by an existing review"
+    IGNORED = "ignored", "Nothing to do"
+    REFUSED = "refused", "Refused"
+
+
+class OutboxState(models.TextChoices):
+    PENDING = "pending", "Waiting to be sent"
+    # Claimed by a send task for a lease: the call to Cloud Deploy may be in flight.
+    SENDING = "sending", "Being sent"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    # Cloud Deploy no longer waited for an answer when we looked (answered elsewhere).
+    SUPERSEDED = "superseded", "Already answered in Cloud Deploy"
+    # The review changed (sent back to waiting, or decided again) before this was sent.
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# A rollout takes one answer: these rows have it, or are about to send it.
+OUTBOX_LIVE_STATES: tuple[str, ...] = (
+    OutboxState.PENDING,
+    OutboxState.SENDING,
+    OutboxState.FAILED,
+    OutboxState.SENT,
+    OutboxState.SUPERSEDED,
+)

@@ -16,7 +16,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from governance.reviews.clouddeploy import (
+from governance.reviews.clouddeploy_intake import (
     PushDeferred,
     clouddeploy_push_receive,
     clouddeploy_push_refuse,

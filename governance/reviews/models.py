@@ -14,6 +14,9 @@ from governance.models import ModelVersion, RegisteredModel
 from governance.reviews.choices import (
     LIVE_STATES,
     OPEN_STATES,
+    OUTBOX_LIVE_STATES,
+    OutboxState,
+    PushOutcome,
     ReviewSource,
     ReviewState,
     Verdict,
@@ -230,13 +233,6 @@ class ReviewDecision(models.Model):
 # --- Cloud Deploy approvals -----------------------------------------------------------
 
 
-class PushOutcome(models.TextChoices):
-    REVIEW_OPENED = "review_opened", "Review opened"
-    REVIEW_EXISTING = "review_existing", "Answered by an existing review"
-    IGNORED = "ignored", "Nothing to do"
-    REFUSED = "refused", "Refused"
-
-
 class PubSubMessage(models.Model):
     """One Pub/Sub message a push subscription delivered to a hook, kept by its
     messageId so a redelivery (Pub/Sub delivers at least once) is recognised and acts
@@ -270,28 +266,6 @@ class PubSubMessage(models.Model):
 
     def __str__(self) -> str:
         return f"pubsub message {self.message_id}: {self.outcome}"
-
-
-class OutboxState(models.TextChoices):
-    PENDING = "pending", "Waiting to be sent"
-    # Claimed by a send task for a lease: the call to Cloud Deploy may be in flight.
-    SENDING = "sending", "Being sent"
-    SENT = "sent", "Sent"
-    FAILED = "failed", "Failed"
-    # Cloud Deploy no longer waited for an answer when we looked (answered elsewhere).
-    SUPERSEDED = "superseded", "Already answered in Cloud Deploy"
-    # The review changed (sent back to waiting, or decided again) before this was sent.
-    CANCELLED = "cancelled", "Cancelled"
-
-
-# A rollout takes one answer: these rows have it, or are about to send it.
-OUTBOX_LIVE_STATES: tuple[str, ...] = (
-    OutboxState.PENDING,
-    OutboxState.SENDING,
-    OutboxState.FAILED,
-    OutboxState.SENT,
-    OutboxState.SUPERSEDED,
-)
 
 
 class RolloutApprovalOutbox(models.Model):

@@ -1,9 +1,17 @@
 """Celery tasks of the review board: thin calls onto its services."""
 
-from celery import shared_task
+from datetime import timedelta
 
-from governance.reviews.clouddeploy import forward_backoff_seconds, rollout_answer_send
+from celery import shared_task
+from django.utils import timezone
+
+from governance.reviews.clouddeploy_outbox import (
+    forward_backoff_seconds,
+    rollout_answer_send,
+    rollout_answers_retry,
+)
 from governance.reviews.services import reviews_expire
+from portal.audit.actors import Actor
 
 
 @shared_task(name="reviews.expire")
@@ -29,13 +37,6 @@ def clouddeploy_approve(self, outbox_id: int) -> str:
 def clouddeploy_sweep() -> str:
     """Send again the answers whose task was lost (pending, untried for 90 minutes:
     longer than the longest backoff). Failed answers wait for a person."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from governance.reviews.clouddeploy import rollout_answers_retry
-    from portal.audit.actors import Actor
-
     queued = rollout_answers_retry(
         actor=Actor.system("worker"),
         pending_before=timezone.now() - timedelta(minutes=90),

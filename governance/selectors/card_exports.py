@@ -371,7 +371,7 @@ def card_export_pdf(
 ) -> bytes:
     """The card as a PDF for print: title block, lineage, then every section.
     `progress(percent, message)` hears how far it got (the export job's page shows it)."""
-    from weasyprint import CSS, HTML
+    from weasyprint import CSS, HTML  # -- slow (only when a PDF is asked for)
 
     version = card.version
     sections = []

@@ -20,16 +20,7 @@ from governance.services.evidence import evidence_changed
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
 
-AUDIT_OBJECT_TYPE = "model_version"
-
-
-def version_audit_id(version: ModelVersion) -> str:
-    """How the ledger names a version: `demand-forecasting@2.1.0`."""
-    return f"{version.model.slug}@{version.version}"
-
-
-def _actor_label(actor: Actor) -> str:
-    return f"{actor.type}:{actor.id}" if actor.id else str(actor.type)
+AUDIT_OBJECT_TYPE = ModelVersion.AUDIT_OBJECT_TYPE
 
 
 def performance_data(version: ModelVersion) -> dict:
@@ -84,7 +75,7 @@ def card_create(*, version: ModelVersion, actor: Actor) -> ModelCard:
         version=version, inherited_from=previous_card, created_at=now, updated_at=now
     )
     sections, revisions = [], []
-    label = _actor_label(actor)
+    label = actor.ref
     for spec in SECTIONS:
         content, data, inherited = "", {}, False
         comment = ""
@@ -175,7 +166,7 @@ def _section_save(
             data=cleaned,
             inherited=False,
             author=author,
-            actor=_actor_label(actor),
+            actor=actor.ref,
             comment=(comment or "").strip()[:300],
             created_at=now,
         )
@@ -186,7 +177,7 @@ def _section_save(
             action=action,
             actor=actor,
             object_type=AUDIT_OBJECT_TYPE,
-            object_id=version_audit_id(version),
+            object_id=version.audit_id,
             payload={
                 "section": key,
                 "revision": number,
@@ -308,7 +299,7 @@ def card_performance_refresh(*, version: ModelVersion, actor: Actor) -> CardSect
         section_key=CardSectionKey.PERFORMANCE,
         content=section.content,
         data=data,
-        actor=_actor_label(actor),
+        actor=actor.ref,
         comment="Metrics replaced.",
         created_at=now,
     )

@@ -12,12 +12,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from governance.choices import LifecycleState, RiskTier, Target
+from governance.clients import registry_sync_enabled
 from governance.models import ModelVersion, RegisteredModel, TargetAssignment
 from governance.services.cards import (
     AUDIT_OBJECT_TYPE,
     card_create,
     card_performance_refresh,
-    version_audit_id,
 )
 from governance.services.evidence import evidence_changed
 from portal.audit.actors import Actor
@@ -298,7 +298,7 @@ def version_register(
                 version_patch=patch,
                 registration_digest=digest,
                 registration_body=body,
-                registered_by=f"{actor.type}:{actor.id}"[:80],
+                registered_by=actor.ref[:80],
                 registered_at=now,
                 metrics_updated_at=now,
                 **{field: body[field] for field in REGISTRATION_FIELDS},
@@ -308,7 +308,7 @@ def version_register(
                 action="version.registered",
                 actor=actor,
                 object_type=AUDIT_OBJECT_TYPE,
-                object_id=version_audit_id(version),
+                object_id=version.audit_id,
                 payload={
                     "model": model.slug,
                     "version": version.version,
@@ -365,7 +365,7 @@ def version_set_state(
             action="version.state_changed",
             actor=actor,
             object_type=AUDIT_OBJECT_TYPE,
-            object_id=version_audit_id(version),
+            object_id=version.audit_id,
             payload={"from": old, "to": state, "targets_cleared": cleared},
             client_ip=client_ip,
         )
@@ -435,7 +435,7 @@ def target_assign(
             action="version.target_assigned",
             actor=actor,
             object_type=AUDIT_OBJECT_TYPE,
-            object_id=version_audit_id(version),
+            object_id=version.audit_id,
             payload={
                 "target": target,
                 "replaced": replaced.version if replaced else None,
@@ -448,10 +448,8 @@ def target_assign(
 
 
 def _queue_alias_push(*, version_id: int, target: str) -> None:
-    from governance.clients import registry_sync_enabled
-
     if registry_sync_enabled():
-        from governance.tasks import set_registry_alias
+        from governance.tasks import set_registry_alias  # noqa: PLC0415 -- task
 
         transaction.on_commit(lambda: set_registry_alias.delay(version_id, target))
 
@@ -488,7 +486,7 @@ def version_metrics_replace(
             action="version.metrics_replaced",
             actor=actor,
             object_type=AUDIT_OBJECT_TYPE,
-            object_id=version_audit_id(version),
+            object_id=version.audit_id,
             payload={"before": before, "after": metrics},
             client_ip=client_ip,
         )

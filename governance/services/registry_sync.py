@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from governance.models import ModelVersion, RegisteredModel
-from governance.services.cards import AUDIT_OBJECT_TYPE, version_audit_id
+from governance.services.cards import AUDIT_OBJECT_TYPE
 from governance.services.registry import VersionConflict, version_register
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
@@ -90,7 +90,7 @@ def _record_remote(
             action="version.registry_synced",
             actor=actor,
             object_type=AUDIT_OBJECT_TYPE,
-            object_id=version_audit_id(version),
+            object_id=version.audit_id,
             payload={"how": how, **changes},
         )
     return True
@@ -194,7 +194,7 @@ def registry_alias_push(
             action="version.registry_alias_set",
             actor=actor,
             object_type=AUDIT_OBJECT_TYPE,
-            object_id=version_audit_id(version),
+            object_id=version.audit_id,
             payload={"alias": target, "aliases": sorted(remote.aliases)},
         )
     return True

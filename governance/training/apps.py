@@ -5,3 +5,11 @@ class TrainingConfig(AppConfig):
     name = "governance.training"
     label = "training"
     verbose_name = "Training runs"
+
+    def ready(self) -> None:
+        # Training hands its like-for-like comparison to the registry's readers (the
+        # review checks, the version page) without those reading training's tables.
+        from governance.selectors.baselines import baseline_provider_register  # noqa: PLC0415 -- ready
+        from governance.training.selectors import production_rescored  # noqa: PLC0415 -- ready
+
+        baseline_provider_register(production_rescored)

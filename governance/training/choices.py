@@ -46,4 +46,4 @@ STEP_TITLES: dict[str, str] = {
     "register": "Register the version and fill its card",
     "compare": "Compare with production and decide",
 }
-SCHEDULED_TASK = "training.scheduled_run"
+SCHEDULED_TASK = "training.start_scheduled_run"

@@ -7,8 +7,9 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django_celery_beat.models import PeriodicTask
 
-from governance.models import ModelVersion
-from governance.training.choices import SCHEDULED_TASK
+from governance.models import ModelVersion, RegisteredModel
+from governance.selectors.registry import SEMVER_DESC
+from governance.training.choices import ACTIVE_RUN_STATES, SCHEDULED_TASK
 from governance.training.models import PipelineRun
 
 
@@ -38,13 +39,19 @@ def run_get(*, pk: int) -> PipelineRun:
 
 
 def run_active_for(*, model_id: int) -> PipelineRun | None:
-    from governance.training.choices import ACTIVE_RUN_STATES
-
     return PipelineRun.objects.filter(model_id=model_id, state__in=ACTIVE_RUN_STATES).first()
 
 
+def next_version_number(*, model: RegisteredModel) -> str:
+    """A minor bump of the model's highest version (1.0.0 for a model without any)."""
+    latest = ModelVersion.objects.filter(model=model).order_by(*SEMVER_DESC).first()
+    if latest is None:
+        return "1.0.0"
+    return f"{latest.version_major}.{latest.version_minor + 1}.0"
+
+
 def schedules_list() -> QuerySet[PeriodicTask]:
-    """The retraining schedules (django-celery-beat rows of training.scheduled_run)."""
+    """The retraining schedules (django-celery-beat rows of training.start_scheduled_run)."""
     return (
         PeriodicTask.objects.filter(task=SCHEDULED_TASK).select_related("crontab").order_by("name")
     )

@@ -6,8 +6,16 @@ from celery import shared_task
 
 from governance.models import RegisteredModel
 from governance.training.choices import RunTrigger
-from governance.training.services import RunAlreadyActive, run_execute, run_start, runs_reap_stale
+from governance.training.services import (
+    POLL_SECONDS,
+    RunAlreadyActive,
+    run_execute,
+    run_start,
+    runs_reap_stale,
+    vertex_run_poll,
+)
 from portal.audit.actors import Actor
+from worker.backends.vertex_common import VertexError
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +38,7 @@ def reap_stale_runs() -> str:
     return f"{len(reaped)} stale run(s) failed"
 
 
-@shared_task(name="training.scheduled_run")
+@shared_task(name="training.start_scheduled_run")
 def scheduled_run(model_slug: str) -> str:
     """Start a scheduled retraining run (django-celery-beat rows, editable in the portal);
     skipped while a run of the model is active."""
@@ -51,6 +59,14 @@ def scheduled_run(model_slug: str) -> str:
     return f"{model_slug}: run {run.pk} queued"
 
 
+@shared_task(name="training.scheduled_run")
+def scheduled_run_under_former_name(model_slug: str) -> str:
+    """`training.start_scheduled_run` under the name it had before task names became
+    `<app>.<verb>`: a message beat queued under the old name before an upgrade still
+    starts its run. Beat's own rows were renamed by migration training 0004."""
+    return scheduled_run(model_slug)
+
+
 @shared_task(name="training.vertex_poll", bind=True, acks_late=True, max_retries=None)
 def vertex_poll(self, run_id: int) -> str:
     """Follow a run's Vertex AI PipelineJob, polling again until the run is finished.
@@ -58,9 +74,6 @@ def vertex_poll(self, run_id: int) -> str:
     A poll Vertex AI cannot answer (outage) is retried; the stale-run reaper fails a
     run whose polling stopped altogether.
     """
-    from governance.training.vertex import POLL_SECONDS, vertex_run_poll
-    from worker.backends.vertex_common import VertexError
-
     try:
         finished = vertex_run_poll(run_id=run_id)
     except VertexError as error:

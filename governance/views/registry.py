@@ -12,6 +12,7 @@ from governance.filters import ModelFilter, VersionFilter
 from governance.forms import ModelSettingsForm, VersionCompareForm
 from governance.permissions import may_edit_card, may_read_registry
 from governance.reviews.selectors import gate_attestations_last_expiry, open_review_counts_by_model
+from governance.selectors.baselines import production_baseline
 from governance.selectors.cards import card_diff, card_missing_sections, card_sections
 from governance.selectors.registry import (
     metrics_compare,
@@ -24,9 +25,8 @@ from governance.selectors.registry import (
     version_numbers,
     versions_for_model,
 )
-from governance.services.cards import AUDIT_OBJECT_TYPE, version_audit_id
+from governance.services.cards import AUDIT_OBJECT_TYPE
 from governance.services.registry import model_update
-from governance.training.selectors import production_rescored
 from portal.accounts.permissions import may_manage_roles, user_passes
 from portal.audit.actors import client_ip_for_request
 from portal.audit.selectors import audit_events_for_object
@@ -127,11 +127,9 @@ def version_detail(request: HttpRequest, model: str, version: str) -> HttpRespon
     card = found.card
     production = production_version(model=found.model)
     baseline = production if production and production.pk != found.pk else None
-    rescored = production_rescored(version=found, production=baseline) if baseline else None
+    rescored = production_baseline(version=found, production=baseline) if baseline else None
     baseline_metrics, baseline_basis = rescored if rescored else (None, "")
-    events = audit_events_for_object(
-        object_type=AUDIT_OBJECT_TYPE, object_id=version_audit_id(found)
-    )
+    events = audit_events_for_object(object_type=AUDIT_OBJECT_TYPE, object_id=found.audit_id)
     return render(
         request,
         "governance/version_detail.html",

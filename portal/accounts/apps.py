@@ -7,7 +7,7 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and roles"
 
     def ready(self) -> None:
-        from portal.accounts import (
+        from portal.accounts import (  # noqa: PLC0415 -- ready
             receivers,  # noqa: F401  (connects auth signals)
             services,  # noqa: F401  (registers the role-grant change kind)
         )

@@ -22,6 +22,7 @@ from portal.accounts.identifiers import email_normalise, validate_email_address
 from portal.accounts.models import RoleGrant, User
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
+from portal.changes.configuration import password_login_allowed
 from portal.changes.models import ChangeRequest
 from portal.changes.registry import ChangeKind, change_kind_register
 from portal.changes.services import actor_ref, change_propose, governance_event_publish
@@ -78,8 +79,6 @@ def user_create(
 
 
 def _password_login_allowed() -> bool:
-    from portal.changes.configuration import password_login_allowed
-
     return password_login_allowed()
 
 

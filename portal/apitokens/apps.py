@@ -7,4 +7,4 @@ class ApiTokensConfig(AppConfig):
     verbose_name = "API tokens"
 
     def ready(self) -> None:
-        from portal.apitokens import schema  # noqa: F401  (registers the OpenAPI scheme)
+        from portal.apitokens import schema  # noqa: F401, PLC0415 -- ready (registers the OpenAPI scheme)

@@ -4,6 +4,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.contrib.postgres.aggregates import ArrayAgg
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
@@ -108,8 +109,6 @@ def _tokens_with_owner_roles() -> QuerySet[ApiToken]:
     PostgreSQL (an array subquery); elsewhere the roles come in a second one."""
     tokens = ApiToken.objects.select_related("owner")
     if connection.vendor == "postgresql":
-        from django.contrib.postgres.aggregates import ArrayAgg  # only on PostgreSQL
-
         roles = (
             RoleGrant.objects.filter(user_id=OuterRef("owner_id"), revoked_at__isnull=True)
             .values("user_id")

@@ -23,6 +23,17 @@ class Actor:
     def anonymous(cls) -> "Actor":
         return cls(ActorType.ANONYMOUS, "")
 
+    @classmethod
+    def from_ref(cls, ref: str, *, default: "Actor") -> "Actor":
+        """The actor a `ref` string names (`default` for an empty one)."""
+        kind, _, ident = ref.partition(":")
+        return cls(kind, ident) if kind else default
+
+    @property
+    def ref(self) -> str:
+        """`type:id` (or the type alone), as rows that remember who asked store it."""
+        return f"{self.type}:{self.id}" if self.id else str(self.type)
+
 
 class HasAuditActor(Protocol):
     def audit_actor(self) -> Actor: ...

@@ -7,4 +7,4 @@ class ChangesConfig(AppConfig):
     verbose_name = "Governance change requests"
 
     def ready(self) -> None:
-        from portal.changes import configuration  # noqa: F401  (registers its change kinds)
+        from portal.changes import configuration  # noqa: F401, PLC0415 -- ready (registers its change kinds)

@@ -34,6 +34,7 @@ from portal.audit.services import audit_record
 from portal.changes.choices import ChangeState
 from portal.changes.models import ApprovedConfiguration, ChangeRequest
 from portal.changes.registry import ChangeKind, change_kind_register
+from portal.changes.services import change_propose, change_reject
 
 SIGNING_KEYS = "attestation_signing_keys"
 # A setting's name, not a secret.
@@ -129,8 +130,6 @@ def configuration_observe(*, name: str, observed: Any) -> Any:
 
 
 def _propose(*, name: str, approved: Any, observed: Any) -> None:
-    from portal.changes.services import change_propose, change_reject
-
     kind = KIND_PREFIX + name
     waiting = ChangeRequest.objects.filter(kind=kind, subject_id=name, state=ChangeState.PENDING)
     for change in waiting:

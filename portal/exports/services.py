@@ -76,7 +76,7 @@ def export_job_request(
 
 
 def _queue(job_id: int) -> None:
-    from portal.exports.tasks import run_export
+    from portal.exports.tasks import run_export  # noqa: PLC0415 -- task
 
     run_export.delay(job_id)
 

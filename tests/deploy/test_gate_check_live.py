@@ -19,7 +19,7 @@ from portal.accounts.choices import Role
 from portal.apitokens.services import apitoken_create
 from portal.attestation import attestation_verify
 from portal.audit.actors import Actor
-from tests.governance.reviews.factories import ModelVersionFactory
+from tests.factories import ModelVersionFactory
 
 SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "ci" / "gate-check.sh"
 DSL = Role.DATA_SCIENCE_LEAD

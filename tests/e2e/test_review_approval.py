@@ -25,8 +25,7 @@ from portal.apitokens.choices import Scope
 from portal.apitokens.services import apitoken_create
 from portal.attestation import attestation_verify
 from portal.audit.actors import Actor
-from tests.factories import DEFAULT_PASSWORD
-from tests.governance.reviews.factories import ModelVersionFactory
+from tests.factories import DEFAULT_PASSWORD, ModelVersionFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

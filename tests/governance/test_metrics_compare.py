@@ -5,7 +5,7 @@ import pytest
 
 from governance.choices import ModelKind
 from governance.selectors.registry import metrics_compare
-from tests.governance.reviews.factories import ModelVersionFactory, RegisteredModelFactory
+from tests.factories import ModelVersionFactory, RegisteredModelFactory
 
 pytestmark = pytest.mark.django_db
 

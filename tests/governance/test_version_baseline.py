@@ -10,7 +10,7 @@ from governance.training.choices import RunState, RunTrigger
 from governance.training.models import PipelineRun
 from portal.accounts.choices import Role
 from portal.audit.actors import Actor
-from tests.governance.reviews.factories import ModelVersionFactory
+from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -34,11 +34,11 @@ from governance.reviews.choices import (
     ReviewState,
     Verdict,
 )
+from governance.reviews.clouddeploy_outbox import rollout_answers_lock, rollout_answers_write
 from governance.reviews.models import Review, ReviewDecision
 from governance.reviews.notifications import review_decided_notify, review_opened_notify
 from governance.reviews.selectors import missing_roles, policy_for
 from governance.reviews.services.gates import gate_state_lock, gate_state_refresh
-from governance.services.cards import version_audit_id
 from governance.services.registry import STATE_MOVES, version_set_state
 from portal.accounts.models import User
 from portal.apitokens.models import ApiToken
@@ -79,10 +79,6 @@ class ReviewOutcome:
         return self.changed and self.state in FINAL_STATES
 
 
-def _actor_ref(actor: Actor) -> str:
-    return f"{actor.type}:{actor.id}" if actor.id else str(actor.type)
-
-
 def _requesting_user(actor: Actor) -> User | None:
     """The person answerable for a request: the signed-in user, or a token's owner."""
     if actor.type == ActorType.USER and actor.id:
@@ -91,12 +87,6 @@ def _requesting_user(actor: Actor) -> User | None:
         token = ApiToken.objects.select_related("owner").filter(prefix=actor.id).first()
         return token.owner if token else None
     return None
-
-
-def _answers_lock(version_id: int) -> None:
-    from governance.reviews.clouddeploy import rollout_answers_lock  # it imports this module
-
-    rollout_answers_lock(version_id=version_id)
 
 
 def _lock(review: Review) -> Review:
@@ -109,7 +99,7 @@ def _lock(review: Review) -> Review:
         .get(pk=review.pk)
     )
     gate_state_lock(version_id=review.version_id, target=review.target)
-    _answers_lock(review.version_id)
+    rollout_answers_lock(version_id=review.version_id)
     return locked
 
 
@@ -132,7 +122,7 @@ def _audit(review: Review, action: str, actor: Actor, payload: dict, client_ip: 
         object_type=AUDIT_OBJECT_TYPE,
         object_id=review.pk,
         payload={
-            "version": version_audit_id(review.version),
+            "version": review.version.audit_id,
             "target": review.target,
             **payload,
         },
@@ -197,8 +187,6 @@ def _on_review_decided(*, outcome: ReviewOutcome, actor: Actor) -> None:
     )
     review_decided_notify(outcome=outcome, actor=actor)
     # Cloud Deploy rollouts waiting on this review get its answer (outbox, sent on commit).
-    from governance.reviews.clouddeploy import rollout_answers_write  # it imports this module
-
     rollout_answers_write(review=review, actor=actor)
     if outcome.state == ReviewState.APPROVED:
         # The next target's review may have been waiting only for this approval.
@@ -266,7 +254,7 @@ def review_open(
                 source=source,
                 external_ref=(external_ref or "")[:300],
                 requested_by=_requesting_user(requested_by_actor),
-                requested_by_actor=_actor_ref(requested_by_actor)[:80],
+                requested_by_actor=requested_by_actor.ref[:80],
                 opened_at=now,
                 expires_at=now + timedelta(days=snapshot["review_open_days"]),
             )
@@ -580,7 +568,7 @@ def reviews_expire(*, actor: Actor | None = None) -> int:
             if review is None:
                 continue
             gate_state_lock(version_id=version_id, target=review.target)
-            _answers_lock(version_id)
+            rollout_answers_lock(version_id=version_id)
             previous_state = review.state
             _move(review, ReviewState.EXPIRED, timezone.now())
             review.save()

@@ -9,7 +9,7 @@ from governance.reviews.services import review_open
 from portal.accounts.choices import Role
 from portal.apitokens.services import apitoken_create
 from portal.audit.actors import Actor
-from tests.governance.reviews.factories import ModelVersionFactory
+from tests.factories import ModelVersionFactory
 
 
 @pytest.fixture()

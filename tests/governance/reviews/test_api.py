@@ -14,7 +14,7 @@ from governance.reviews.services import review_decide
 from portal.accounts.choices import Role
 from portal.attestation import attestation_verify, public_jwks
 from portal.audit.models import AuditEvent
-from tests.governance.reviews.factories import ModelVersionFactory
+from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
 

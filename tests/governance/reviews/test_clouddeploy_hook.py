@@ -11,16 +11,16 @@ import time_machine
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from governance.choices import Target
-from governance.reviews.choices import ReviewSource, ReviewState
-from governance.reviews.models import PubSubMessage, PushOutcome, Review
+from governance.reviews.choices import PushOutcome, ReviewSource, ReviewState
+from governance.reviews.models import PubSubMessage, Review
 from portal.audit.models import AuditEvent
 from portal.pubsub import pubsub_certs_cache_clear
+from tests.factories import ModelVersionFactory, RegisteredModelFactory
 from tests.fakes.clouddeploy_server import (
     FakeCloudDeployServer,
     FakeGoogleOidc,
     approvals_push_body,
 )
-from tests.governance.reviews.factories import ModelVersionFactory, RegisteredModelFactory
 
 HOOK = "/hooks/clouddeploy"
 AUDIENCE = "https://governance.zeromargin.example/hooks/clouddeploy"
@@ -524,7 +524,7 @@ def test_hook_same_message_delivered_twice_at_once_opens_one_review(cloud, deplo
     from django.apps import apps
     from django.db import connection
 
-    from governance.reviews.clouddeploy import clouddeploy_push_receive
+    from governance.reviews.clouddeploy_intake import clouddeploy_push_receive
     from portal.pubsub import pubsub_push_envelope_parse
     from worker.celery import app
 

@@ -15,19 +15,14 @@ from django.db import connection
 from django.utils import timezone
 
 from governance.choices import Target
-from governance.reviews.choices import ReviewSource, ReviewState, Verdict
-from governance.reviews.clouddeploy import (
+from governance.reviews.choices import OutboxState, ReviewSource, ReviewState, Verdict
+from governance.reviews.clouddeploy_outbox import (
     FORWARD_LEASE_SECONDS,
     FORWARD_MAX_ATTEMPTS,
     forward_backoff_seconds,
     rollout_answer_send,
 )
-from governance.reviews.models import (
-    OutboxState,
-    PubSubMessage,
-    Review,
-    RolloutApprovalOutbox,
-)
+from governance.reviews.models import PubSubMessage, Review, RolloutApprovalOutbox
 from governance.reviews.services import (
     review_decide,
     review_open,
@@ -38,9 +33,8 @@ from governance.reviews.tasks import clouddeploy_approve
 from portal.accounts.choices import Role
 from portal.audit.actors import Actor
 from portal.audit.models import AuditEvent
-from tests.factories import UserFactory
+from tests.factories import ModelVersionFactory, UserFactory
 from tests.governance.reviews import test_clouddeploy_hook as hook
-from tests.governance.reviews.factories import ModelVersionFactory
 from tests.governance.reviews.test_clouddeploy_hook import RELEASE, release_of, required
 
 # The hook tests' fixtures: Google's signing side, Cloud Deploy, the version, pushes.
@@ -348,7 +342,8 @@ def test_forward_crashed_after_approving_is_confirmed_sent_on_redelivery(
     assert callbacks  # the send task, not run: the worker below dies instead
     row = RolloutApprovalOutbox.objects.get()
     # The dead worker's part: the claim, then the approval reaching Cloud Deploy.
-    from governance.reviews.clouddeploy import _answer_claim, clouddeploy_approvals
+    from governance.reviews.clients import clouddeploy_approvals
+    from governance.reviews.clouddeploy_outbox import _answer_claim
 
     claimed = _answer_claim(row.pk)
     assert claimed.state == OutboxState.SENDING

@@ -8,8 +8,8 @@ import pytest
 from governance.choices import ModelKind, Target
 from governance.reviews.checks import checks_evaluate, metric_worsening
 from governance.reviews.choices import CheckKey
+from tests.factories import ModelVersionFactory, RegisteredModelFactory
 from tests.governance.reviews.conftest import in_production
-from tests.governance.reviews.factories import ModelVersionFactory, RegisteredModelFactory
 
 pytestmark = pytest.mark.django_db
 

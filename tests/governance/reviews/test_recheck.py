@@ -8,7 +8,7 @@ from governance.reviews.choices import ReviewState, Verdict
 from governance.reviews.services import review_decide, review_recheck
 from portal.accounts.choices import Role
 from portal.audit.models import AuditEvent
-from tests.governance.reviews.factories import ModelVersionFactory
+from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -28,8 +28,8 @@ from portal.audit.actors import Actor
 from portal.audit.models import AuditEvent
 from portal.audit.verification import audit_chain_verify
 from portal.changes.services import change_approve
+from tests.factories import ModelVersionFactory
 from tests.governance.reviews.conftest import in_production
-from tests.governance.reviews.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -350,7 +350,7 @@ def test_metrics_check_allows_mape_up_to_five_percent_worse(
 
 def test_metrics_check_knows_higher_is_better_and_per_metric_tolerances(open_review):
     from governance.choices import ModelKind
-    from tests.governance.reviews.factories import RegisteredModelFactory
+    from tests.factories import RegisteredModelFactory
 
     model = RegisteredModelFactory(slug="test-recommender", kind=ModelKind.RECOMMENDATION)
     in_production(ModelVersionFactory(model=model, metrics={"hit_rate_at_10": 0.30}))

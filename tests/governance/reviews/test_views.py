@@ -13,7 +13,7 @@ from portal.accounts.choices import Role
 from portal.audit.models import AuditEvent
 from portal.changes.models import ChangeRequest
 from portal.changes.services import change_approve
-from tests.governance.reviews.factories import ModelVersionFactory
+from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
 

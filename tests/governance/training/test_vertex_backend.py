@@ -7,8 +7,7 @@ from governance.models import ModelVersion, RegisteredModel
 from governance.reviews.models import Review
 from governance.training.choices import RunState, RunTrigger, StepState
 from governance.training.models import PipelineRun
-from governance.training.services import run_execute, run_start
-from governance.training.vertex import vertex_run_poll
+from governance.training.services import run_execute, run_start, vertex_run_poll
 from portal.audit.models import AuditEvent
 from tests.fakes.vertex_server import FakeVertexServer
 from tests.fakes.vertex_server import vertex_server as vertex_server
@@ -191,7 +190,7 @@ def test_vertex_pending_upload_is_polled_again_and_uploaded_once(
     """Vertex AI answers the model upload with an operation that is not done: the poll
     task keeps the operation, asks to be run again, and the next run follows the same
     operation to the version, so the stand-in records exactly one upload."""
-    from governance.training import vertex as vertex_module
+    from governance.training.services import vertex as vertex_module
     from governance.training.tasks import vertex_poll
 
     monkeypatch.setattr(vertex_module, "UPLOAD_WAIT_SECONDS", 0)

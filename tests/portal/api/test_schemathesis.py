@@ -39,7 +39,7 @@ from portal.apitokens.scopes import scopes_in_use
 from portal.apitokens.services import apitoken_create
 from portal.audit.actors import Actor
 from portal.wsgi import application
-from tests.governance.reviews.factories import ModelVersionFactory
+from tests.factories import ModelVersionFactory
 
 # Small enough that the whole test stays under a minute on two shared cores; set
 # SCHEMATHESIS_MAX_EXAMPLES higher for a deeper run by hand.

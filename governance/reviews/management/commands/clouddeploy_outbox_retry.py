@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
-from governance.reviews.clouddeploy import rollout_answers_retry
+from governance.reviews.clouddeploy_outbox import rollout_answers_retry
 from portal.audit.actors import Actor
 
 

@@ -33,7 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("--transactions", type=int, default=100_000)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from pipelines import DEMO_SHIFT, ensure_sample_snapshot
+        from pipelines import DEMO_SHIFT, ensure_sample_snapshot  # -- slow
 
         root = settings.PIPELINES_LAKE_ROOT
         size = options["transactions"]

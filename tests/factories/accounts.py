@@ -1,4 +1,4 @@
-"""factory_boy factories for the portal's models."""
+"""factory_boy factories of the portal's base: people and their roles."""
 
 import factory
 

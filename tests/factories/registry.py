@@ -1,4 +1,4 @@
-"""Factories for review board tests: models, versions with complete evidence, reviews.
+"""Factories of the registry: models, and versions with complete evidence.
 
 Versions are built straight from the registry's models, so these tests do not depend
 on how registration works; a version's card is complete unless told otherwise.

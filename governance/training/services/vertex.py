@@ -1,11 +1,11 @@
-"""Training runs on Vertex AI Pipelines.
+"""The Vertex AI runner: training runs on Vertex AI Pipelines.
 
 A run is submitted as a PipelineJob from the compiled definition in deploy/pipelines/
 (the job id derives from the run, so a retried submit finds the job instead of starting
 a second one). `training.vertex_poll` then follows the job: it mirrors the job's task
 states into the run's steps, and once the job has succeeded it registers the version
 from the payload the pipeline's register step left in its artifact metadata, through
-the same code the local runner uses (registration, card, retraining decision), and
+the steps both runners share (RunAttempt: registration, card; the retraining decision), and
 uploads it to the Vertex AI Model Registry.
 """
 
@@ -18,20 +18,21 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from governance.clients import vertex_credentials, vertex_registry
+from governance.clients import vertex_registry
 from governance.models import ModelVersion, RegisteredModel
-from governance.services.cards import AUDIT_OBJECT_TYPE, version_audit_id
 from governance.training.choices import RunState, StepState
+from governance.training.clients import vertex_pipelines
 from governance.training.models import PipelineRun, PipelineStepRun
-from governance.training.services import (
+from governance.training.services.attempt import (
     PIPELINE_ACTOR,
+    RunAttempt,
     RunStopped,
-    _LocalRunner,
     code_version_for,
 )
+from governance.training.services.retraining import retraining_decide
 from portal.audit.services import audit_record
 from worker.backends.vertex_common import VertexError
-from worker.backends.vertex_pipelines import PipelineJobStatus, VertexPipelines
+from worker.backends.vertex_pipelines import PipelineJobStatus
 from worker.backends.vertex_registry import UploadPending
 
 logger = logging.getLogger(__name__)
@@ -57,15 +58,6 @@ POLL_SECONDS = 30
 # How long one poll waits for the model upload's operation before leaving it to the
 # next poll (a task should not sit waiting on Vertex AI).
 UPLOAD_WAIT_SECONDS = 5.0
-
-
-def vertex_pipelines() -> VertexPipelines:
-    return VertexPipelines(
-        settings.GOOGLE_CLOUD_PROJECT,
-        settings.GOOGLE_CLOUD_REGION,
-        api_endpoint=settings.VERTEX_API_ENDPOINT or None,
-        credentials=vertex_credentials(),
-    )
 
 
 @dataclass
@@ -133,7 +125,7 @@ def vertex_run_submit(*, run: PipelineRun) -> None:
     Side effects: the job in Vertex AI, the run's external_ref, audit
     `pipeline_run.submitted`; a submit Vertex AI refuses fails the run.
     """
-    runner = _VertexRunner(run=run, attempt=run.attempts, echo=None)
+    runner = VertexRunAttempt(run=run, attempt=run.attempts, echo=None)
     runner.begin("snapshot")
     parameters = {
         "model_kind": run.model.slug,
@@ -176,7 +168,7 @@ def vertex_run_submit(*, run: PipelineRun) -> None:
         f"{'submitted' if job.created else 'found the already submitted'} Vertex AI "
         f"pipeline job {job.name}"
     )
-    from governance.training.tasks import vertex_poll
+    from governance.training.tasks import vertex_poll  # noqa: PLC0415 -- task
 
     transaction.on_commit(lambda: vertex_poll.apply_async(args=[run.pk], countdown=POLL_SECONDS))
 
@@ -193,7 +185,7 @@ def vertex_run_poll(*, run_id: int) -> bool:
     run = PipelineRun.objects.select_related("model").get(pk=run_id)
     if run.state != RunState.RUNNING or not run.external_ref:
         return True
-    runner = _VertexRunner(run=run, attempt=run.attempts, echo=None)
+    runner = VertexRunAttempt(run=run, attempt=run.attempts, echo=None)
     try:
         status = vertex_pipelines().get_state(run.external_ref)
         runner.mirror(status)
@@ -218,8 +210,9 @@ def vertex_run_poll(*, run_id: int) -> bool:
     return True
 
 
-class _VertexRunner(_LocalRunner):
-    """The local runner's bookkeeping, registration and decision, fed by a job."""
+class VertexRunAttempt(RunAttempt):
+    """One attempt at following a run's Vertex AI PipelineJob: the shared bookkeeping,
+    registration and decision, fed by the job's states and its register step's payload."""
 
     def mirror(self, status: PipelineJobStatus) -> None:
         for task in status.tasks:
@@ -252,7 +245,7 @@ class _VertexRunner(_LocalRunner):
             self.registry_upload(result)
             self.end("register")
         self.begin("compare")
-        self.decide()
+        retraining_decide(attempt=self)
 
     def registration_body(self, result: Any, version: str) -> dict[str, Any]:
         body = super().registration_body(result, version)
@@ -329,8 +322,8 @@ class _VertexRunner(_LocalRunner):
             audit_record(
                 action="version.registry_synced",
                 actor=PIPELINE_ACTOR,
-                object_type=AUDIT_OBJECT_TYPE,
-                object_id=version_audit_id(version),
+                object_type=ModelVersion.AUDIT_OBJECT_TYPE,
+                object_id=version.audit_id,
                 payload={"how": "uploaded", "registry_resource_name": remote.resource_name},
             )
         self.log(f"uploaded to the Vertex AI Model Registry as {remote.resource_name}")
