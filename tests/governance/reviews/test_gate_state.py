@@ -30,7 +30,7 @@ from portal.audit.actors import Actor
 from portal.changes.configuration import attestation_keys_approved
 from portal.changes.models import ChangeRequest
 from portal.changes.services import change_approve
-from tests.governance.reviews.factories import ModelVersionFactory
+from tests.factories import ModelVersionFactory
 from tests.portal.changes.test_configuration import key
 
 pytestmark = pytest.mark.django_db
