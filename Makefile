@@ -22,6 +22,7 @@ demo: $(VENV)/.installed-dev
 	$(BIN)/python manage.py demo_registry
 	$(BIN)/python manage.py demo_training
 	$(BIN)/python manage.py demo_reviews
+	$(BIN)/python manage.py demo_datasubjects
 	@echo ""
 	@echo "Portal:  http://127.0.0.1:8000  (Ctrl-C stops the web server and the worker)"
 	@echo ""

@@ -256,7 +256,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["portal.apitokens.permissions.HasRequiredScopes"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "portal.api.exceptions.json_exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "portal.api.pagination.StrictLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
@@ -410,6 +410,16 @@ EXPORT_RETENTION_HOURS = env_int("EXPORT_RETENTION_HOURS", 72, minimum=1)
 # bigger cards are printed by a worker as an export job.
 CARD_PDF_SYNC_MAX_ROWS = env_int("CARD_PDF_SYNC_MAX_ROWS", 300, minimum=0)
 CARD_PDF_SYNC_MAX_CHARACTERS = env_int("CARD_PDF_SYNC_MAX_CHARACTERS", 30000, minimum=0)
+# --- data subject requests (GDPR) ---------------------------------------------------------
+# Private files of the requests (agents' proofs, access packages, certificates), served
+# only through the permission-checked views; web pods and workers must share it.
+DSAR_FILES_DIR = Path(env_str("DSAR_FILES_DIR", str(VAR_DIR / "datasubjects")))
+DSAR_REMINDER_DAYS = env_int("DSAR_REMINDER_DAYS", 7, minimum=0)
+DSAR_STATUS_LINK_DAYS = env_int("DSAR_STATUS_LINK_DAYS", 30, minimum=1)
+DSAR_PACKAGE_LINK_HOURS = env_int("DSAR_PACKAGE_LINK_HOURS", 72, minimum=1)
+# Requests filed per hour from one address and from one client IP.
+DSAR_RATE_LIMIT_PER_ADDRESS = env_int("DSAR_RATE_LIMIT_PER_ADDRESS", 5, minimum=1)
+DSAR_RATE_LIMIT_PER_IP = env_int("DSAR_RATE_LIMIT_PER_IP", 20, minimum=1)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "exports": {

@@ -35,4 +35,8 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "exports.expire",
         "schedule": crontab(minute=23),
     },
+    "datasubjects-deadlines": {
+        "task": "datasubjects.deadlines_sweep",
+        "schedule": crontab(minute=7),
+    },
 }

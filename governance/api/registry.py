@@ -13,7 +13,6 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -33,6 +32,7 @@ from governance.selectors.registry import (
 from governance.services.registry import VersionConflict, version_register
 from portal.api.exceptions import Conflict
 from portal.api.inputs import input_validated
+from portal.api.pagination import StrictLimitOffsetPagination
 from portal.api.schema import error_response
 from portal.apitokens.choices import Scope
 from portal.audit.actors import actor_for_request, client_ip_for_request
@@ -116,7 +116,7 @@ class ModelListApi(APIView):
         tags=["registry"],
     )
     def get(self, request: Request) -> Response:
-        paginator = LimitOffsetPagination()
+        paginator = StrictLimitOffsetPagination()
         page = paginator.paginate_queryset(models_overview(), request, view=self)
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
@@ -182,7 +182,7 @@ class VersionsApi(APIView):
             raise ValidationError(
                 {k: [e["message"] for e in v] for k, v in filters.errors.get_json_data().items()}
             )
-        paginator = LimitOffsetPagination()
+        paginator = StrictLimitOffsetPagination()
         page = paginator.paginate_queryset(filters.qs, request, view=self)
         return paginator.get_paginated_response(VersionOutputSerializer(page, many=True).data)
 

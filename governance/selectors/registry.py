@@ -212,3 +212,13 @@ def version_numbers(*, model: RegisteredModel) -> list[str]:
         .order_by(*SEMVER_DESC)
         .values_list("version", flat=True)
     )
+
+
+def versions_trained_on(*, data_versions: list[str]) -> QuerySet:
+    """Model versions whose training data is one of these data versions (lake snapshot
+    ids): what a GDPR erasure must flag as trained on the person's data."""
+    return (
+        ModelVersion.objects.filter(data_version__in=data_versions)
+        .select_related("model")
+        .order_by("model__slug", *SEMVER_ASC)
+    )

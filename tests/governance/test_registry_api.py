@@ -237,6 +237,24 @@ def test_versions_list_unknown_state_is_400(bearer):
     assert "state" in response.json()["fields"]
 
 
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("limit=abc", "limit"),
+        ("limit=0", "limit"),
+        ("offset=-3", "offset"),
+        ("offset=1.5", "offset"),
+    ],
+)
+def test_list_malformed_pagination_is_400_naming_the_parameter(bearer, query, field):
+    """DRF would silently fall back to its defaults; every API list refuses instead."""
+    client, _ = bearer("registry:read")
+    for url in (URL, "/api/v1/models"):
+        response = client.get(f"{url}?{query}")
+        assert response.status_code == 400
+        assert list(response.json()["fields"]) == [field]
+
+
 def test_versions_list_unknown_model_is_404_json(bearer):
     client, _ = bearer("registry:read")
     response = client.get("/api/v1/models/churn/versions")

@@ -4,6 +4,8 @@ value is the form's field error, never a database error (a 500 on PostgreSQL).""
 import pytest
 from django_celery_beat.models import CrontabSchedule
 
+from datasubjects.forms import ExtendForm, PublicRequestForm, RefuseForm
+from datasubjects.models import DataSubjectRequest
 from governance.forms import CardSectionForm
 from governance.models import CardRevision
 from governance.training.forms import RunStartForm, ScheduleForm
@@ -26,6 +28,12 @@ BOUND = [
     (WebhookEndpointCreateForm, "secret", WebhookEndpoint, "secret"),
     (CardSectionForm, "comment", CardRevision, "comment"),
     (RunStartForm, "reason", PipelineRun, "reason"),
+    *(
+        (PublicRequestForm, name, DataSubjectRequest, name)
+        for name in ("email", "details", "agent_name", "agent_email")
+    ),
+    (ExtendForm, "reason", DataSubjectRequest, "extension_reason"),
+    (RefuseForm, "reason", DataSubjectRequest, "refusal_reason"),
     *(
         (ScheduleForm, name, CrontabSchedule, name)
         for name in ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")

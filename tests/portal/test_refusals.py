@@ -24,11 +24,24 @@ PUBLIC = {
     "metrics",
     ".well-known/jwks.json",
     "hooks/clouddeploy",
+    # GDPR requests: data subjects have no account; the forms verify them by e-mail code
+    # and the status page takes a signed, expiring link.
+    "privacy/",
+    "privacy/requests/new/",
+    "privacy/requests/<uuid:public_id>/verify/",
+    "privacy/requests/<uuid:public_id>/resend/",
+    "privacy/requests/status/<str:token>/",
+    "privacy/requests/package/<str:token>/",
 }
 PUBLIC_PREFIXES = ("login/", "complete/", "idp-launch/", "app-launch/", "disconnect/")
 # What a signed-in person with no role may still open.
 EVERYONE_SIGNED_IN = {"", "monitoring/", "api/schema/", "api/docs/", "api/v1/whoami"}
-ARGUMENTS = {"int": "1", "slug": "demand-forecasting", "str": "1.0.0"}
+ARGUMENTS = {
+    "int": "1",
+    "slug": "demand-forecasting",
+    "str": "1.0.0",
+    "uuid": "00000000-0000-4000-8000-000000000001",
+}
 
 
 def _routes() -> list[str]:

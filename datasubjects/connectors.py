@@ -1,0 +1,422 @@
+"""Connectors: how the portal finds (and later erases) a person in each data source.
+
+Each kind of `DataSource` has one connector, built from the source's `config`:
+
+- `lake`: the Parquet lake the training pipelines read (the newest snapshot), read with
+  predicate push-down so only the row groups holding the person are decoded;
+- `sql`: a database reached over SQL (SQLite file or PostgreSQL), tables and key
+  columns named in the config, values always passed as query parameters;
+- `portal`: the portal's own records about the person (their requests and the audit
+  events about them).
+
+Config identifiers (tables, columns) are checked against a strict pattern before they
+reach a query, because they are written into the SQL text (they cannot be parameters).
+Connectors talk to the data only; the services decide what to do with what they find.
+"""
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.utils.crypto import salted_hmac
+
+from datasubjects.choices import REQUEST_AUDIT_TYPE, SourceKind
+from datasubjects.selectors import portal_records_for
+from portal.audit.actors import Actor
+from portal.audit.services import audit_payloads_redact
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+class ConnectorError(Exception):
+    """The source could not be read: misconfigured or unreachable (the task retries)."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who to look for: the address the request was verified with, and the customer
+    ids the sources keyed by e-mail map it to."""
+
+    email: str
+    subject_ref: str
+    customer_ids: tuple[str, ...] = ()
+
+
+@dataclass
+class Finding:
+    """What one source holds about the person: rows per table, and the query text."""
+
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    queries: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(len(rows) for rows in self.tables.values())
+
+
+@dataclass
+class Erasure:
+    """What an erasure did in one source: rows deleted or masked, rows kept under a
+    legal hold (with the Art. 17(3) exemption), the statements run, and what the
+    verification query found afterwards (0 when nothing erasable is left)."""
+
+    rows_changed: int = 0
+    rows_held: int = 0
+    holds: dict[str, str] = field(default_factory=dict)  # table -> exemption
+    queries: list[str] = field(default_factory=list)
+    remaining: int = 0
+
+
+MASKS = ("null", "hash")
+
+
+def keyed_hash(value: object) -> str:
+    """A keyed hash that replaces a value: stable (joins still work), not reversible
+    without the portal's key."""
+    return "erased:" + salted_hmac("datasubjects.erasure", str(value)).hexdigest()[:32]
+
+
+class Connector(Protocol):
+    def customer_ids(self, email: str) -> set[str]: ...
+    def find(self, identity: Identity) -> Finding: ...
+    def check(self) -> str: ...
+
+
+def _identifier(value: object, what: str) -> str:
+    if not isinstance(value, str) or not IDENTIFIER.match(value):
+        raise ConnectorError(f"{what} {value!r} is not a plain identifier")
+    return value
+
+
+def _tables(config: dict[str, Any]) -> dict[str, str]:
+    tables = config.get("tables") or {}
+    if not isinstance(tables, dict) or not tables:
+        raise ConnectorError('config needs "tables": {table: key column}')
+    return {_identifier(t, "table"): _identifier(c, "column") for t, c in tables.items()}
+
+
+def _json_rows(frame: Any) -> list[dict[str, Any]]:
+    return json.loads(frame.to_json(orient="records", date_format="iso"))
+
+
+# --- the Parquet lake --------------------------------------------------------------------
+
+
+class LakeConnector:
+    """The newest snapshot of the pipelines' lake. Config: `root` (default
+    PIPELINES_LAKE_ROOT), `tables` {table: customer id column}, `person_table` and
+    `email_column` (where an address maps to customer ids)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.root = config.get("root") or settings.PIPELINES_LAKE_ROOT
+        self.tables = _tables(config)
+        self.person_table = _identifier(config.get("person_table", "customers"), "table")
+        self.email_column = _identifier(config.get("email_column", "email"), "column")
+        self.id_column = self.tables.get(self.person_table, "customer_id")
+
+    def _snapshot(self) -> Any:
+        from pipelines.lake import SnapshotNotFound, open_snapshot  # -- slow
+
+        try:
+            return open_snapshot(root=self.root)
+        except SnapshotNotFound as error:
+            raise ConnectorError(str(error)) from error
+
+    def _read(self, name: str, filters: list) -> Any:
+        import pyarrow.parquet as pq  # -- slow
+
+        snapshot = self._snapshot()
+        if name not in snapshot.tables:
+            raise ConnectorError(f"snapshot {snapshot.id} has no table {name}")
+        path = Path(snapshot.path) / snapshot.tables[name]["file"]
+        return pq.read_table(path, filters=filters).to_pandas(), snapshot.id
+
+    def customer_ids(self, email: str) -> set[str]:
+        frame, _ = self._read(self.person_table, [(self.email_column, "=", email)])
+        return {str(value) for value in frame[self.id_column]}
+
+    def find(self, identity: Identity) -> Finding:
+        finding = Finding()
+        ids = sorted(set(identity.customer_ids) | self.customer_ids(identity.email))
+        for name, column in self.tables.items():
+            if not ids:
+                finding.tables[name] = []
+                continue
+            frame, snapshot_id = self._read(name, [(column, "in", ids)])
+            finding.tables[name] = _json_rows(frame)
+            finding.queries.append(
+                f"snapshot {snapshot_id}: {name}.parquet WHERE {column} IN ({', '.join(ids)})"
+            )
+        return finding
+
+    def snapshots_containing(self, identity: Identity) -> list[tuple[str, int]]:
+        """Every snapshot of the lake (not only the newest) that holds the person, with
+        their row count there: the training data of past model versions."""
+        import pyarrow.parquet as pq  # -- slow
+
+        from pipelines.lake import list_snapshots  # -- slow
+
+        found = []
+        for snapshot in list_snapshots(root=self.root):
+            rows = 0
+            person = snapshot.tables.get(self.person_table)
+            if person is None:
+                continue
+            people = pq.read_table(
+                Path(snapshot.path) / person["file"],
+                filters=[(self.email_column, "=", identity.email)],
+                columns=[self.id_column],
+            )
+            ids = sorted(
+                set(identity.customer_ids) | {str(v) for v in people.column(0).to_pylist()}
+            )
+            if not ids:
+                continue
+            for name, column in self.tables.items():
+                if name in snapshot.tables:
+                    rows += pq.read_table(
+                        Path(snapshot.path) / snapshot.tables[name]["file"],
+                        filters=[(column, "in", ids)],
+                        columns=[column],
+                    ).num_rows
+            if rows:
+                found.append((snapshot.id, rows))
+        return found
+
+    def check(self) -> str:
+        snapshot = self._snapshot()
+        missing = [name for name in self.tables if name not in snapshot.tables]
+        if missing:
+            raise ConnectorError(f"snapshot {snapshot.id} has no table {', '.join(missing)}")
+        counts = ", ".join(f"{n}: {snapshot.tables[n]['rows']} rows" for n in self.tables)
+        return f"snapshot {snapshot.id} ({counts})"
+
+
+# --- SQL databases -----------------------------------------------------------------------
+
+
+class SqlConnector:
+    """A database over SQL. Config: `url` (`sqlite:///path` or `postgres://...`),
+    `tables` {table: key column}, `person_table`, `email_column`, `customer_id_column`.
+    A table keyed by `email_column` is searched by address, any other by customer id."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.url = str(config.get("url") or "")
+        if not self.url:
+            raise ConnectorError('config needs "url"')
+        self.tables = _tables(config)
+        self.person_table = _identifier(config.get("person_table", ""), "person_table")
+        self.email_column = _identifier(config.get("email_column", "email"), "column")
+        self.id_column = _identifier(config.get("customer_id_column", "customer_id"), "column")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite:")
+
+    def connect(self) -> Any:
+        try:
+            if self.is_sqlite:
+                path = self.url.removeprefix("sqlite:///").removeprefix("sqlite://")
+                if not Path(path).exists():
+                    raise ConnectorError("the SQLite file does not exist")
+                return sqlite3.connect(path)
+            import psycopg  # noqa: PLC0415 -- slow
+
+            scheme = urlsplit(self.url).scheme
+            url = self.url.replace(f"{scheme}://", "postgresql://", 1)
+            return psycopg.connect(url, connect_timeout=10)
+        except (sqlite3.Error, OSError) as error:
+            raise ConnectorError(f"cannot connect: {error}") from error
+        except Exception as error:  # psycopg's errors, without importing it at the top
+            if error.__class__.__module__.startswith("psycopg"):
+                raise ConnectorError(f"cannot connect: {error}") from error
+            raise
+
+    def _placeholders(self, count: int) -> str:
+        mark = "?" if self.is_sqlite else "%s"
+        return ", ".join([mark] * count)
+
+    def select(self, connection: Any, table: str, column: str, values: Iterable[str]):
+        values = list(values)
+        sql = f'SELECT * FROM "{table}" WHERE "{column}" IN ({self._placeholders(len(values))})'  # noqa: S608  # nosec B608  # identifiers checked, values are parameters
+        cursor = connection.cursor()
+        cursor.execute(sql, values)
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return sql, rows
+
+    def _values_for(self, column: str, identity: Identity, ids: Iterable[str]) -> list[str]:
+        return [identity.email] if column == self.email_column else sorted(ids)
+
+    def customer_ids(self, email: str) -> set[str]:
+        with self.connect() as connection:
+            _, rows = self.select(connection, self.person_table, self.email_column, [email])
+        return {str(row[self.id_column]) for row in rows if row.get(self.id_column)}
+
+    def find(self, identity: Identity) -> Finding:
+        finding = Finding()
+        ids = set(identity.customer_ids) | self.customer_ids(identity.email)
+        connection = self.connect()
+        try:
+            for table, column in self.tables.items():
+                values = self._values_for(column, identity, ids)
+                if not values:
+                    finding.tables[table] = []
+                    continue
+                sql, rows = self.select(connection, table, column, values)
+                finding.tables[table] = json.loads(json.dumps(rows, default=str))
+                finding.queries.append(f"{sql} -- {len(values)} value(s)")
+        except (sqlite3.Error, OSError) as error:
+            raise ConnectorError(str(error)) from error
+        finally:
+            connection.close()
+        return finding
+
+    def erase(self, identity: Identity, rules: dict[str, Any]) -> Erasure:
+        """Erase the person table by table, in one transaction: `delete` the rows, or
+        `mask` named columns (`null` or a keyed `hash`); a table under `hold` keeps its
+        rows and says which Art. 17(3) exemption applies. Running it again changes
+        nothing: erased rows no longer match."""
+        erasure = Erasure()
+        ids = set(identity.customer_ids) | self.customer_ids(identity.email)
+        connection = self.connect()
+        try:
+            # Tables keyed by customer id first: the person table (keyed by e-mail
+            # after masking) is what maps the address to those ids.
+            for table, column in sorted(
+                self.tables.items(), key=lambda tc: tc[0] == self.person_table
+            ):
+                values = self._values_for(column, identity, ids)
+                rule = rules.get(table) or {"strategy": "delete"}
+                if not values:
+                    continue
+                _, rows = self.select(connection, table, column, values)
+                if rule.get("hold"):
+                    erasure.rows_held += len(rows)
+                    erasure.holds[table] = str(rule["hold"])
+                    continue
+                marks = self._placeholders(len(values))
+                cursor = connection.cursor()
+                if rule.get("strategy", "delete") == "delete":
+                    sql = f'DELETE FROM "{table}" WHERE "{column}" IN ({marks})'  # noqa: S608  # nosec B608  # identifiers checked, values are parameters
+                    cursor.execute(sql, values)
+                    erasure.rows_changed += max(cursor.rowcount, 0)
+                    erasure.queries.append(sql)
+                    continue
+                fields = rule.get("fields") or {}
+                for name, mask in fields.items():
+                    _identifier(name, "column")
+                    if mask not in MASKS:
+                        raise ConnectorError(f"mask {mask!r}: one of {', '.join(MASKS)}")
+                nulls = [name for name, mask in fields.items() if mask == "null"]
+                hashes = [name for name, mask in fields.items() if mask == "hash"]
+                mark = "?" if self.is_sqlite else "%s"
+                for row in rows:
+                    assignments = [f'"{n}" = NULL' for n in nulls] + [
+                        f'"{h}" = {mark}' for h in hashes
+                    ]
+                    params = [keyed_hash(row[h]) if row[h] is not None else None for h in hashes]
+                    where = " AND ".join(f'"{k}" = {mark}' for k in row if row[k] is not None)
+                    sql = f'UPDATE "{table}" SET {", ".join(assignments)} WHERE {where}'  # noqa: S608  # nosec B608  # identifiers checked, values are parameters
+                    cursor.execute(sql, params + [v for v in row.values() if v is not None])
+                    erasure.rows_changed += max(cursor.rowcount, 0)
+                if rows:
+                    masks = ", ".join(f"{n}: {fields[n]}" for n in fields)
+                    erasure.queries.append(
+                        f"mask {table} ({masks}) where {column} matches: {len(rows)} row(s)"
+                    )
+            connection.commit()
+            # The verification query: what is still there, outside the held tables.
+            for table, column in self.tables.items():
+                if table in erasure.holds:
+                    continue
+                values = self._values_for(column, identity, ids)
+                if values:
+                    sql, rows = self.select(connection, table, column, values)
+                    erasure.remaining += len(rows)
+                    erasure.queries.append(f"verify: {sql} -> {len(rows)} row(s)")
+        except (sqlite3.Error, OSError) as error:
+            connection.rollback()
+            raise ConnectorError(str(error)) from error
+        finally:
+            connection.close()
+        return erasure
+
+    def check(self) -> str:
+        connection = self.connect()
+        try:
+            counts = []
+            for table in self.tables:
+                cursor = connection.cursor()
+                cursor.execute(f'SELECT COUNT(*) FROM "{table}"')  # noqa: S608  # nosec B608  # identifier checked
+                counts.append(f"{table}: {cursor.fetchone()[0]} rows")
+        except sqlite3.Error as error:
+            raise ConnectorError(str(error)) from error
+        finally:
+            connection.close()
+        return ", ".join(counts)
+
+
+# --- the portal's own records ------------------------------------------------------------
+
+
+class PortalConnector:
+    """The portal's records about the person: their requests and the ledger's events
+    about those requests (which carry pseudonymous ids only)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    def customer_ids(self, email: str) -> set[str]:
+        return set()
+
+    def find(self, identity: Identity) -> Finding:
+        tables = portal_records_for(subject_ref=identity.subject_ref)
+        return Finding(
+            tables=tables,
+            queries=[
+                "data subject requests WHERE subject_ref = <keyed hash of the address>",
+                "audit events WHERE object is one of those requests",
+            ],
+        )
+
+    def erase(self, identity: Identity, rules: dict[str, Any]) -> Erasure:
+        """Redact the ledger's payloads about the person's requests (the events and
+        the chain stay: verification reads them as redacted)."""
+        erasure = Erasure()
+        for request in portal_records_for(subject_ref=identity.subject_ref)[
+            "data_subject_requests"
+        ]:
+            result = audit_payloads_redact(
+                object_type=REQUEST_AUDIT_TYPE,
+                object_id=request["request"],
+                reason="GDPR Art. 17 erasure",
+                actor=Actor.system("datasubjects.worker"),
+            )
+            erasure.rows_changed += result.redacted
+        erasure.queries.append("audit payloads of the person's requests: redacted")
+        return erasure
+
+    def check(self) -> str:
+        return "the portal's own database"
+
+
+CONNECTORS = {
+    SourceKind.LAKE: LakeConnector,
+    SourceKind.SQL: SqlConnector,
+    SourceKind.PORTAL: PortalConnector,
+}
+
+
+def connector_for(*, kind: str, config: dict[str, Any]) -> Connector:
+    """The connector of a source's kind; ConnectorError for a kind without one."""
+    try:
+        return CONNECTORS[kind](config)
+    except KeyError as error:
+        raise ConnectorError(f"no connector for {kind} sources: a person does the work") from error

@@ -1,0 +1,400 @@
+"""Writes for data sources and the per-source work of a request.
+
+A started request fans out into one `SourceTask` per active source, each run by a
+Celery worker. A run claims its task (row locked, state `running`, a lease), commits,
+then reads the source with no lock held, writes its evidence file, and records the
+outcome under the lock again. A worker killed in the middle leaves the lease to run
+out and Celery (acks_late) hands the message to another worker, which starts over:
+reading is harmless to repeat and the evidence file is replaced atomically.
+"""
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+
+from datasubjects.choices import (
+    KIND_ACTIONS,
+    REQUEST_AUDIT_TYPE,
+    SourceKind,
+    TaskAction,
+    TaskState,
+)
+from datasubjects.connectors import ConnectorError, Identity, connector_for
+from datasubjects.models import DataSource, DataSubjectRequest, SourceTask
+from datasubjects.permissions import may_handle_requests, may_manage_sources
+from datasubjects.selectors import sources_active
+from governance.selectors.registry import versions_trained_on
+from portal.accounts.models import User
+from portal.audit.actors import Actor
+from portal.audit.services import audit_record
+
+SOURCE_AUDIT_TYPE = "data_source"
+# Longer than the slowest source read we expect (a 1M-row lake, a remote database).
+TASK_LEASE = timedelta(minutes=15)
+TASK_MAX_ATTEMPTS = 5
+
+
+def _task_audit(task: SourceTask, action: str, actor: Actor, payload: dict) -> None:
+    audit_record(
+        action=action,
+        actor=actor,
+        object_type=REQUEST_AUDIT_TYPE,
+        object_id=task.request.audit_id,
+        payload={"source": task.source.slug, "task_action": task.action, **payload},
+    )
+
+
+def _queue(task_ids: list[int]) -> None:
+    from datasubjects.tasks import run_source_task  # noqa: PLC0415 -- task
+
+    def queue() -> None:
+        for task_id in task_ids:
+            run_source_task.delay(task_id)
+
+    transaction.on_commit(queue)
+
+
+def source_tasks_create(*, request: DataSubjectRequest, actor: Actor) -> list[SourceTask]:
+    """Fan a started request out into one task per active data source.
+
+    Only access, portability and erasure requests have per-source work; a request that
+    already has its tasks gets no new ones. Call inside the caller's transaction.
+    Side effects: creates the tasks (manual sources wait for a person); queues the
+    others on commit; records `dsr.tasks_created`.
+    """
+    action = KIND_ACTIONS.get(request.kind)
+    if action is None or request.tasks.exists():
+        return []
+    tasks = [
+        SourceTask.objects.create(
+            request=request,
+            source=source,
+            action=action,
+            state=TaskState.AWAITING_PERSON
+            if source.kind == SourceKind.MANUAL
+            else TaskState.PENDING,
+        )
+        for source in sources_active()
+    ]
+    if not tasks:
+        return []
+    audit_record(
+        action="dsr.tasks_created",
+        actor=actor,
+        object_type=REQUEST_AUDIT_TYPE,
+        object_id=request.audit_id,
+        payload={"sources": [task.source.slug for task in tasks], "task_action": action},
+    )
+    _queue([task.pk for task in tasks if task.state == TaskState.PENDING])
+    return tasks
+
+
+def subject_identity(*, request: DataSubjectRequest) -> Identity:
+    """The person to look for: the verified address and every customer id that the
+    e-mail-keyed sources map it to (so id-keyed tables are found too)."""
+    ids: set[str] = set()
+    for source in sources_active().filter(kind__in=[SourceKind.LAKE, SourceKind.SQL]):
+        ids |= connector_for(kind=source.kind, config=source.config).customer_ids(request.email)
+    return Identity(
+        email=request.email, subject_ref=request.subject_ref, customer_ids=tuple(sorted(ids))
+    )
+
+
+def _evidence_path(task: SourceTask) -> Path:
+    return (
+        Path(settings.DSAR_FILES_DIR)
+        / "requests"
+        / str(task.request.public_id)
+        / f"{task.source.slug}.{task.action}.json"
+    )
+
+
+def _write_atomically(path: Path, content: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    staging.write_text(json.dumps(content, indent=2, default=str))
+    os.replace(staging, path)
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    task: SourceTask
+    ran: bool  # False: done already, running elsewhere, or waiting for a person
+    retry: bool = False  # failed, and worth another attempt
+
+
+def _claim(task_id: int) -> SourceTask | None:
+    now = timezone.now()
+    with transaction.atomic():
+        task = (
+            SourceTask.objects.select_for_update(of=("self",))
+            .select_related("request", "source")
+            .filter(pk=task_id)
+            .first()
+        )
+        if task is None or task.state in (TaskState.DONE, TaskState.AWAITING_PERSON):
+            return None
+        if task.state == TaskState.RUNNING and task.lease_until and task.lease_until > now:
+            return None  # another worker holds it
+        task.state = TaskState.RUNNING
+        task.attempts += 1
+        task.lease_until = now + TASK_LEASE
+        task.started_at = now
+        task.error = ""
+        task.save()
+    return task
+
+
+def source_task_run(*, task_id: int) -> TaskRun:
+    """Run one request's work in one source (access: find and keep the evidence).
+
+    Side effects: the task goes running → done (rows found, the queries, the evidence
+    file under DSAR_FILES_DIR) or failed (the error); records `dsr.source_task_done`
+    or `dsr.source_task_failed` with counts only, never the rows.
+    """
+    task = _claim(task_id)
+    if task is None:
+        found = SourceTask.objects.select_related("request", "source").filter(pk=task_id).first()
+        return TaskRun(task=found, ran=False)
+    worker = Actor.system("datasubjects.worker")
+    try:
+        identity = subject_identity(request=task.request)
+        connector = connector_for(kind=task.source.kind, config=task.source.config)
+        if task.action == TaskAction.ERASURE:
+            return _erasure_run(task, connector, identity, worker)
+        finding = connector.find(identity)
+        path = _evidence_path(task)
+        _write_atomically(
+            path,
+            {
+                "source": task.source.name,
+                "tables": finding.tables,
+                "queries": finding.queries,
+            },
+        )
+    except (ConnectorError, OSError) as error:
+        with transaction.atomic():
+            SourceTask.objects.select_for_update().filter(pk=task.pk).update(
+                state=TaskState.FAILED, error=str(error)[:2000], lease_until=None
+            )
+            task.refresh_from_db()
+            _task_audit(task, "dsr.source_task_failed", worker, {"attempt": task.attempts})
+        return TaskRun(task=task, ran=True, retry=task.attempts < TASK_MAX_ATTEMPTS)
+    with transaction.atomic():
+        SourceTask.objects.select_for_update().filter(pk=task.pk).update(
+            state=TaskState.DONE,
+            rows_found=finding.rows,
+            query="\n".join(finding.queries),
+            evidence_file=str(path.relative_to(settings.DSAR_FILES_DIR)),
+            lease_until=None,
+            finished_at=timezone.now(),
+        )
+        task.refresh_from_db()
+        _task_audit(task, "dsr.source_task_done", worker, {"rows_found": finding.rows})
+    return TaskRun(task=task, ran=True)
+
+
+def _task_failed(task: SourceTask, error: str, worker: Actor) -> TaskRun:
+    with transaction.atomic():
+        SourceTask.objects.select_for_update().filter(pk=task.pk).update(
+            state=TaskState.FAILED, error=error[:2000], lease_until=None
+        )
+        task.refresh_from_db()
+        _task_audit(task, "dsr.source_task_failed", worker, {"attempt": task.attempts})
+    return TaskRun(task=task, ran=True, retry=task.attempts < TASK_MAX_ATTEMPTS)
+
+
+def _erasure_run(task: SourceTask, connector: Any, identity: Identity, worker: Actor) -> TaskRun:
+    """Erase in a source that can, then check with the verification query; in the lake
+    (immutable, content-addressed snapshots) find the lineage impact and hand the rest
+    to a person."""
+    path = _evidence_path(task)
+    if not hasattr(connector, "erase"):
+        snapshots = connector.snapshots_containing(identity)
+        by_snapshot = dict(snapshots)
+        lineage = [
+            {
+                "model": version.model.slug,
+                "version": version.version,
+                "snapshot": version.data_version,
+                "rows": by_snapshot[version.data_version],
+            }
+            for version in versions_trained_on(data_versions=list(by_snapshot))
+        ]
+        _write_atomically(path, {"snapshots": snapshots, "lineage": lineage})
+        note = (
+            f"{len(snapshots)} lake snapshot(s) hold the person "
+            f"({sum(by_snapshot.values())} rows); model versions trained on them: "
+            + (", ".join(f"{v['model']} {v['version']}" for v in lineage) or "none")
+            + ". Snapshots are immutable: exclude the person from the next snapshot and "
+            "record it here."
+        )
+        with transaction.atomic():
+            DataSubjectRequest.objects.filter(pk=task.request_id).update(lineage=lineage)
+            SourceTask.objects.filter(pk=task.pk).update(
+                state=TaskState.AWAITING_PERSON,
+                rows_found=sum(by_snapshot.values()),
+                query="\n".join(f"snapshot {sid}: {rows} row(s)" for sid, rows in snapshots),
+                note=note,
+                evidence_file=str(path.relative_to(settings.DSAR_FILES_DIR)),
+                lease_until=None,
+            )
+            task.refresh_from_db()
+            _task_audit(
+                task,
+                "dsr.lineage_found",
+                worker,
+                {
+                    "snapshots": len(snapshots),
+                    "versions": [f"{v['model']}@{v['version']}" for v in lineage],
+                },
+            )
+        return TaskRun(task=task, ran=True)
+    erasure = connector.erase(identity, task.source.config.get("erasure") or {})
+    _write_atomically(
+        path,
+        {
+            "rows_changed": erasure.rows_changed,
+            "rows_held": erasure.rows_held,
+            "holds": erasure.holds,
+            "queries": erasure.queries,
+            "remaining": erasure.remaining,
+        },
+    )
+    if erasure.remaining:
+        return _task_failed(
+            task, f"the verification query still finds {erasure.remaining} row(s)", worker
+        )
+    with transaction.atomic():
+        SourceTask.objects.select_for_update().filter(pk=task.pk).update(
+            state=TaskState.DONE,
+            rows_found=erasure.rows_changed + erasure.rows_held,
+            rows_changed=erasure.rows_changed,
+            query="\n".join(erasure.queries),
+            note="; ".join(f"{t} kept: {why}" for t, why in erasure.holds.items()),
+            evidence_file=str(path.relative_to(settings.DSAR_FILES_DIR)),
+            lease_until=None,
+            finished_at=timezone.now(),
+        )
+        task.refresh_from_db()
+        _task_audit(
+            task,
+            "dsr.source_task_done",
+            worker,
+            {"rows_changed": erasure.rows_changed, "rows_held": erasure.rows_held, "remaining": 0},
+        )
+    return TaskRun(task=task, ran=True)
+
+
+def source_task_record_manual(
+    *, task: SourceTask, note: str, attachment: UploadedFile | None, user: User
+) -> SourceTask:
+    """A privacy officer records what was done by hand in a source without a connector.
+
+    Side effects: the task is done with the note (and the attachment kept under
+    DSAR_FILES_DIR); records `dsr.source_task_done` (manual).
+    """
+    if not may_handle_requests(user):
+        raise PermissionDenied("Only privacy officers record manual work.")
+    if not note.strip():
+        raise ValidationError({"note": "Say what was done in this source."})
+    with transaction.atomic():
+        task = (
+            SourceTask.objects.select_for_update(of=("self",))
+            .select_related("request", "source")
+            .get(pk=task.pk)
+        )
+        if task.state == TaskState.DONE:
+            raise ValidationError({"note": "This task is done already."})
+        task.note = note.strip()
+        if attachment is not None:
+            path = _evidence_path(task).with_suffix(Path(attachment.name).suffix.lower()[:10])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("wb") as out:
+                for chunk in attachment.chunks():
+                    out.write(chunk)
+            task.evidence_file = str(path.relative_to(settings.DSAR_FILES_DIR))
+        task.state = TaskState.DONE
+        task.finished_at = timezone.now()
+        task.save()
+        _task_audit(task, "dsr.source_task_done", user.audit_actor(), {"manual": True})
+    return task
+
+
+# --- the registry of sources --------------------------------------------------------------
+
+
+def data_source_save(
+    *,
+    user: User,
+    slug: str,
+    name: str,
+    kind: str,
+    lookup_key: str,
+    config: dict[str, Any],
+    active: bool = True,
+) -> DataSource:
+    """Register a data source, or change the one with this slug (portal admins).
+
+    Side effects: creates or updates the source; records `datasubjects.source_saved`
+    (the config's keys, not its values: a URL may carry a password).
+    """
+    if not may_manage_sources(user):
+        raise PermissionDenied("Only portal admins manage data sources.")
+    if kind != SourceKind.MANUAL and kind != SourceKind.PORTAL:
+        try:
+            connector_for(kind=kind, config=config)
+        except ConnectorError as error:
+            raise ValidationError({"config": str(error)}) from error
+    with transaction.atomic():
+        source, created = DataSource.objects.update_or_create(
+            slug=slug,
+            defaults={
+                "name": name,
+                "kind": kind,
+                "lookup_key": lookup_key,
+                "config": config,
+                "active": active,
+            },
+        )
+        audit_record(
+            action="datasubjects.source_saved",
+            actor=user.audit_actor(),
+            object_type=SOURCE_AUDIT_TYPE,
+            object_id=source.slug,
+            payload={
+                "created": created,
+                "kind": kind,
+                "active": active,
+                "config_keys": sorted(config),
+            },
+        )
+    return source
+
+
+@dataclass(frozen=True)
+class SourceCheck:
+    ok: bool
+    message: str
+
+
+def data_source_check(*, source: DataSource) -> SourceCheck:
+    """Try the source's connection and say what it holds (no side effects)."""
+    if source.kind == SourceKind.MANUAL:
+        return SourceCheck(ok=True, message="A person does the work in this source.")
+    try:
+        return SourceCheck(
+            ok=True, message=connector_for(kind=source.kind, config=source.config).check()
+        )
+    except ConnectorError as error:
+        return SourceCheck(ok=False, message=str(error))
