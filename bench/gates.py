@@ -17,12 +17,16 @@ What it does, in order:
    DJANGO_SETTINGS_MODULE=bench.bench_settings, which adds the floor endpoint.
 4. Sends each endpoint its requests from `--concurrency` client processes at once (one
    requests.Session each), in `--rounds` rounds interleaved across the endpoints, and
-   prints requests/s, p50/p99 latency and the ratios to the floor; then stops gunicorn
-   and drops the database (unless --keep-database).
+   prints requests/s, p50/p99 latency and the ratios to the floor.
+5. When Debian's `wrk` is on the PATH (a compiled load generator, so the clients take
+   less of the shared CPUs), measures each endpoint again with it (`--wrk-threads`,
+   `--wrk-connections`, `--wrk-seconds` per round, the same interleaved rounds) and
+   prints its table; then stops gunicorn and drops the database (unless
+   --keep-database).
 
 Clients and server share the machine's CPUs, so absolute figures are the machine's;
 the ratios to the floor are the point. Each endpoint's run stops after --max-seconds
-whatever the count, and the whole run after about two minutes.
+whatever the count, and the whole run after seven minutes.
 """
 
 import argparse
@@ -33,6 +37,7 @@ import math
 import multiprocessing
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess  # nosec B404  # starts gunicorn with a fixed argument list
@@ -49,7 +54,7 @@ if sys.path and Path(sys.path[0] or ".").resolve() == ROOT / "bench":
     sys.path[0] = str(ROOT)
 
 DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
-OVERALL_SECONDS = 120
+OVERALL_SECONDS = 420
 APPROVED = ("demand-forecasting", "2.1.0")
 PENDING = ("product-recommendation", "2.2.0")
 
@@ -411,6 +416,83 @@ def _measure_all(
     return rows
 
 
+_WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _wrk_milliseconds(text: str) -> float:
+    for unit in ("us", "ms", "s"):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * _WRK_UNITS[unit]
+    raise BenchFailed(f"wrk printed a latency I cannot read: {text!r}")
+
+
+def _wrk_run(wrk: str, url: str, secret: str, *, threads: int, connections: int, seconds: int):
+    """(requests, seconds, p50 ms, p99 ms, non-2xx answers) of one wrk run."""
+    command = [
+        wrk,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-H",
+        f"Authorization: Bearer {secret}",
+        url,
+    ]
+    output = subprocess.run(  # nosec B603  # fixed argument list, wrk from the PATH
+        command, capture_output=True, text=True, timeout=seconds + 30, check=True
+    ).stdout
+    requests = elapsed = p50 = p99 = None
+    non_2xx = 0
+    for line in output.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] == "50%":
+            p50 = _wrk_milliseconds(words[1])
+        elif len(words) == 2 and words[0] == "99%":
+            p99 = _wrk_milliseconds(words[1])
+        elif "requests in" in line:
+            requests = int(words[0])
+            elapsed = float(words[3].rstrip("s,"))
+        elif line.startswith("  Non-2xx or 3xx responses:"):
+            non_2xx = int(words[-1])
+    if None in (requests, elapsed, p50, p99):
+        raise BenchFailed(f"wrk printed something I cannot read:\n{output}")
+    return requests, elapsed, p50, p99, non_2xx
+
+
+def _measure_wrk(wrk: str, base: str, secret: str, args: argparse.Namespace) -> list[dict]:
+    """Every endpoint with wrk, in interleaved rounds; p50 and p99 are the rounds' medians."""
+    runs: dict[str, list] = {name: [] for name, _path, _expected in ENDPOINTS}
+    for number in range(args.rounds):
+        for name, path, _expected in ENDPOINTS:
+            runs[name].append(
+                _wrk_run(
+                    wrk,
+                    f"{base}{path}",
+                    secret,
+                    threads=args.wrk_threads,
+                    connections=args.wrk_connections,
+                    seconds=args.wrk_seconds,
+                )
+            )
+        print(f"  wrk round {number + 1} of {args.rounds} done", file=sys.stderr)
+    rows = []
+    for name, _path, expected in ENDPOINTS:
+        requests = sum(run[0] for run in runs[name])
+        non_2xx = sum(run[4] for run in runs[name])
+        rows.append(
+            {
+                "name": name,
+                "requests": requests,
+                # wrk counts statuses only as 2xx or not: a 403 endpoint must have no 2xx.
+                "unexpected": (requests - non_2xx) if expected >= 300 else non_2xx,
+                "rps": requests / sum(run[1] for run in runs[name]),
+                "p50": sorted(run[2] for run in runs[name])[len(runs[name]) // 2],
+                "p99": sorted(run[3] for run in runs[name])[len(runs[name]) // 2],
+            }
+        )
+    return rows
+
+
 def _warm_up(base: str, headers: dict[str, str], rounds: int) -> None:
     import requests
 
@@ -425,14 +507,16 @@ def _table(rows: list[dict], concurrency: int, queries: dict[str, int]) -> str:
     floor = rows[-1]
     header = (
         f"{'endpoint':<24} {'requests':>8} {'conc.':>5} {'req/s':>8} {'p50 ms':>7} "
-        f"{'p99 ms':>7} {'req/s vs floor':>14} {'p50 vs floor':>12} {'queries':>7} {'bad':>4}"
+        f"{'p99 ms':>7} {'req/s vs floor':>14} {'p50 vs floor':>12} {'p99 vs floor':>12} "
+        f"{'queries':>7} {'bad':>4}"
     )
     lines = [header, "-" * len(header)]
     for row in rows:
         lines.append(
             f"{row['name']:<24} {row['requests']:>8} {concurrency:>5} {row['rps']:>8.1f} "
             f"{row['p50']:>7.2f} {row['p99']:>7.2f} {row['rps'] / floor['rps']:>14.2f} "
-            f"{row['p50'] / floor['p50']:>11.2f}x {queries[row['name']]:>7} {row['unexpected']:>4}"
+            f"{row['p50'] / floor['p50']:>11.2f}x {row['p99'] / floor['p99']:>11.2f}x "
+            f"{queries[row['name']]:>7} {row['unexpected']:>4}"
         )
     return "\n".join(lines)
 
@@ -447,6 +531,10 @@ def main() -> int:
     parser.add_argument("--database", default="portal_bench", help="dropped and recreated")
     parser.add_argument("--keep-database", action="store_true")
     parser.add_argument("--show-queries", action="store_true", help="print each query's SQL")
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--wrk-connections", type=int, default=16)
+    parser.add_argument("--wrk-seconds", type=int, default=5, help="per endpoint and round")
+    parser.add_argument("--no-wrk", action="store_true", help="only the Python clients")
     args = parser.parse_args()
     if min(args.requests, args.concurrency, args.workers, args.rounds) < 1:
         parser.error("--requests, --concurrency, --workers and --rounds must be at least 1")
@@ -500,6 +588,22 @@ def main() -> int:
             f"(load average before the run {load_before:.2f})"
         )
         print(_table(rows, args.concurrency, queries))
+        wrk = None if args.no_wrk else shutil.which("wrk")
+        if wrk:
+            pool.terminate()
+            pool.join()
+            pool = None
+            load_before_wrk = os.getloadavg()[0]
+            wrk_rows = _measure_wrk(wrk, base, secret, args)
+            print(
+                f"\nwrk, {args.wrk_threads} threads, {args.wrk_connections} connections, "
+                f"{args.wrk_seconds}s x {args.rounds} rounds per endpoint, same server "
+                f"(load average before wrk {load_before_wrk:.2f}, after {os.getloadavg()[0]:.2f})"
+            )
+            print(_table(wrk_rows, args.wrk_connections, queries))
+            rows += wrk_rows
+        else:
+            print("\nwrk is not on the PATH: only the Python clients measured", file=sys.stderr)
         if any(row["unexpected"] for row in rows):
             print("some answers had an unexpected status (column 'bad')", file=sys.stderr)
             return 1

@@ -380,6 +380,10 @@ if PIPELINES_BACKEND == "vertex":
 ATTESTATION_SIGNING_KEYS = attestation_keys_parse(env_str("ATTESTATION_SIGNING_KEYS"))
 if not DEBUG and not ATTESTATION_SIGNING_KEYS:
     raise ImproperlyConfigured("ATTESTATION_SIGNING_KEYS must be set when DJANGO_DEBUG=false")
+# How long one gate attestation stays valid (never past the approval's own expiry,
+# which it carries in its `approval_expires_at` claim): an attestation handed out before
+# the evidence changed stops verifying soon after.
+ATTESTATION_TTL_MINUTES = env_int("ATTESTATION_TTL_MINUTES", 15, minimum=1)
 
 # Pub/Sub push subscriptions (Cloud Deploy approvals): the OIDC token Google attaches
 # must be for this audience and signed for this service account.

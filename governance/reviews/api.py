@@ -144,8 +144,12 @@ class GateApi(APIView):
         allowed = serializers.BooleanField()
         review = serializers.IntegerField()
         approvals = serializers.ListField(child=serializers.DictField())
-        expires_at = serializers.DateTimeField()
+        expires_at = serializers.DateTimeField(help_text="When the approval lapses.")
         attestation = serializers.CharField(help_text="Compact JWS; verify with the JWKS.")
+        attestation_expires_at = serializers.DateTimeField(
+            help_text="When the attestation stops verifying (ATTESTATION_TTL_MINUTES after "
+            "signing, at the latest when the approval lapses): ask the gate again after."
+        )
 
     class RefusedSerializer(serializers.Serializer):
         # The gate's own answer carries every field; a refusal of the caller (a token
@@ -183,14 +187,16 @@ class GateApi(APIView):
         if answer.allowed:
             body = {
                 "allowed": True,
-                "review": answer.review.pk,  # type: ignore[union-attr]
+                "review": answer.review_id,
                 "approvals": [
                     self.ApprovalSerializer(approval).data for approval in answer.approvals
                 ],
                 "expires_at": answer.expires_at,
             }
             try:
-                body["attestation"] = gate_attestation(answer=answer)
+                body["attestation"], body["attestation_expires_at"] = gate_attestation(
+                    answer=answer
+                )
             except NoApprovedSigningKey as exc:
                 return Response(
                     {"error": str(exc), "fields": {}}, status=status.HTTP_503_SERVICE_UNAVAILABLE
@@ -199,7 +205,7 @@ class GateApi(APIView):
         body = {
             "allowed": False,
             "state": answer.state,
-            "review": answer.review.pk if answer.review else None,
+            "review": answer.review_id,
             "missing_roles": answer.missing_roles,
             "failed_checks": answer.failed_checks,
             "expires_at": answer.expires_at,

@@ -37,6 +37,7 @@ from governance.reviews.clouddeploy_outbox import (
     rollout_answers_lock,
 )
 from governance.reviews.models import PubSubMessage, Review
+from governance.reviews.services.gates import gate_state_lock
 from governance.reviews.services.reviews import review_open
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
@@ -298,14 +299,15 @@ def _review_join(
         )
         if record is None:
             return _duplicate(message)
-        # Lock order: the version, its live review for the target, the version's
-        # outbox rows, and only then (review_open, _audit_message) the chain head. A
+        # Lock order: the version, its live review for the target, its gate row, the
+        # version's outbox rows, and only then (review_open, _audit_message) the chain head. A
         # send task holds an outbox row while it audits its result: taking the row
         # after the chain head here would wait on it in a circle.
         ModelVersion.objects.select_for_update().filter(pk=version.pk).first()
         Review.objects.select_for_update(of=("self",)).filter(
             version=version, target=target, state__in=LIVE_STATES
         ).first()
+        gate_state_lock(version_id=version.pk, target=target)
         rollout_answers_lock(version_id=version.pk)
         try:
             review, created = review_open(

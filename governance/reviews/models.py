@@ -363,3 +363,49 @@ class ImageAttestation(models.Model):
 
     def __str__(self) -> str:
         return f"attestation of {self.resource_uri} ({self.state})"
+
+
+# --- the gate's answer, kept current ---------------------------------------------------
+
+
+class GateState(models.Model):
+    """The gate's answer for one (version, target) that has a review, as the review
+    services left it, so a gate request reads one row instead of recomputing it.
+
+    Written only by `gate_state_refresh`, inside the transaction of every change that
+    can move the answer (a review opened, decided, withdrawn, re-checked, sent back by
+    changed evidence, expired), with this row locked after the review's and before the
+    audit chain head. The clock is applied when the row is read: `review_state` and
+    `expires_at` say when an approval or a waiting review lapses, so no write is
+    needed for the answer to turn "expired" on time. `revision` grows with every
+    refresh; the cached attestation is stored only for the revision it was signed for.
+    """
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    target = models.CharField(max_length=16, choices=Target.choices)
+    review = models.ForeignKey("Review", on_delete=models.CASCADE, related_name="+")
+    review_state = models.CharField(max_length=20, choices=ReviewState.choices)
+    expires_at = models.DateTimeField()
+    # [{"role", "reviewer", "decided_at"}] of the counting approvals, oldest first.
+    approvals = models.JSONField(default=list)
+    missing_roles = models.JSONField(default=list)
+    failed_checks = models.JSONField(default=list)
+    revision = models.PositiveIntegerField(default=0)
+    refreshed_at = models.DateTimeField(default=timezone.now)
+    # The last attestation signed for this revision, and the key ("kid:sha256") it was
+    # signed with: re-signed when it nears its expiry or the signing key changes.
+    attestation = models.TextField(blank=True)
+    attestation_key = models.CharField(max_length=120, blank=True)
+    attestation_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "target"],
+                name="one_gate_state_per_version_target",
+                violation_error_message="This version already has a gate answer for this target.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"gate of {self.version_id} to {self.target}: {self.review_state}"

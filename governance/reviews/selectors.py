@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
@@ -15,9 +15,11 @@ from governance.choices import Target
 from governance.models import ModelVersion, RegisteredModel
 from governance.reviews.checks import checks_evaluate
 from governance.reviews.choices import FINAL_STATES, LIVE_STATES, OPEN_STATES, ReviewState, Verdict
-from governance.reviews.models import Review, ReviewDecision, ReviewPolicy
+from governance.reviews.models import GateState, Review, ReviewDecision, ReviewPolicy
 from portal.accounts.choices import Role
 from portal.accounts.models import RoleGrant
+from portal.changes.configuration import SIGNING_KEYS
+from portal.changes.models import ApprovedConfiguration
 
 
 def policy_for(*, model: RegisteredModel, target: str) -> ReviewPolicy | None:
@@ -236,6 +238,20 @@ def decision_roles_for(*, review: Review, user: Any) -> list[str]:
 
 
 @dataclass(frozen=True)
+class AttestationCache:
+    """What the gate's stored row holds for signing: the attestation last signed for
+    this answer (if any), the key it was signed with, and the approved signing keys as
+    the same query read them."""
+
+    gate_state_id: int
+    revision: int
+    attestation: str
+    key: str
+    expires_at: datetime | None
+    approved_keys: Any
+
+
+@dataclass(frozen=True)
 class GateAnswer:
     """Whether a version may deploy to a target, and why not."""
 
@@ -245,17 +261,102 @@ class GateAnswer:
     version: str
     target: str
     image_digest: str
-    review: Review | None = None
+    review_id: int | None = None
     approvals: list[dict[str, Any]] = field(default_factory=list)
     expires_at: datetime | None = None
     missing_roles: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
+    # Only on answers read from the stored row; not part of the answer itself.
+    cache: AttestationCache | None = field(default=None, compare=False)
 
 
-def gate_answer(*, model_slug: str, version: str, target: str) -> GateAnswer:
-    """The latest review of the version for the target decides: approved and still
-    valid lets it deploy; otherwise the answer says what is missing. Http404 for an
-    unknown model or version."""
+@dataclass(frozen=True)
+class GateFacts:
+    """What the speaking review says, before the clock is applied: what the services
+    store in the gate's row (GateState) and the fresh computation reads anew."""
+
+    review_id: int
+    review_state: str
+    expires_at: datetime
+    approvals: list[dict[str, Any]]
+    missing_roles: list[str]
+    failed_checks: list[str]
+
+
+def gate_facts(*, version_id: int, target: str) -> GateFacts | None:
+    """The facts of the review that speaks for (version, target): the live one, else
+    the latest closed one; None when the version was never reviewed for the target.
+    The checks are the review's own, as its last change evaluated them."""
+    reviews = Review.objects.filter(version_id=version_id, target=target)
+    review = (
+        reviews.filter(state__in=LIVE_STATES).first()
+        or reviews.order_by("-opened_at", "-pk").first()
+    )
+    if review is None:
+        return None
+    decisions = list(
+        review.decisions.filter(active=True, verdict=Verdict.APPROVE)
+        .only("review_id", "role", "reviewer_id", "decided_at")
+        .order_by("decided_at", "pk")
+    )
+    return GateFacts(
+        review_id=review.pk,
+        review_state=review.state,
+        expires_at=review.expires_at,
+        approvals=[
+            {"role": d.role, "reviewer": d.reviewer_ref, "decided_at": d.decided_at}
+            for d in decisions
+        ],
+        missing_roles=missing_roles(required=review.required_roles, approvals=decisions),
+        failed_checks=review.failed_checks,
+    )
+
+
+def _gate_state_at(*, review_state: str, expires_at: datetime, now: datetime) -> str:
+    if review_state == ReviewState.APPROVED and expires_at > now:
+        return "approved"
+    if review_state in LIVE_STATES and expires_at <= now:
+        return "expired"  # past its deadline; the expiry task has not recorded it yet
+    if review_state in (ReviewState.APPROVED, ReviewState.EXPIRED):
+        return "expired"
+    if review_state == ReviewState.REJECTED:
+        return "rejected"
+    return "pending"
+
+
+def _answer_from(
+    facts: GateFacts, *, base: dict[str, Any], cache: AttestationCache | None = None
+) -> GateAnswer:
+    state = _gate_state_at(
+        review_state=facts.review_state, expires_at=facts.expires_at, now=timezone.now()
+    )
+    if state == "approved":
+        return GateAnswer(
+            allowed=True,
+            state=state,
+            review_id=facts.review_id,
+            approvals=facts.approvals,
+            expires_at=facts.expires_at,
+            cache=cache,
+            **base,
+        )
+    return GateAnswer(
+        allowed=False,
+        state=state,
+        review_id=facts.review_id,
+        expires_at=facts.expires_at,
+        missing_roles=facts.missing_roles,
+        failed_checks=facts.failed_checks,
+        **base,
+    )
+
+
+def gate_answer_compute(*, model_slug: str, version: str, target: str) -> GateAnswer:
+    """The gate's answer computed afresh from the reviews (what the stored row must
+    always equal). The latest review of the version for the target decides: approved
+    and still valid lets it deploy; otherwise the answer says what is missing. Without
+    a review, the policy that would apply says which roles and checks are missing.
+    Http404 for an unknown model or version."""
     found = (
         ModelVersion.objects.select_related("model")
         .filter(model__slug=model_slug, version=version)
@@ -269,13 +370,8 @@ def gate_answer(*, model_slug: str, version: str, target: str) -> GateAnswer:
         "target": target,
         "image_digest": found.image_digest,
     }
-    reviews = Review.objects.filter(version=found, target=target)
-    # A live review speaks for the pair; otherwise the latest closed one explains.
-    review = (
-        reviews.filter(state__in=LIVE_STATES).first()
-        or reviews.order_by("-opened_at", "-pk").first()
-    )
-    if review is None:
+    facts = gate_facts(version_id=found.pk, target=target)
+    if facts is None:
         policy = policy_for(model=found.model, target=target)
         snapshot = policy.snapshot() if policy else {}
         checks = checks_evaluate(version=found, target=target, snapshot=snapshot)
@@ -286,46 +382,65 @@ def gate_answer(*, model_slug: str, version: str, target: str) -> GateAnswer:
             failed_checks=[c.key for c in checks if not c.passed],
             **base,
         )
-    review.version = found
-    decisions = list(
-        review.decisions.filter(active=True, verdict=Verdict.APPROVE)
-        .only("review_id", "role", "reviewer_id", "decided_at")
-        .order_by("decided_at", "pk")
-    )
-    now = timezone.now()
-    if review.state == ReviewState.APPROVED and review.expires_at > now:
-        return GateAnswer(
-            allowed=True,
-            state="approved",
-            review=review,
-            approvals=[
-                {"role": d.role, "reviewer": d.reviewer_ref, "decided_at": d.decided_at}
-                for d in decisions
-            ],
-            expires_at=review.expires_at,
-            **base,
+    return _answer_from(facts, base=base)
+
+
+def gate_answer(*, model_slug: str, version: str, target: str) -> GateAnswer:
+    """The gate's answer as the review services stored it (one query), with the clock
+    applied now; the same as `gate_answer_compute`. A pair without a stored row (never
+    reviewed for the target, or reviewed before answers were stored) is computed
+    afresh. Http404 for an unknown model or version."""
+    row = (
+        GateState.objects.select_related("version__model")
+        .only(
+            *(f.name for f in GateState._meta.concrete_fields if f.name != "version"),
+            "version__version",
+            "version__image_digest",
+            "version__model__slug",
         )
-    if review.state in LIVE_STATES and review.expires_at <= now:
-        state = "expired"  # past its deadline; the expiry task has not recorded it yet
-    elif review.state in (ReviewState.APPROVED, ReviewState.EXPIRED):
-        state = "expired"
-    elif review.state == ReviewState.REJECTED:
-        state = "rejected"
-    else:
-        state = "pending"
-    if review.state in OPEN_STATES:
-        checks = checks_evaluate(version=found, target=target, snapshot=review.policy_snapshot)
-        failed = [c.key for c in checks if not c.passed]
-    else:
-        failed = review.failed_checks
-    return GateAnswer(
-        allowed=False,
-        state=state,
-        review=review,
-        expires_at=review.expires_at,
-        missing_roles=missing_roles(required=review.required_roles, approvals=decisions),
-        failed_checks=failed,
-        **base,
+        .annotate(
+            approved_keys=Subquery(
+                ApprovedConfiguration.objects.filter(name=SIGNING_KEYS).values("value")[:1]
+            )
+        )
+        .filter(version__model__slug=model_slug, version__version=version, target=target)
+        .first()
+    )
+    if row is None:
+        return gate_answer_compute(model_slug=model_slug, version=version, target=target)
+    facts = GateFacts(
+        review_id=row.review_id,
+        review_state=row.review_state,
+        expires_at=row.expires_at,
+        approvals=[
+            {**a, "decided_at": datetime.fromisoformat(a["decided_at"])} for a in row.approvals
+        ],
+        missing_roles=row.missing_roles,
+        failed_checks=row.failed_checks,
+    )
+    base = {
+        "model": row.version.model.slug,
+        "version": row.version.version,
+        "target": target,
+        "image_digest": row.version.image_digest,
+    }
+    cache = AttestationCache(
+        gate_state_id=row.pk,
+        revision=row.revision,
+        attestation=row.attestation,
+        key=row.attestation_key,
+        expires_at=row.attestation_expires_at,
+        approved_keys=row.approved_keys,
+    )
+    return _answer_from(facts, base=base, cache=cache)
+
+
+def gate_attestations_last_expiry(*, version: ModelVersion) -> dict[str, datetime]:
+    """{target: when the last attestation the gate handed out for it expires}."""
+    return dict(
+        GateState.objects.filter(version=version, attestation_expires_at__isnull=False).values_list(
+            "target", "attestation_expires_at"
+        )
     )
 
 

@@ -12,7 +12,7 @@ from governance.filters import ModelFilter, VersionFilter
 from governance.forms import ModelSettingsForm, VersionCompareForm
 from governance.models import RegisteredModel
 from governance.permissions import may_edit_card, may_read_registry
-from governance.reviews.selectors import open_review_counts_by_model
+from governance.reviews.selectors import gate_attestations_last_expiry, open_review_counts_by_model
 from governance.selectors.baselines import production_comparison
 from governance.selectors.cards import card_diff, card_missing_sections, card_sections
 from governance.selectors.registry import (
@@ -165,6 +165,7 @@ def version_detail(request: HttpRequest, model: str, version: str) -> HttpRespon
             "can_edit": may_edit_card(request.user, found.model),
             "events": events[:AUDIT_HISTORY_LIMIT],
             "revision_count": card.revisions.count(),
+            "attestations_expire": sorted(gate_attestations_last_expiry(version=found).items()),
         },
     )
 

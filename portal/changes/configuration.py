@@ -18,6 +18,7 @@ The environment is compared on every use (one indexed read) and by the beat task
 a changed value shows up as a pending request whether or not anything signs.
 """
 
+import functools
 import hashlib
 from typing import Any
 
@@ -46,6 +47,7 @@ class NoApprovedSigningKey(Exception):
     """No configured attestation key has been approved: the portal refuses to sign."""
 
 
+@functools.lru_cache(maxsize=16)
 def key_fingerprint(key: SigningKey) -> str:
     public = key.private_key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -184,16 +186,30 @@ for _name, _label in (
     change_kind_register(ChangeKind(name=KIND_PREFIX + _name, label=_label, apply=_apply))
 
 
-def attestation_keys_approved() -> tuple[SigningKey, ...]:
-    """The configured keys whose id and fingerprint are approved, signing key first."""
-    approved = configuration_observe(name=SIGNING_KEYS, observed=_observed_keys())
+_UNREAD = object()
+
+
+def attestation_keys_approved(*, approved_value: Any = _UNREAD) -> tuple[SigningKey, ...]:
+    """The configured keys whose id and fingerprint are approved, signing key first.
+
+    `approved_value`: the approved row's value when the caller already read it in its
+    own query (the gate does); the row is only read and compared again here when the
+    environment differs from it, so a changed environment still becomes a pending
+    change on use.
+    """
+    observed = _observed_keys()
+    if approved_value is not _UNREAD and approved_value == observed:
+        approved = observed
+    else:
+        approved = configuration_observe(name=SIGNING_KEYS, observed=observed)
     allowed = {(entry["kid"], entry["sha256"]) for entry in approved}
     return tuple(key for key in signing_keys() if (key.kid, key_fingerprint(key)) in allowed)
 
 
-def attestation_signing_key() -> SigningKey:
-    """The key that signs now: the first configured key that is approved."""
-    keys = attestation_keys_approved()
+def attestation_signing_key(*, approved_value: Any = _UNREAD) -> SigningKey:
+    """The key that signs now: the first configured key that is approved
+    (`approved_value` as for `attestation_keys_approved`)."""
+    keys = attestation_keys_approved(approved_value=approved_value)
     if not keys:
         raise NoApprovedSigningKey(
             "No configured attestation key is approved yet: a second portal admin must "

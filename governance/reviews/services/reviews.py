@@ -4,7 +4,9 @@ expiring.
 Locking: every write here locks the version row first, then the review rows, the same
 order the registry's writes take when they announce changed evidence (version, then
 our `reviews_evidence_changed`), so two writers never wait on each other in a circle.
-The review row lock is what turns two board members deciding at the same moment into
+Each review's gate row (GateState, `services.gates`) is locked right after the review
+and rewritten in the same transaction, so the gate's stored answer never lags a
+change. The review row lock is what turns two board members deciding at the same moment into
 one outcome: the second one waits, then sees the first one's decision. A write that
 may decide a review then locks the version's Cloud Deploy outbox rows
 (`rollout_answers_lock`), all before its first audit event: the audit chain head is
@@ -37,6 +39,7 @@ from governance.reviews.clouddeploy_outbox import rollout_answers_lock, rollout_
 from governance.reviews.models import Review, ReviewDecision
 from governance.reviews.notifications import review_decided_notify, review_opened_notify
 from governance.reviews.selectors import missing_roles, policy_for
+from governance.reviews.services.gates import gate_state_lock, gate_state_refresh
 from governance.services.registry import STATE_MOVES, version_set_state
 from portal.accounts.models import User
 from portal.apitokens.models import ApiToken
@@ -88,15 +91,21 @@ def _requesting_user(actor: Actor) -> User | None:
 
 
 def _lock(review: Review) -> Review:
-    """The version, the review and the version's outbox rows, in the portal's order."""
+    """The version, the review, its gate row and the version's outbox rows, in the
+    portal's order."""
     ModelVersion.objects.select_for_update().filter(pk=review.version_id).first()
     locked = (
         Review.objects.select_for_update(of=("self",))
         .select_related("version__model", "requested_by")
         .get(pk=review.pk)
     )
+    gate_state_lock(version_id=review.version_id, target=review.target)
     rollout_answers_lock(version_id=review.version_id)
     return locked
+
+
+def _gate_refresh(review: Review) -> None:
+    gate_state_refresh(version_id=review.version_id, target=review.target)
 
 
 def _checks_refresh(review: Review) -> None:
@@ -235,6 +244,7 @@ def review_open(
             ).first()
             if existing is not None:
                 return existing, False
+            gate_state_lock(version_id=version.pk, target=target)
             policy = policy_for(model=version.model, target=target)
             if policy is None:
                 raise ValidationError({"target": f"No review policy exists for {target}."})
@@ -254,6 +264,7 @@ def review_open(
             )
             _checks_refresh(review)
             review.save()
+            _gate_refresh(review)
             _audit(
                 review,
                 "review.opened",
@@ -420,6 +431,7 @@ def review_decide(
         state = _settled_state(review)
         _move(review, state, now)
         review.save()
+        _gate_refresh(review)
         _audit(
             review,
             "review.decision_recorded",
@@ -468,6 +480,7 @@ def review_recheck(*, review: Review, actor: Actor, client_ip: str | None = None
         state = _settled_state(review)
         _move(review, state, now)
         review.save()
+        _gate_refresh(review)
         _audit(
             review,
             "review.checks_evaluated",
@@ -504,6 +517,8 @@ def reviews_evidence_changed(*, version: ModelVersion, reason: str, actor: Actor
         )
         if not reviews:
             return
+        for review in reviews:
+            gate_state_lock(version_id=version.pk, target=review.target)
         now = timezone.now()
         for review in reviews:
             stale = review.decisions.filter(active=True).update(active=False, stale_at=now)
@@ -512,6 +527,7 @@ def reviews_evidence_changed(*, version: ModelVersion, reason: str, actor: Actor
             _move(review, ReviewState.PENDING, now)
             _checks_refresh(review)
             review.save()
+            _gate_refresh(review)
             _audit(
                 review,
                 "review.evidence_changed",
@@ -555,10 +571,12 @@ def reviews_expire(*, actor: Actor | None = None) -> int:
             )
             if review is None:
                 continue
+            gate_state_lock(version_id=version_id, target=review.target)
             rollout_answers_lock(version_id=version_id)
             previous_state = review.state
             _move(review, ReviewState.EXPIRED, timezone.now())
             review.save()
+            _gate_refresh(review)
             _on_review_decided(
                 outcome=ReviewOutcome(
                     review=review,

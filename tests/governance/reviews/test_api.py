@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.utils.dateparse import parse_datetime
 
 from governance.choices import Target
 from governance.reviews.choices import CheckKey, ReviewSource, ReviewState, Verdict
@@ -213,7 +214,12 @@ def test_gate_approved_is_200_with_verifiable_attestation(
     assert claims["image_digest"] == version.image_digest
     assert claims["target"] == "production"
     assert claims["review"] == review.pk
-    assert claims["exp"] == int(review.expires_at.timestamp())
+    # Short-lived: ATTESTATION_TTL_MINUTES (15) after signing, with the approval's own
+    # expiry in a claim of its own.
+    assert claims["exp"] == claims["iat"] + 15 * 60
+    assert claims["approval_expires_at"] == int(review.expires_at.timestamp())
+    assert parse_datetime(data["expires_at"]) == review.expires_at
+    assert int(parse_datetime(data["attestation_expires_at"]).timestamp()) == claims["exp"]
     assert {a["reviewer"] for a in claims["approvers"]} == {
         f"user:{p.pk}" for p in (lead, privacy, devops)
     }
@@ -270,6 +276,7 @@ def test_gate_query_count_does_not_grow_with_approvals(
         review_decide(review=review, reviewer=person, verdict=Verdict.APPROVE, role=role)
     client = api("gates:read")
     client.get(gate_url(version, "staging"))  # the token's last-used time is written once
+    client.get(gate_url(version))  # and each gate's attestation is signed and kept once
     with CaptureQueriesContext(connection) as one:
         assert client.get(gate_url(version, "staging")).status_code == 200
     with CaptureQueriesContext(connection) as three:

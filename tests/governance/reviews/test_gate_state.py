@@ -1,0 +1,273 @@
+"""The gate's stored answer (GateState): one query per gate request after the token,
+never behind the reviews whatever service changed them, and the attestation kept until
+shortly before it expires, re-signed after a key rotation."""
+
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+import time_machine
+from django.db import transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from governance.choices import Target
+from governance.reviews.choices import Verdict
+from governance.reviews.models import POLICY_SNAPSHOT_FIELDS, GateState, ReviewPolicy
+from governance.reviews.selectors import gate_answer, gate_answer_compute
+from governance.reviews.services import (
+    DecisionRefused,
+    policy_update,
+    review_decide,
+    review_open,
+    review_recheck,
+    reviews_evidence_changed,
+    reviews_expire,
+)
+from governance.reviews.services.gates import gate_state_refresh
+from portal.accounts.choices import Role
+from portal.audit.actors import Actor
+from portal.changes.configuration import attestation_keys_approved
+from portal.changes.models import ChangeRequest
+from portal.changes.services import change_approve
+from tests.factories import ModelVersionFactory
+from tests.portal.changes.test_configuration import key
+
+pytestmark = pytest.mark.django_db
+
+BOARD = {
+    "lead": Role.DATA_SCIENCE_LEAD,
+    "privacy": Role.PRIVACY_OFFICER,
+    "devops": Role.DEVOPS,
+}
+
+
+def gate_url(version, target: str = Target.STAGING) -> str:
+    return f"/api/v1/gates/{version.model.slug}/{version.version}/{target}"
+
+
+@pytest.fixture()
+def gate_client(client, api_token):
+    secret, _ = api_token("gates:read")
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
+    return client
+
+
+def _approved_staging(version, owner, lead):
+    review, _ = review_open(
+        version=version, target=Target.STAGING, requested_by_actor=owner.audit_actor(), source="ui"
+    )
+    review_decide(review=review, reviewer=lead, verdict=Verdict.APPROVE, role=BOARD["lead"])
+    return review
+
+
+def _assert_current(version) -> None:
+    for target in Target.values:
+        args = {"model_slug": version.model.slug, "version": version.version, "target": target}
+        assert gate_answer(**args) == gate_answer_compute(**args), target
+
+
+@pytest.mark.parametrize("approved", [True, False], ids=["approved", "pending"])
+def test_gate_request_is_one_query_after_the_token(
+    gate_client, version, owner, lead, approved, django_assert_num_queries
+):
+    """After the token's lookup (its owner's roles in the same query), the gate reads
+    one row, approved (attestation cached) or pending alike."""
+    review, _ = review_open(
+        version=version, target=Target.STAGING, requested_by_actor=owner.audit_actor(), source="ui"
+    )
+    if approved:
+        review_decide(review=review, reviewer=lead, verdict=Verdict.APPROVE, role=BOARD["lead"])
+    gate_client.get(gate_url(version))  # last use recorded, attestation signed and kept
+    with django_assert_num_queries(2):
+        response = gate_client.get(gate_url(version))
+    assert response.status_code == (200 if approved else 403)
+    assert response.json()["review"] == review.pk
+
+
+def test_gate_attestation_is_kept_then_signed_anew_before_it_expires(
+    gate_client, version, owner, lead
+):
+    """The same attestation comes back while most of its 15 minutes are left; with
+    less than a fifth left a new one is signed, expiring 15 minutes after signing and
+    carrying the approval's own expiry."""
+    review = _approved_staging(version, owner, lead)
+    review.refresh_from_db()
+    start = datetime.now(tz=UTC)
+    with time_machine.travel(start, tick=False) as clock:
+        first = gate_client.get(gate_url(version)).json()
+        clock.shift(timedelta(minutes=11))
+        assert gate_client.get(gate_url(version)).json()["attestation"] == first["attestation"]
+        clock.shift(timedelta(minutes=2))
+        renewed = gate_client.get(gate_url(version)).json()
+    assert renewed["attestation"] != first["attestation"]
+    claims = jwt.decode(renewed["attestation"], options={"verify_signature": False})
+    assert claims["exp"] == int((start + timedelta(minutes=28)).timestamp())
+    assert claims["approval_expires_at"] == int(review.expires_at.timestamp())
+    assert renewed["attestation_expires_at"] == (start + timedelta(minutes=28)).isoformat().replace(
+        "+00:00", "Z"
+    )
+
+
+def test_gate_attestation_never_outlives_the_approval(settings, gate_client, version, owner, lead):
+    """An approval that lapses within the attestation's lifetime caps its expiry."""
+    review = _approved_staging(version, owner, lead)
+    review.refresh_from_db()
+    with time_machine.travel(review.expires_at - timedelta(minutes=5), tick=False):
+        data = gate_client.get(gate_url(version)).json()
+    claims = jwt.decode(data["attestation"], options={"verify_signature": False})
+    assert claims["exp"] == int(review.expires_at.timestamp())
+
+
+def test_gate_attestation_ttl_is_a_setting(settings, gate_client, version, owner, lead):
+    """ATTESTATION_TTL_MINUTES sets how long an attestation verifies."""
+    settings.ATTESTATION_TTL_MINUTES = 2
+    _approved_staging(version, owner, lead)
+    claims = jwt.decode(
+        gate_client.get(gate_url(version)).json()["attestation"],
+        options={"verify_signature": False},
+    )
+    assert claims["exp"] == claims["iat"] + 120
+
+
+def test_gate_attestation_is_signed_anew_after_a_key_rotation(
+    settings, gate_client, version, owner, lead, make_user
+):
+    """A cached attestation of the old key is not handed out once a new signing key
+    is approved."""
+    old = key("old")
+    settings.ATTESTATION_SIGNING_KEYS = [old]
+    attestation_keys_approved()
+    _approved_staging(version, owner, lead)
+    first = gate_client.get(gate_url(version)).json()["attestation"]
+    assert gate_client.get(gate_url(version)).json()["attestation"] == first
+    settings.ATTESTATION_SIGNING_KEYS = [key("new"), old]
+    assert gate_client.get(gate_url(version)).json()["attestation"] == first  # not approved
+    change_approve(
+        change=ChangeRequest.objects.get(state="pending"),
+        approved_by=make_user(Role.PORTAL_ADMIN),
+    )
+    rotated = gate_client.get(gate_url(version)).json()["attestation"]
+    assert jwt.get_unverified_header(rotated)["kid"] == "new"
+
+
+def test_gate_attestation_of_an_older_answer_is_not_stored(version, owner, lead, devops):
+    """A decision committed between a request's read and its write of the newly signed
+    attestation wins: the row's revision moved, so the older answer's attestation is
+    dropped."""
+    from governance.reviews.gates import gate_attestation
+
+    _approved_staging(version, owner, lead)
+    read = gate_answer(model_slug=version.model.slug, version=version.version, target="staging")
+    gate_state_refresh(version_id=version.pk, target=Target.STAGING)  # a change meanwhile
+    gate_attestation(answer=read)
+    assert GateState.objects.get(version=version, target=Target.STAGING).attestation == ""
+
+
+def test_gate_page_and_api_show_when_the_last_attestation_expires(
+    gate_client, client_for, version, owner, lead
+):
+    """The version page shows the expiry of the last attestation the gate handed out."""
+    _approved_staging(version, owner, lead)
+    data = gate_client.get(gate_url(version)).json()
+    row = GateState.objects.get(version=version, target=Target.STAGING)
+    assert data["attestation_expires_at"] is not None
+    assert row.attestation_expires_at is not None
+    page = client_for(lead).get(f"/models/{version.model.slug}/versions/{version.version}/")
+    assert page.status_code == 200
+    assert "Last attestation expires" in page.content.decode()
+
+
+# --- the stored answer never lags: every service, in random order ----------------------
+
+OPERATIONS = st.one_of(
+    st.tuples(st.just("open"), st.sampled_from(Target.values)),
+    st.tuples(
+        st.sampled_from(["approve", "reject", "request_changes", "withdraw"]),
+        st.sampled_from(sorted(BOARD)),
+        st.sampled_from(Target.values),
+    ),
+    st.tuples(st.just("evidence")),
+    st.tuples(st.just("recheck"), st.sampled_from(Target.values)),
+    st.tuples(st.just("expire")),
+    st.tuples(st.just("policy"), st.sampled_from(Target.values), st.integers(1, 2)),
+    st.tuples(st.just("clock"), st.sampled_from([1, 60, 60 * 24, 60 * 24 * 20, 60 * 24 * 40])),
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(operations=st.lists(OPERATIONS, min_size=1, max_size=12))
+def test_gate_state_equals_a_fresh_computation_after_every_service_call(
+    operations, make_user, admin_user
+):
+    """After each decision, withdrawal, evidence change, recheck, expiry run, policy
+    edit (tightened at once, loosened through a change request a second admin approves)
+    and clock move, the answer read from the stored row equals one computed afresh."""
+    second_admin = make_user(Role.PORTAL_ADMIN)
+    start = datetime(2026, 6, 1, 9, tzinfo=UTC)
+    with time_machine.travel(start, tick=False) as clock, transaction.atomic():
+        board = {name: make_user(role) for name, role in BOARD.items()}
+        owner = make_user(Role.MODEL_OWNER)
+        version = ModelVersionFactory()
+        for operation in operations:
+            _apply(operation, version, board, owner, admin_user, second_admin, clock)
+            _assert_current(version)
+        transaction.set_rollback(True)
+
+
+def _live_review(version, target):
+    from governance.reviews.choices import LIVE_STATES
+
+    return version.reviews.filter(target=target, state__in=LIVE_STATES).first()
+
+
+def _apply(operation, version, board, owner, admin, second_admin, clock) -> None:
+    kind = operation[0]
+    try:
+        if kind == "open":
+            review_open(
+                version=version,
+                target=operation[1],
+                requested_by_actor=owner.audit_actor(),
+                source="ui",
+            )
+        elif kind in ("approve", "reject", "request_changes", "withdraw"):
+            review = _live_review(version, operation[2])
+            if review is not None:
+                review_decide(
+                    review=review,
+                    reviewer=board[operation[1]],
+                    verdict=kind,
+                    role=BOARD[operation[1]],
+                    comment="" if kind in (Verdict.APPROVE, Verdict.WITHDRAW) else "because",
+                )
+        elif kind == "evidence":
+            with transaction.atomic():
+                reviews_evidence_changed(
+                    version=version, reason="card edited", actor=Actor.system("tests")
+                )
+        elif kind == "recheck":
+            review = _live_review(version, operation[1])
+            if review is not None:
+                review_recheck(review=review, actor=Actor.system("tests"))
+        elif kind == "expire":
+            reviews_expire()
+        elif kind == "policy":
+            _policy_edit(operation[1], operation[2], admin, second_admin)
+        elif kind == "clock":
+            clock.shift(timedelta(minutes=operation[1]))
+    except DecisionRefused:
+        pass
+
+
+def _policy_edit(target, quorum, admin, second_admin) -> None:
+    policy = ReviewPolicy.objects.get(model=None, target=target)
+    rules = {name: getattr(policy, name) for name in POLICY_SNAPSHOT_FIELDS}
+    rules["required_roles"] = {**rules["required_roles"], Role.DATA_SCIENCE_LEAD: quorum}
+    result = policy_update(policy=policy, data=rules, actor=admin.audit_actor())
+    if isinstance(result, ChangeRequest):
+        change_approve(change=result, approved_by=second_admin)
