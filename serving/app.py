@@ -188,7 +188,7 @@ def track_for(route: ModelRoute, key: str | None) -> tuple[str, Track]:
     way when it grows; at random without a key."""
     if route.canary is None or route.canary.weight == 0:
         return "stable", route.stable
-    bucket = zlib.crc32(key.encode()) % 100 if key else random.randrange(100)  # noqa: S311
+    bucket = zlib.crc32(key.encode()) % 100 if key else random.randrange(100)  # noqa: S311  # nosec B311  # traffic split, not security
     if bucket < route.canary.weight:
         return "canary", route.canary
     return "stable", route.stable
@@ -286,7 +286,7 @@ def create_app(
         fault = route.faults.get(track.version) if allow_faults else None
         if fault is not None and fault.delay_ms:
             await asyncio.sleep(fault.delay_ms / 1000)
-        if fault is not None and random.random() < fault.error_rate:  # noqa: S311
+        if fault is not None and random.random() < fault.error_rate:  # noqa: S311  # nosec B311  # fault injection, not security
             metrics.requests.labels(*labels, "error").inc()
             metrics.latency.labels(*labels).observe(time.perf_counter() - started)
             return JSONResponse(error_body("injected fault"), status_code=503)
