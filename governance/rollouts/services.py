@@ -195,8 +195,8 @@ def rollout_start(
                 backend=settings.ROLLOUTS_BACKEND,
                 strategy=strategy,
                 weight=strategy["steps"][0],
-                review_id=answer.review.pk if answer.review else None,
-                attestation=gate_attestation(answer=answer),
+                review_id=answer.review_id,
+                attestation=gate_attestation(answer=answer)[0],
                 requested_by=actor.id,
             )
             RolloutStep.objects.create(rollout=rollout, index=0, weight=rollout.weight)

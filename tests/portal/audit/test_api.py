@@ -16,8 +16,9 @@ from portal.audit.services import audit_checkpoint_create, audit_record
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system("test")
 EVENTS = reverse("api-audit-events")
-# Token lookup, owner, owner's roles, the events with their payloads.
-QUERIES = 4
+# PostgreSQL reads the token with its owner's roles in one query (the token
+# authentication's own test pins that); SQLite needs a second one. Then the events with
+# their payloads.
 
 
 def _events(n: int, *, action: str = "role.granted") -> None:
@@ -127,7 +128,9 @@ def test_audit_events_api_query_count_is_the_same_at_two_sizes(client, bearer, s
         response = client.get(EVENTS, {"action": "test."}, **headers)
     assert response.status_code == 200
     assert len(response.json()["events"]) == size
-    assert len(queries) == QUERIES, [q["sql"] for q in queries]
+    assert len(queries) == (3 if connection.vendor == "postgresql" else 4), [
+        q["sql"] for q in queries
+    ]
 
 
 def test_audit_checkpoint_api_serves_the_latest_signed_checkpoint(client, bearer):
