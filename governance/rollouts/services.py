@@ -37,10 +37,13 @@ from governance.rollouts.choices import (
     RolloutBackendName,
     RolloutState,
 )
-from governance.rollouts.models import Rollout, RolloutStep
+from governance.rollouts.models import CanaryPolicy, Rollout, RolloutStep
+from governance.rollouts.notifications import rollout_transition_notify
+from governance.rollouts.signals import rollout_rolled_back
 from governance.services.registry import target_assign
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
+from portal.security.services import refusal_source, security_refusal_record
 from worker.backends.prometheus import PrometheusReader
 from worker.backends.rollouts import (
     PHASE_CANARY,
@@ -78,12 +81,41 @@ def rollout_backend() -> RolloutBackend:
     raise ValidationError({"backend": f"no rollout backend {settings.ROLLOUTS_BACKEND!r}"})
 
 
-def default_strategy() -> dict[str, Any]:
+def default_strategy(*, target: str) -> dict[str, Any]:
+    """Steps and bake time from the settings; the canary thresholds from the target's
+    CanaryPolicy (the settings' ROLLOUT_THRESHOLDS when the target has none)."""
+    policy = CanaryPolicy.objects.filter(target=target).first()
     return {
         "steps": list(settings.ROLLOUT_STEPS),
         "bake_seconds": settings.ROLLOUT_BAKE_SECONDS,
-        "thresholds": dict(settings.ROLLOUT_THRESHOLDS),
+        "thresholds": policy.thresholds() if policy else dict(settings.ROLLOUT_THRESHOLDS),
     }
+
+
+def _transition(
+    rollout: Rollout,
+    action: str,
+    actor: Actor,
+    client_ip: str | None,
+    *,
+    analysis: dict[str, Any] | None = None,
+    **extra: Any,
+) -> None:
+    """Audit a decision, tell people about it, and announce a rollback to the apps that
+    listen (monitoring opens an incident). Inside the decision's transaction."""
+    if analysis is not None:
+        extra["analysis"] = analysis
+    _audit(rollout, action, actor, client_ip, **extra)
+    rollout_transition_notify(rollout=rollout, action=action, actor=actor)
+    if rollout.state == RolloutState.ROLLED_BACK:
+        rollout_rolled_back.send(
+            sender=Rollout,
+            rollout=rollout,
+            automatic=actor == SYSTEM,
+            reason=rollout.outcome,
+            analysis=analysis,
+            actor=actor,
+        )
 
 
 def _audit(rollout: Rollout, action: str, actor: Actor, client_ip: str | None, **extra: Any):
@@ -114,24 +146,49 @@ def _refuse(
     message: str,
     client_ip: str | None,
 ) -> RolloutRefused:
-    """Record a refused start in the ledger (its own transaction: the refusal stays
-    recorded though nothing else happens) and return the exception to raise."""
+    """Record a refused start as a security refusal and return the exception to raise.
+
+    Counted through portal.security like every refused request (so it shows on the
+    refusals page): the first refusal of its kind from the caller in a window writes
+    the `rollout.refused` audit event, later ones in the window only count. Recorded
+    in its own transaction: the refusal stays recorded though nothing else happens."""
+    _refusal_record(
+        actor=actor,
+        client_ip=client_ip,
+        code=code,
+        object_type="model_version",
+        object_id=version.pk,
+        details={
+            "model": version.model.slug,
+            "version": version.version,
+            "target": target,
+            "reason": code,
+            "message": message,
+        },
+    )
+    return RolloutRefused(message, code=code)
+
+
+def _refusal_record(
+    *,
+    actor: Actor,
+    client_ip: str | None,
+    code: str,
+    object_type: str,
+    object_id: int,
+    details: dict[str, Any],
+) -> None:
     with transaction.atomic():
-        audit_record(
+        security_refusal_record(
+            kind=f"rollout.refused.{code}",
+            source=refusal_source(actor, client_ip),
             action="rollout.refused",
             actor=actor,
-            object_type="model_version",
-            object_id=version.pk,
-            payload={
-                "model": version.model.slug,
-                "version": version.version,
-                "target": target,
-                "reason": code,
-                "message": message,
-            },
+            details=details,
+            object_type=object_type,
+            object_id=object_id,
             client_ip=client_ip,
         )
-    return RolloutRefused(message, code=code)
 
 
 def rollout_start(
@@ -184,7 +241,7 @@ def rollout_start(
             code="active",
             message=f"A rollout of {version.model.slug} to {target} is active.",
         )
-    strategy = strategy or default_strategy()
+    strategy = strategy or default_strategy(target=target)
     try:
         with transaction.atomic():
             rollout = Rollout.objects.create(
@@ -200,7 +257,7 @@ def rollout_start(
                 requested_by=actor.id,
             )
             RolloutStep.objects.create(rollout=rollout, index=0, weight=rollout.weight)
-            _audit(
+            _transition(
                 rollout,
                 "rollout.started",
                 actor,
@@ -208,6 +265,7 @@ def rollout_start(
                 stable=current.version.version,
                 review=rollout.review_id,
                 steps=strategy["steps"],
+                thresholds=strategy.get("thresholds", {}),
             )
             if queue:
                 rollout_id = rollout.pk
@@ -328,7 +386,7 @@ def _decide(rollout: Rollout, analysis: Analysis, now: Any) -> Rollout | None:
             rollout.outcome = "Analysis inconclusive: " + "; ".join(analysis.reasons)
             action = "rollout.paused"
         rollout.save(update_fields=fields)
-        _audit(rollout, action, SYSTEM, None, analysis=analysis.to_dict())
+        _transition(rollout, action, SYSTEM, None, analysis=analysis.to_dict())
     return rollout
 
 
@@ -383,21 +441,38 @@ def rollout_seconds_to_next_tick(*, rollout: Rollout) -> float | None:
     return max((due - timezone.now()).total_seconds(), 0.0) + 0.1
 
 
+def _refuse_unless_allowed(
+    *, rollout: Rollout, actor: Actor, allowed: bool, client_ip: str | None, verb: str
+) -> None:
+    """Refuse (recorded through portal.security) a person the caller's permission check
+    said no to. Called before the decision's transaction, so the record stays."""
+    if allowed:
+        return
+    message = f"Only DevOps and portal admins may {verb} rollouts."
+    _refusal_record(
+        actor=actor,
+        client_ip=client_ip,
+        code="forbidden",
+        object_type="rollout",
+        object_id=rollout.pk,
+        details={
+            "model": rollout.model.slug,
+            "version": rollout.version.version,
+            "target": rollout.target,
+            "reason": "forbidden",
+            "verb": verb,
+            "message": message,
+        },
+    )
+    raise RolloutRefused(message, code="forbidden", field="rollout")
+
+
 def _person_decides(
     *,
     rollout: Rollout,
-    actor: Actor,
-    allowed: bool,
-    client_ip: str | None,
     states: tuple[str, ...],
     verb: str,
 ) -> Rollout:
-    if not allowed:
-        with transaction.atomic():
-            _audit(rollout, "rollout.refused", actor, client_ip, reason="forbidden", verb=verb)
-        raise RolloutRefused(
-            f"Only DevOps and portal admins may {verb} rollouts.", code="forbidden", field="rollout"
-        )
     locked = _locked(rollout.pk)
     if locked.state not in states:
         raise RolloutRefused(
@@ -413,12 +488,12 @@ def rollout_promote(
 ) -> Rollout:
     """A person lets a paused rollout go on to its next step (or finish).
     Side effects: audit `rollout.promoted`; the tick queued on commit."""
+    _refuse_unless_allowed(
+        rollout=rollout, actor=actor, allowed=allowed, client_ip=client_ip, verb="promote"
+    )
     with transaction.atomic():
         rollout = _person_decides(
             rollout=rollout,
-            actor=actor,
-            allowed=allowed,
-            client_ip=client_ip,
             states=(RolloutState.PAUSED,),
             verb="promote",
         )
@@ -435,7 +510,7 @@ def rollout_promote(
                 rollout=rollout, index=rollout.step_index, weight=rollout.weight
             )
         rollout.save()
-        _audit(rollout, "rollout.promoted", actor, client_ip)
+        _transition(rollout, "rollout.promoted", actor, client_ip)
         rollout_id = rollout.pk
         transaction.on_commit(lambda: rollout_queue_tick(rollout_id=rollout_id))
     return rollout
@@ -446,12 +521,12 @@ def rollout_pause(
 ) -> Rollout:
     """A person holds a progressing rollout at its current weight.
     Side effects: audit `rollout.paused`."""
+    _refuse_unless_allowed(
+        rollout=rollout, actor=actor, allowed=allowed, client_ip=client_ip, verb="pause"
+    )
     with transaction.atomic():
         rollout = _person_decides(
             rollout=rollout,
-            actor=actor,
-            allowed=allowed,
-            client_ip=client_ip,
             states=(RolloutState.PENDING, RolloutState.PROGRESSING),
             verb="pause",
         )
@@ -459,7 +534,7 @@ def rollout_pause(
         rollout.state = RolloutState.PAUSED
         rollout.outcome = "Paused by a person."
         rollout.save()
-        _audit(rollout, "rollout.paused", actor, client_ip)
+        _transition(rollout, "rollout.paused", actor, client_ip)
     return rollout
 
 
@@ -473,12 +548,12 @@ def _revert(
     verb: str,
     reason: str,
 ) -> Rollout:
+    _refuse_unless_allowed(
+        rollout=rollout, actor=actor, allowed=allowed, client_ip=client_ip, verb=verb
+    )
     with transaction.atomic():
         rollout = _person_decides(
             rollout=rollout,
-            actor=actor,
-            allowed=allowed,
-            client_ip=client_ip,
             states=ACTIVE_ROLLOUT_STATES,
             verb=verb,
         )
@@ -487,7 +562,7 @@ def _revert(
         rollout.finished_at = timezone.now()
         rollout.outcome = reason
         rollout.save()
-        _audit(rollout, f"rollout.{state}", actor, client_ip, reason=reason)
+        _transition(rollout, f"rollout.{state}", actor, client_ip, reason=reason)
         rollout_id = rollout.pk
         transaction.on_commit(lambda: rollout_queue_tick(rollout_id=rollout_id))
     return rollout
