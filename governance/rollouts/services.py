@@ -51,6 +51,7 @@ from worker.backends.rollouts import (
     PHASE_REVERT,
     RolloutBackend,
     RolloutBackendError,
+    RolloutOutsideFailed,
     RolloutPlan,
 )
 
@@ -77,6 +78,22 @@ def rollout_backend() -> RolloutBackend:
             routing_file=settings.SERVING_ROUTING_FILE,
             server_url=settings.SERVING_URL,
             ready_timeout=settings.SERVING_READY_TIMEOUT,
+        )
+    if settings.ROLLOUTS_BACKEND == RolloutBackendName.CLOUD_DEPLOY:
+        from worker.backends.rollouts_clouddeploy import (  # noqa: PLC0415 -- slow
+            CloudDeployRolloutBackend,
+        )
+
+        return CloudDeployRolloutBackend(
+            pipeline_template=settings.CLOUD_DEPLOY_PIPELINE_TEMPLATE,
+            # CLOUD_DEPLOY_TARGETS maps Cloud Deploy's target ids to the portal's.
+            target_ids={
+                portal: outside for outside, portal in settings.CLOUD_DEPLOY_TARGETS.items()
+            },
+            image_name=settings.CLOUD_DEPLOY_IMAGE_NAME,
+            skaffold_config_uri=settings.CLOUD_DEPLOY_SKAFFOLD_CONFIG_URI,
+            api_endpoint=settings.CLOUD_DEPLOY_API_ENDPOINT or None,
+            ready_timeout=settings.CLOUD_DEPLOY_READY_TIMEOUT,
         )
     raise ValidationError({"backend": f"no rollout backend {settings.ROLLOUTS_BACKEND!r}"})
 
@@ -107,7 +124,7 @@ def _transition(
         extra["analysis"] = analysis
     _audit(rollout, action, actor, client_ip, **extra)
     rollout_transition_notify(rollout=rollout, action=action, actor=actor)
-    if rollout.state == RolloutState.ROLLED_BACK:
+    if rollout.state in (RolloutState.ROLLED_BACK, RolloutState.FAILED):
         rollout_rolled_back.send(
             sender=Rollout,
             rollout=rollout,
@@ -305,6 +322,8 @@ def _plan(rollout: Rollout) -> RolloutPlan:
         stable_artifact_uri=rollout.stable_version.artifact_uri,
         weight=rollout.weight,
         external_ref=rollout.external_ref,
+        image_uri=rollout.version.image_uri,
+        steps=tuple(rollout.steps),
     )
 
 
@@ -323,6 +342,9 @@ def _apply(rollout: Rollout, backend: RolloutBackend, now: Any) -> Rollout:
     seen = rollout.revision
     try:
         reference = backend.apply(_plan(rollout))
+    except RolloutOutsideFailed as error:
+        logger.warning("rollout %s failed in the outside system: %s", rollout.pk, error)
+        return _fail(rollout, seen, str(error))
     except RolloutBackendError as error:
         logger.warning("rollout %s: the backend did not take the change: %s", rollout.pk, error)
         return rollout
@@ -343,6 +365,24 @@ def _apply(rollout: Rollout, backend: RolloutBackend, now: Any) -> Rollout:
         _audit(rollout, "rollout.applied", SYSTEM, None, external_ref=reference)
         if rollout.state == RolloutState.SUCCEEDED:
             target_assign(version=rollout.version, target=rollout.target, actor=SYSTEM)
+    return rollout
+
+
+def _fail(rollout: Rollout, seen: int, reason: str) -> Rollout:
+    """Mirror a failure the outside system reports: the rollout fails and its traffic
+    goes back to the stable version (the next apply reverts). A rollout already
+    reverting or decided meanwhile is left as it is. Side effects: audit
+    `rollout.failed`; notified."""
+    with transaction.atomic():
+        rollout = _locked(rollout.pk)
+        if rollout.revision != seen or rollout.state in REVERTED_STATES:
+            return rollout
+        rollout.revision += 1
+        rollout.state, rollout.synced = RolloutState.FAILED, False
+        rollout.outcome = f"The backend reports the rollout failed: {reason}"[:2000]
+        rollout.finished_at = timezone.now()
+        rollout.save(update_fields=["state", "synced", "revision", "outcome", "finished_at"])
+        _transition(rollout, "rollout.failed", SYSTEM, None, reason=reason[:500])
     return rollout
 
 
@@ -412,6 +452,13 @@ def rollout_tick(
             return rollout
     if rollout.state != RolloutState.PROGRESSING:
         return rollout
+    try:
+        backend.check(_plan(rollout))
+    except RolloutOutsideFailed as error:
+        failed = _fail(rollout, rollout.revision, str(error))
+        return _apply(failed, backend, timezone.now()) if not failed.synced else failed
+    except RolloutBackendError as error:
+        logger.warning("rollout %s: could not read the backend's state: %s", rollout.pk, error)
     bake = timedelta(seconds=rollout.strategy.get("bake_seconds", 0))
     if rollout.step_started_at is None or now < rollout.step_started_at + bake:
         return rollout
