@@ -112,11 +112,15 @@ class RunningServer:
         raise AssertionError(f"the server did not take revision {routing.revision}")
 
 
-def start_server(routing_path: Path, *, allow_faults: bool = True) -> RunningServer:
+def start_server(
+    routing_path: Path, *, allow_faults: bool = True, prediction_log_dir: Path | None = None
+) -> RunningServer:
     port = free_port()
     command = [sys.executable, "-m", "serving", "--routing", str(routing_path), "--port", str(port)]
     if allow_faults:
         command.append("--allow-faults")
+    if prediction_log_dir is not None:
+        command += ["--prediction-log-dir", str(prediction_log_dir)]
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120  # loading three models on a busy shared machine
