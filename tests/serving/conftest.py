@@ -40,6 +40,7 @@ class TrainedVersions:
     artifacts: dict[str, dict[str, str]] = field(default_factory=dict)  # slug -> version -> uri
     categories: list[str] = field(default_factory=list)
     products: list[str] = field(default_factory=list)
+    lake_root: Path | None = None
 
     def routing(
         self, *, canary_weight: int | None = None, revision: int = 1, faults: dict | None = None
@@ -63,7 +64,7 @@ class TrainedVersions:
 def trained_versions(tmp_path_factory: pytest.TempPathFactory) -> TrainedVersions:
     root = tmp_path_factory.mktemp("serving")
     snapshot = ensure_sample_snapshot(root=root / "lake", seed=3, n_transactions=20_000)
-    trained = TrainedVersions()
+    trained = TrainedVersions(lake_root=root / "lake")
     for kind, slug in SLUGS.items():
         trained.artifacts[slug] = {}
         for version, params in (("1.0.0", None), ("1.1.0", CANARY_PARAMS[kind])):
