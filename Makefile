@@ -23,6 +23,7 @@ demo: $(VENV)/.installed-dev
 	$(BIN)/python manage.py demo_training
 	$(BIN)/python manage.py demo_reviews
 	$(BIN)/python manage.py demo_datasubjects
+	$(BIN)/python manage.py demo_rollouts
 	@echo ""
 	@echo "Portal:  http://127.0.0.1:8000  (Ctrl-C stops the web server and the worker)"
 	@echo ""

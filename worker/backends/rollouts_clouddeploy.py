@@ -190,7 +190,8 @@ class CloudDeployRolloutBackend:
             "get rollout",
             lambda: self._client.get_rollout(name=name, retry=None, timeout=self.timeout),
         )
-        assert found is not None
+        if found is None:  # only creates answer None (ALREADY_EXISTS)
+            raise RolloutBackendError(f"Cloud Deploy returned no rollout {name}")
         return found
 
     def _release_ensure(self, plan: RolloutPlan, names: dict[str, str]) -> None:
@@ -230,7 +231,8 @@ class CloudDeployRolloutBackend:
                     name=names["release"], retry=None, timeout=self.timeout
                 ),
             )
-            assert found is not None
+            if found is None:  # only creates answer None (ALREADY_EXISTS)
+                raise RolloutBackendError(f"Cloud Deploy returned no release {names['release']}")
             state = deploy_v1.Release.RenderState(found.render_state).name
             if state == "SUCCEEDED":
                 return
