@@ -17,6 +17,7 @@ import subprocess  # nosec B404 -- starts the demo's model server and Prometheus
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,11 +32,12 @@ from governance.models import ModelVersion, RegisteredModel
 from governance.reviews.selectors import gate_answer
 from governance.rollouts.choices import ACTIVE_ROLLOUT_STATES, RolloutState
 from governance.rollouts.models import Rollout
-from governance.rollouts.services import rollout_start, rollout_tick
+from governance.rollouts.services import rollout_abort, rollout_start, rollout_tick
 from governance.selectors.registry import production_version
 from governance.services.registry import target_assign
 from portal.accounts.models import User
 from portal.audit.actors import Actor
+from serving.routing import routing_read, routing_write
 
 DEMO = Actor.system("demo")
 MODEL = "demand-forecasting"
@@ -51,7 +53,9 @@ STRATEGY: dict[str, Any] = {
         "max_p95_latency_ratio": 5.0,
         "max_p99_latency_ratio": 5.0,
         "min_latency_increase_seconds": 0.25,
-        "max_prediction_shift": 0.5,
+        # The candidate was retrained on the demo's shifted snapshot, whose sales sit on
+        # another level: its forecasts move by about half on purpose.
+        "max_prediction_shift": 1.0,
     },
 }
 RATE = 40.0  # requests per second while a rollout runs
@@ -62,7 +66,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         model = RegisteredModel.objects.get(slug=MODEL)
-        if Rollout.objects.filter(model=model, target=TARGET).exists():
+        if Rollout.objects.filter(
+            model=model, target=TARGET, state=RolloutState.SUCCEEDED
+        ).exists():
             self.stdout.write("Demo rollouts: already run.")
             return
         prometheus = shutil.which("prometheus")
@@ -76,6 +82,13 @@ class Command(BaseCommand):
         devops = User.objects.filter(email="devops@zeromargin.example").first()
         if devops is None:
             raise CommandError("run `manage.py demo_users` first")
+        # A set-up interrupted earlier may have left its rollout active: end it first.
+        for left in Rollout.objects.filter(
+            model=model, target=TARGET, state__in=ACTIVE_ROLLOUT_STATES
+        ):
+            rollout_abort(
+                rollout=left, actor=DEMO, reason="Demo set-up interrupted: started again."
+            )
         stable, candidate = self._versions(model)
         # Staging starts from what serves production, so the canary has a baseline the
         # model server can load; staging assignments change no version's lifecycle.
@@ -85,6 +98,7 @@ class Command(BaseCommand):
         processes = [self._serve(), self._prometheus(prometheus, folder)]
         try:
             self._run(candidate, devops, "canary-errors", RolloutState.ROLLED_BACK, 25)
+            self._faults_clear()
             self._run(candidate, devops, "healthy", RolloutState.SUCCEEDED, 45)
         finally:
             for process in processes:
@@ -115,7 +129,8 @@ class Command(BaseCommand):
         if stable is None or candidate is None:
             raise CommandError("run `manage.py demo_training` and `manage.py demo_reviews` first")
         for version in (stable, candidate):
-            if not Path(version.artifact_uri).exists():
+            # The model server loads the local runner's artifacts (file:// URIs) here.
+            if not Path(version.artifact_uri.removeprefix("file://")).exists():
                 raise CommandError(f"{MODEL} {version.version}: no artifact at its URI")
         return stable, candidate
 
@@ -175,6 +190,39 @@ class Command(BaseCommand):
             time.sleep(0.25)
         raise CommandError(f"{what} did not start at {url}")
 
+    @staticmethod
+    def _faults_clear() -> None:
+        """Take the error burst out of the routing document: it is kept per version,
+        and the same version comes back as the next rollout's canary."""
+        routing = routing_read(settings.SERVING_ROUTING_FILE)
+        route = routing.models.get(MODEL)
+        if route is None or not route.faults:
+            return
+        models = {**routing.models, MODEL: replace(route, faults={})}
+        routing_write(
+            settings.SERVING_ROUTING_FILE,
+            replace(routing, revision=routing.revision + 1, models=models),
+        )
+
+    @staticmethod
+    def _requests_served() -> float:
+        """The model server's request count for the demo's model, from its metrics."""
+        text = requests.get(f"{settings.SERVING_URL}/metrics", timeout=5).text
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("serving_requests_total{") and f'model="{MODEL}"' in line
+        )
+
+    def _wait_for_traffic(self, timeout: float = 120.0) -> None:
+        before = self._requests_served()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            if self._requests_served() > before:
+                return
+        raise CommandError("simulate_traffic sent nothing to the model server")
+
     def _run(
         self, candidate: ModelVersion, devops: User, scenario: str, expected: str, traffic: float
     ) -> None:
@@ -201,6 +249,10 @@ class Command(BaseCommand):
             daemon=True,
         )
         sender.start()
+        # The analysis reads the last bake window from Prometheus: let the traffic (it
+        # loads the lake's sample data first) run a whole window before the next turn.
+        self._wait_for_traffic()
+        time.sleep(STRATEGY["bake_seconds"] + 2)
         deadline = time.monotonic() + 240
         while rollout.state in ACTIVE_ROLLOUT_STATES or not rollout.synced:
             if time.monotonic() > deadline:
