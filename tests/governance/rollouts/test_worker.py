@@ -9,10 +9,12 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from celery import Celery
+from django.utils import timezone
 
 from governance.choices import Target
 from governance.rollouts.choices import AnalysisResult, RolloutState
@@ -93,11 +95,11 @@ def rollout_worker(registry_defaults, stack):
 def test_rollout_resumes_after_its_worker_is_killed_mid_step(
     rollout_worker, stack, traffic, devops
 ):
-    """The worker decides step 1 passed and tells the model server to take 60%; the
-    server is frozen (SIGSTOP), so the worker's task waits for its readiness, and its
-    pool process is SIGKILLed there. The task comes back to the next pool process,
-    which applies the same decision (the routing document is not written again) and
-    carries on to 100%. Every step has one record and one analysis; each decision is
+    """The model server is frozen (SIGSTOP) late in step 1's bake; the worker decides
+    step 1 passed and tells the server to take 60%, so its task waits for the server's
+    readiness, and its pool process is SIGKILLed there. The task comes back to the next
+    pool process, which applies the same decision (the routing document is not written
+    again) and carries on to 100%. Every step has one record and one analysis; each decision is
     audited once."""
     worker = rollout_worker("rollouts")
     rollout = rollout_start(
@@ -109,18 +111,31 @@ def test_rollout_resumes_after_its_worker_is_killed_mid_step(
     )
     Celery(broker=BROKER).send_task("rollouts.tick", args=[rollout.pk])
 
-    # Step 1 (30%) baked, passed, and the worker now tells the server "60%"; freeze the
-    # server once the routing document asks for 60% so the task waits for readiness.
+    # Late in step 1's bake (30%), freeze the model server (SIGSTOP): the worker's
+    # analysis reads Prometheus, which has the step's samples, and decides to advance;
+    # telling the frozen server "60%" then waits for its readiness. Frozen before the
+    # decision, so the worker cannot apply the step before the kill.
     _wait_for(
-        lambda: Rollout.objects.filter(pk=rollout.pk, step_index=1).exists(),
+        lambda: Rollout.objects.filter(
+            pk=rollout.pk,
+            step_index=0,
+            synced=True,
+            step_started_at__lte=timezone.now() - timedelta(seconds=FAST["bake_seconds"] - 1.5),
+        ).exists(),
         90,
-        "the first step's decision",
+        "the first step to bake",
     )
     stack.server.process.send_signal(signal.SIGSTOP)
     try:
-        rollout.refresh_from_db()
-        if rollout.synced:
-            pytest.fail("the worker applied the step before the server was frozen")
+        decided = _wait_for(
+            lambda: (
+                Rollout.objects.filter(pk=rollout.pk).exclude(step_index=0).first()
+                or Rollout.objects.filter(pk=rollout.pk, state=RolloutState.PAUSED).first()
+            ),
+            30,
+            "the first step's decision",
+        )
+        assert (decided.step_index, decided.synced) == (1, False), decided.outcome
         _wait_for(
             lambda: routing_of(stack.server.routing_path).get("canary", {}).get("weight") == 60,
             30,
