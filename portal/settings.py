@@ -344,22 +344,24 @@ try:
     ROLLOUT_THRESHOLDS = json.loads(env_str("ROLLOUT_THRESHOLDS", "{}"))
 except json.JSONDecodeError:
     raise ImproperlyConfigured("ROLLOUT_THRESHOLDS must be a JSON object") from None
-# Cloud Deploy rollouts (ROLLOUTS_BACKEND=clouddeploy): one delivery pipeline per model,
-# `{model}` standing for the model's slug; its targets (CLOUD_DEPLOY_TARGETS, below) run
-# a canary strategy with ROLLOUT_STEPS as percentages. The release's image is the model
-# server's, by name in the Skaffold configuration, pinned to the version's digest.
+# Cloud Deploy rollouts (ROLLOUTS_BACKEND=clouddeploy): the models' delivery pipeline
+# (deploy/models/clouddeploy.yaml; `{model}` in it for one pipeline per model) and each
+# release's Skaffold file. The release's image is the model server's, by its name in the
+# manifests, pinned to the version's digest.
 CLOUD_DEPLOY_PIPELINE_TEMPLATE = env_str(
     "CLOUD_DEPLOY_PIPELINE_TEMPLATE",
-    "projects/zm-ml/locations/europe-west1/deliveryPipelines/{model}",
+    "projects/zm-mlops-prod/locations/europe-west1/deliveryPipelines/ml-models",
 )
 if not re.fullmatch(
-    r"projects/[^/]+/locations/[^/]+/deliveryPipelines/[^/]*\{model\}[^/]*",
-    CLOUD_DEPLOY_PIPELINE_TEMPLATE,
+    r"projects/[^/]+/locations/[^/]+/deliveryPipelines/[^/]+", CLOUD_DEPLOY_PIPELINE_TEMPLATE
 ):
     raise ImproperlyConfigured(
         "CLOUD_DEPLOY_PIPELINE_TEMPLATE must look like "
-        "projects/P/locations/L/deliveryPipelines/{model}"
+        "projects/P/locations/L/deliveryPipelines/NAME ({model} may stand in NAME)"
     )
+CLOUD_DEPLOY_SKAFFOLD_CONFIG_PATH = env_str(
+    "CLOUD_DEPLOY_SKAFFOLD_CONFIG_PATH", "deploy/models/skaffold/{model}.yaml"
+)
 CLOUD_DEPLOY_IMAGE_NAME = env_str("CLOUD_DEPLOY_IMAGE_NAME", "model-server")
 CLOUD_DEPLOY_SKAFFOLD_CONFIG_URI = env_str("CLOUD_DEPLOY_SKAFFOLD_CONFIG_URI")
 CLOUD_DEPLOY_READY_TIMEOUT = env_int("CLOUD_DEPLOY_READY_TIMEOUT", 900, minimum=1)  # seconds

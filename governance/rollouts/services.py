@@ -92,6 +92,7 @@ def rollout_backend() -> RolloutBackend:
             },
             image_name=settings.CLOUD_DEPLOY_IMAGE_NAME,
             skaffold_config_uri=settings.CLOUD_DEPLOY_SKAFFOLD_CONFIG_URI,
+            skaffold_config_path=settings.CLOUD_DEPLOY_SKAFFOLD_CONFIG_PATH,
             api_endpoint=settings.CLOUD_DEPLOY_API_ENDPOINT or None,
             ready_timeout=settings.CLOUD_DEPLOY_READY_TIMEOUT,
         )

@@ -386,6 +386,8 @@ class FakeCloudDeployServer(JsonHttpFake):
                 for i, phase in enumerate(phases)
             ],
         }
+        if not waits and phases == ["stable"]:
+            self.rollouts[name]["state"] = "SUCCEEDED"  # a standard strategy: one phase
         return self._operation(parts, f"rollout-{rollout_id}")
 
     def _advance_rollout(

@@ -17,9 +17,9 @@ from worker.backends.rollouts import (
 )
 from worker.backends.rollouts_clouddeploy import CloudDeployRolloutBackend, resource_id
 
-PIPELINE = "projects/zm-ml/locations/europe-west1/deliveryPipelines/product-recommendation"
-RELEASE = f"{PIPELINE}/releases/v-2-1-0-r-7"
-ROLLOUT = f"{RELEASE}/rollouts/v-2-1-0-r-7-to-ml-canary"
+PIPELINE = "projects/zm-ml/locations/europe-west1/deliveryPipelines/ml-models"
+RELEASE = f"{PIPELINE}/releases/product-recommendation-v-2-1-0-r-7"
+ROLLOUT = f"{RELEASE}/rollouts/ml-canary-r-7"
 DIGEST = "sha256:" + "3f" * 32
 IMAGE = "europe-docker.pkg.dev/zm-ml/serving/model-server"
 
@@ -33,10 +33,11 @@ def fake():
 @pytest.fixture()
 def backend(fake):
     return CloudDeployRolloutBackend(
-        pipeline_template="projects/zm-ml/locations/europe-west1/deliveryPipelines/{model}",
+        pipeline_template=PIPELINE,
         target_ids={"canary": "ml-canary", "production": "ml-production"},
         image_name="model-server",
         skaffold_config_uri="gs://zm-ml-deploy/model-server/source.tgz",
+        skaffold_config_path="deploy/models/skaffold/{model}.yaml",
         api_endpoint=fake.url,
         credentials=AnonymousCredentials(),
         poll_seconds=0.01,
@@ -80,7 +81,7 @@ def test_first_step_creates_the_release_of_the_digest_and_the_rollout(fake, back
         ("GET", f"/v1/{ROLLOUT}"),
     ]
     create_release, _, create_rollout, _ = fake.requests
-    assert create_release.query["releaseId"] == ["v-2-1-0-r-7"]
+    assert create_release.query["releaseId"] == ["product-recommendation-v-2-1-0-r-7"]
     assert create_release.body == {
         "description": "product-recommendation 2.1.0 (portal rollout 7)",
         "annotations": {
@@ -91,8 +92,9 @@ def test_first_step_creates_the_release_of_the_digest_and_the_rollout(fake, back
         "labels": {"model": "product-recommendation"},
         "buildArtifacts": [{"image": "model-server", "tag": f"{IMAGE}@{DIGEST}"}],
         "skaffoldConfigUri": "gs://zm-ml-deploy/model-server/source.tgz",
+        "skaffoldConfigPath": "deploy/models/skaffold/product-recommendation.yaml",
     }
-    assert create_rollout.query["rolloutId"] == ["v-2-1-0-r-7-to-ml-canary"]
+    assert create_rollout.query["rolloutId"] == ["ml-canary-r-7"]
     assert create_rollout.body == {
         "targetId": "ml-canary",
         "annotations": {"model-governance/rollout": "7"},
@@ -132,7 +134,7 @@ def test_revert_rolls_the_target_back_once(fake, backend):
     assert request.body == {
         "targetId": "ml-canary",
         "rolloutId": "rollback-r-7-ml-canary",
-        "rolloutToRollBack": "v-2-1-0-r-7-to-ml-canary",
+        "rolloutToRollBack": "ml-canary-r-7",
     }
     assert fake.rollout(ROLLOUT)["state"] == "CANCELLED"
     backend.apply(plan(PHASE_REVERT, 10, ROLLOUT))  # repeated: ALREADY_EXISTS, no error
@@ -195,11 +197,25 @@ def test_failed_rollout_in_cloud_deploy_is_mirrored(fake, backend):
     assert fake.requests_to("POST", r":advance$") == []
 
 
-def test_steps_that_the_pipeline_does_not_have_fail(fake, backend):
-    """The portal's 30% has no phase in a 10/50 pipeline: a configuration error, final."""
+def test_steps_go_to_the_first_phase_that_covers_them(fake, backend):
+    """A 10/25/50 pipeline under the portal's 10/50/100: 50% advances through canary-25
+    to canary-50, one phase at a time; 100% is stable."""
+    fake.canary_percentages = (10, 25, 50)
     backend.apply(plan())
-    with pytest.raises(RolloutOutsideFailed, match="no phase 'canary-30'"):
-        backend.apply(plan(weight=30))
+    backend.apply(plan(weight=50))
+    advances = [r.body["phaseId"] for r in fake.requests_to("POST", r":advance$")]
+    assert advances == ["canary-25", "canary-50"]
+    backend.apply(plan(weight=100))
+    assert fake.requests_to("POST", r":advance$")[-1].body == {"phaseId": "stable"}
+
+
+def test_standard_strategy_target_reaches_stable_at_every_step(fake, backend):
+    """A target without canary phases: its one phase, stable, serves each step."""
+    fake.canary_percentages = ()
+    assert backend.apply(plan()) == ROLLOUT
+    assert fake.requests_to("POST", r":advance$") == []
+    assert fake.rollout(ROLLOUT)["phases"] == [{"id": "stable", "state": "SUCCEEDED"}]
+    assert backend.apply(plan(weight=50)) == ROLLOUT  # a succeeded rollout is no failure
 
 
 def test_resource_ids_fit_cloud_deploys_rules():

@@ -2,10 +2,15 @@
 Cloud Deploy canary, phase by phase, and rolls the target back when the portal says so.
 
 Talks to Cloud Deploy through the official client (google-cloud-deploy) over its REST
-transport. Imports no portal app. One delivery pipeline per model
-(`pipeline_template`, e.g. `projects/zm-ml/locations/europe-west1/deliveryPipelines/{model}`),
-whose targets run a canary strategy with the portal's steps as percentages: the
-phases are `canary-10`, `canary-50`, ..., `stable`.
+transport. Imports no portal app. The delivery pipeline (`pipeline_template`: one for
+all models, as `deploy/models/clouddeploy.yaml`'s `ml-models`, or one per model with
+`{model}` in it) and each release's Skaffold file (`skaffold_config_path`, `{model}`
+standing for the slug) come from settings. A target with a canary strategy has the
+phases `canary-<percentage>`... and `stable`: each portal step goes to the first phase
+whose percentage is at least the step's weight (100% is `stable`), advancing through
+the phases in between; a target with a standard strategy has `stable` alone, which
+every step reaches (the canary's traffic is then the target's own business, e.g. the
+canary namespace fed mirrored traffic).
 
 What `apply` does for each phase of the portal's plan, every step safe to repeat
 (resource ids are derived from the portal's rollout id, so a repeated create finds
@@ -68,9 +73,14 @@ def resource_id(*parts: object) -> str:
     return text[:63].rstrip("-")
 
 
-def phase_for(weight: int) -> str:
-    """The Cloud Deploy phase id of a canary weight: `canary-10`, ..., `stable` at 100."""
-    return STABLE_PHASE if weight >= 100 else f"canary-{weight}"
+def phase_for(weight: int, phases: list[str]) -> str:
+    """The phase a canary weight goes to: the first `canary-<p>` with p >= weight, else
+    `stable` (at 100%, or on a target without canary phases)."""
+    for phase in phases:
+        percentage = phase.removeprefix("canary-")
+        if phase.startswith("canary-") and percentage.isdigit() and int(percentage) >= weight:
+            return phase
+    return STABLE_PHASE
 
 
 class CloudDeployRolloutBackend:
@@ -88,6 +98,7 @@ class CloudDeployRolloutBackend:
         target_ids: dict[str, str],
         image_name: str,
         skaffold_config_uri: str = "",
+        skaffold_config_path: str = "",
         api_endpoint: str | None = None,
         credentials: Credentials | None = None,
         timeout: float = 30.0,
@@ -101,6 +112,7 @@ class CloudDeployRolloutBackend:
         self.target_ids = target_ids
         self.image_name = image_name
         self.skaffold_config_uri = skaffold_config_uri
+        self.skaffold_config_path = skaffold_config_path
         self.timeout = timeout
         self.ready_timeout = ready_timeout
         self.poll_seconds = poll_seconds
@@ -123,15 +135,16 @@ class CloudDeployRolloutBackend:
         target_id = self.target_ids.get(plan.target)
         if not target_id:
             raise RolloutOutsideFailed(f"no Cloud Deploy target for {plan.target!r}")
-        release_id = resource_id("v", plan.version, "r", plan.rollout_id)
+        release_id = resource_id(plan.model, "v", plan.version, "r", plan.rollout_id)
         release = f"{pipeline}/releases/{release_id}"
+        rollout_id = resource_id(target_id, "r", plan.rollout_id)
         return {
             "pipeline": pipeline,
             "target_id": target_id,
             "release_id": release_id,
             "release": release,
-            "rollout_id": resource_id(release_id, "to", target_id),
-            "rollout": f"{release}/rollouts/{resource_id(release_id, 'to', target_id)}",
+            "rollout_id": rollout_id,
+            "rollout": f"{release}/rollouts/{rollout_id}",
             "rollback_id": resource_id("rollback", "r", plan.rollout_id, target_id),
         }
 
@@ -147,7 +160,8 @@ class CloudDeployRolloutBackend:
             raise ValueError(f"unknown phase {plan.phase!r}")
         self._release_ensure(plan, names)
         rollout = self._rollout_ensure(plan, names)
-        wanted = STABLE_PHASE if plan.phase == PHASE_PROMOTE else phase_for(plan.weight)
+        weight = 100 if plan.phase == PHASE_PROMOTE else plan.weight
+        wanted = phase_for(weight, [phase for phase, _ in self._phases(rollout)])
         self._advance_to(names["rollout"], rollout, wanted)
         return names["rollout"]
 
@@ -211,6 +225,7 @@ class CloudDeployRolloutBackend:
                 deploy_v1.BuildArtifact(image=self.image_name, tag=f"{image}@{plan.image_digest}")
             ],
             skaffold_config_uri=self.skaffold_config_uri,
+            skaffold_config_path=self.skaffold_config_path.format(model=plan.model),
         )
         self._call(
             "create release",
@@ -294,10 +309,7 @@ class CloudDeployRolloutBackend:
             phases = self._phases(rollout)
             ids = [phase for phase, _ in phases]
             if wanted not in ids:
-                raise RolloutOutsideFailed(
-                    f"{name} has no phase {wanted!r} (its phases: {', '.join(ids)}): the "
-                    "pipeline's canary percentages differ from the portal's steps"
-                )
+                raise RolloutOutsideFailed(f"{name} has no phase {wanted!r} ({', '.join(ids)})")
             states = dict(phases)
             if states[wanted] == "SUCCEEDED":
                 return

@@ -53,7 +53,10 @@ def test_rollout_through_cloud_deploy_starts_and_rolls_back(
     assert rollout.backend == "clouddeploy"
     rollout = rollout_tick(rollout_id=rollout.pk, backend=backend)
     assert (rollout.state, rollout.synced) == (RolloutState.PROGRESSING, True)
-    assert rollout.external_ref.startswith(f"{PIPELINE}/releases/v-1-1-0-r-{rollout.pk}/rollouts/")
+    assert rollout.external_ref == (
+        f"{PIPELINE}/releases/customer-segmentation-v-1-1-0-r-{rollout.pk}"
+        f"/rollouts/ml-canary-r-{rollout.pk}"
+    )
     release = fake.requests_to("POST", r"/releases$")[0].body
     assert release["buildArtifacts"][0]["tag"].endswith(rollout_versions[1].image_digest)
 
