@@ -88,13 +88,17 @@ class ImportRefused(Exception):
 
 @dataclass(frozen=True)
 class ImportSource:
-    """One file for one lake table: a local path (or a file already fetched from
-    Cloud Storage, `uri` then names where it came from)."""
+    """One file for one lake table: a local path, or a file already fetched from
+    Cloud Storage, BigQuery or DVC (`pipelines.sources`): `uri` then names where it came
+    from, `version` the data version there (a snapshot's name and time, a DVC revision,
+    an object generation) and `details` what else that system said of it."""
 
     table: str
     path: str | Path
     uri: str = ""
     format: str = ""  # csv | parquet; empty: from the file name
+    version: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def file_format(self) -> str:
@@ -216,6 +220,13 @@ def load_mapping_file(path: str | Path) -> dict[str, dict[str, str]]:
     ):
         raise ImportFailed(f"mapping file {path}: expected `table: {{client_name: lake_name}}`")
     return {t: {str(k): str(v) for k, v in m.items()} for t, m in loaded.items()}
+
+
+def _source_name(source: ImportSource) -> str:
+    """The name a person knows the file by: the file's name, or a BigQuery table's id."""
+    if source.uri.startswith("bq://"):
+        return source.uri.removeprefix("bq://")
+    return Path(source.uri or source.path).name
 
 
 def file_sha256(path: str | Path) -> str:
@@ -621,16 +632,19 @@ def import_files(
             path = Path(source.path)
             if not path.is_file():
                 raise ImportFailed(f"{source.uri or path}: no such file")
-            files.append(
-                {
-                    "table": table,
-                    "name": Path(source.uri or path).name,
-                    "uri": source.uri or path.name,
-                    "format": source.file_format,
-                    "bytes": path.stat().st_size,
-                    "sha256": file_sha256(path),
-                }
-            )
+            record = {
+                "table": table,
+                "name": _source_name(source),
+                "uri": source.uri or path.name,
+                "format": source.file_format,
+                "bytes": path.stat().st_size,
+                "sha256": file_sha256(path),
+            }
+            if source.version:
+                record["version"] = source.version
+            if source.details:
+                record["details"] = dict(source.details)
+            files.append(record)
             state = _import_table(
                 source, mapping.get(table, {}), delimiter, now, references, staging, progress
             )
@@ -661,8 +675,10 @@ def import_files(
         final = root / _folder_name(snapshot_id)
         if (final / MANIFEST).exists():
             return ImportResult(_snapshot_from_folder(final), report, created=False)
+        versions = [f["version"] for f in files if f.get("version")]
         source_record = {
             "kind": "import",
+            **({"data_version": "; ".join(versions)} if versions else {}),
             **dict(origin or {}),
             "files": files,
             "mapping": mapping,

@@ -190,6 +190,8 @@ def _card_facts(ctx: RunContext) -> CardFacts:
     if imported:
         names = ", ".join(f["name"] for f in snapshot.source.get("files", []))
         dataset = f"Import of {names}, snapshot {snapshot.id[:19]}"
+        if snapshot.source.get("data_version"):
+            dataset = f"Import of {snapshot.source['data_version']}, snapshot {snapshot.id[:19]}"
     source = ", ".join(sorted(ctx.tables))
     training_data = {
         "dataset": f"{dataset} ({source})",
@@ -232,7 +234,10 @@ def _import_text(snapshot: Snapshot) -> str:
     if source.get("kind") != "import":
         return ""
     files = "; ".join(
-        f"{f['name']} as {f['table']} (sha256:{f['sha256']})" for f in source.get("files", [])
+        f"{f['name']} as {f['table']} (sha256:{f['sha256']}"
+        + (f", data version {f['version']}" if f.get("version") else "")
+        + ")"
+        for f in source.get("files", [])
     )
     parts = [f"Imported from {files}."]
     for table, report in (source.get("rejections") or {}).get("tables", {}).items():
