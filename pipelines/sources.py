@@ -96,6 +96,10 @@ def fetch_sources(
     endpoints = endpoints or SourceEndpoints()
     workdir = Path(workdir)
     fetched = []
+    if progress is not None:
+        reading = progress
+        # Fetching is its own stage: the import then reports the same table again.
+        progress = lambda table, done, total: reading(f"fetching {table}", done, total)  # noqa: E731
     for table, uri in items:
         kind = source_kind(check_source_uri(uri))
         target = workdir / f"{table}.{len(fetched)}"

@@ -312,6 +312,9 @@ PIPELINES_ARTIFACT_ROOT = env_str("PIPELINES_ARTIFACT_ROOT", str(VAR_DIR / "arti
 # an http://host:port is called with anonymous credentials (a local server speaking
 # their wire format). BIGQUERY_PROJECT bills the reads (the table's project if empty).
 GCS_API_ENDPOINT = env_str("GCS_API_ENDPOINT")
+# The one folder of this machine the Training pages may import local files from (a
+# path typed into the form must lie inside it); gs://, bq:// and dvc:// need none.
+PIPELINES_IMPORT_ROOT = env_str("PIPELINES_IMPORT_ROOT", str(VAR_DIR / "imports"))
 BIGQUERY_API_ENDPOINT = env_str("BIGQUERY_API_ENDPOINT")
 BIGQUERY_PROJECT = env_str("BIGQUERY_PROJECT")
 # The git SHA of the running code, for lineage where the checkout has no .git (images).
