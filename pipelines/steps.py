@@ -81,7 +81,7 @@ class RunContext:
 
     model_kind: str  # forecasting | segmentation | recommendation (or the model slug)
     lake_root: str | Path
-    artifact_root: str | Path  # a path or file:// URI (gs:// later)
+    artifact_root: str | Path  # a path, file:// URI or gs://bucket/prefix
     snapshot_id: str | None = None  # None: the newest snapshot in the lake
     params: dict[str, Any] = field(default_factory=dict)  # hyperparameters and evaluation settings
     seed: int = 0

@@ -112,14 +112,16 @@ class RunningServer:
         raise AssertionError(f"the server did not take revision {routing.revision}")
 
 
-def start_server(routing_path: Path, *, allow_faults: bool = True) -> RunningServer:
+def start_server(
+    routing_path: Path, *, allow_faults: bool = True, timeout: float = 120
+) -> RunningServer:
     port = free_port()
     command = [sys.executable, "-m", "serving", "--routing", str(routing_path), "--port", str(port)]
     if allow_faults:
         command.append("--allow-faults")
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ})
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120  # loading three models on a busy shared machine
+    deadline = time.monotonic() + timeout  # 120 s: three models on a busy shared machine
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"the model server exited with {process.returncode}")
