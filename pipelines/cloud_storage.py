@@ -24,8 +24,10 @@ ENDPOINT_VARIABLE = "GCS_API_ENDPOINT"
 UPLOAD_CHUNK_BYTES = 8 << 20  # resumable upload chunk (a multiple of 256 KiB)
 
 
-class CloudStorageError(Exception):
-    """An object is missing or Cloud Storage could not be reached; says which URI."""
+class CloudStorageError(OSError):
+    """An object is missing or Cloud Storage could not be reached; says which URI. An
+    OSError, as a local file that cannot be read is, so callers handling I/O failures
+    handle this one too."""
 
 
 @dataclass(frozen=True)

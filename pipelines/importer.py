@@ -39,6 +39,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import yaml
 
+from pipelines.cloud_storage import is_gs_uri
 from pipelines.lake import (
     FORMAT_VERSION,
     MANIFEST,
@@ -47,7 +48,9 @@ from pipelines.lake import (
     _snapshot_from_folder,
     canonical_table,
     hash_column,
+    lake_cache,
     snapshot_hash,
+    snapshot_publish,
 )
 from pipelines.schema import ARROW_TYPES, TABLES, Column, ColumnType
 
@@ -598,8 +601,23 @@ def import_files(
     Side effects: writes `root/sha256-<hex>/` (the tables, `manifest.json` with the
     source files, their SHA-256, the mapping and the rejection report), through a
     temporary folder renamed into place; nothing when refused or when identical
-    content is already in the lake.
+    content is already in the lake. A gs:// `root` gets the snapshot written in its
+    local cache and then uploaded (pipelines.lake).
     """
+    if is_gs_uri(root):
+        # A lake on Cloud Storage: import into its local cache, then upload.
+        result = import_files(
+            root=lake_cache(str(root)),
+            sources=sources,
+            mapping=mapping,
+            max_rejected=max_rejected,
+            delimiter=delimiter,
+            now=now,
+            progress=progress,
+            origin=origin,
+        )
+        snapshot_publish(result.snapshot, root=str(root))
+        return result
     root = Path(root)
     now = now or datetime.now(UTC)
     mapping = {t: dict(m) for t, m in (mapping or {}).items()}

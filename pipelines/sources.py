@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from pipelines import cloud_storage
 from pipelines.importer import ImportFailed, ImportResult, ImportSource, import_files
+from pipelines.lake import lake_cache
 
 BQ_URI = re.compile(
     r"^bq://(?P<project>[a-z][a-z0-9-]{4,29})\.(?P<dataset>\w{1,1024})\.(?P<table>[\w-]{1,1024})"
@@ -288,12 +289,12 @@ def import_uris(
 
     Raises ImportFailed (a source that cannot be read, or import_files's reasons) and
     ImportRefused. Side effects: the fetched copies live in a folder under `root` (on
-    the lake's disk, which has room for the data) and are removed afterwards, whatever
-    happened; then import_files's.
+    the lake's disk, which has room for the data; for a gs:// lake, its local cache)
+    and are removed afterwards, whatever happened; then import_files's.
     """
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=".fetch-", dir=root))
+    local = lake_cache(str(root)) if cloud_storage.is_gs_uri(root) else Path(root)
+    local.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=".fetch-", dir=local))
     try:
         sources = fetch_sources(items, workdir=workdir, endpoints=endpoints, progress=progress)
         return import_files(root=root, sources=sources, progress=progress, **options)

@@ -303,7 +303,11 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 
 # --- training pipelines (governance.training, the `pipelines` package) -----------------
-# The local data lake (Parquet snapshots) and artifact store of the local runner.
+# The data lake (Parquet snapshots) and artifact store of the local runner: folders, or
+# Cloud Storage locations (gs://bucket/lake, gs://bucket/artifacts) read and written
+# through google-cloud-storage at GCS_API_ENDPOINT. A gs:// lake's snapshots are
+# downloaded into a local cache (the PIPELINES_LAKE_CACHE environment variable, by
+# default portal-lake-cache in the temporary folder) before they are read.
 PIPELINES_LAKE_ROOT = env_str("PIPELINES_LAKE_ROOT", str(VAR_DIR / "lake"))
 PIPELINES_ARTIFACT_ROOT = env_str("PIPELINES_ARTIFACT_ROOT", str(VAR_DIR / "artifacts"))
 # Where imports read the client's data outside the machine (`lake_import` and the
