@@ -109,12 +109,16 @@ class GcsArtifactStore:
         return folder
 
     def read(self, uri: str, name: str) -> bytes:
+        location = uri.rstrip("/") + "/" + name
         try:
-            return self.storage.download_bytes(uri.rstrip("/") + "/" + name)
+            return self.storage.download_bytes(location)
         except self.storage.CloudStorageError as error:
             if "no such object" in str(error):
                 raise ArtifactError(f"no {name} in the artifact at {uri}") from None
-            raise ArtifactError(str(error)) from None
+            message = str(error)
+            raise ArtifactError(
+                message if location in message else f"{location}: {message}"
+            ) from None
 
 
 def store_for(location: str | Path) -> ArtifactStore:

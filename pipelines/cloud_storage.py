@@ -58,8 +58,12 @@ def split_uri(uri: str) -> tuple[str, str]:
 
 def storage_client(api_endpoint: str | None = None) -> Any:
     """A google.cloud.storage.Client for `api_endpoint` (default: GCS_API_ENDPOINT, then
-    Google's). Cached: building a client reads credentials."""
-    return _client(api_endpoint or os.environ.get(ENDPOINT_VARIABLE) or "")
+    Google's). Cached: building a client reads credentials. CloudStorageError when no
+    client can be built (Google's endpoint without credentials)."""
+    try:
+        return _client(api_endpoint or os.environ.get(ENDPOINT_VARIABLE) or "")
+    except _errors() as error:
+        raise CloudStorageError(f"no Cloud Storage client: {error}") from None
 
 
 @lru_cache(maxsize=8)
