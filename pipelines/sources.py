@@ -244,8 +244,13 @@ def _write_batches(
 
 
 def _fetch_dvc(table: str, uri: str, target: Path, progress: Progress | None) -> ImportSource:
-    from dvc.api import DVCFileSystem  # noqa: PLC0415 -- slow
-    from dvc.exceptions import DvcException  # noqa: PLC0415 -- slow
+    try:
+        from dvc.api import DVCFileSystem  # noqa: PLC0415 -- slow
+        from dvc.exceptions import DvcException  # noqa: PLC0415 -- slow
+    except ImportError:
+        raise ImportFailed(
+            f"{uri}: dvc:// sources need DVC, the `dvc` extra (pip install '.[dvc]')"
+        ) from None
 
     match = DVC_URI.match(uri)
     if match is None:

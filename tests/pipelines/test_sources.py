@@ -6,6 +6,7 @@ version each names recorded beside the lake's content hash."""
 import os
 import shutil
 import subprocess
+import sys
 import tracemalloc
 from datetime import UTC, datetime
 
@@ -407,3 +408,13 @@ def test_card_names_the_bigquery_snapshot_trained_on(bigquery, sample_lake, tmp_
     assert trained.data_version == result.snapshot.id
     assert trained.card_facts.training_data["dataset"].startswith(f"Import of {version}, snapshot")
     assert f"data version {version})" in trained.card_facts.text["training_data"]
+
+
+def test_dvc_source_without_dvc_installed_says_which_extra(monkeypatch, tmp_path):
+    """Without the `dvc` extra a dvc:// source is a clear import error, not a crash."""
+    monkeypatch.setitem(sys.modules, "dvc.api", None)
+    with pytest.raises(ImportFailed, match=r"dvc:// sources need DVC, the `dvc` extra"):
+        import_uris(
+            root=tmp_path / "lake",
+            items=[("transactions", "dvc://https://git.example/data.git@v1:tx.csv")],
+        )
