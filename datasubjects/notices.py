@@ -9,6 +9,10 @@ from governance.choices import CardSectionKey, ModelKind, Target
 from governance.selectors.cards import card_sections
 from governance.selectors.registry import models_overview
 
+# The privacy notice's version: consent is given and withdrawn against it (Art. 7(1)).
+# Change it whenever the notice's text on purposes or profiling changes.
+PRIVACY_NOTICE_VERSION = "2026-11"
+
 ART15_INFORMATION = {
     "purposes": [
         "Selling and delivering your orders, and customer service (contract, Art. 6(1)(b)).",

@@ -474,6 +474,15 @@ DSAR_PACKAGE_LINK_HOURS = env_int("DSAR_PACKAGE_LINK_HOURS", 72, minimum=1)
 # Requests filed per hour from one address and from one client IP.
 DSAR_RATE_LIMIT_PER_ADDRESS = env_int("DSAR_RATE_LIMIT_PER_ADDRESS", 5, minimum=1)
 DSAR_RATE_LIMIT_PER_IP = env_int("DSAR_RATE_LIMIT_PER_IP", 20, minimum=1)
+# The suppression list (pipelines.suppression) the portal writes for the training
+# pipelines and the model server: people left out of training, profiling and
+# personalisation (GDPR Arts. 17, 18, 21, withdrawn consent). Beside the lake by default.
+DSAR_SUPPRESSION_LIST = Path(
+    env_str("DSAR_SUPPRESSION_LIST", str(Path(PIPELINES_LAKE_ROOT) / "suppression.json"))
+)
+# Where the model server appends its predictions as JSON lines,
+# <dir>/<model slug>/<YYYY-MM-DD>.jsonl: a data source for access and erasure.
+PREDICTION_LOG_DIR = Path(env_str("PREDICTION_LOG_DIR", str(VAR_DIR / "predictions")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "exports": {
