@@ -158,6 +158,15 @@ def consent_state_for(*, subject_ref: str) -> dict[str, bool]:
     }
 
 
+def suppressions_page(*, lifted: bool = False) -> QuerySet[Suppression]:
+    """Active entries (or, with `lifted`, the lifted ones), newest first."""
+    return (
+        Suppression.objects.select_related("request")
+        .filter(lifted_at__isnull=not lifted)
+        .order_by("-created_at", "-pk")
+    )
+
+
 def suppressions_active() -> QuerySet[Suppression]:
     return Suppression.objects.filter(lifted_at__isnull=True)
 

@@ -172,3 +172,41 @@ def test_training_hook_writes_the_list_for_a_run(
     assert suppression_read(path).suppressed(seeded_person["customer_id"], "training")
     event = AuditEvent.objects.filter(action="suppression.list_written").latest("sequence")
     assert event.payload_record.data["for"] == "training run abc"
+
+
+def test_suppression_page_lists_and_the_officer_lifts(
+    registered_sources, seeded_person, verified_request, privacy_officer, auditor, client_for
+):
+    """Readers see the entries (hashes and request ids only); only the officer lifts."""
+    from django.urls import reverse
+
+    dsr = _started(verified_request, seeded_person, privacy_officer, RequestKind.OBJECTION)
+    (entry,) = request_suppress(request=dsr)
+    page = client_for(auditor).get(reverse("datasubjects:suppression_list")).content.decode()
+    assert str(dsr.public_id) in page and seeded_person["customer_id"] not in page
+    lift = reverse("datasubjects:suppression_lift", args=[entry.pk])
+    assert client_for(auditor).post(lift, {"reason": "no"}).status_code == 403
+    entry.refresh_from_db()
+    assert entry.lifted_at is None
+    response = client_for(privacy_officer).post(lift, {"reason": "Objection withdrawn"})
+    assert response.status_code == 302
+    entry.refresh_from_db()
+    assert entry.lift_reason == "Objection withdrawn"
+    lifted = client_for(privacy_officer).get(
+        reverse("datasubjects:suppression_list"), {"lifted": "1"}
+    )
+    assert [e.pk for e in lifted.context["page"]] == [entry.pk]
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_suppression_page_query_count_is_flat(
+    client_for, privacy_officer, django_assert_num_queries, count
+):
+    from django.urls import reverse
+
+    for n in range(count):
+        Suppression.objects.create(customer_key=f"{n:064x}", reason="objection", request_ref="r")
+    client = client_for(privacy_officer)
+    with django_assert_num_queries(5):
+        response = client.get(reverse("datasubjects:suppression_list"))
+    assert len(response.context["page"]) == count
