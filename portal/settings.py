@@ -487,9 +487,6 @@ DSAR_RATE_LIMIT_PER_IP = env_int("DSAR_RATE_LIMIT_PER_IP", 20, minimum=1)
 DSAR_SUPPRESSION_LIST = Path(
     env_str("DSAR_SUPPRESSION_LIST", str(Path(PIPELINES_LAKE_ROOT) / "suppression.json"))
 )
-# Where the model server appends its predictions as JSON lines,
-# <dir>/<model slug>/<YYYY-MM-DD>.jsonl: a data source for access and erasure.
-PREDICTION_LOG_DIR = Path(env_str("PREDICTION_LOG_DIR", str(VAR_DIR / "predictions")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "exports": {

@@ -1,0 +1,157 @@
+"""The model server's prediction log as a data source: access finds a person's lines
+by customer id across models and days; erasure rewrites the files without them (the
+other lines untouched), verifies, and changes nothing when run again."""
+
+from datetime import UTC, datetime
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from datasubjects.choices import LookupKey, RequestKind, SourceKind, TaskState
+from datasubjects.connectors import ConnectorError, Identity, PredictionLogConnector
+from datasubjects.models import SourceTask
+from datasubjects.services import data_source_save, request_set_state, source_task_run
+from portal.accounts.choices import Role
+from serving.prediction_log import PredictionLog
+
+pytestmark = pytest.mark.django_db
+
+DAYS = (datetime(2026, 11, 27, 12, tzinfo=UTC), datetime(2026, 11, 28, 9, tzinfo=UTC))
+
+
+def _write_log(root, person: str) -> None:
+    """Lines written by the model server's own log writer: the person on two models
+    and two days, someone else beside them, and a line with no customer."""
+    log = PredictionLog(root, CollectorRegistry())
+    log.start()
+    n = 0
+    for ts in DAYS:
+        for model, customer in (
+            ("customer-segmentation", person),
+            ("customer-segmentation", "C0000002"),
+            ("product-recommendation", person),
+            ("demand-forecasting", None),
+        ):
+            n += 1
+            log.append(
+                ts=ts,
+                request_id=f"{n:032x}",
+                model=model,
+                version="1.0.0",
+                track="stable",
+                key=customer,
+                customer_id=customer,
+                inputs={"customer_id": customer} if customer else {"store": "s1"},
+                prediction={"segment": 2} if model == "customer-segmentation" else {"x": 1},
+            )
+    assert log.flush()
+    log.stop()
+
+
+@pytest.fixture()
+def prediction_log(tmp_path, seeded_person, make_user):
+    root = tmp_path / "predictions"
+    _write_log(root, seeded_person["customer_id"])
+    source = data_source_save(
+        user=make_user(Role.PORTAL_ADMIN),
+        slug="predictions",
+        name="Prediction log",
+        kind=SourceKind.PREDICTION_LOG,
+        lookup_key=LookupKey.CUSTOMER_ID,
+        config={"root": str(root)},
+    )
+    return root, source
+
+
+def _lines(root) -> dict[str, list[str]]:
+    return {
+        f"{path.parent.name}/{path.name}": path.read_text().splitlines()
+        for path in sorted(root.glob("*/*.jsonl"))
+    }
+
+
+def test_access_finds_the_persons_lines_in_every_model_and_day(
+    registered_sources, prediction_log, seeded_person, verified_request, privacy_officer
+):
+    _root, _source = prediction_log
+    dsr = verified_request(email=seeded_person["email"])
+    request_set_state(request=dsr, state="in_progress", user=privacy_officer)
+    task = SourceTask.objects.get(request=dsr, source__slug="predictions")
+    run = source_task_run(task_id=task.pk)
+    assert run.task.state == TaskState.DONE, run.task.error
+    assert run.task.rows_found == 4  # two models, two days
+    assert "4 day file(s)" not in run.task.query and "6 day file(s)" in run.task.query
+    import json
+
+    from django.conf import settings
+
+    evidence = json.loads((settings.DSAR_FILES_DIR / run.task.evidence_file).read_text())
+    rows = evidence["tables"]["predictions"]
+    assert {r["customer_id"] for r in rows} == {seeded_person["customer_id"]}
+    assert sorted({r["model"] for r in rows}) == ["customer-segmentation", "product-recommendation"]
+
+
+def test_erasure_rewrites_the_files_without_the_person(
+    registered_sources, prediction_log, seeded_person, verified_request, privacy_officer
+):
+    """Their lines go, every other line stays as it was byte for byte, the
+    verification finds nothing, and a second run changes nothing."""
+    root, source = prediction_log
+    before = _lines(root)
+    dsr = verified_request(email=seeded_person["email"], kind=RequestKind.ERASURE)
+    request_set_state(request=dsr, state="in_progress", user=privacy_officer)
+    task = SourceTask.objects.get(request=dsr, source=source)
+    run = source_task_run(task_id=task.pk)
+    assert run.task.state == TaskState.DONE, run.task.error
+    assert run.task.rows_changed == 4
+    assert "-> 0 line(s)" in run.task.query
+    after = _lines(root)
+    person = f'"{seeded_person["customer_id"]}"'
+    assert after == {
+        name: [line for line in lines if person not in line] for name, lines in before.items()
+    }
+    assert sum(len(lines) for lines in after.values()) == 4  # someone else, no customer
+    assert not list(root.glob("*/.*"))  # no staging file left behind
+    again = PredictionLogConnector({"root": str(root)}).erase(
+        Identity(email="x", subject_ref="x", customer_ids=(seeded_person["customer_id"],)), {}
+    )
+    assert (again.rows_changed, again.remaining) == (0, 0)
+    assert _lines(root) == after
+
+
+def test_erasure_after_a_crash_ignores_the_staging_file(tmp_path, seeded_person):
+    """A worker killed after writing its staging copy leaves a hidden file: it is no
+    day file, the retry erases from the real file and the log reads as before."""
+    root = tmp_path / "predictions"
+    _write_log(root, seeded_person["customer_id"])
+    day = root / "customer-segmentation" / "2026-11-27.jsonl"
+    (day.parent / f".{day.name}.deadbeef").write_text(day.read_text())
+    connector = PredictionLogConnector({"root": str(root)})
+    assert len(connector.files()) == 6
+    identity = Identity(email="x", subject_ref="x", customer_ids=(seeded_person["customer_id"],))
+    erased = connector.erase(identity, {})
+    assert (erased.rows_changed, erased.remaining) == (4, 0)
+
+
+def test_hold_keeps_the_lines_and_names_the_exemption(tmp_path, seeded_person):
+    root = tmp_path / "predictions"
+    _write_log(root, seeded_person["customer_id"])
+    before = _lines(root)
+    identity = Identity(email="x", subject_ref="x", customer_ids=(seeded_person["customer_id"],))
+    held = PredictionLogConnector({"root": str(root)}).erase(
+        identity, {"predictions": {"hold": "Art. 17(3)(e): legal claims"}}
+    )
+    assert (held.rows_held, held.rows_changed) == (4, 0)
+    assert held.holds == {"predictions": "Art. 17(3)(e): legal claims"}
+    assert _lines(root) == before
+
+
+def test_models_config_must_be_slugs_and_check_reports_the_log(tmp_path, seeded_person):
+    with pytest.raises(ConnectorError):
+        PredictionLogConnector({"models": ["../etc"]})
+    with pytest.raises(ConnectorError):
+        PredictionLogConnector({"root": str(tmp_path / "none")}).check()
+    _write_log(tmp_path, seeded_person["customer_id"])
+    only = PredictionLogConnector({"root": str(tmp_path), "models": ["demand-forecasting"]})
+    assert len(only.files()) == 2
+    assert "3 model(s)" in PredictionLogConnector({"root": str(tmp_path)}).check()
