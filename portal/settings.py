@@ -483,10 +483,9 @@ DSAR_RATE_LIMIT_PER_ADDRESS = env_int("DSAR_RATE_LIMIT_PER_ADDRESS", 5, minimum=
 DSAR_RATE_LIMIT_PER_IP = env_int("DSAR_RATE_LIMIT_PER_IP", 20, minimum=1)
 # The suppression list (pipelines.suppression) the portal writes for the training
 # pipelines and the model server: people left out of training, profiling and
-# personalisation (GDPR Arts. 17, 18, 21, withdrawn consent). Beside the lake by default.
-DSAR_SUPPRESSION_LIST = Path(
-    env_str("DSAR_SUPPRESSION_LIST", str(Path(PIPELINES_LAKE_ROOT) / "suppression.json"))
-)
+# personalisation (GDPR Arts. 17, 18, 21, withdrawn consent). Empty: suppression.json in
+# PIPELINES_LAKE_ROOT, beside the snapshots it filters.
+DSAR_SUPPRESSION_LIST = env_str("DSAR_SUPPRESSION_LIST", "")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "exports": {

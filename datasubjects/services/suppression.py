@@ -35,6 +35,13 @@ from portal.audit.actors import Actor
 from portal.audit.services import audit_record
 
 
+def suppression_list_path() -> Path:
+    """Where the list is written: DSAR_SUPPRESSION_LIST, or beside the lake's snapshots."""
+    return Path(
+        settings.DSAR_SUPPRESSION_LIST or Path(settings.PIPELINES_LAKE_ROOT) / "suppression.json"
+    )
+
+
 def suppression_list_write(*, purpose: str, actor: Actor | None = None) -> Path:
     """Write the suppression list file (DSAR_SUPPRESSION_LIST) from the current
     suppressions and consent ledger, replacing the old file atomically.
@@ -46,7 +53,7 @@ def suppression_list_write(*, purpose: str, actor: Actor | None = None) -> Path:
     from pipelines.suppression import suppression_write  # -- slow
 
     keys = suppression_keys_by_purpose()
-    path = Path(settings.DSAR_SUPPRESSION_LIST)
+    path = suppression_list_path()
     suppression_write(
         path,
         key=suppression_key(),

@@ -210,3 +210,32 @@ def test_suppression_page_query_count_is_flat(
     with django_assert_num_queries(5):
         response = client.get(reverse("datasubjects:suppression_list"))
     assert len(response.context["page"]) == count
+
+
+def test_erased_person_is_left_out_of_the_next_training_snapshot(
+    registered_sources, sample_lake, seeded_person, verified_request, privacy_officer, tmp_path
+):
+    """Erasure started -> listed -> the list a training run asks for -> the pipeline's
+    snapshot step trains on a snapshot without the person (a copy of the lake: the
+    shared one stays as it is)."""
+    import shutil
+
+    from pipelines.lake import open_snapshot
+    from pipelines.steps import RunContext, step_snapshot
+
+    root, _ = sample_lake
+    lake = tmp_path / "lake-copy"
+    shutil.copytree(root, lake)
+    dsr = _started(verified_request, seeded_person, privacy_officer, RequestKind.ERASURE)
+    request_suppress(request=dsr)
+    ctx = RunContext(
+        model_kind="recommendation",
+        lake_root=lake,
+        artifact_root=tmp_path / "artifacts",
+        suppression_path=training_suppression_list(purpose="training run next"),
+    )
+    step_snapshot(ctx)
+    assert ctx.snapshot.id != open_snapshot(root=root).id
+    assert seeded_person["customer_id"] not in set(
+        ctx.tables["transactions"]["customer_id"].astype(str)
+    )
