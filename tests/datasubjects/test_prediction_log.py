@@ -155,3 +155,92 @@ def test_models_config_must_be_slugs_and_check_reports_the_log(tmp_path, seeded_
     only = PredictionLogConnector({"root": str(tmp_path), "models": ["demand-forecasting"]})
     assert len(only.files()) == 2
     assert "3 model(s)" in PredictionLogConnector({"root": str(tmp_path)}).check()
+
+
+@pytest.fixture()
+def segmentation_v1(make_user):
+    """customer-segmentation 1.0.0, its card describing segment 2 in a profile table."""
+    from governance.services.cards import card_section_update
+    from governance.services.registry import version_register
+    from portal.audit.actors import Actor
+    from tests.governance.conftest import registration_body
+
+    version, _ = version_register(
+        model_slug="customer-segmentation",
+        data=registration_body("1.0.0", metric_slices=None),
+        actor=Actor.system("tests"),
+    )
+    card_section_update(
+        card=version.card,
+        key="model_details",
+        content="k-means on RFM features.\n\n| segment | customers | spend (GBP) |\n"
+        "|---|---|---|\n| 1 | 40% | 80 |\n| 2 | 30% | 120 |",
+        data=None,
+        actor_user=make_user(Role.DATA_SCIENCE_LEAD),
+    )
+    return version
+
+
+def _access_summary(dsr, officer, django_capture_on_commit_callbacks) -> str:
+    import zipfile
+
+    from django.conf import settings
+
+    with django_capture_on_commit_callbacks(execute=True):
+        request_set_state(request=dsr, state="in_progress", user=officer)
+    dsr.refresh_from_db()
+    with zipfile.ZipFile(settings.DSAR_FILES_DIR / dsr.package_file) as package:
+        return package.read("summary.html").decode()
+
+
+def test_access_package_says_the_current_segment_and_what_it_means(
+    registered_sources,
+    prediction_log,
+    seeded_person,
+    verified_request,
+    privacy_officer,
+    segmentation_v1,
+    monkeypatch,
+    django_capture_on_commit_callbacks,
+):
+    """Art. 15(1)(h): the summary names the segment production's version last gave the
+    person, the row of the card's profile table for it, and what it is based on
+    (their purchase rows in the lake)."""
+    from worker.celery import app as celery_app
+
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
+    dsr = verified_request(email=seeded_person["email"])
+    summary = _access_summary(dsr, privacy_officer, django_capture_on_commit_callbacks)
+    section = summary[summary.index('data-testid="person-') :]
+    assert "<strong>Segment 2</strong> (as of 2026-11-28T09:00:00" in section
+    assert "<th>spend (GBP)</th><td>120</td>" in section
+    import json
+
+    from django.conf import settings
+
+    lake = SourceTask.objects.get(request=dsr, source__slug="lake")
+    tables = json.loads((settings.DSAR_FILES_DIR / lake.evidence_file).read_text())["tables"]
+    assert f"the {len(tables['transactions'])} purchase record(s) of yours" in section
+
+
+def test_access_package_says_an_objector_is_not_profiled(
+    registered_sources,
+    prediction_log,
+    seeded_person,
+    verified_request,
+    privacy_officer,
+    segmentation_v1,
+    monkeypatch,
+    django_capture_on_commit_callbacks,
+):
+    from datasubjects.services import request_suppress
+    from worker.celery import app as celery_app
+
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
+    objection = verified_request(email=seeded_person["email"], kind=RequestKind.OBJECTION)
+    request_set_state(request=objection, state="in_progress", user=privacy_officer)
+    request_suppress(request=objection)
+    dsr = verified_request(email=seeded_person["email"])
+    summary = _access_summary(dsr, privacy_officer, django_capture_on_commit_callbacks)
+    section = summary[summary.index('data-testid="person-') :]
+    assert "Not profiled" in section and "Segment 2" not in section
