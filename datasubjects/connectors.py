@@ -49,6 +49,15 @@ class Identity:
     email: str
     subject_ref: str
     customer_ids: tuple[str, ...] = ()
+    # True when `customer_ids` already holds every id the e-mail-keyed sources map the
+    # address to (found once per request): a connector need not look them up again.
+    resolved: bool = False
+
+    def ids_with(self, connector: "Connector") -> set[str]:
+        """The ids to search by: the known ones, plus the connector's own mapping of
+        the address unless the identity is resolved already."""
+        known = set(self.customer_ids)
+        return known if self.resolved else known | connector.customer_ids(self.email)
 
 
 @dataclass
@@ -146,7 +155,7 @@ class LakeConnector:
 
     def find(self, identity: Identity) -> Finding:
         finding = Finding()
-        ids = sorted(set(identity.customer_ids) | self.customer_ids(identity.email))
+        ids = sorted(identity.ids_with(self))
         for name, column in self.tables.items():
             if not ids:
                 finding.tables[name] = []
@@ -264,7 +273,7 @@ class SqlConnector:
 
     def find(self, identity: Identity) -> Finding:
         finding = Finding()
-        ids = set(identity.customer_ids) | self.customer_ids(identity.email)
+        ids = identity.ids_with(self)
         connection = self.connect()
         try:
             for table, column in self.tables.items():
@@ -287,7 +296,7 @@ class SqlConnector:
         rows and says which Art. 17(3) exemption applies. Running it again changes
         nothing: erased rows no longer match."""
         erasure = Erasure()
-        ids = set(identity.customer_ids) | self.customer_ids(identity.email)
+        ids = identity.ids_with(self)
         connection = self.connect()
         try:
             # Tables keyed by customer id first: the person table (keyed by e-mail

@@ -113,7 +113,9 @@ def subject_identity(*, request: DataSubjectRequest) -> Identity:
     sealed, and every later task reads them from there (`request_customers_resolve`).
     """
     ids = request_customers_resolve(request=request)
-    return Identity(email=request.email, subject_ref=request.subject_ref, customer_ids=ids)
+    return Identity(
+        email=request.email, subject_ref=request.subject_ref, customer_ids=ids, resolved=True
+    )
 
 
 def request_customers_resolve(*, request: DataSubjectRequest) -> tuple[str, ...]:
