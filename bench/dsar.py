@@ -206,7 +206,8 @@ def main() -> None:
         print(
             f"{len(customers):>10,} {snapshot.tables['transactions']['rows']:>13,} "
             f"{lines:>10,} {rows:>6} {best_portal:>9.3f} {best_floor:>8.3f} "
-            f"{best_portal / best_floor:>5.2f}x"
+            f"{best_portal / best_floor:>5.2f}x",
+            flush=True,
         )
 
 

@@ -209,6 +209,7 @@ def request_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     context = {
         "dsr": dsr,
         "tasks": request_tasks(dsr),
+        "suppressions": list(dsr.suppressions.order_by("created_at")),
         "may_handle": may_handle_requests(request.user),
     }
     if context["may_handle"]:

@@ -192,6 +192,9 @@ def test_suppression_page_lists_and_the_officer_lifts(
     assert response.status_code == 302
     entry.refresh_from_db()
     assert entry.lift_reason == "Objection withdrawn"
+    detail = client_for(auditor).get(f"/data-subjects/{dsr.public_id}/").content.decode()
+    assert 'data-testid="dsr-suppressions"' in detail and "(lifted " in detail
+    assert 'data-testid="dsr-customers"' in detail
     lifted = client_for(privacy_officer).get(
         reverse("datasubjects:suppression_list"), {"lifted": "1"}
     )
