@@ -292,7 +292,8 @@ def _erasure_run(task: SourceTask, connector: Any, identity: Identity, worker: A
             f"{len(snapshots)} lake snapshot(s) hold the person "
             f"({sum(by_snapshot.values())} rows); model versions trained on them: "
             + (", ".join(f"{v['model']} {v['version']}" for v in lineage) or "none")
-            + ". Snapshots are immutable: exclude the person from the next snapshot and "
+            + ". Snapshots are immutable: the suppression list leaves the person out of "
+            "the next training snapshot; retire or retrain the versions named, then "
             "record it here."
         )
         with transaction.atomic():
