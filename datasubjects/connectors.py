@@ -395,6 +395,7 @@ class PortalConnector:
             queries=[
                 "data subject requests WHERE subject_ref = <keyed hash of the address>",
                 "audit events WHERE object is one of those requests",
+                "consent records WHERE subject_ref = <keyed hash of the address>",
             ],
         )
 

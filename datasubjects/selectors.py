@@ -74,8 +74,9 @@ def sources_all() -> QuerySet[DataSource]:
 
 
 def portal_records_for(*, subject_ref: str) -> dict[str, list[dict[str, Any]]]:
-    """What the portal itself holds about a person: their requests and the audit
-    events about them (pseudonymous: actions and times, no payloads)."""
+    """What the portal itself holds about a person: their requests, the audit events
+    about them (pseudonymous: actions and times, no payloads) and their consent
+    records."""
     requests = list(
         DataSubjectRequest.objects.filter(subject_ref=subject_ref).order_by("created_at")
     )
@@ -104,6 +105,18 @@ def portal_records_for(*, subject_ref: str) -> dict[str, list[dict[str, Any]]]:
             for request in requests
         ],
         "audit_events": events,
+        "consent_records": [
+            {
+                "purpose": record.purpose,
+                "state": "given" if record.given else "withdrawn",
+                "source": record.source,
+                "notice_version": record.notice_version,
+                "recorded_at": record.recorded_at.isoformat(),
+            }
+            for record in ConsentRecord.objects.filter(subject_ref=subject_ref).order_by(
+                "recorded_at", "pk"
+            )
+        ],
     }
 
 

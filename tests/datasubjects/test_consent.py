@@ -225,3 +225,20 @@ def test_other_roles_and_anonymous_are_refused_the_consent_pages(client_for, mak
         refused = client_for(lead).get(url)
         assert refused.status_code == 403
         assert b"a@example.com" not in refused.content
+
+
+def test_access_to_the_portal_includes_the_consent_history():
+    """The portal's own records (a source of every access request) hold the person's
+    consent records, oldest first, and nobody else's."""
+    from datasubjects.connectors import Identity, PortalConnector
+
+    _give("a@example.com", ConsentPurpose.PROFILING)
+    _give("a@example.com", ConsentPurpose.PROFILING, given=False)
+    _give("b@example.com", ConsentPurpose.MARKETING)
+    found = PortalConnector({}).find(
+        Identity(email="a@example.com", subject_ref=subject_ref_for("a@example.com"))
+    )
+    assert [(r["purpose"], r["state"]) for r in found.tables["consent_records"]] == [
+        ("profiling", "given"),
+        ("profiling", "withdrawn"),
+    ]
