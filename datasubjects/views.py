@@ -29,7 +29,11 @@ from datasubjects import forms, services
 from datasubjects.certificates import erasure_certificate_pdf
 from datasubjects.choices import ConsentPurpose, ConsentSource, RequestKind, RequestState
 from datasubjects.models import DataSource, SourceTask, Suppression
-from datasubjects.notices import ART15_INFORMATION, profiling_explanations
+from datasubjects.notices import (
+    ART15_INFORMATION,
+    PRIVACY_NOTICE_VERSION,
+    profiling_explanations,
+)
 from datasubjects.permissions import may_handle_requests, may_manage_sources, may_read_requests
 from datasubjects.pseudonyms import customer_key
 from datasubjects.ratelimits import public_form_allowed
@@ -173,7 +177,11 @@ def public_privacy_notice(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "datasubjects/public/privacy_notice.html",
-        {"info": ART15_INFORMATION, "profiling": profiling_explanations()},
+        {
+            "info": ART15_INFORMATION,
+            "profiling": profiling_explanations(),
+            "notice_version": PRIVACY_NOTICE_VERSION,
+        },
     )
 
 

@@ -242,3 +242,10 @@ def test_access_to_the_portal_includes_the_consent_history():
         ("profiling", "given"),
         ("profiling", "withdrawn"),
     ]
+
+
+def test_privacy_notice_names_its_version_and_the_way_to_withdraw(client):
+    """Consent is recorded against the notice's version: the notice shows it."""
+    page = client.get(reverse("datasubjects:privacy_notice")).content.decode()
+    assert f"Version {PRIVACY_NOTICE_VERSION}" in page
+    assert reverse("datasubjects:public_request_new") in page
