@@ -24,6 +24,7 @@ from datasubjects.choices import (
     REQUEST_AUDIT_TYPE,
     SUPPRESSION_AUDIT_TYPE,
     RequestKind,
+    SuppressionReason,
 )
 from datasubjects.models import DataSubjectRequest, Suppression
 from datasubjects.permissions import may_handle_requests
@@ -123,7 +124,8 @@ def request_suppress(*, request: DataSubjectRequest) -> list[Suppression]:
 
 def suppression_lift(*, suppression: Suppression, reason: str, user: User) -> Suppression:
     """Take an entry off the list (the restriction ended, the objection was withdrawn
-    or overridden under Art. 21(1)), with the reason. Privacy officers only.
+    or overridden under Art. 21(1)), with the reason. Privacy officers only; an
+    erasure's entry is never lifted.
 
     Side effects: sets `lifted_at` and `lift_reason`; records `suppression.lifted`;
     rewrites the list file after commit.
@@ -136,6 +138,10 @@ def suppression_lift(*, suppression: Suppression, reason: str, user: User) -> Su
         locked = Suppression.objects.select_for_update().get(pk=suppression.pk)
         if locked.lifted_at is not None:
             raise ValidationError({"reason": "This entry has been lifted already."})
+        if locked.reason == SuppressionReason.ERASURE:
+            # The person's data is gone; a customer who comes back does so under a new
+            # account and id, so an erased id is never profiled again.
+            raise ValidationError({"reason": "An erased person stays on the list."})
         locked.lifted_at = timezone.now()
         locked.lift_reason = reason.strip()
         locked.save(update_fields=["lifted_at", "lift_reason"])

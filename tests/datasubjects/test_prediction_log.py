@@ -244,3 +244,35 @@ def test_access_package_says_an_objector_is_not_profiled(
     summary = _access_summary(dsr, privacy_officer, django_capture_on_commit_callbacks)
     section = summary[summary.index('data-testid="person-') :]
     assert "Not profiled" in section and "Segment 2" not in section
+
+
+def test_erasure_carries_over_lines_the_server_appended_during_the_rewrite(
+    tmp_path, seeded_person, monkeypatch
+):
+    """A batch the server appends to the old file just before the rename is not lost:
+    it lands in the new file (and the person's lines in it do not)."""
+    import json
+
+    from datasubjects import connectors
+
+    root = tmp_path / "predictions"
+    _write_log(root, seeded_person["customer_id"])
+    day = root / "customer-segmentation" / "2026-11-27.jsonl"
+    late = [
+        {"request_id": "late-other", "customer_id": "C0000003", "model": "m"},
+        {"request_id": "late-person", "customer_id": seeded_person["customer_id"], "model": "m"},
+    ]
+    real_replace = connectors.os.replace
+
+    def replace_after_a_late_batch(source, target):
+        if str(target) == str(day):
+            with day.open("a") as out:  # the server's writer, on the old file
+                out.writelines(json.dumps(line) + "\n" for line in late)
+        real_replace(source, target)
+
+    monkeypatch.setattr(connectors.os, "replace", replace_after_a_late_batch)
+    identity = Identity(email="x", subject_ref="x", customer_ids=(seeded_person["customer_id"],))
+    erased = PredictionLogConnector({"root": str(root)}).erase(identity, {})
+    ids = [json.loads(line)["request_id"] for line in day.read_text().splitlines()]
+    assert "late-other" in ids and "late-person" not in ids
+    assert erased.remaining == 0

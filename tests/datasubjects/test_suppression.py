@@ -242,3 +242,14 @@ def test_erased_person_is_left_out_of_the_next_training_snapshot(
     assert seeded_person["customer_id"] not in set(
         ctx.tables["transactions"]["customer_id"].astype(str)
     )
+
+
+def test_an_erasure_entry_is_never_lifted(
+    registered_sources, seeded_person, verified_request, privacy_officer
+):
+    dsr = _started(verified_request, seeded_person, privacy_officer, RequestKind.ERASURE)
+    (entry,) = request_suppress(request=dsr)
+    with pytest.raises(ValidationError):
+        suppression_lift(suppression=entry, reason="came back", user=privacy_officer)
+    entry.refresh_from_db()
+    assert entry.lifted_at is None
