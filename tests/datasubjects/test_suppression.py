@@ -253,3 +253,26 @@ def test_an_erasure_entry_is_never_lifted(
         suppression_lift(suppression=entry, reason="came back", user=privacy_officer)
     entry.refresh_from_db()
     assert entry.lifted_at is None
+
+
+def test_starting_an_objection_lists_the_person_through_the_worker(
+    registered_sources,
+    seeded_person,
+    verified_request,
+    privacy_officer,
+    monkeypatch,
+    django_capture_on_commit_callbacks,
+    _list_file,
+):
+    """The officer starts the request; after commit the `datasubjects.suppress_subject`
+    task lists the person and the file follows. Run again, it adds nothing."""
+    from datasubjects.tasks import suppress_subject
+    from worker.celery import app as celery_app
+
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
+    dsr = verified_request(email=seeded_person["email"], kind=RequestKind.OBJECTION)
+    with django_capture_on_commit_callbacks(execute=True):
+        request_set_state(request=dsr, state="in_progress", user=privacy_officer)
+    assert Suppression.objects.filter(request=dsr, lifted_at__isnull=True).count() == 1
+    assert suppression_read(_list_file).suppressed(seeded_person["customer_id"], "profiling")
+    assert suppress_subject.delay(dsr.pk).get() == f"request {dsr.pk}: 0 key(s) listed"
