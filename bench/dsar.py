@@ -90,7 +90,7 @@ def floor(lake: Path, crm: Path, log: Path, email: str) -> int:
         marks = ", ".join("?" * len(ids))
         rows += len(
             db.execute(
-                f"SELECT * FROM crm_interactions WHERE customer_id IN ({marks})",  # noqa: S608  # placeholders only
+                f"SELECT * FROM crm_interactions WHERE customer_id IN ({marks})",  # noqa: S608  # nosec B608  # placeholders only
                 ids,
             ).fetchall()
         )
