@@ -10,6 +10,7 @@ Each kind of `DataSource` has one connector, built from the source's `config`:
   events about them);
 - `bigquery`: tables in BigQuery (google-cloud-bigquery), found and erased with
   parameterised GoogleSQL (DML DELETE).
+- `prediction_log`: the model server's JSON lines log of predictions, by customer id.
 
 Config identifiers (tables, columns) are checked against a strict pattern before they
 reach a query, because they are written into the SQL text (they cannot be parameters).
@@ -17,8 +18,10 @@ Connectors talk to the data only; the services decide what to do with what they 
 """
 
 import json
+import os
 import re
 import sqlite3
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +51,15 @@ class Identity:
     email: str
     subject_ref: str
     customer_ids: tuple[str, ...] = ()
+    # True when `customer_ids` already holds every id the e-mail-keyed sources map the
+    # address to (found once per request): a connector need not look them up again.
+    resolved: bool = False
+
+    def ids_with(self, connector: "Connector") -> set[str]:
+        """The ids to search by: the known ones, plus the connector's own mapping of
+        the address unless the identity is resolved already."""
+        known = set(self.customer_ids)
+        return known if self.resolved else known | connector.customer_ids(self.email)
 
 
 @dataclass
@@ -145,7 +157,7 @@ class LakeConnector:
 
     def find(self, identity: Identity) -> Finding:
         finding = Finding()
-        ids = sorted(set(identity.customer_ids) | self.customer_ids(identity.email))
+        ids = sorted(identity.ids_with(self))
         for name, column in self.tables.items():
             if not ids:
                 finding.tables[name] = []
@@ -263,7 +275,7 @@ class SqlConnector:
 
     def find(self, identity: Identity) -> Finding:
         finding = Finding()
-        ids = set(identity.customer_ids) | self.customer_ids(identity.email)
+        ids = identity.ids_with(self)
         connection = self.connect()
         try:
             for table, column in self.tables.items():
@@ -286,7 +298,7 @@ class SqlConnector:
         rows and says which Art. 17(3) exemption applies. Running it again changes
         nothing: erased rows no longer match."""
         erasure = Erasure()
-        ids = set(identity.customer_ids) | self.customer_ids(identity.email)
+        ids = identity.ids_with(self)
         connection = self.connect()
         try:
             # Tables keyed by customer id first: the person table (keyed by e-mail
@@ -385,6 +397,7 @@ class PortalConnector:
             queries=[
                 "data subject requests WHERE subject_ref = <keyed hash of the address>",
                 "audit events WHERE object is one of those requests",
+                "consent records WHERE subject_ref = <keyed hash of the address>",
             ],
         )
 
@@ -561,11 +574,157 @@ class BigQueryConnector:
         return ", ".join(counts)
 
 
+# --- the model server's prediction log ---------------------------------------------------
+
+
+LOG_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}\.jsonl$")
+
+
+class PredictionLogConnector:
+    """The model server's prediction log (`serving.prediction_log`): JSON lines in
+    `<root>/<model slug>/<YYYY-MM-DD>.jsonl`, a person's lines found by `customer_id`.
+    Config: `root` (default MONITORING_PREDICTION_LOG_DIR), `models` (slugs; default
+    every model folder). An erasure rewrites each file that holds the person without
+    their lines, staged beside it and renamed into place; running it again finds
+    nothing to remove."""
+
+    TABLE = "predictions"
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.root = Path(config.get("root") or settings.MONITORING_PREDICTION_LOG_DIR)
+        models = config.get("models") or []
+        if not isinstance(models, list):
+            raise ConnectorError('"models" is a list of model slugs')
+        for model in models:
+            if not isinstance(model, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", model):
+                raise ConnectorError(f"model {model!r} is not a model slug")
+        self.models = models
+
+    def files(self) -> list[Path]:
+        """Every day file of the log (of the configured models), oldest first."""
+        if not self.root.is_dir():
+            return []
+        folders = (
+            [self.root / m for m in self.models]
+            if self.models
+            else sorted(p for p in self.root.iterdir() if p.is_dir())
+        )
+        return [
+            path
+            for folder in folders
+            if folder.is_dir()
+            for path in sorted(folder.iterdir())
+            if LOG_FILE.match(path.name)
+        ]
+
+    @staticmethod
+    def _needles(ids: Iterable[str]) -> list[bytes]:
+        # A cheap byte search first; only lines holding an id's JSON string are parsed.
+        return [json.dumps(str(i)).encode() for i in ids]
+
+    @staticmethod
+    def _line_of(line: bytes, ids: set[str], needles: list[bytes]) -> dict[str, Any] | None:
+        if not any(needle in line for needle in needles):
+            return None
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            return None  # a line being written, or damaged: not the person's by this key
+        if isinstance(parsed, dict) and str(parsed.get("customer_id")) in ids:
+            return parsed
+        return None
+
+    def customer_ids(self, email: str) -> set[str]:
+        return set()
+
+    def find(self, identity: Identity) -> Finding:
+        ids = set(identity.customer_ids)
+        finding = Finding(tables={self.TABLE: []})
+        if not ids:
+            return finding
+        needles = self._needles(ids)
+        files = self.files()
+        for path in files:
+            with path.open("rb") as log:
+                for line in log:
+                    found = self._line_of(line, ids, needles)
+                    if found is not None:
+                        finding.tables[self.TABLE].append(found)
+        finding.queries.append(
+            f"{len(files)} day file(s) of the prediction log: lines WHERE customer_id IN "
+            f"({len(ids)} id(s))"
+        )
+        return finding
+
+    def _rewrite(self, path: Path, ids: set[str], needles: list[bytes]) -> int:
+        """Replace `path` with a copy without the person's lines; how many went."""
+        staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+        removed = 0
+        with path.open("rb") as source:
+            with staging.open("wb") as out:
+                for line in source:
+                    if self._line_of(line, ids, needles) is None:
+                        out.write(line)
+                    else:
+                        removed += 1
+            if not removed:
+                staging.unlink()
+                return 0
+            os.replace(staging, path)
+            # The server appends whole lines to today's file in batches: a batch that
+            # opened the old file before the rename lands in it, after what we read.
+            # Carry those lines over (without the person's) to the new file.
+            late = [line for line in source if self._line_of(line, ids, needles) is None]
+        if late:
+            with path.open("ab") as out:
+                out.writelines(late)
+        return removed
+
+    def erase(self, identity: Identity, rules: dict[str, Any]) -> Erasure:
+        """Delete the person's lines (the only strategy: a line is about one request);
+        a `hold` on the predictions table keeps them and names the exemption."""
+        erasure = Erasure()
+        ids = set(identity.customer_ids)
+        if not ids:
+            return erasure
+        needles = self._needles(ids)
+        rule = rules.get(self.TABLE) or {}
+        if rule.get("hold"):
+            erasure.rows_held = self.find(identity).rows
+            erasure.holds[self.TABLE] = str(rule["hold"])
+            return erasure
+        files = self.files()
+        try:
+            for path in files:
+                removed = self._rewrite(path, ids, needles)
+                if removed:
+                    erasure.rows_changed += removed
+                    erasure.queries.append(
+                        f"rewrote {path.parent.name}/{path.name} without {removed} line(s)"
+                    )
+        except OSError as error:
+            raise ConnectorError(f"cannot rewrite the prediction log: {error}") from error
+        erasure.remaining = self.find(identity).rows
+        erasure.queries.append(
+            f"verify: {len(files)} day file(s), lines WHERE customer_id IN ({len(ids)} id(s)) "
+            f"-> {erasure.remaining} line(s)"
+        )
+        return erasure
+
+    def check(self) -> str:
+        if not self.root.is_dir():
+            raise ConnectorError("no prediction log folder yet (the model server makes it)")
+        files = self.files()
+        models = sorted({path.parent.name for path in files})
+        return f"{len(files)} day file(s) of {len(models)} model(s): {', '.join(models) or '-'}"
+
+
 CONNECTORS = {
     SourceKind.LAKE: LakeConnector,
     SourceKind.SQL: SqlConnector,
     SourceKind.PORTAL: PortalConnector,
     SourceKind.BIGQUERY: BigQueryConnector,
+    SourceKind.PREDICTION_LOG: PredictionLogConnector,
 }
 
 

@@ -496,6 +496,11 @@ DSAR_PACKAGE_LINK_HOURS = env_int("DSAR_PACKAGE_LINK_HOURS", 72, minimum=1)
 # Requests filed per hour from one address and from one client IP.
 DSAR_RATE_LIMIT_PER_ADDRESS = env_int("DSAR_RATE_LIMIT_PER_ADDRESS", 5, minimum=1)
 DSAR_RATE_LIMIT_PER_IP = env_int("DSAR_RATE_LIMIT_PER_IP", 20, minimum=1)
+# The suppression list (pipelines.suppression) the portal writes for the training
+# pipelines and the model server: people left out of training, profiling and
+# personalisation (GDPR Arts. 17, 18, 21, withdrawn consent). Empty: suppression.json in
+# PIPELINES_LAKE_ROOT, beside the snapshots it filters.
+DSAR_SUPPRESSION_LIST = env_str("DSAR_SUPPRESSION_LIST", "")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "exports": {

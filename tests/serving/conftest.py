@@ -119,6 +119,7 @@ def start_server(
     allow_faults: bool = True,
     prediction_log_dir: Path | None = None,
     timeout: float = 120,
+    suppression_list: Path | None = None,
 ) -> RunningServer:
     port = free_port()
     command = [sys.executable, "-m", "serving", "--routing", str(routing_path), "--port", str(port)]
@@ -126,6 +127,8 @@ def start_server(
         command.append("--allow-faults")
     if prediction_log_dir is not None:
         command += ["--prediction-log-dir", str(prediction_log_dir)]
+    if suppression_list is not None:
+        command += ["--suppression-list", str(suppression_list)]
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout  # 120 s: three models on a busy shared machine
