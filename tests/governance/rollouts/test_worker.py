@@ -8,13 +8,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
-from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import requests
 from celery import Celery
-from django.utils import timezone
 
 from governance.choices import Target
 from governance.rollouts.choices import AnalysisResult, RolloutState
@@ -36,8 +38,51 @@ registry_defaults = registry_defaults  # a fixture shared with training's worker
 pytestmark = [pytest.mark.prometheus, pytest.mark.postgres, pytest.mark.redis]
 
 
+class ReadinessGate:
+    """What the worker sees of the model server's readiness: the server's own answer,
+    or, while `held`, "not ready" (503). Requests and Prometheus's scrapes go to the
+    server directly, so a held gate stops nothing but the worker's wait."""
+
+    def __init__(self, server_url: str) -> None:
+        self.server_url = server_url
+        self.held = threading.Event()
+        gate = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if gate.held.is_set():
+                    status, body = 503, b'{"ready": false, "revision": -1, "error": "held"}'
+                else:
+                    answer = requests.get(f"{gate.server_url}{self.path}", timeout=5)
+                    status, body = answer.status_code, answer.content
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 @pytest.fixture()
-def rollout_worker(registry_defaults, stack):
+def readiness(stack):
+    gate = ReadinessGate(stack.server.url)
+    yield gate
+    gate.close()
+
+
+@pytest.fixture()
+def rollout_worker(registry_defaults, stack, readiness):
     """Start workers that drive rollouts through the test's model server and Prometheus."""
     Celery(broker=BROKER).connection_for_write().default_channel.client.flushdb()
     env = {
@@ -47,7 +92,7 @@ def rollout_worker(registry_defaults, stack):
         "DJANGO_SETTINGS_MODULE": "portal.settings",
         "ROLLOUTS_BACKEND": "local",
         "SERVING_ROUTING_FILE": str(stack.server.routing_path),
-        "SERVING_URL": stack.server.url,
+        "SERVING_URL": readiness.url,
         "SERVING_READY_TIMEOUT": "120",
         "PROMETHEUS_URL": stack.prometheus.url,
     }
@@ -93,11 +138,11 @@ def rollout_worker(registry_defaults, stack):
 
 @pytest.mark.django_db(transaction=True)
 def test_rollout_resumes_after_its_worker_is_killed_mid_step(
-    rollout_worker, stack, traffic, devops
+    rollout_worker, readiness, stack, traffic, devops
 ):
-    """The model server is frozen (SIGSTOP) late in step 1's bake; the worker decides
-    step 1 passed and tells the server to take 60%, so its task waits for the server's
-    readiness, and its pool process is SIGKILLed there. The task comes back to the next
+    """The readiness the worker follows is held once step 1 is applied; the worker
+    decides step 1 passed and tells the server to take 60%, so its task waits for the
+    server's readiness, and its pool process is SIGKILLed there. The task comes back to the next
     pool process, which applies the same decision (the routing document is not written
     again) and carries on to 100%. Every step has one record and one analysis; each decision is
     audited once."""
@@ -111,28 +156,22 @@ def test_rollout_resumes_after_its_worker_is_killed_mid_step(
     )
     Celery(broker=BROKER).send_task("rollouts.tick", args=[rollout.pk])
 
-    # Late in step 1's bake (30%), freeze the model server (SIGSTOP): the worker's
-    # analysis reads Prometheus, which has the step's samples, and decides to advance;
-    # telling the frozen server "60%" then waits for its readiness. Frozen before the
-    # decision, so the worker cannot apply the step before the kill.
+    # Once step 1 (30%) is applied, hold the readiness the worker follows: the worker
+    # analyses the step from Prometheus (the server keeps serving and being scraped),
+    # decides to advance, writes "60%", and waits for the server to say it serves it.
     _wait_for(
-        lambda: Rollout.objects.filter(
-            pk=rollout.pk,
-            step_index=0,
-            synced=True,
-            step_started_at__lte=timezone.now() - timedelta(seconds=FAST["bake_seconds"] - 1.5),
-        ).exists(),
+        lambda: Rollout.objects.filter(pk=rollout.pk, step_index=0, synced=True).exists(),
         90,
-        "the first step to bake",
+        "the first step to be applied",
     )
-    stack.server.process.send_signal(signal.SIGSTOP)
+    readiness.held.set()
     try:
         decided = _wait_for(
             lambda: (
                 Rollout.objects.filter(pk=rollout.pk).exclude(step_index=0).first()
                 or Rollout.objects.filter(pk=rollout.pk, state=RolloutState.PAUSED).first()
             ),
-            30,
+            60,
             "the first step's decision",
         )
         assert (decided.step_index, decided.synced) == (1, False), decided.outcome
@@ -141,12 +180,14 @@ def test_rollout_resumes_after_its_worker_is_killed_mid_step(
             30,
             "the worker to write the 60% routing",
         )
+        time.sleep(1.0)  # the task is in its readiness wait now, whatever the load
+        assert not Rollout.objects.get(pk=rollout.pk).synced
         children = _children(worker.pid)
         assert children, "the prefork worker has no pool process"
         for child in children:
-            os.kill(child, signal.SIGKILL)  # the pool process waiting on the server dies
+            os.kill(child, signal.SIGKILL)  # the pool process waiting for readiness dies
     finally:
-        stack.server.process.send_signal(signal.SIGCONT)
+        readiness.held.clear()
 
     finished = _wait_for(
         lambda: Rollout.objects.filter(
