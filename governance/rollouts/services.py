@@ -41,6 +41,7 @@ from governance.rollouts.models import Rollout, RolloutStep
 from governance.services.registry import target_assign
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
+from portal.security.services import domain_refusal_record
 from worker.backends.prometheus import PrometheusReader
 from worker.backends.rollouts import (
     PHASE_CANARY,
@@ -114,23 +115,20 @@ def _refuse(
     message: str,
     client_ip: str | None,
 ) -> RolloutRefused:
-    """Record a refused start in the ledger (its own transaction: the refusal stays
-    recorded though nothing else happens) and return the exception to raise."""
-    with transaction.atomic():
-        audit_record(
-            action="rollout.refused",
-            actor=actor,
-            object_type="model_version",
-            object_id=version.pk,
-            payload={
-                "model": version.model.slug,
-                "version": version.version,
-                "target": target,
-                "reason": code,
-                "message": message,
-            },
-            client_ip=client_ip,
-        )
+    """Count a refused start as the portal counts every refusal (portal.security: per
+    kind `domain.rollout_<code>`, actor and window, the window's first one audited as
+    `rollout.refused`; it stays recorded though nothing else happens) and return the
+    exception to raise."""
+    domain_refusal_record(
+        code=f"rollout_{code}",
+        reason=message,
+        actor=actor,
+        object_type="model_version",
+        object_id=version.pk,
+        client_ip=client_ip,
+        action="rollout.refused",
+        details={"model": version.model.slug, "version": version.version, "target": target},
+    )
     return RolloutRefused(message, code=code)
 
 
@@ -393,11 +391,18 @@ def _person_decides(
     verb: str,
 ) -> Rollout:
     if not allowed:
-        with transaction.atomic():
-            _audit(rollout, "rollout.refused", actor, client_ip, reason="forbidden", verb=verb)
-        raise RolloutRefused(
-            f"Only DevOps and portal admins may {verb} rollouts.", code="forbidden", field="rollout"
+        message = f"Only DevOps and portal admins may {verb} rollouts."
+        domain_refusal_record(
+            code="rollout_forbidden",
+            reason=message,
+            actor=actor,
+            object_type="rollout",
+            object_id=rollout.pk,
+            client_ip=client_ip,
+            action="rollout.refused",
+            details={"model": rollout.model.slug, "target": rollout.target, "verb": verb},
         )
+        raise RolloutRefused(message, code="forbidden", field="rollout")
     locked = _locked(rollout.pk)
     if locked.state not in states:
         raise RolloutRefused(
