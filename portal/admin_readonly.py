@@ -71,7 +71,7 @@ def _site_has_permission(request: HttpRequest) -> bool:
     return admin_may_read(request.user)
 
 
-def _login_refusing_the_role_less(login: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def _login_refusing_the_role_less(login: Callable[..., HttpResponse]) -> Callable:
     # The admin's own login page would answer a signed-in person without the role with
     # a 200 "you are not authorised" form; here they get the portal's 403 (counted).
     @wraps(login)

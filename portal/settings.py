@@ -411,9 +411,7 @@ MONITORING_CACHE_SECONDS = env_int("MONITORING_CACHE_SECONDS", 30, minimum=0)
 SECURITY_REFUSAL_WINDOW_SECONDS = env_int("SECURITY_REFUSAL_WINDOW_SECONDS", 600, minimum=1)
 # Windows (so ledger rows) callers with no account may open per kind of refusal and
 # window; past it their refusals are counted together under `ip:*` (portal.security).
-SECURITY_ANONYMOUS_WINDOWS_PER_KIND = env_int(
-    "SECURITY_ANONYMOUS_WINDOWS_PER_KIND", 50, minimum=1
-)
+SECURITY_ANONYMOUS_WINDOWS_PER_KIND = env_int("SECURITY_ANONYMOUS_WINDOWS_PER_KIND", 50, minimum=1)
 GOOGLE_OIDC_CERTS_URL = env_str(
     "GOOGLE_OIDC_CERTS_URL", "https://www.googleapis.com/oauth2/v1/certs"
 )

@@ -131,7 +131,10 @@ def security_refusal_record(
 def _anonymous_source_or_overflow(*, kind: str, source: str, start: datetime) -> str:
     """`source`, or the overflow source once anonymous sources have opened the cap of
     windows of `kind` in this window. A source that already has a window keeps it."""
-    if RefusalWindow.objects.filter(kind=kind[:80], source=source[:80], window_start=start).exists():
+    opened_already = RefusalWindow.objects.filter(
+        kind=kind[:80], source=source[:80], window_start=start
+    )
+    if opened_already.exists():
         return source
     opened = rate_limit_hit(
         scope=f"refusal-windows:{kind[:80]}:{int(start.timestamp())}",

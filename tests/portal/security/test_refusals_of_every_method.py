@@ -27,9 +27,7 @@ def _token(owner, scopes):
 def test_get_by_a_token_without_audit_read_is_counted(client, make_user):
     issued = _token(make_user(Role.AUDITOR), ["gates:read"])
     for _ in range(3):
-        response = client.get(
-            "/api/v1/audit/events", HTTP_AUTHORIZATION=f"Bearer {issued.secret}"
-        )
+        response = client.get("/api/v1/audit/events", HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
         assert response.status_code == 403
     window = RefusalWindow.objects.get()
     assert (window.source, window.count) == (f"token:{issued.token.prefix}", 3)
