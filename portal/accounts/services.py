@@ -57,6 +57,9 @@ def user_create(
         validate_email_address(email)
     except ValidationError as exc:
         raise ValidationError({"email": exc.messages}) from exc
+    name_max = User._meta.get_field("full_name").max_length
+    if len(full_name) > name_max:
+        raise ValidationError({"full_name": f"A full name is at most {name_max} characters."})
     with transaction.atomic():
         if User.objects.filter(email__iexact=email).exists():
             raise ValidationError({"email": "A user with this e-mail address already exists."})

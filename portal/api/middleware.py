@@ -12,8 +12,9 @@ SuspiciousOperation answered 400 with an HTML page, and `require_POST` answers a
   same Content-Length header; multipart uploads are left to Django's upload handlers,
   which check field sizes themselves);
 - any error answer (4xx, 5xx) on an API path that is not JSON is replaced by the
-  error shape with the same status and headers that matter (Allow, Retry-After). A
-  debug page's traceback is not lost: Django has logged it already.
+  error shape with the same status and headers that matter (Allow, Retry-After); a
+  DRF answer that a YAML or HTML renderer drew (the schema, Swagger UI) keeps its
+  message. A debug page's traceback is not lost: Django has logged it already.
 """
 
 from collections.abc import Callable
@@ -72,7 +73,11 @@ class ApiJsonErrorMiddleware:
         response = self.get_response(request)
         if response.status_code < 400 or _is_json(response):
             return response
-        shaped = api_error(response.status_code)
+        data = getattr(response, "data", None)  # a DRF answer rendered as YAML or HTML
+        if isinstance(data, dict) and "error" in data:
+            shaped = JsonResponse(data, status=response.status_code)
+        else:
+            shaped = api_error(response.status_code)
         for header in KEPT_HEADERS:
             if header in response:
                 shaped[header] = response[header]

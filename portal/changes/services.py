@@ -35,6 +35,7 @@ from portal.security.services import domain_refusal_record
 
 AUDIT_OBJECT_TYPE = "change_request"
 OPERATOR_NAME_MAX = 40
+OPERATOR_REASON_MAX = 500
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,21 @@ class OperatorSignoff:
 
     def actor(self) -> Actor:
         return Actor.system(f"operator:{self.name}")
+
+    def errors(self) -> dict[str, str]:
+        """What is wrong with this sign-off, by field (empty: nothing): the name is 1 to
+        OPERATOR_NAME_MAX characters without a colon, the reason is given and at most
+        OPERATOR_REASON_MAX characters."""
+        errors: dict[str, str] = {}
+        if not self.name.strip() or len(self.name) > OPERATOR_NAME_MAX or ":" in self.name:
+            errors["operator"] = (
+                f"An operator name is 1 to {OPERATOR_NAME_MAX} characters, no colon."
+            )
+        if not self.reason.strip():
+            errors["reason"] = "Each operator gives a reason."
+        elif len(self.reason) > OPERATOR_REASON_MAX:
+            errors["reason"] = f"A reason is at most {OPERATOR_REASON_MAX} characters."
+        return errors
 
 
 def actor_ref(actor: Actor) -> str:
@@ -326,12 +342,7 @@ def change_approve_by_operators(
     elif len(set(names)) != len(names):
         errors["operator"] = "Break-glass needs two different operators."
     for op in operators:
-        if not op.name.strip() or len(op.name) > OPERATOR_NAME_MAX or ":" in op.name:
-            errors["operator"] = (
-                f"An operator name is 1 to {OPERATOR_NAME_MAX} characters, no colon."
-            )
-        if not op.reason.strip():
-            errors["reason"] = "Each operator gives a reason."
+        errors.update(op.errors())
     if errors:
         raise ValidationError(errors)
     break_glass = len(operators) == 2

@@ -30,10 +30,12 @@ from portal.changes.services import (
     changes_expire_due,
 )
 
+FULL_NAME_MAX = User._meta.get_field("full_name").max_length
+
 
 def _message(exc: ValidationError) -> str:
     if hasattr(exc, "error_dict"):
-        return "; ".join(m for ms in exc.message_dict.values() for m in ms)
+        return "; ".join(f"{field}: {m}" for field, ms in exc.message_dict.items() for m in ms)
     return "; ".join(exc.messages)
 
 
@@ -93,6 +95,15 @@ class Command(BaseCommand):
             raise CommandError("give one --reason for each --operator")
         return [OperatorSignoff(name=o, reason=r) for o, r in zip(operators, reasons, strict=True)]
 
+    def _signoff(self, options: dict[str, Any]) -> OperatorSignoff:
+        """The one operator of add-user and grant-role, checked before anything is
+        written (ValidationError naming --operator or --reason)."""
+        signoff = OperatorSignoff(name=options["operator"], reason=options["reason"])
+        errors = signoff.errors()
+        if errors:
+            raise ValidationError(errors)
+        return signoff
+
     def _list(self, state: str) -> None:
         changes = ChangeRequest.objects.all()
         if state:
@@ -122,10 +133,12 @@ class Command(BaseCommand):
         self.stdout.write(f"rejected #{change.pk}: {change.summary}")
 
     def _add_user(self, options: dict[str, Any]) -> None:
-        signoff = OperatorSignoff(name=options["operator"], reason=options["reason"])
+        signoff = self._signoff(options)
+        if len(options["full_name"]) > FULL_NAME_MAX:
+            raise CommandError(f"--full-name: a full name is at most {FULL_NAME_MAX} characters")
         user = user_create(
             email=options["email"],
-            full_name=options["full_name"][:150],
+            full_name=options["full_name"],
             actor=signoff.actor(),
             source="operator",
             send_set_password_link=True,
@@ -140,7 +153,7 @@ class Command(BaseCommand):
         user = User.objects.filter(email__iexact=options["email"]).first()
         if user is None:
             raise CommandError(f"no user {options['email']}")
-        signoff = OperatorSignoff(name=options["operator"], reason=options["reason"])
+        signoff = self._signoff(options)
         outcome = role_grant(
             user=user,
             role=options["role"],
