@@ -74,7 +74,9 @@ class ReviewOpenApi(APIView):
     required_roles = REVIEW_OPENERS
 
     class InputSerializer(serializers.Serializer):
-        model = serializers.SlugField(help_text="The model's slug, e.g. demand-forecasting.")
+        model = serializers.SlugField(
+            max_length=64, help_text="The model's slug, e.g. demand-forecasting."
+        )
         version = serializers.CharField(max_length=64, help_text="Semantic version, e.g. 2.1.0.")
         target = serializers.ChoiceField(choices=Target.choices)
         external_ref = serializers.CharField(

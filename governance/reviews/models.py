@@ -188,6 +188,11 @@ class Review(models.Model):
         return decided_at + timedelta(days=self.policy_snapshot.get("approval_valid_days", 30))
 
 
+# A decision's comment (a TextField, no limit of its own): room for a full argument,
+# not for a pasted document.
+DECISION_COMMENT_MAX_CHARS = 5_000
+
+
 class ReviewDecision(models.Model):
     """One board member's verdict on a review, in one of their board roles.
 
