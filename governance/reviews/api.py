@@ -27,6 +27,7 @@ from portal.api.schema import error_response
 from portal.apitokens.choices import Scope
 from portal.audit.actors import actor_for_request, client_ip_for_request
 from portal.changes.configuration import NoApprovedSigningKey
+from portal.security.middleware import refusal_note
 
 
 class ReviewOutputSerializer(serializers.Serializer):
@@ -214,4 +215,6 @@ class GateApi(APIView):
             "error": f"{model} {version} may not deploy to {target}: {answer.state}.",
             "fields": {},
         }
+        # A gate refusal is a refusal like any other (portal.security counts it).
+        refusal_note(request, code="gate_refused", reason=body["error"])
         return Response(self.RefusedSerializer(body).data, status=status.HTTP_403_FORBIDDEN)
