@@ -84,9 +84,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    # Outside everything that can answer an error: /api/ and /hooks/ errors are JSON.
-    "portal.api.middleware.ApiJsonErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Outside everything else that can answer an error (the security headers still
+    # reach its answers): /api/ and /hooks/ errors are JSON.
+    "portal.api.middleware.ApiJsonErrorMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

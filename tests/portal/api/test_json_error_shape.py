@@ -101,3 +101,12 @@ def test_pages_keep_their_html_errors(api):
     response = api.get("/no-such-page/")
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html")
+
+
+def test_api_413_still_carries_the_security_headers(api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10
+    response = api.post(
+        "/api/v1/reviews", data='{"a": "0123456789"}', content_type="application/json"
+    )
+    assert response.status_code == 413
+    assert response["X-Content-Type-Options"] == "nosniff"
