@@ -1,10 +1,12 @@
 """Reads of the audit ledger."""
 
 from collections.abc import Iterable
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from portal.accounts.choices import Role
 from portal.accounts.models import RoleGrant, User
@@ -12,7 +14,7 @@ from portal.apitokens.models import ApiToken
 from portal.audit.checkpoints import event_leaf
 from portal.audit.choices import ActorType
 from portal.audit.merkle import consistency_proof, inclusion_proof, tree_root
-from portal.audit.models import AuditCheckpoint, AuditEvent
+from portal.audit.models import AuditChainHead, AuditCheckpoint, AuditEvent, AuditExport
 
 
 def audit_events_recent(*, limit: int = 10) -> list[AuditEvent]:
@@ -137,3 +139,49 @@ def audit_actor_names(events: Iterable[AuditEvent]) -> dict[tuple[str, str], str
             f"token {token.name!r} of {described(token.owner_id)}"
         )
     return names
+
+
+@dataclass(frozen=True)
+class AuditExportStatus:
+    """How far behind the ledger's outside copy is. `lag_events` events after
+    `exported_sequence` are not yet exported; the oldest happened at `oldest_pending_at`
+    (None when none is pending), `lag_seconds` ago."""
+
+    destination: str
+    head_sequence: int
+    exported_sequence: int
+    lag_events: int
+    oldest_pending_at: datetime | None
+    lag_seconds: float
+    state: str
+    failures: int
+    next_attempt_at: datetime | None
+    last_exported_at: datetime | None
+    last_error: str
+
+
+def audit_export_status(*, destination: str) -> AuditExportStatus:
+    """The export's position against the chain head (two or three queries)."""
+    head = AuditChainHead.objects.filter(pk=1).values_list("sequence", flat=True).first() or 0
+    cursor = AuditExport.objects.filter(destination=destination).first()
+    exported = cursor.exported_sequence if cursor else 0
+    oldest = None
+    if head > exported:
+        oldest = (
+            AuditEvent.objects.filter(sequence=exported + 1)
+            .values_list("occurred_at", flat=True)
+            .first()
+        )
+    return AuditExportStatus(
+        destination=destination,
+        head_sequence=head,
+        exported_sequence=exported,
+        lag_events=max(0, head - exported),
+        oldest_pending_at=oldest,
+        lag_seconds=max(0.0, (timezone.now() - oldest).total_seconds()) if oldest else 0.0,
+        state=cursor.state if cursor else "never run",
+        failures=cursor.failures if cursor else 0,
+        next_attempt_at=cursor.next_attempt_at if cursor else None,
+        last_exported_at=cursor.last_exported_at if cursor else None,
+        last_error=cursor.last_error if cursor else "",
+    )
