@@ -13,7 +13,7 @@ from portal.accounts.models import RoleGrant, User
 from portal.apitokens.models import ApiToken
 from portal.audit.checkpoints import event_leaf
 from portal.audit.choices import ActorType
-from portal.audit.merkle import consistency_proof, inclusion_proof, tree_root
+from portal.audit.merkle import consistency_proof, inclusion_proof, inclusion_proofs, tree_root
 from portal.audit.models import AuditChainHead, AuditCheckpoint, AuditEvent, AuditExport
 
 
@@ -88,6 +88,16 @@ def audit_inclusion_proof(*, sequence: int, tree_size: int) -> dict[str, Any]:
         "root_hash": tree_root(leaves).hex(),
         "proof": [digest.hex() for digest in inclusion_proof(sequence - 1, leaves)],
     }
+
+
+def audit_inclusion_proofs(*, sequences: Iterable[int], tree_size: int) -> dict[int, list[str]]:
+    """RFC 9162 inclusion proofs (hex, leaf level first) of many events in the tree of
+    `tree_size` events, keyed by sequence. Reads the first `tree_size` chain hashes
+    once and builds the tree once (about 64 bytes per event); ValueError when an event
+    is not in that tree or the ledger has fewer events."""
+    leaves = _event_leaves(tree_size=tree_size)
+    proofs = inclusion_proofs([sequence - 1 for sequence in sequences], leaves)
+    return {index + 1: [node.hex() for node in proof] for index, proof in proofs.items()}
 
 
 def audit_consistency_proof(*, first_size: int, second_size: int) -> dict[str, Any]:
