@@ -10,8 +10,8 @@ no network.
 import base64
 from collections import defaultdict
 from datetime import UTC, datetime
+from html import escape
 from typing import Any
-from xml.sax.saxutils import escape  # nosec B406 -- escapes our own text, parses nothing
 
 from django.db.models import Q
 
