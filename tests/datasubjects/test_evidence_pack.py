@@ -17,9 +17,11 @@ from datasubjects.models import SourceTask
 from datasubjects.services import request_set_state, source_task_run
 from portal.accounts.choices import Role
 from portal.audit.models import AuditCheckpoint, AuditEvent
+from portal.exports.choices import ExportState
 from portal.exports.models import ExportJob
 from portal.exports.registry import export_kind_get
 from tests.datasubjects.test_erasure import crm_with_rules  # noqa: F401 -- fixture
+from worker.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db
 
@@ -71,7 +73,13 @@ def test_request_evidence_pack_is_an_export_kind_datasubjects_registers():
 
 
 def test_request_evidence_pack_export_job_is_made_for_an_auditor(
-    erased, client_for, make_user, django_capture_on_commit_callbacks, settings, tmp_path
+    erased,
+    client_for,
+    make_user,
+    django_capture_on_commit_callbacks,
+    settings,
+    tmp_path,
+    monkeypatch,
 ):
     dsr, _, _ = erased
     settings.STORAGES = {
@@ -81,7 +89,7 @@ def test_request_evidence_pack_export_job_is_made_for_an_auditor(
             "OPTIONS": {"location": tmp_path / "exports"},
         },
     }
-    settings.CELERY_TASK_ALWAYS_EAGER = True
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
     auditor = make_user(Role.AUDITOR)
     client = client_for(auditor)
     page = client.get(f"/data-subjects/{dsr.public_id}/")
@@ -94,6 +102,8 @@ def test_request_evidence_pack_export_job_is_made_for_an_auditor(
     assert response.status_code == 302 and response["Location"] == f"/exports/{job.pk}/"
     assert job.params == {"public_id": str(dsr.public_id)}
     assert AuditEvent.objects.filter(action="export.requested").exists()
+    job.refresh_from_db()
+    assert job.state == ExportState.SUCCEEDED, job.log
     download = client.get(f"/exports/{job.pk}/download")
     body = b"".join(download.streaming_content)
     text, _ = _text(body)
