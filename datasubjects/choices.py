@@ -64,6 +64,7 @@ class SourceKind(models.TextChoices):
     LAKE = "lake", "Data lake (Parquet snapshots)"
     SQL = "sql", "SQL database"
     PORTAL = "portal", "The portal's own records"
+    BIGQUERY = "bigquery", "BigQuery"
     MANUAL = "manual", "Manual (a person records what was done)"
 
 

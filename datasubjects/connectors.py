@@ -7,7 +7,9 @@ Each kind of `DataSource` has one connector, built from the source's `config`:
 - `sql`: a database reached over SQL (SQLite file or PostgreSQL), tables and key
   columns named in the config, values always passed as query parameters;
 - `portal`: the portal's own records about the person (their requests and the audit
-  events about them).
+  events about them);
+- `bigquery`: tables in BigQuery (google-cloud-bigquery), found and erased with
+  parameterised GoogleSQL (DML DELETE).
 
 Config identifiers (tables, columns) are checked against a strict pattern before they
 reach a query, because they are written into the SQL text (they cannot be parameters).
@@ -407,10 +409,163 @@ class PortalConnector:
         return "the portal's own database"
 
 
+# --- BigQuery ----------------------------------------------------------------------------
+
+BQ_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,29}$")
+BQ_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}\.[A-Za-z_][A-Za-z0-9_-]{0,1023}$")
+
+
+class BigQueryConnector:
+    """Tables in BigQuery, through google-cloud-bigquery. Config: `project`, `tables`
+    {"dataset.table": key column}, `person_table` ("dataset.table") with `email_column`
+    and `customer_id_column` (where an address maps to customer ids), and optionally
+    `location`. A table keyed by `email_column` is searched by address, any other by
+    customer id. The endpoint is BIGQUERY_API_ENDPOINT (Google's when empty).
+
+    Every value travels as a named query parameter (`@email`, `UNNEST(@ids)`); table and
+    column names, which cannot be parameters, are checked against strict patterns first.
+    Erasure is a DML DELETE per table (or a legal hold keeping the table's rows); BigQuery
+    refuses DML on rows still in a streaming buffer, which comes back as a
+    ConnectorError and the task retries later.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        project = config.get("project")
+        if not isinstance(project, str) or not BQ_PROJECT.match(project):
+            raise ConnectorError(f'config needs "project" (a BigQuery project id), not {project!r}')
+        self.project = project
+        tables = config.get("tables") or {}
+        if not isinstance(tables, dict) or not tables:
+            raise ConnectorError('config needs "tables": {"dataset.table": key column}')
+        self.tables = {}
+        for table, column in tables.items():
+            if not isinstance(table, str) or not BQ_TABLE.match(table):
+                raise ConnectorError(f"table {table!r} is not dataset.table")
+            self.tables[table] = _identifier(column, "column")
+        self.person_table = str(config.get("person_table") or "")
+        if self.person_table and not BQ_TABLE.match(self.person_table):
+            raise ConnectorError(f"person_table {self.person_table!r} is not dataset.table")
+        self.email_column = _identifier(config.get("email_column", "email"), "column")
+        self.id_column = _identifier(config.get("customer_id_column", "customer_id"), "column")
+        self.location = config.get("location") or None
+
+    def client(self) -> Any:
+        from google.auth.credentials import AnonymousCredentials  # noqa: PLC0415 -- slow
+        from google.cloud import bigquery  # noqa: PLC0415 -- slow
+
+        endpoint = getattr(settings, "BIGQUERY_API_ENDPOINT", "")
+        if not endpoint:
+            return bigquery.Client(project=self.project, location=self.location)
+        return bigquery.Client(
+            project=self.project,
+            location=self.location,
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": endpoint},
+        )
+
+    def _full(self, table: str) -> str:
+        return f"`{self.project}.{table}`"
+
+    def _where(self, column: str, values: list[str]) -> tuple[str, Any]:
+        from google.cloud import bigquery  # noqa: PLC0415 -- slow
+
+        if column == self.email_column:
+            return f"{column} = @email", bigquery.ScalarQueryParameter("email", "STRING", values[0])
+        return f"{column} IN UNNEST(@ids)", bigquery.ArrayQueryParameter("ids", "STRING", values)
+
+    def _run(self, client: Any, sql: str, params: list[Any]) -> Any:
+        from google.api_core import exceptions  # noqa: PLC0415 -- slow
+        from google.cloud import bigquery  # noqa: PLC0415 -- slow
+
+        try:
+            return client.query_and_wait(
+                sql, job_config=bigquery.QueryJobConfig(query_parameters=params)
+            )
+        except exceptions.GoogleAPIError as error:
+            raise ConnectorError(f"BigQuery: {error}") from error
+        except OSError as error:
+            raise ConnectorError(f"BigQuery unreachable: {error}") from error
+
+    def _select(self, client: Any, table: str, column: str, values: list[str]):
+        where, param = self._where(column, values)
+        sql = f"SELECT * FROM {self._full(table)} WHERE {where}"  # noqa: S608  # nosec B608  # identifiers checked, values are parameters
+        rows = [dict(row.items()) for row in self._run(client, sql, [param])]
+        return sql, json.loads(json.dumps(rows, default=str))
+
+    def _values_for(self, column: str, identity: Identity, ids: Iterable[str]) -> list[str]:
+        return [identity.email] if column == self.email_column else sorted(ids)
+
+    def customer_ids(self, email: str) -> set[str]:
+        if not self.person_table:
+            return set()
+        _, rows = self._select(self.client(), self.person_table, self.email_column, [email])
+        return {str(row[self.id_column]) for row in rows if row.get(self.id_column)}
+
+    def find(self, identity: Identity) -> Finding:
+        finding = Finding()
+        client = self.client()
+        ids = set(identity.customer_ids) | self.customer_ids(identity.email)
+        for table, column in self.tables.items():
+            values = self._values_for(column, identity, ids)
+            if not values:
+                finding.tables[table] = []
+                continue
+            sql, rows = self._select(client, table, column, values)
+            finding.tables[table] = rows
+            finding.queries.append(f"{sql} -- {len(values)} value(s) as parameters")
+        return finding
+
+    def erase(self, identity: Identity, rules: dict[str, Any]) -> Erasure:
+        """DELETE the person's rows table by table (tables keyed by customer id first,
+        the person table last: it maps the address to those ids); a table under `hold`
+        keeps its rows with the Art. 17(3) exemption named. Then the verification query
+        per table. Running it again deletes nothing more."""
+        erasure = Erasure()
+        client = self.client()
+        ids = set(identity.customer_ids) | self.customer_ids(identity.email)
+        ordered = sorted(self.tables.items(), key=lambda tc: tc[0] == self.person_table)
+        for table, column in ordered:
+            values = self._values_for(column, identity, ids)
+            rule = rules.get(table) or {"strategy": "delete"}
+            if not values:
+                continue
+            if rule.get("hold"):
+                _, rows = self._select(client, table, column, values)
+                erasure.rows_held += len(rows)
+                erasure.holds[table] = str(rule["hold"])
+                continue
+            if rule.get("strategy", "delete") != "delete":
+                raise ConnectorError(f"{table}: BigQuery sources erase by delete (or hold)")
+            where, param = self._where(column, values)
+            sql = f"DELETE FROM {self._full(table)} WHERE {where}"  # noqa: S608  # nosec B608  # identifiers checked, values are parameters
+            result = self._run(client, sql, [param])
+            erasure.rows_changed += int(result.num_dml_affected_rows or 0)
+            erasure.queries.append(sql)
+        for table, column in self.tables.items():
+            if table in erasure.holds:
+                continue
+            values = self._values_for(column, identity, ids)
+            if values:
+                sql, rows = self._select(client, table, column, values)
+                erasure.remaining += len(rows)
+                erasure.queries.append(f"verify: {sql} -> {len(rows)} row(s)")
+        return erasure
+
+    def check(self) -> str:
+        client = self.client()
+        counts = []
+        for table in self.tables:
+            sql = f"SELECT COUNT(*) AS n FROM {self._full(table)}"  # noqa: S608  # nosec B608  # identifier checked
+            (row,) = list(self._run(client, sql, []))
+            counts.append(f"{table}: {row['n']} rows")
+        return ", ".join(counts)
+
+
 CONNECTORS = {
     SourceKind.LAKE: LakeConnector,
     SourceKind.SQL: SqlConnector,
     SourceKind.PORTAL: PortalConnector,
+    SourceKind.BIGQUERY: BigQueryConnector,
 }
 
 

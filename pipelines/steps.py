@@ -81,7 +81,7 @@ class RunContext:
 
     model_kind: str  # forecasting | segmentation | recommendation (or the model slug)
     lake_root: str | Path
-    artifact_root: str | Path  # a path or file:// URI (gs:// later)
+    artifact_root: str | Path  # a path, file:// URI or gs://bucket/prefix
     snapshot_id: str | None = None  # None: the newest snapshot in the lake
     params: dict[str, Any] = field(default_factory=dict)  # hyperparameters and evaluation settings
     seed: int = 0
@@ -190,6 +190,8 @@ def _card_facts(ctx: RunContext) -> CardFacts:
     if imported:
         names = ", ".join(f["name"] for f in snapshot.source.get("files", []))
         dataset = f"Import of {names}, snapshot {snapshot.id[:19]}"
+        if snapshot.source.get("data_version"):
+            dataset = f"Import of {snapshot.source['data_version']}, snapshot {snapshot.id[:19]}"
     source = ", ".join(sorted(ctx.tables))
     training_data = {
         "dataset": f"{dataset} ({source})",
@@ -232,7 +234,10 @@ def _import_text(snapshot: Snapshot) -> str:
     if source.get("kind") != "import":
         return ""
     files = "; ".join(
-        f"{f['name']} as {f['table']} (sha256:{f['sha256']})" for f in source.get("files", [])
+        f"{f['name']} as {f['table']} (sha256:{f['sha256']}"
+        + (f", data version {f['version']}" if f.get("version") else "")
+        + ")"
+        for f in source.get("files", [])
     )
     parts = [f"Imported from {files}."]
     for table, report in (source.get("rejections") or {}).get("tables", {}).items():

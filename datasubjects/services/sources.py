@@ -103,7 +103,9 @@ def subject_identity(*, request: DataSubjectRequest) -> Identity:
     """The person to look for: the verified address and every customer id that the
     e-mail-keyed sources map it to (so id-keyed tables are found too)."""
     ids: set[str] = set()
-    for source in sources_active().filter(kind__in=[SourceKind.LAKE, SourceKind.SQL]):
+    for source in sources_active().filter(
+        kind__in=[SourceKind.LAKE, SourceKind.SQL, SourceKind.BIGQUERY]
+    ):
         ids |= connector_for(kind=source.kind, config=source.config).customer_ids(request.email)
     return Identity(
         email=request.email, subject_ref=request.subject_ref, customer_ids=tuple(sorted(ids))

@@ -114,7 +114,11 @@ class RunningServer:
 
 
 def start_server(
-    routing_path: Path, *, allow_faults: bool = True, prediction_log_dir: Path | None = None
+    routing_path: Path,
+    *,
+    allow_faults: bool = True,
+    prediction_log_dir: Path | None = None,
+    timeout: float = 120,
 ) -> RunningServer:
     port = free_port()
     command = [sys.executable, "-m", "serving", "--routing", str(routing_path), "--port", str(port)]
@@ -124,7 +128,7 @@ def start_server(
         command += ["--prediction-log-dir", str(prediction_log_dir)]
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ})
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120  # loading three models on a busy shared machine
+    deadline = time.monotonic() + timeout  # 120 s: three models on a busy shared machine
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"the model server exited with {process.returncode}")
