@@ -123,6 +123,7 @@ CASES = [
     ("audit_verify", ["--checkpoint", "/nonexistent/checkpoint.json"], "cannot read"),
     ("audit_verify", ["--checkpoint", "{garbage}"], "refused"),
     ("audit_verify", ["--checkpoint", "{list_json}", "--jwks", "{list_json}"], "refused"),
+    ("audit_export_status", ["--max-lag-seconds", "-1"], "0 or more"),
     ("audit_checkpoint", ["--export", "/nonexistent/dir/checkpoint.json"], "export"),
     ("monitoring_export", ["--root", "{a_file}"], "cannot write"),
     ("clouddeploy_outbox_retry", ["--pending-older-than", "99999999999"], "pending-older-than"),

@@ -19,6 +19,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: object, **options: object) -> None:
+        limit = options.get("max_lag_seconds")
+        if isinstance(limit, int) and limit < 0:
+            raise CommandError("--max-lag-seconds is a number of seconds, 0 or more")
         if settings.AUDIT_CLOUD_LOGGING_PROJECT:
             log = f"projects/{settings.AUDIT_CLOUD_LOGGING_PROJECT}/logs/"
             self.stdout.write(f"export: on, to {log}{settings.AUDIT_CLOUD_LOGGING_LOG}")
@@ -37,7 +40,6 @@ class Command(BaseCommand):
             self.stdout.write(f"next attempt: {status.next_attempt_at.isoformat()}")
         if status.last_error:
             self.stdout.write(f"last error: {status.last_error}")
-        limit = options.get("max_lag_seconds")
         if isinstance(limit, int) and status.lag_seconds > limit:
             raise CommandError(
                 f"the export is {status.lag_seconds:.0f} s behind (more than {limit} s)"
