@@ -60,7 +60,7 @@ from portal.accounts.choices import BOARD_ROLES
 from portal.accounts.permissions import may_read_audit, user_passes
 from portal.accounts.selectors import role_held_since
 from portal.audit.actors import client_ip_for_request
-from portal.audit.selectors import audit_events_for_object
+from portal.audit.selectors import audit_actor_names, audit_events_for_object
 from portal.exports.services import export_job_request
 from portal.security.middleware import refusal_note
 
@@ -139,6 +139,12 @@ def _detail_context(request: HttpRequest, review: Review) -> dict:
     progress = review_progress(review=review, decisions=decisions)
     user = request.user
     mine = next((d for d in decisions if d.reviewer_id == user.pk and d.active), None)
+    diffs = card_diff(old_card=baseline.card, new_card=card) if baseline and card else []
+    # Board members see who acted by name, as they see each other's decisions.
+    events = list(audit_events_for_object(object_type="review", object_id=str(review.pk))[:50])
+    names = audit_actor_names(events)
+    for event in events:
+        event.actor_name = names.get((event.actor_type, event.actor_id), "")
     return {
         "review": review,
         "version": version,
@@ -153,7 +159,7 @@ def _detail_context(request: HttpRequest, review: Review) -> dict:
             baseline_metrics=compared.metrics if compared else None,
         ),
         "compared": compared,
-        "diffs": card_diff(old_card=baseline.card, new_card=card) if baseline and card else [],
+        "diffs": diffs,
         "checks": checks,
         "decisions": decisions,
         "progress": progress,
@@ -163,7 +169,8 @@ def _detail_context(request: HttpRequest, review: Review) -> dict:
         "may_decide": may_decide(user) and review.state in OPEN_STATES and mine is None,
         "may_withdraw": mine is not None
         and mine.verdict in (Verdict.APPROVE, Verdict.REQUEST_CHANGES),
-        "events": audit_events_for_object(object_type="review", object_id=str(review.pk))[:50],
+        "changed_sections": sum(1 for diff in diffs if diff.status != "unchanged"),
+        "events": events,
     }
 
 
