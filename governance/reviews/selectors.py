@@ -104,6 +104,12 @@ def reviews_queue(
     return reviews
 
 
+def reviews_requested_open(*, user: Any) -> QuerySet[Review]:
+    """Open reviews `user` asked for, soonest to expire first, with the queue's
+    `approvals_count` and `counting_decisions`."""
+    return _queue_base().filter(requested_by=user, state__in=OPEN_STATES)
+
+
 def reviews_queue_counts(*, user: Any) -> dict[str, int]:
     waiting = _waiting_for(user)
     open_reviews = Review.objects.filter(state__in=OPEN_STATES)

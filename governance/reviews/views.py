@@ -60,7 +60,7 @@ from portal.accounts.choices import BOARD_ROLES
 from portal.accounts.permissions import may_read_audit, user_passes
 from portal.accounts.selectors import role_held_since
 from portal.audit.actors import client_ip_for_request
-from portal.audit.selectors import audit_actor_names, audit_events_for_object
+from portal.audit.selectors import audit_events_for_object, audit_events_named
 from portal.exports.services import export_job_request
 from portal.security.middleware import refusal_note
 
@@ -141,10 +141,9 @@ def _detail_context(request: HttpRequest, review: Review) -> dict:
     mine = next((d for d in decisions if d.reviewer_id == user.pk and d.active), None)
     diffs = card_diff(old_card=baseline.card, new_card=card) if baseline and card else []
     # Board members see who acted by name, as they see each other's decisions.
-    events = list(audit_events_for_object(object_type="review", object_id=str(review.pk))[:50])
-    names = audit_actor_names(events)
-    for event in events:
-        event.actor_name = names.get((event.actor_type, event.actor_id), "")
+    events = audit_events_named(
+        audit_events_for_object(object_type="review", object_id=str(review.pk))[:50]
+    )
     return {
         "review": review,
         "version": version,

@@ -1,0 +1,112 @@
+"""Values as people read them: no Python reprs, sensible precision, names not slugs.
+
+`{% load readable %}` then:
+
+- `{{ value|readable }}`: any JSON value. Nothing (None) is "—", booleans "yes"/"no",
+  integers with thousands separators (12,345), floats to 4 significant digits with the
+  full value on hover, lists as "a, b, c", objects as "name: value; …". Never `None`,
+  `True`, `['…']` or `{'…': …}`.
+- `{{ value|significant:3 }}`: a number to `digits` significant digits, separators kept.
+- `{{ value|ratio_percent }}`: a fraction (0.1234) as a percentage ("12.3%").
+"""
+
+import math
+from typing import Any
+
+from django import template
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+register = template.Library()
+
+NOTHING = "—"
+SIGNIFICANT = 4
+# Where a fixed-point figure stops being readable and an exponent reads better.
+SMALLEST_FIXED = 1e-4
+LARGEST_FIXED = 1e15
+LINE_BREAK = SafeString("<br>")
+
+
+def number_text(value: float, digits: int = SIGNIFICANT) -> str:
+    """`value` to `digits` significant digits, with thousands separators, no trailing
+    zeros: 0.123456 -> "0.1235", 12345.678 -> "12,346", 1e-7 -> "1e-07"; integers whole."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"not a number: {value!r}")
+    if isinstance(value, int) and abs(value) < LARGEST_FIXED:
+        return f"{value:,}"
+    if not math.isfinite(value):
+        return str(value)
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude < SMALLEST_FIXED or magnitude >= LARGEST_FIXED:
+        return f"{value:.{digits}g}"
+    decimals = max(digits - 1 - math.floor(math.log10(magnitude)), 0)
+    text = f"{value:,.{decimals}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def _number_html(value: float) -> SafeString:
+    shown = number_text(value)
+    exact = repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, float) and float(shown.replace(",", "")) != value:
+        return format_html('<span title="{}">{}</span>', exact, shown)
+    return format_html("{}", shown)
+
+
+def readable_html(value: Any) -> SafeString:
+    """HTML for any JSON value, as the module doc says."""
+    if value is None or value == "":
+        return format_html("{}", NOTHING)
+    if isinstance(value, bool):
+        return format_html("{}", "yes" if value else "no")
+    if isinstance(value, int | float):
+        return _number_html(value)
+    if isinstance(value, dict):
+        if not value:
+            return format_html("{}", NOTHING)
+        return format_html_join(
+            "; ", "{}: {}", ((str(key), readable_html(item)) for key, item in value.items())
+        )
+    if isinstance(value, list | tuple):
+        if not value:
+            return format_html("{}", NOTHING)
+        nested = any(isinstance(item, dict) for item in value)
+        separator = LINE_BREAK if nested else ", "
+        return format_html_join(separator, "{}", ((readable_html(item),) for item in value))
+    return format_html("{}", str(value))
+
+
+@register.filter(name="readable")
+def readable_filter(value: Any) -> SafeString:
+    return readable_html(value)
+
+
+@register.filter(name="significant")
+def significant_filter(value: Any, digits: int = SIGNIFICANT) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return NOTHING if value is None else str(value)
+    return number_text(value, int(digits))
+
+
+@register.filter(name="ratio_percent")
+def ratio_percent_filter(value: Any, digits: int = 1) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return NOTHING if value is None else str(value)
+    return f"{value * 100:,.{int(digits)}f}%"
+
+
+@register.filter(name="readable_fields")
+def readable_fields_filter(value: Any) -> SafeString:
+    """An object as a definition list (name, then its readable value); anything else as
+    `readable` gives it."""
+    if not isinstance(value, dict) or not value:
+        return readable_html(value)
+    rows = format_html_join(
+        "",
+        "<dt>{}</dt><dd>{}</dd>",
+        ((str(key), readable_html(item)) for key, item in value.items()),
+    )
+    return format_html('<dl class="facts">{}</dl>', rows)
