@@ -95,8 +95,16 @@ def test_board_reads_summary_and_approves_canary_review_in_browser(
     version = review.version
     path = f"/reviews/{review.pk}/"
 
+    # The lead's home page says what waits for them; the review is one click away.
     page = person_page(viewport=VIEWPORT)
-    sign_in(page, base, lead.email, path)
+    sign_in(page, base, lead.email, "/")
+    waiting = page.get_by_test_id("home-reviews-waiting")
+    expect(waiting.get_by_role("row").filter(has_text=version.version)).to_contain_text(
+        "Data science lead"
+    )
+    _measure(page, "home-lead")
+    waiting.get_by_role("link", name=f"#{review.pk}").click()
+    expect(page).to_have_url(f"{base}{path}")
     figures = _measure(page, "review-page-lead")
 
     # The summary: blocked, both roles still needed, every check passing.
@@ -179,4 +187,38 @@ def test_board_reads_summary_and_approves_canary_review_in_browser(
     expect(history).to_contain_text("Dana Lead")
     expect(history).not_to_contain_text(f"user:{lead.pk}")
     _measure(devops_page, "review-page-ready")
+    # Decided: it no longer waits for DevOps on their home page.
+    devops_page.goto(f"{base}/")
+    expect(devops_page.get_by_test_id("home-reviews-waiting")).to_contain_text(
+        "No review waits for your decision."
+    )
+    assert csp_violations == []
+
+
+def test_long_unbroken_text_wraps_instead_of_widening_the_review_page(
+    live_server, make_user, migration_data, person_page, csp_violations
+):
+    """A 10,000-character word in a card section and in a comment, and a 254-character
+    e-mail as the requester's name, wrap inside the 1400 px page."""
+    long_email = "r" * 64 + "@" + "d" * 180 + ".example"
+    owner = make_user(Role.MODEL_OWNER, email=long_email[:254], full_name="")
+    lead = make_user(Role.DATA_SCIENCE_LEAD)
+    devops = make_user(Role.DEVOPS)
+    review = _canary_review(owner, lead)
+    section = review.version.card.sections.get(key="limitations")
+    section.content = "w" * 10_000
+    section.save(update_fields=["content"])
+    review_decide(
+        review=review,
+        reviewer=devops,
+        verdict=Verdict.REQUEST_CHANGES,
+        role=Role.DEVOPS,
+        comment="c" * 10_000,
+    )
+    page = person_page(viewport=VIEWPORT)
+    sign_in(page, live_server.url, lead.email, f"/reviews/{review.pk}/")
+    page.get_by_test_id("card-details").locator("summary").click()
+    expect(page.get_by_test_id("section-limitations")).to_be_visible()
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= VIEWPORT["width"], width
     assert csp_violations == []
