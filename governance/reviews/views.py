@@ -60,7 +60,11 @@ from portal.accounts.choices import BOARD_ROLES
 from portal.accounts.permissions import may_read_audit, user_passes
 from portal.accounts.selectors import role_held_since
 from portal.audit.actors import client_ip_for_request
-from portal.audit.selectors import audit_events_for_object, audit_events_named
+from portal.audit.selectors import (
+    audit_actor_ref_name,
+    audit_events_for_object,
+    audit_events_named,
+)
 from portal.exports.services import export_job_request
 from portal.security.middleware import refusal_note
 
@@ -168,6 +172,9 @@ def _detail_context(request: HttpRequest, review: Review) -> dict:
         "may_decide": may_decide(user) and review.state in OPEN_STATES and mine is None,
         "may_withdraw": mine is not None
         and mine.verdict in (Verdict.APPROVE, Verdict.REQUEST_CHANGES),
+        "registered_by_name": audit_actor_ref_name(version.registered_by)
+        if version.registered_by
+        else "",
         "changed_sections": sum(1 for diff in diffs if diff.status != "unchanged"),
         "events": events,
     }

@@ -16,6 +16,7 @@ from django import template
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from portal.accounts.choices import Role
 from portal.ui.numbers import SIGNIFICANT, number_text
 
 register = template.Library()
@@ -32,6 +33,13 @@ def _number_html(value: float) -> SafeString:
     return format_html("{}", shown)
 
 
+def _item_html(key: Any, value: Any) -> SafeString:
+    # A role is named as people read it wherever a document keeps its slug.
+    if key == "role" and isinstance(value, str) and value in Role.values:
+        return format_html("{}", Role(value).label)
+    return readable_html(value)
+
+
 def readable_html(value: Any) -> SafeString:
     """HTML for any JSON value, as the module doc says."""
     if value is None or value == "":
@@ -44,7 +52,7 @@ def readable_html(value: Any) -> SafeString:
         if not value:
             return format_html("{}", NOTHING)
         return format_html_join(
-            "; ", "{}: {}", ((str(key), readable_html(item)) for key, item in value.items())
+            "; ", "{}: {}", ((str(key), _item_html(key, item)) for key, item in value.items())
         )
     if isinstance(value, list | tuple):
         if not value:
@@ -83,6 +91,12 @@ def readable_fields_filter(value: Any) -> SafeString:
     rows = format_html_join(
         "",
         "<dt>{}</dt><dd>{}</dd>",
-        ((str(key), readable_html(item)) for key, item in value.items()),
+        ((str(key), _item_html(key, item)) for key, item in value.items()),
     )
     return format_html('<dl class="facts">{}</dl>', rows)
+
+
+@register.filter(name="role_label")
+def role_label_filter(value: Any) -> str:
+    """A role's slug as people read it: "data_science_lead" -> "Data science lead"."""
+    return str(dict(Role.choices).get(value, value)) if value else NOTHING

@@ -45,10 +45,16 @@ def test_readable_shows_json_values_without_python_reprs(value, html):
 
 def test_readable_fields_lists_an_object_as_names_and_values():
     html = _render("{{ value|readable_fields }}", value={"holds": False, "role": "devops"})
-    assert html == '<dl class="facts"><dt>holds</dt><dd>no</dd><dt>role</dt><dd>devops</dd></dl>'
+    assert html == '<dl class="facts"><dt>holds</dt><dd>no</dd><dt>role</dt><dd>DevOps</dd></dl>'
 
 
 def test_ratio_percent_and_significant_filters():
     assert _render("{{ v|ratio_percent }}", v=0.1234) == "12.3%"
     assert _render("{{ v|significant:3 }}", v=2.6733945235299874) == "2.67"
     assert _render("{{ v|significant }}", v=None) == "—"
+
+
+def test_role_slugs_read_as_labels():
+    assert _render("{{ v|role_label }}", v="data_science_lead") == "Data science lead"
+    html = _render("{{ v|readable_fields }}", v={"role": "privacy_officer"})
+    assert html == '<dl class="facts"><dt>role</dt><dd>Privacy officer</dd></dl>'
