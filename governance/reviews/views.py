@@ -54,7 +54,12 @@ from governance.reviews.services import (
     review_recheck,
 )
 from governance.selectors.baselines import production_comparison
-from governance.selectors.cards import card_diff, card_missing_sections, card_sections
+from governance.selectors.cards import (
+    card_diff,
+    card_missing_sections,
+    card_revisions,
+    card_sections,
+)
 from governance.selectors.registry import metrics_compare
 from portal.accounts.choices import BOARD_ROLES
 from portal.accounts.permissions import may_read_audit, user_passes
@@ -148,7 +153,19 @@ def _detail_context(request: HttpRequest, review: Review) -> dict:
     events = audit_events_named(
         audit_events_for_object(object_type="review", object_id=str(review.pk))[:50]
     )
+    # What changed since the decisions that no longer count were made: the card's
+    # revisions after the earliest of them (a reviewer sees what to read again).
+    stale = [d for d in decisions if d.stale_at]
+    stale_since = min(d.decided_at for d in stale) if stale else None
+    revisions_since = (
+        list(card_revisions(card=card).filter(created_at__gte=stale_since)[:20])
+        if card and stale_since
+        else []
+    )
     return {
+        "stale_decisions": stale,
+        "stale_since": stale_since,
+        "revisions_since": revisions_since,
         "review": review,
         "version": version,
         "model": version.model,
