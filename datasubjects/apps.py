@@ -26,3 +26,8 @@ class DataSubjectsConfig(AppConfig):
         from datasubjects.evidence import register_request_evidence_pack  # noqa: PLC0415 -- ready
 
         register_request_evidence_pack()
+
+        # The portal's home page knows no app: this one says what waits there.
+        from datasubjects.home import register_home_panels  # noqa: PLC0415 -- ready
+
+        register_home_panels()

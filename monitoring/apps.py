@@ -10,3 +10,8 @@ class MonitoringConfig(AppConfig):
         from monitoring.evidence import register_monitoring_evidence  # noqa: PLC0415 -- ready
 
         register_monitoring_evidence()
+
+        # The portal's home page knows no app: this one says what waits there.
+        from monitoring.home import register_home_panels  # noqa: PLC0415 -- ready
+
+        register_home_panels()

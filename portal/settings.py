@@ -578,7 +578,10 @@ LOGGING = {
             "rename_fields": {"asctime": "time", "levelname": "severity"},
         },
     },
-    "filters": {"client_errors": {"()": "portal.logfilters.ClientErrorWithoutTraceback"}},
+    "filters": {
+        "client_errors": {"()": "portal.logfilters.ClientErrorWithoutTraceback"},
+        "pool_worker_stopped": {"()": "portal.logfilters.PoolWorkerStoppedIsInformation"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
@@ -591,6 +594,8 @@ LOGGING = {
         # Django's own console handler would print each of its records a second time.
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "axes": {"level": "WARNING"},
+        # Celery's pool (billiard) logs here; a worker stopped with SIGTERM is no error.
+        "multiprocessing": {"filters": ["pool_worker_stopped"], "propagate": False},
         "weasyprint": {"level": "WARNING"},
         # The filesystem broker has no host: kombu's "No hostname was supplied" is noise.
         "kombu.connection": {

@@ -123,7 +123,29 @@ def audit_actor_names(events: Iterable[AuditEvent]) -> dict[tuple[str, str], str
     roles), even with nobody to name, so a page's query count depends neither on its
     rows nor on who acted in them.
     """
-    wanted = {(event.actor_type, event.actor_id) for event in events}
+    return audit_actor_names_for(pairs={(event.actor_type, event.actor_id) for event in events})
+
+
+def audit_events_named(events: Iterable[AuditEvent]) -> list[AuditEvent]:
+    """`events` as a list, each with `actor_name` set to the name `audit_actor_names`
+    gives ("" for the system and the anonymous); the same three queries."""
+    events = list(events)
+    names = audit_actor_names(events)
+    for event in events:
+        event.actor_name = names.get((event.actor_type, event.actor_id), "")  # type: ignore[attr-defined]
+    return events
+
+
+def audit_actor_ref_name(ref: str) -> str:
+    """The name behind one pseudonymous ref ("user:6", "token:ab12…"); the ref itself
+    when nobody is behind it (a system component, a deleted person)."""
+    kind, _, ident = ref.partition(":")
+    return audit_actor_names_for(pairs={(kind, ident)}).get((kind, ident)) or ref
+
+
+def audit_actor_names_for(*, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """`audit_actor_names` for (actor type, actor id) pairs rather than events."""
+    wanted = pairs
     user_ids = {int(ident) for kind, ident in wanted if kind == ActorType.USER and ident.isdigit()}
     prefixes = [ident for kind, ident in wanted if kind == ActorType.TOKEN]
     # An impossible key keeps each query from being skipped as empty by the ORM.
