@@ -138,6 +138,7 @@ class DataSourceForm(forms.Form):
     lookup_key = forms.ChoiceField(choices=LookupKey.choices, label="Finds a person by")
     config = forms.JSONField(
         required=False,
+        max_length=20_000,
         initial=dict,
         widget=forms.Textarea(attrs={"rows": 6}),
         help_text='e.g. {"url": "sqlite:///crm.sqlite3", "tables": {"crm_contacts": "email"}, '

@@ -9,7 +9,14 @@ from django.core.validators import MaxValueValidator
 
 from governance.cards_schema import SECTION_BY_KEY
 from governance.choices import CardSectionKey, RiskTier
-from governance.models import CardSection, ModelCard, RegisteredModel
+from governance.models import (
+    CARD_SECTION_LIST_MAX_CHARS,
+    CARD_SECTION_MAX_CHARS,
+    MODEL_DESCRIPTION_MAX_CHARS,
+    CardSection,
+    ModelCard,
+    RegisteredModel,
+)
 from portal.accounts.selectors import users_with_role
 
 YES = {"yes", "y", "true", "1", "personal"}
@@ -31,6 +38,7 @@ class CardSectionForm(forms.Form):
     content = forms.CharField(
         label="Text (Markdown)",
         required=False,
+        max_length=CARD_SECTION_MAX_CHARS,
         widget=forms.Textarea(attrs={"rows": 12}),
     )
     comment = forms.CharField(
@@ -46,18 +54,21 @@ class CardSectionForm(forms.Form):
         self.fields["content"].help_text = SECTION_BY_KEY[key].guidance
         if key == CardSectionKey.MODEL_DETAILS:
             self.fields["owners"] = forms.CharField(
+                max_length=CARD_SECTION_LIST_MAX_CHARS,
                 required=False,
                 widget=forms.Textarea(attrs={"rows": 3}),
                 help_text="One owner (person or team) per line.",
             )
             self.fields["licence"] = forms.CharField(required=False, max_length=200)
             self.fields["references"] = forms.CharField(
+                max_length=CARD_SECTION_LIST_MAX_CHARS,
                 required=False,
                 widget=forms.Textarea(attrs={"rows": 3}),
                 help_text="One link or citation per line.",
             )
         elif key == CardSectionKey.DATA_SCHEMA:
             self.fields["fields"] = forms.CharField(
+                max_length=CARD_SECTION_LIST_MAX_CHARS,
                 label="Input fields",
                 required=False,
                 widget=forms.Textarea(attrs={"rows": 10}),
@@ -76,6 +87,7 @@ class CardSectionForm(forms.Form):
             self.fields["row_count"] = forms.IntegerField(required=False, min_value=0)
         elif key == CardSectionKey.FAIRNESS_ASSESSMENT:
             self.fields["assessments"] = forms.CharField(
+                max_length=CARD_SECTION_LIST_MAX_CHARS,
                 required=False,
                 widget=forms.Textarea(attrs={"rows": 6}),
                 help_text="One per line: groups compared | metric | result | assessed by"
@@ -255,7 +267,11 @@ class ModelSettingsForm(forms.Form):
         help_text="Model owners may edit this model's cards.",
     )
     risk_tier = forms.ChoiceField(choices=RiskTier.choices)
-    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    description = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        max_length=MODEL_DESCRIPTION_MAX_CHARS,
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

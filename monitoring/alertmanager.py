@@ -14,6 +14,14 @@ from datetime import datetime
 from django.utils.dateparse import parse_datetime
 
 MAX_ALERTS = 1000
+# Text limits: Alertmanager's own values are short; longer ones are refused by field
+# (400), never cut silently or left to fail in the database. An incident's title is
+# the alertname and " on <model slug>" (200 characters).
+MAX_LABEL_NAME = 200
+MAX_LABEL_VALUE = 5_000
+MAX_ALERTNAME = 128
+MAX_URL = 2_000
+MAX_RECEIVER = 200
 ALERT_STATUSES = ("firing", "resolved")
 
 
@@ -48,6 +56,12 @@ def _strings(value: object, path: str, errors: dict[str, str]) -> dict[str, str]
     ):
         errors[path] = "An object of text values."
         return {}
+    if any(len(k) > MAX_LABEL_NAME or len(v) > MAX_LABEL_VALUE for k, v in value.items()):
+        errors[path] = (
+            f"Names of at most {MAX_LABEL_NAME} and values of at most {MAX_LABEL_VALUE:,} "
+            "characters."
+        )
+        return {}
     return value
 
 
@@ -80,16 +94,19 @@ def _alert(raw: object, path: str, errors: dict[str, str]) -> Alert | None:
     if not isinstance(fingerprint, str) or not 1 <= len(fingerprint) <= 64:
         errors[f"{path}.fingerprint"] = "Alertmanager's fingerprint, at most 64 characters."
     labels = _strings(raw.get("labels"), f"{path}.labels", errors)
-    if labels is not None and f"{path}.labels" not in errors and not labels.get("alertname"):
-        errors[f"{path}.labels.alertname"] = "Every alert has an alertname label."
+    if labels is not None and f"{path}.labels" not in errors:
+        if not labels.get("alertname"):
+            errors[f"{path}.labels.alertname"] = "Every alert has an alertname label."
+        elif len(labels["alertname"]) > MAX_ALERTNAME:
+            errors[f"{path}.labels.alertname"] = f"At most {MAX_ALERTNAME} characters."
     annotations = _strings(raw.get("annotations", {}), f"{path}.annotations", errors)
     starts_at = _time(raw.get("startsAt"), f"{path}.startsAt", errors, required=True)
     ends_at = _time(
         raw.get("endsAt", "0001-01-01T00:00:00Z"), f"{path}.endsAt", errors, required=False
     )
     generator_url = raw.get("generatorURL", "")
-    if not isinstance(generator_url, str):
-        errors[f"{path}.generatorURL"] = "A URL."
+    if not isinstance(generator_url, str) or len(generator_url) > MAX_URL:
+        errors[f"{path}.generatorURL"] = f"A URL of at most {MAX_URL} characters."
     if len(errors) > before:
         return None
     return Alert(status, fingerprint, labels, annotations, starts_at, ends_at, generator_url)
@@ -112,8 +129,8 @@ def notification_parse(body: bytes) -> Notification:
     if raw.get("status") not in ALERT_STATUSES:
         errors["status"] = "firing or resolved."
     receiver = raw.get("receiver", "")
-    if not isinstance(receiver, str):
-        errors["receiver"] = "Text."
+    if not isinstance(receiver, str) or len(receiver) > MAX_RECEIVER:
+        errors["receiver"] = f"Text of at most {MAX_RECEIVER} characters."
     raw_alerts = raw.get("alerts")
     alerts: list[Alert] = []
     if not isinstance(raw_alerts, list) or not 1 <= len(raw_alerts) <= MAX_ALERTS:

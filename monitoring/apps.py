@@ -14,3 +14,13 @@ class MonitoringConfig(AppConfig):
         rollout_rolled_back.connect(
             rollout_rolled_back_receive, dispatch_uid="monitoring.rollout_rolled_back"
         )
+
+        # The evidence pack (governance.reviews, below) prints what monitoring hands it.
+        from monitoring.evidence import register_monitoring_evidence  # noqa: PLC0415 -- ready
+
+        register_monitoring_evidence()
+
+        # The portal's home page knows no app: this one says what waits there.
+        from monitoring.home import register_home_panels  # noqa: PLC0415 -- ready
+
+        register_home_panels()

@@ -1,16 +1,14 @@
 """The project's URL map: the top, which includes every app."""
 
 from django.contrib import admin
-from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 
 from portal.admin_readonly import admin_site_read_only
 
 admin.site.site_header = "Governance portal: Django admin"
-# The Django admin signs in through the portal's own login (rate-limited, SSO-aware).
-admin.site.login = login_required(admin.site.login)
-# Shown, never edited there: periodic tasks, SSO links, groups, lockouts and the rest
-# change in the portal, where every change is audited.
+# Shown, never edited there, and only to portal admins (auditors: the ledger): periodic
+# tasks, SSO links, groups, lockouts and the rest change in the portal, where every
+# change is audited. Signing in goes through the portal's own login.
 admin_site_read_only(admin.site)
 
 urlpatterns = [

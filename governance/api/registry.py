@@ -121,6 +121,12 @@ class ModelListApi(APIView):
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
 
+def _column_max(name: str) -> int:
+    """The length of ModelVersion's column `name`: the API refuses longer text (400
+    naming the field), never a database error."""
+    return ModelVersion._meta.get_field(name).max_length
+
+
 class VersionsApi(APIView):
     """GET lists a model's versions; POST registers one (idempotent for CI retries)."""
 
@@ -138,19 +144,38 @@ class VersionsApi(APIView):
         class Meta:
             ref_name = "VersionRegistration"
 
-        version = serializers.CharField(help_text="Semantic version, e.g. 2.1.0.")
+        version = serializers.CharField(
+            max_length=_column_max("version"), help_text="Semantic version, e.g. 2.1.0."
+        )
         tag = serializers.CharField(
-            required=False, allow_blank=True, help_text="Defaults to <kind>-v<major>."
+            max_length=_column_max("tag"),
+            required=False,
+            allow_blank=True,
+            help_text="Defaults to <kind>-v<major>.",
         )
-        artifact_uri = serializers.CharField(help_text="gs://... of the trained model.")
-        image_uri = serializers.CharField(required=False, allow_blank=True)
-        image_digest = serializers.CharField(help_text="sha256:<64 hex> of the serving image.")
-        registry_resource_name = serializers.CharField(required=False, allow_blank=True)
+        artifact_uri = serializers.CharField(
+            max_length=_column_max("artifact_uri"), help_text="gs://... of the trained model."
+        )
+        image_uri = serializers.CharField(
+            max_length=_column_max("image_uri"), required=False, allow_blank=True
+        )
+        image_digest = serializers.CharField(
+            max_length=_column_max("image_digest"),
+            help_text="sha256:<64 hex> of the serving image.",
+        )
+        registry_resource_name = serializers.CharField(
+            max_length=_column_max("registry_resource_name"), required=False, allow_blank=True
+        )
         data_version = serializers.CharField(
-            help_text="Content hash, DVC revision or BigQuery snapshot id."
+            max_length=_column_max("data_version"),
+            help_text="Content hash, DVC revision or BigQuery snapshot id.",
         )
-        code_version = serializers.CharField(help_text="Git commit SHA.")
-        pipeline_run_id = serializers.CharField(required=False, allow_blank=True)
+        code_version = serializers.CharField(
+            max_length=_column_max("code_version"), help_text="Git commit SHA."
+        )
+        pipeline_run_id = serializers.CharField(
+            max_length=_column_max("pipeline_run_id"), required=False, allow_blank=True
+        )
         hyperparameters = serializers.DictField(required=False)
         metrics = serializers.DictField(
             required=False, help_text="Metric name to number (or list of numbers)."

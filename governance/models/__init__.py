@@ -4,6 +4,9 @@ registry: models, versions, target assignments, model cards.
 """
 
 from governance.models.registry import (
+    CARD_SECTION_LIST_MAX_CHARS,
+    CARD_SECTION_MAX_CHARS,
+    MODEL_DESCRIPTION_MAX_CHARS,
     CardRevision,
     CardSection,
     ModelCard,
@@ -13,6 +16,9 @@ from governance.models.registry import (
 )
 
 __all__ = [
+    "CARD_SECTION_LIST_MAX_CHARS",
+    "CARD_SECTION_MAX_CHARS",
+    "MODEL_DESCRIPTION_MAX_CHARS",
     "CardRevision",
     "CardSection",
     "ModelCard",

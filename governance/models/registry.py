@@ -10,6 +10,12 @@ from governance.choices import (
     Target,
 )
 
+# Limits on free text people type (TextField columns have none of their own): long
+# enough for any honest use, short enough that one request cannot store megabytes.
+MODEL_DESCRIPTION_MAX_CHARS = 5_000
+CARD_SECTION_MAX_CHARS = 20_000  # a section's Markdown text
+CARD_SECTION_LIST_MAX_CHARS = 10_000  # a structured section's lines (owners, fields, ...)
+
 
 class RegisteredModel(models.Model):
     """One model the client runs in production (e.g. `demand-forecasting`)."""

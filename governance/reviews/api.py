@@ -27,6 +27,7 @@ from portal.api.schema import error_response
 from portal.apitokens.choices import Scope
 from portal.audit.actors import actor_for_request, client_ip_for_request
 from portal.changes.configuration import NoApprovedSigningKey
+from portal.security.middleware import refusal_note
 
 
 class ReviewOutputSerializer(serializers.Serializer):
@@ -74,7 +75,9 @@ class ReviewOpenApi(APIView):
     required_roles = REVIEW_OPENERS
 
     class InputSerializer(serializers.Serializer):
-        model = serializers.SlugField(help_text="The model's slug, e.g. demand-forecasting.")
+        model = serializers.SlugField(
+            max_length=64, help_text="The model's slug, e.g. demand-forecasting."
+        )
         version = serializers.CharField(max_length=64, help_text="Semantic version, e.g. 2.1.0.")
         target = serializers.ChoiceField(choices=Target.choices)
         external_ref = serializers.CharField(
@@ -212,4 +215,6 @@ class GateApi(APIView):
             "error": f"{model} {version} may not deploy to {target}: {answer.state}.",
             "fields": {},
         }
+        # A gate refusal is a refusal like any other (portal.security counts it).
+        refusal_note(request, code="gate_refused", reason=body["error"])
         return Response(self.RefusedSerializer(body).data, status=status.HTTP_403_FORBIDDEN)

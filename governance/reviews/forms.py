@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from governance.choices import LifecycleState, Target
 from governance.models import ModelVersion, RegisteredModel
 from governance.reviews.choices import VERDICTS_NEEDING_COMMENT, ReviewState, Verdict
-from governance.reviews.models import ReviewPolicy
+from governance.reviews.models import DECISION_COMMENT_MAX_CHARS, ReviewPolicy
 from portal.accounts.choices import Role
 
 QUORUM_FIELDS = {
@@ -17,6 +17,8 @@ QUORUM_FIELDS = {
     Role.DEVOPS: "quorum_devops",
 }
 SKIP = "skip"
+# The per-metric tolerances and directions, one "metric: value" per line.
+POLICY_METRICS_MAX_CHARS = 2_000
 
 
 class DecisionForm(forms.Form):
@@ -26,6 +28,7 @@ class DecisionForm(forms.Form):
     )
     comment = forms.CharField(
         required=False,
+        max_length=DECISION_COMMENT_MAX_CHARS,
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text="Required to reject or request changes.",
     )
@@ -48,7 +51,11 @@ class DecisionForm(forms.Form):
 
 
 class WithdrawForm(forms.Form):
-    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    comment = forms.CharField(
+        required=False,
+        max_length=DECISION_COMMENT_MAX_CHARS,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
 
 
 class ReviewOpenForm(forms.Form):
@@ -133,11 +140,13 @@ class PolicyForm(forms.Form):
         help_text="How much worse than production a metric may be: 0.05 is 5% worse.",
     )
     metric_tolerances = forms.CharField(
+        max_length=POLICY_METRICS_MAX_CHARS,
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=f"One per line: mape = 0.05, or n_clusters = {SKIP} to leave it unjudged.",
     )
     metric_directions = forms.CharField(
+        max_length=POLICY_METRICS_MAX_CHARS,
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="For metrics the catalogue does not know: my_metric = lower (or higher) "

@@ -21,6 +21,7 @@ from governance.reviews.choices import (
     ReviewState,
     Verdict,
 )
+from portal.accounts.choices import Role
 
 # The fields of a policy a review keeps a copy of when it opens.
 POLICY_SNAPSHOT_FIELDS = (
@@ -188,6 +189,11 @@ class Review(models.Model):
         return decided_at + timedelta(days=self.policy_snapshot.get("approval_valid_days", 30))
 
 
+# A decision's comment (a TextField, no limit of its own): room for a full argument,
+# not for a pasted document.
+DECISION_COMMENT_MAX_CHARS = 5_000
+
+
 class ReviewDecision(models.Model):
     """One board member's verdict on a review, in one of their board roles.
 
@@ -228,6 +234,11 @@ class ReviewDecision(models.Model):
     def reviewer_ref(self) -> str:
         """The reviewer's pseudonymous id, as the ledger and the gate name them."""
         return f"user:{self.reviewer_id}"
+
+    @property
+    def role_label(self) -> str:
+        """The board role as people read it ("Data science lead"), not its slug."""
+        return dict(Role.choices).get(self.role, self.role)
 
 
 # --- Cloud Deploy approvals -----------------------------------------------------------

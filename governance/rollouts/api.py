@@ -90,7 +90,9 @@ class RolloutStartApi(APIView):
         class Meta:
             ref_name = "RolloutStart"
 
-        model = serializers.SlugField(help_text="The model's slug, e.g. demand-forecasting.")
+        model = serializers.SlugField(
+            max_length=64, help_text="The model's slug, e.g. demand-forecasting."
+        )
         version = serializers.CharField(max_length=64, help_text="e.g. 2.1.0")
         target = serializers.ChoiceField(choices=Target.choices)
 

@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from governance.choices import Target
-from governance.rollouts.choices import ACTIVE_ROLLOUT_STATES
+from governance.rollouts.choices import ACTIVE_ROLLOUT_STATES, RolloutState
 from governance.rollouts.models import CanaryPolicy, Rollout
 from portal.audit.models import AuditEvent
 from portal.audit.selectors import audit_events_for_object
@@ -91,3 +91,40 @@ def canary_policies() -> list[tuple[str, str, CanaryPolicy | None]]:
 def canary_policy_for(*, target: str) -> CanaryPolicy:
     """The target's thresholds, or an unsaved policy with the defaults."""
     return CanaryPolicy.objects.filter(target=target).first() or CanaryPolicy(target=target)
+
+
+def rollouts_of_version(*, version_id: int) -> list[Rollout]:
+    """Every rollout of one version, oldest first, with its steps (two queries)."""
+    return list(
+        rollouts_list()
+        .filter(version_id=version_id)
+        .prefetch_related("step_records")
+        .order_by("created_at", "pk")
+    )
+
+
+def version_serving_since(*, version_id: int) -> tuple[Any, Any] | None:
+    """(from, until) the version served production: from its first production rollout
+    that succeeded to the next succeeded production rollout of another version of its
+    model (until None while it still serves). None when it never served production."""
+    first = (
+        Rollout.objects.filter(
+            version_id=version_id, target=Target.PRODUCTION, state=RolloutState.SUCCEEDED
+        )
+        .order_by("finished_at")
+        .first()
+    )
+    if first is None or first.finished_at is None:
+        return None
+    following = (
+        Rollout.objects.filter(
+            model_id=first.model_id,
+            target=Target.PRODUCTION,
+            state=RolloutState.SUCCEEDED,
+            finished_at__gt=first.finished_at,
+        )
+        .exclude(version_id=version_id)
+        .order_by("finished_at")
+        .first()
+    )
+    return first.finished_at, following.finished_at if following else None

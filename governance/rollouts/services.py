@@ -43,7 +43,7 @@ from governance.rollouts.signals import rollout_rolled_back
 from governance.services.registry import target_assign
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
-from portal.security.services import refusal_source, security_refusal_record
+from portal.security.services import domain_refusal_record
 from worker.backends.prometheus import PrometheusReader
 from worker.backends.rollouts import (
     PHASE_CANARY,
@@ -164,49 +164,21 @@ def _refuse(
     message: str,
     client_ip: str | None,
 ) -> RolloutRefused:
-    """Record a refused start as a security refusal and return the exception to raise.
-
-    Counted through portal.security like every refused request (so it shows on the
-    refusals page): the first refusal of its kind from the caller in a window writes
-    the `rollout.refused` audit event, later ones in the window only count. Recorded
-    in its own transaction: the refusal stays recorded though nothing else happens."""
-    _refusal_record(
+    """Count a refused start as the portal counts every refusal (portal.security: per
+    kind `domain.rollout_<code>`, actor and window, the window's first one audited as
+    `rollout.refused`; it stays recorded though nothing else happens) and return the
+    exception to raise."""
+    domain_refusal_record(
+        code=f"rollout_{code}",
+        reason=message,
         actor=actor,
-        client_ip=client_ip,
-        code=code,
         object_type="model_version",
         object_id=version.pk,
-        details={
-            "model": version.model.slug,
-            "version": version.version,
-            "target": target,
-            "reason": code,
-            "message": message,
-        },
+        client_ip=client_ip,
+        action="rollout.refused",
+        details={"model": version.model.slug, "version": version.version, "target": target},
     )
     return RolloutRefused(message, code=code)
-
-
-def _refusal_record(
-    *,
-    actor: Actor,
-    client_ip: str | None,
-    code: str,
-    object_type: str,
-    object_id: int,
-    details: dict[str, Any],
-) -> None:
-    with transaction.atomic():
-        security_refusal_record(
-            kind=f"rollout.refused.{code}",
-            source=refusal_source(actor, client_ip),
-            action="rollout.refused",
-            actor=actor,
-            details=details,
-            object_type=object_type,
-            object_id=object_id,
-            client_ip=client_ip,
-        )
 
 
 def rollout_start(
@@ -497,20 +469,15 @@ def _refuse_unless_allowed(
     if allowed:
         return
     message = f"Only DevOps and portal admins may {verb} rollouts."
-    _refusal_record(
+    domain_refusal_record(
+        code="rollout_forbidden",
+        reason=message,
         actor=actor,
-        client_ip=client_ip,
-        code="forbidden",
         object_type="rollout",
         object_id=rollout.pk,
-        details={
-            "model": rollout.model.slug,
-            "version": rollout.version.version,
-            "target": rollout.target,
-            "reason": "forbidden",
-            "verb": verb,
-            "message": message,
-        },
+        client_ip=client_ip,
+        action="rollout.refused",
+        details={"model": rollout.model.slug, "target": rollout.target, "verb": verb},
     )
     raise RolloutRefused(message, code="forbidden", field="rollout")
 

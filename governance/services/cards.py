@@ -14,7 +14,13 @@ from django.utils import timezone
 
 from governance.cards_schema import SECTION_BY_KEY, SECTIONS, section_data_clean
 from governance.choices import CardSectionKey
-from governance.models import CardRevision, CardSection, ModelCard, ModelVersion
+from governance.models import (
+    CARD_SECTION_MAX_CHARS,
+    CardRevision,
+    CardSection,
+    ModelCard,
+    ModelVersion,
+)
 from governance.permissions import may_edit_card
 from governance.services.evidence import evidence_changed
 from portal.audit.actors import Actor
@@ -137,6 +143,10 @@ def _section_save(
 ) -> CardSection:
     if key not in CardSectionKey.values:
         raise ValidationError({"key": f"No card section {key!r}."})
+    if len(content or "") > CARD_SECTION_MAX_CHARS:
+        raise ValidationError(
+            {"content": f"A section's text is at most {CARD_SECTION_MAX_CHARS:,} characters."}
+        )
     with transaction.atomic():
         # Lock the card: revision numbers are per card, and two editors may save at once.
         card = (

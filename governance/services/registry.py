@@ -13,7 +13,12 @@ from django.utils import timezone
 
 from governance.choices import LifecycleState, RiskTier, Target
 from governance.clients import registry_sync_enabled
-from governance.models import ModelVersion, RegisteredModel, TargetAssignment
+from governance.models import (
+    MODEL_DESCRIPTION_MAX_CHARS,
+    ModelVersion,
+    RegisteredModel,
+    TargetAssignment,
+)
 from governance.services.cards import (
     AUDIT_OBJECT_TYPE,
     card_create,
@@ -227,13 +232,19 @@ def model_update(
 ) -> RegisteredModel:
     """Change who owns a model, its risk tier and description.
 
-    The owner must hold the model owner role. Side effects: audit `model.updated` with
-    each changed field (the owner as a pseudonymous user id).
+    The owner must hold the model owner role; the description is at most
+    MODEL_DESCRIPTION_MAX_CHARS characters (ValidationError naming the field). Side
+    effects: audit `model.updated` with each changed field (the owner as a pseudonymous
+    user id).
     """
     if owner is not None and not owner.has_role("model_owner"):
         raise ValidationError({"owner": "The owner must hold the model owner role."})
     if risk_tier not in RiskTier.values:
         raise ValidationError({"risk_tier": f"No risk tier {risk_tier!r}."})
+    if len(description.strip()) > MODEL_DESCRIPTION_MAX_CHARS:
+        raise ValidationError(
+            {"description": f"At most {MODEL_DESCRIPTION_MAX_CHARS:,} characters."}
+        )
     with transaction.atomic():
         model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
         new = {"owner_id": owner.pk if owner else None, "risk_tier": risk_tier}

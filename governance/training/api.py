@@ -84,7 +84,9 @@ class RunStartApi(APIView):
         class Meta:
             ref_name = "PipelineRunStart"
 
-        model = serializers.SlugField(help_text="The model's slug, e.g. demand-forecasting.")
+        model = serializers.SlugField(
+            max_length=64, help_text="The model's slug, e.g. demand-forecasting."
+        )
         reason = serializers.CharField(max_length=300, help_text="Why the run is started.")
         params = serializers.DictField(
             required=False,

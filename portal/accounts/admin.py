@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
+from portal.accounts.choices import Role
 from portal.accounts.models import RoleGrant, User
 
 
@@ -14,6 +15,10 @@ class RoleGrantInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False  # roles are granted in the portal, where the grant is audited
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        # The portal's role, not Django's permissions (is_superuser grants nothing).
+        return request.user.is_active and request.user.has_role(Role.PORTAL_ADMIN)
 
 
 @admin.register(User)

@@ -10,6 +10,13 @@ class EmailAuthenticationForm(AuthenticationForm):
     # Normalised before the backends and the lockout see it: `Auditor@Example` is
     # the login `auditor@example`.
     username = EmailAddressField(label="E-mail", widget=forms.EmailInput(attrs={"autofocus": True}))
+    # Django's field with a ceiling: a megabyte "password" would still be hashed in full.
+    password = forms.CharField(
+        label="Password",
+        strip=False,
+        max_length=4096,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
 
 
 class UserCreateForm(forms.Form):

@@ -28,16 +28,20 @@ class UserManager(BaseUserManager["User"]):
         return self.get(email=email_normalise(username or ""))
 
     def create_superuser(self, email: str, password: str | None = None, **extra: object) -> "User":
-        extra.setdefault("is_staff", True)
-        extra.setdefault("is_superuser", True)
-        return self.create_user(email, password, **extra)
+        # A superuser would be made outside the four-eyes path and the audit trail;
+        # portal admins are granted through `governance_change` (see createsuperuser).
+        raise PermissionError(
+            "superusers are not made on this portal: grant the portal_admin role with "
+            "`manage.py governance_change grant-role` (audited, four eyes)"
+        )
 
 
 class User(AbstractBaseUser, PermissionsMixin):
     """A person who signs in to the portal; the e-mail address is the login.
 
     What a person may do comes from their active RoleGrants, not from Django's
-    permissions (those only open the Django admin to superusers).
+    permissions: `is_superuser` and `is_staff` grant nothing, the Django admin included
+    (portal.admin_readonly).
     """
 
     email = models.EmailField(unique=True)

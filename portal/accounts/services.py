@@ -40,6 +40,7 @@ def user_create(
     source: str = "portal",
     machine: bool = False,
     send_set_password_link: bool = False,
+    reason: str = "",
 ) -> User:
     """Create a user with no role and no usable password. Side effects: audit
     `user.created`; after commit, the e-mail below.
@@ -48,13 +49,17 @@ def user_create(
     every way in (the Users page, SSO, the command line) stores the same form.
     `machine` makes an account that owns API tokens and never signs in. With
     `send_set_password_link` (an admin adding a person) and password sign-in on, the
-    person is e-mailed a one-time link to choose their own password.
+    person is e-mailed a one-time link to choose their own password. `reason` (an
+    operator's, on the command line) is kept in the event.
     """
     email = email_normalise(email)
     try:
         validate_email_address(email)
     except ValidationError as exc:
         raise ValidationError({"email": exc.messages}) from exc
+    name_max = User._meta.get_field("full_name").max_length
+    if len(full_name) > name_max:
+        raise ValidationError({"full_name": f"A full name is at most {name_max} characters."})
     with transaction.atomic():
         if User.objects.filter(email__iexact=email).exists():
             raise ValidationError({"email": "A user with this e-mail address already exists."})
@@ -65,6 +70,8 @@ def user_create(
         payload: dict = {"source": source, "set_password_link": link}
         if machine:
             payload["machine"] = True
+        if reason:
+            payload["reason"] = reason[:500]
         audit_record(
             action="user.created",
             actor=actor,

@@ -75,7 +75,8 @@ def create_user_without_roles(
     client_ip = client_ip_for_request(request) if request is not None else None
     new_user = user_create(
         email=email_normalise(details["email"]),
-        full_name=details.get("fullname") or "",
+        # Google's display name, cut to the column (the person may edit it later).
+        full_name=(details.get("fullname") or "")[: User._meta.get_field("full_name").max_length],
         actor=Actor.system("sso"),
         client_ip=client_ip,
         source="google-sso",

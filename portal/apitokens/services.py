@@ -36,14 +36,18 @@ def apitoken_create(
 ) -> IssuedToken:
     """Issue a token. Side effects: audit `apitoken.created` (without the secret).
 
-    Refuses scopes no endpoint uses and scopes the owner's roles do not allow now
-    (the same roles their own session would need for the endpoints of that scope).
+    Refuses (ValidationError naming the field) an empty or over-long name, scopes no
+    endpoint uses and scopes the owner's roles do not allow now (the same roles their
+    own session would need for the endpoints of that scope), an expiry in the past.
     """
     unknown = sorted(set(scopes) - set(scopes_in_use()))
     beyond_owner = sorted(set(scopes) - set(unknown) - set(scopes_allowed_for(owner.roles)))
     errors: dict[str, str] = {}
+    name_max = ApiToken._meta.get_field("name").max_length
     if not name.strip():
         errors["name"] = "A token needs a name."
+    elif len(name.strip()) > name_max:
+        errors["name"] = f"A token's name is at most {name_max} characters."
     if not scopes:
         errors["scopes"] = "Choose at least one scope."
     elif unknown:

@@ -4,10 +4,15 @@ from portal.audit.choices import ActorType
 
 
 class AuditFilterForm(forms.Form):
-    action = forms.CharField(required=False, help_text="prefix, e.g. role. or login.failed")
-    actor = forms.CharField(required=False, help_text="user:12, token:ab12cd34 or system")
-    object_type = forms.CharField(required=False)
-    object_id = forms.CharField(required=False)
+    # No longer than the columns they filter (an actor is `type:id`).
+    action = forms.CharField(
+        required=False, max_length=64, help_text="prefix, e.g. role. or login.failed"
+    )
+    actor = forms.CharField(
+        required=False, max_length=81, help_text="user:12, token:ab12cd34 or system"
+    )
+    object_type = forms.CharField(required=False, max_length=64)
+    object_id = forms.CharField(required=False, max_length=128)
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 

@@ -31,9 +31,11 @@ from portal.changes.models import ChangeRequest
 from portal.changes.registry import change_kind_get, change_kind_label
 from portal.notify.choices import EventType
 from portal.notify.services import notification_publish
+from portal.security.services import domain_refusal_record
 
 AUDIT_OBJECT_TYPE = "change_request"
 OPERATOR_NAME_MAX = 40
+OPERATOR_REASON_MAX = 500
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,21 @@ class OperatorSignoff:
 
     def actor(self) -> Actor:
         return Actor.system(f"operator:{self.name}")
+
+    def errors(self) -> dict[str, str]:
+        """What is wrong with this sign-off, by field (empty: nothing): the name is 1 to
+        OPERATOR_NAME_MAX characters without a colon, the reason is given and at most
+        OPERATOR_REASON_MAX characters."""
+        errors: dict[str, str] = {}
+        if not self.name.strip() or len(self.name) > OPERATOR_NAME_MAX or ":" in self.name:
+            errors["operator"] = (
+                f"An operator name is 1 to {OPERATOR_NAME_MAX} characters, no colon."
+            )
+        if not self.reason.strip():
+            errors["reason"] = "Each operator gives a reason."
+        elif len(self.reason) > OPERATOR_REASON_MAX:
+            errors["reason"] = f"A reason is at most {OPERATOR_REASON_MAX} characters."
+        return errors
 
 
 def actor_ref(actor: Actor) -> str:
@@ -265,24 +282,34 @@ def change_approve(
     """A second portal admin approves: the change takes effect now, in this transaction.
 
     Refused (ValidationError) to the proposer, to anyone the change is about, to
-    anyone but an active portal admin, and when the request is no longer pending or
-    what it changes moved on since it was proposed. Side effects: the kind's change
+    anyone but an active portal admin (these three counted as a `domain.four_eyes`
+    refusal, portal.security), and when the request is no longer pending or what it
+    changes moved on since it was proposed. Side effects: the kind's change
     and its own audit event, audit `change_request.approved`, e-mail to the board.
     """
     with transaction.atomic():
         locked = _locked_pending(change)
         refusal = change_refusal_for(change=locked, user=approved_by)
-        if refusal:
-            raise ValidationError({"change": refusal})
-        return _apply_and_record(
-            locked,
-            actor=approved_by.audit_actor(),
-            decided_by=approved_by,
-            reason=reason,
-            break_glass=False,
-            operators=[],
-            client_ip=client_ip,
-        )
+        if not refusal:
+            return _apply_and_record(
+                locked,
+                actor=approved_by.audit_actor(),
+                decided_by=approved_by,
+                reason=reason,
+                break_glass=False,
+                operators=[],
+                client_ip=client_ip,
+            )
+    # A four-eyes violation is a refusal like any other (counted once the lock is gone).
+    domain_refusal_record(
+        code="four_eyes",
+        reason=refusal,
+        actor=approved_by.audit_actor(),
+        object_type=AUDIT_OBJECT_TYPE,
+        object_id=change.pk,
+        client_ip=client_ip,
+    )
+    raise ValidationError({"change": refusal})
 
 
 def _portal_admin_count() -> int:
@@ -315,35 +342,41 @@ def change_approve_by_operators(
     elif len(set(names)) != len(names):
         errors["operator"] = "Break-glass needs two different operators."
     for op in operators:
-        if not op.name.strip() or len(op.name) > OPERATOR_NAME_MAX or ":" in op.name:
-            errors["operator"] = (
-                f"An operator name is 1 to {OPERATOR_NAME_MAX} characters, no colon."
-            )
-        if not op.reason.strip():
-            errors["reason"] = "Each operator gives a reason."
+        errors.update(op.errors())
     if errors:
         raise ValidationError(errors)
     break_glass = len(operators) == 2
     with transaction.atomic():
         locked = _locked_pending(change)
-        if any(locked.proposed_by_actor == actor_ref(op.actor()) for op in operators):
-            raise ValidationError({"operator": "The operator who proposed this cannot approve it."})
-        if not break_glass and _portal_admin_count() >= 2:
+        proposer = next(
+            (op for op in operators if locked.proposed_by_actor == actor_ref(op.actor())), None
+        )
+        if proposer is None and not break_glass and _portal_admin_count() >= 2:
             raise ValidationError(
                 {
                     "operator": "This installation has a second portal admin: they decide in the "
                     "portal. Two operators together may break glass."
                 }
             )
-        return _apply_and_record(
-            locked,
-            actor=operators[0].actor(),
-            decided_by=None,
-            reason=" / ".join(op.reason for op in operators),
-            break_glass=break_glass,
-            operators=operators,
-            client_ip=None,
-        )
+        if proposer is None:
+            return _apply_and_record(
+                locked,
+                actor=operators[0].actor(),
+                decided_by=None,
+                reason=" / ".join(op.reason for op in operators),
+                break_glass=break_glass,
+                operators=operators,
+                client_ip=None,
+            )
+    refusal = "The operator who proposed this cannot approve it."
+    domain_refusal_record(
+        code="four_eyes",
+        reason=refusal,
+        actor=proposer.actor(),
+        object_type=AUDIT_OBJECT_TYPE,
+        object_id=change.pk,
+    )
+    raise ValidationError({"operator": refusal})
 
 
 def change_reject(

@@ -1,11 +1,20 @@
-"""Every refused state-changing request is a security event, recorded in one place.
+"""Every refused request is a security event, recorded in one place.
 
 A view, a permission decorator or a service refuses by raising PermissionDenied (or
 DRF's refusals, or answering 401/403 itself); this middleware sees the answer and
-counts it through `security_refusal_record`, so no view has to remember to. What
-refused and why reaches it as a note on the request: `process_exception` takes it
-from a raised PermissionDenied (a service's refusal carries its `code`), the API's
-exception handler and views that catch a refusal themselves call `refusal_note`.
+counts it through `security_refusal_record`, so no view has to remember to. Reads are
+refusals too (a token without `audit:read` probing the ledger, a person without a role
+walking the admin pages, a wrong bearer token): every method is counted, not only the
+state-changing ones. What refused and why reaches it as a note on the request:
+`process_exception` takes it from a raised PermissionDenied (a service's refusal
+carries its `code`), the API's exception handler and views that catch a refusal
+themselves call `refusal_note`. A noted refusal is counted whatever the status it is
+answered with (a 400 or 409 that a rule, not bad input, decided).
+
+Counting stays cheap under a flood: each (kind, source, window) is one row whose first
+refusal is one audit event and whose later ones only increment a count; anonymous
+storms are folded further (portal.security.services). A refusal a service has already
+recorded in this request (`domain_refusal_record`) is not counted again here.
 """
 
 import logging
@@ -17,11 +26,14 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 
 from portal.audit.actors import actor_for_request, client_ip_for_request
-from portal.security.services import refusal_source, security_refusal_record
+from portal.security.services import (
+    refusal_source,
+    refusals_recorded_in_context,
+    security_refusal_record,
+)
 
 logger = logging.getLogger(__name__)
 
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REFUSED_STATUSES = frozenset({401, 403})
 ACTION = "security.access_refused"
 
@@ -45,11 +57,15 @@ class RefusalRecordMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        recorded_before = refusals_recorded_in_context()
         response = self.get_response(request)
+        refused = response.status_code in REFUSED_STATUSES or (
+            response.status_code >= 400 and getattr(request, "refusal", None) is not None
+        )
         if (
-            request.method in UNSAFE_METHODS
-            and response.status_code in REFUSED_STATUSES
+            refused
             and not getattr(request, "refusals_recorded_by_view", False)
+            and refusals_recorded_in_context() == recorded_before
         ):
             try:
                 self._record(request, response.status_code)

@@ -428,3 +428,15 @@ def test_register_same_body_twice_after_a_database_round_trip_is_not_a_conflict(
     again, created_again = version_register(model_slug="demand-forecasting", data=body, actor=CI)
     assert (again.pk, created_again) == (first.pk, False)
     assert audit_chain_verify().ok
+
+
+@pytest.mark.parametrize(
+    ("field", "limit"), [("tag", 100), ("artifact_uri", 500), ("code_version", 64)]
+)
+def test_register_too_long_text_is_400_naming_the_field(bearer, field, limit):
+    """Text longer than its column is the field's 400, never a database error."""
+    client, _ = bearer("registry:write")
+    response = post(client, {**registration_body("2.1.0"), field: "a" * (limit + 1)})
+    assert response.status_code == 400
+    assert field in response.json()["fields"]
+    assert not ModelVersion.objects.filter(version="2.1.0").exists()

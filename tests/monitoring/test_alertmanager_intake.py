@@ -159,6 +159,20 @@ def _broken(mutate) -> dict:
             "alerts[0].labels.alertname",
         ),
         (_broken(lambda b: b["alerts"][0].update(labels={"a": 1})), "alerts[0].labels"),
+        # Text limits: refused by field, not cut, not a database error (the title column)
+        (
+            _broken(lambda b: b["alerts"][0]["labels"].update(alertname="A" * 129)),
+            "alerts[0].labels.alertname",
+        ),
+        (
+            _broken(lambda b: b["alerts"][0]["annotations"].update(summary="s" * 5001)),
+            "alerts[0].annotations",
+        ),
+        (
+            _broken(lambda b: b["alerts"][0].update(generatorURL="h" * 2001)),
+            "alerts[0].generatorURL",
+        ),
+        (_broken(lambda b: b.update(receiver="r" * 201)), "receiver"),
     ],
 )
 def test_malformed_payload_is_400_with_field_errors(client, body, field):
@@ -181,5 +195,7 @@ def test_one_bad_alert_refuses_the_whole_notification(client):
 
 
 def test_get_is_not_allowed(client):
-    """Only POST reaches the hook."""
-    assert client.get(URL).status_code == 405
+    """Only POST reaches the hook; the refusal is the API's JSON error shape."""
+    response = client.get(URL)
+    assert response.status_code == 405
+    assert response.json()["error"]

@@ -74,3 +74,67 @@ def test_superuser_cannot_post_a_periodic_task_or_a_group_change(client, make_us
     crontab.refresh_from_db()
     assert task.enabled and crontab.minute == "0"
     assert list(Group.objects.values_list("name", flat=True)) == ["board"]
+
+
+# --- who may look: the portal's roles, never Django's flags ---------------------------
+
+READ_ONLY_PAGES = [
+    "/django-admin/",
+    "/django-admin/audit/auditevent/",
+    "/django-admin/datasubjects/datasubjectrequest/",
+    "/django-admin/notify/webhookendpoint/",
+]
+
+
+def _signed_in(client, user):
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    return client
+
+
+@pytest.mark.parametrize("path", [*READ_ONLY_PAGES, "/django-admin/login/"])
+def test_django_admin_refuses_a_role_less_superuser(client, make_user, path):
+    """is_superuser and is_staff, set outside the four-eyes path, open nothing: the
+    page is a 403 (not the admin's login form) and the refusal is counted."""
+    from portal.security.models import RefusalWindow
+
+    superuser = make_user(is_staff=True, is_superuser=True)
+    response = _signed_in(client, superuser).get(path)
+    assert response.status_code == 403
+    assert b"auditevent" not in response.content
+    assert RefusalWindow.objects.filter(source=f"user:{superuser.pk}").exists()
+
+
+def test_django_admin_sends_an_anonymous_caller_to_the_portal_login(client):
+    response = client.get("/django-admin/audit/auditevent/")
+    assert response.status_code == 302
+    assert "/django-admin/login/" in response["Location"]
+    login = client.get(response["Location"])
+    assert login.status_code == 302 and login["Location"].startswith("/accounts/login/")
+
+
+def test_django_admin_shows_an_auditor_the_ledger_and_nothing_else(client, make_user):
+    auditor = make_user(Role.AUDITOR)
+    client = _signed_in(client, auditor)
+    index = client.get("/django-admin/")
+    assert index.status_code == 200
+    assert b"/django-admin/audit/auditevent/" in index.content
+    assert b"datasubjectrequest" not in index.content
+    assert client.get("/django-admin/audit/auditevent/").status_code == 200
+    assert client.get("/django-admin/datasubjects/datasubjectrequest/").status_code == 403
+    assert client.get("/django-admin/notify/webhookendpoint/").status_code == 403
+
+
+def test_django_admin_shows_a_portal_admin_everything_without_django_flags(client, make_user):
+    admin_user = make_user(Role.PORTAL_ADMIN)  # neither is_staff nor is_superuser
+    client = _signed_in(client, admin_user)
+    for path in READ_ONLY_PAGES:
+        response = client.get(path)
+        assert response.status_code == 200, path
+    assert b"datasubjectrequest" in client.get("/django-admin/").content
+
+
+@pytest.mark.parametrize("role", [Role.DATA_SCIENCE_LEAD, Role.DEVOPS, Role.MODEL_OWNER])
+def test_django_admin_refuses_other_roles(client, make_user, role):
+    client = _signed_in(client, make_user(role, is_staff=True))
+    assert client.get("/django-admin/").status_code == 403
+    assert client.get("/django-admin/audit/auditevent/").status_code == 403

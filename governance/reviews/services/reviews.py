@@ -36,7 +36,7 @@ from governance.reviews.choices import (
     Verdict,
 )
 from governance.reviews.clouddeploy_outbox import rollout_answers_lock, rollout_answers_write
-from governance.reviews.models import Review, ReviewDecision
+from governance.reviews.models import DECISION_COMMENT_MAX_CHARS, Review, ReviewDecision
 from governance.reviews.notifications import review_decided_notify, review_opened_notify
 from governance.reviews.selectors import missing_roles, policy_for
 from governance.reviews.services.gates import gate_state_lock, gate_state_refresh
@@ -371,7 +371,8 @@ def review_decide(
     Any rejection rejects the review; a change request holds it at "changes
     requested"; it is approved when every required role has its quorum of approvals
     and every check passes (checks are evaluated again now).
-    Refusals: ValidationError (verdict, comment), DecisionRefused (who may decide).
+    Refusals: ValidationError (verdict, comment: required for some verdicts, at most
+    DECISION_COMMENT_MAX_CHARS characters), DecisionRefused (who may decide).
     Side effects: the decision, audit `review.decision_recorded`, `review.state_changed`
     or `review.decided` when the state moves, the version's lifecycle state.
     """
@@ -380,6 +381,10 @@ def review_decide(
     comment = (comment or "").strip()
     if verdict in VERDICTS_NEEDING_COMMENT and not comment:
         raise ValidationError({"comment": "Say why: a comment is required for this decision."})
+    if len(comment) > DECISION_COMMENT_MAX_CHARS:
+        raise ValidationError(
+            {"comment": f"A comment is at most {DECISION_COMMENT_MAX_CHARS:,} characters."}
+        )
     actor = reviewer.audit_actor()
     with transaction.atomic():
         review = _lock(review)

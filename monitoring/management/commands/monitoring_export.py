@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from monitoring.rules import (
     DASHBOARD_PATH,
@@ -22,11 +22,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, root: str, **options) -> None:
         models = monitored_models()
-        for relative, text in (
+        # Both texts first: a catalogue problem leaves neither file half-updated.
+        files = (
             (RULES_PATH, alert_rules_yaml(models=models)),
             (DASHBOARD_PATH, grafana_dashboard_json(models=models)),
-        ):
+        )
+        for relative, text in files:
             path = Path(root) / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+            except OSError as error:
+                raise CommandError(f"cannot write {path}: {error.strerror}") from error
             self.stdout.write(f"wrote {relative}")

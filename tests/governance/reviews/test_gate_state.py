@@ -30,6 +30,7 @@ from portal.audit.actors import Actor
 from portal.changes.configuration import attestation_keys_approved
 from portal.changes.models import ChangeRequest
 from portal.changes.services import change_approve
+from portal.security.models import RefusalWindow
 from tests.factories import ModelVersionFactory
 from tests.portal.changes.test_configuration import key
 
@@ -72,14 +73,17 @@ def test_gate_request_is_one_query_after_the_token(
     gate_client, version, owner, lead, approved, django_assert_num_queries
 ):
     """After the token's lookup (its owner's roles in the same query), the gate reads
-    one row, approved (attestation cached) or pending alike."""
+    one row, approved (attestation cached) or pending alike. A pending answer is a
+    refusal and counted as one: the second of a window is one UPDATE of its count and
+    the read of its id (portal.security), never a ledger row."""
     review, _ = review_open(
         version=version, target=Target.STAGING, requested_by_actor=owner.audit_actor(), source="ui"
     )
     if approved:
         review_decide(review=review, reviewer=lead, verdict=Verdict.APPROVE, role=BOARD["lead"])
     gate_client.get(gate_url(version))  # last use recorded, attestation signed and kept
-    with django_assert_num_queries(2 if connection.vendor == "postgresql" else 3):
+    counted = 0 if approved else 2
+    with django_assert_num_queries((2 if connection.vendor == "postgresql" else 3) + counted):
         response = gate_client.get(gate_url(version))
     assert response.status_code == (200 if approved else 403)
     assert response.json()["review"] == review.pk
@@ -271,3 +275,17 @@ def _policy_edit(target, quorum, admin, second_admin) -> None:
     result = policy_update(policy=policy, data=rules, actor=admin.audit_actor())
     if isinstance(result, ChangeRequest):
         change_approve(change=result, approved_by=second_admin)
+
+
+def test_gate_refusal_is_counted_against_the_token(gate_client, version, owner):
+    """CI asking the gate for a version the board has not approved: a refusal, counted
+    per window (one audit event, then counts) with the gate's reason."""
+    review_open(
+        version=version, target=Target.STAGING, requested_by_actor=owner.audit_actor(), source="ui"
+    )
+    for _ in range(3):
+        assert gate_client.get(gate_url(version)).status_code == 403
+    window = RefusalWindow.objects.get()
+    assert (window.kind, window.count) == ("access.gate_refused", 3)
+    assert window.source.startswith("token:")
+    assert "may not deploy" in window.event.payload_record.data["reason"]

@@ -126,11 +126,16 @@ def test_refusals_in_a_new_window_are_audited_again(client_for, version, open_re
     assert sorted(RefusalWindow.objects.values_list("count", flat=True)) == [1, 2]
 
 
-def test_reading_a_page_one_may_not_see_is_not_a_security_event(client_for, outsider):
-    """Only state-changing requests are recorded: a refused GET writes nothing."""
-    assert client_for(outsider).get("/reviews/").status_code == 403
-    assert refused_events() == []
-    assert not RefusalWindow.objects.exists()
+def test_reading_a_page_one_may_not_see_is_a_security_event(client_for, outsider):
+    """Refused reads are counted too (someone walking pages their roles do not open):
+    one audit event for the window, the repeat only counted."""
+    client = client_for(outsider)
+    assert client.get("/reviews/").status_code == 403
+    assert client.get("/reviews/").status_code == 403
+    [event] = refused_events()
+    assert event.payload_record.data["method"] == "GET"
+    window = RefusalWindow.objects.get()
+    assert (window.source, window.count) == (f"user:{outsider.pk}", 2)
 
 
 def test_token_without_the_scope_opening_a_review_is_audited(client, api_token, version):

@@ -11,6 +11,7 @@ from portal.accounts.choices import Role
 from portal.apitokens.services import apitoken_create
 from portal.audit.actors import Actor
 from portal.audit.models import AuditEvent
+from portal.security.models import RefusalWindow
 from tests.factories.registry import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
@@ -105,3 +106,16 @@ def test_rollouts_api_refuses_wrong_role_and_bad_input(bearer, versions):
     assert answer.status_code == 400
     assert set(answer.json()["fields"]) == {"version", "target"}
     assert client.get("/api/v1/rollouts/999").status_code == 404
+
+
+def test_rollouts_api_refusal_is_counted_once_in_the_refusal_windows(bearer, versions):
+    """A rollout refusal is counted through portal.security like every refusal: one
+    window `domain.rollout_no_gate` against the token, not a second access window."""
+    ModelVersionFactory(model=versions[0].model, version="1.2.0", version_minor=2)
+    client = bearer(Role.DEVOPS)
+    assert _start(client, "1.2.0").status_code == 403
+    assert _start(client, "1.2.0").status_code == 403
+    window = RefusalWindow.objects.get()
+    assert (window.kind, window.count) == ("domain.rollout_no_gate", 2)
+    assert window.source.startswith("token:")
+    assert window.event.action == "rollout.refused"

@@ -212,7 +212,7 @@ def test_rollout_decision_by_wrong_role_is_refused_and_counted_once(client_for, 
     assert Rollout.objects.values().get(pk=rollout.pk) == before
     window = RefusalWindow.objects.get()
     assert (window.kind, window.count, window.source) == (
-        "rollout.refused.forbidden",
+        "domain.rollout_forbidden",
         1,
         f"user:{reader.audit_actor().id}",
     )
@@ -250,7 +250,7 @@ def test_rollout_start_of_unapproved_version_is_a_field_error(client_for, devops
     assert answer.status_code == 400
     assert "has not approved" in answer.context["start_form"].errors["version"][0]
     assert not Rollout.objects.exists()
-    assert RefusalWindow.objects.get().kind == "rollout.refused.no_gate"
+    assert RefusalWindow.objects.get().kind == "domain.rollout_no_gate"
     answer = client.post("/rollouts/start/", {"model": MODEL, "version": "9.9.9", "target": "moon"})
     assert set(answer.context["start_form"].errors) == {"target"}
 
@@ -261,7 +261,7 @@ def test_rollout_start_by_wrong_role_is_refused(client_for, reader, rollout_vers
     )
     assert answer.status_code == 403
     assert not Rollout.objects.exists()
-    assert RefusalWindow.objects.get().kind == "rollout.refused.forbidden"
+    assert RefusalWindow.objects.get().kind == "domain.rollout_forbidden"
 
 
 def test_second_active_rollout_from_the_portal_is_refused(client_for, devops, rollout_versions):
@@ -272,7 +272,7 @@ def test_second_active_rollout_from_the_portal_is_refused(client_for, devops, ro
     assert answer.status_code == 400
     assert "is active" in answer.context["start_form"].errors["version"][0]
     assert Rollout.objects.count() == 1
-    assert RefusalWindow.objects.get().kind == "rollout.refused.active"
+    assert RefusalWindow.objects.get().kind == "domain.rollout_active"
 
 
 def test_model_page_shows_the_canary_serving_beside_stable(client_for, reader):

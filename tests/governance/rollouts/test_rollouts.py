@@ -153,7 +153,7 @@ def test_rollout_start_without_approval_is_refused_and_audited(stack, devops):
         rollout_start(version=unapproved, target=Target.CANARY, actor=devops.audit_actor())
     assert refused.value.code == "no_gate"
     assert not Rollout.objects.exists()
-    assert _refusal(unapproved).payload_record.data["reason"] == "no_gate"
+    assert _refusal(unapproved).payload_record.data["code"] == "rollout_no_gate"
 
 
 def test_rollout_start_by_wrong_role_is_refused_and_audited(stack, lead):
@@ -166,7 +166,7 @@ def test_rollout_start_by_wrong_role_is_refused_and_audited(stack, lead):
     assert not Rollout.objects.exists()
     assert _refusal(stack.canary).actor_id == lead.audit_actor().id
     # Counted through portal.security like every refusal: it shows on /audit/refusals/.
-    assert RefusalWindow.objects.get().kind == "rollout.refused.forbidden"
+    assert RefusalWindow.objects.get().kind == "domain.rollout_forbidden"
 
 
 def test_second_active_rollout_is_refused_by_service_and_database(stack, devops):
@@ -182,7 +182,7 @@ def test_second_active_rollout_is_refused_by_service_and_database(stack, devops)
     with pytest.raises(RolloutRefused) as refused:
         rollout_start(version=stack.canary, target=Target.CANARY, actor=devops.audit_actor())
     assert refused.value.code == "active"
-    assert _refusal(stack.canary).payload_record.data["reason"] == "active"
+    assert _refusal(stack.canary).payload_record.data["code"] == "rollout_active"
     with pytest.raises(IntegrityError), transaction.atomic():
         Rollout.objects.create(
             model=first.model,

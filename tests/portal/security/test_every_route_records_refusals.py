@@ -56,3 +56,17 @@ def test_refused_post_by_a_token_is_recorded(client, make_user, route):
     assert response.status_code == 403, response.content
     window = RefusalWindow.objects.get()
     assert (window.source, window.count) == (f"token:{token.token.prefix}", 1)
+
+
+@pytest.mark.parametrize("route", GUARDED)
+def test_refused_get_by_a_signed_in_person_is_recorded(client_for, outsider, route):
+    """Reads are refusals too: a person without the role opening any guarded route is
+    counted against them, with the method in the window's first event."""
+    response = client_for(outsider).get(_concrete(route))
+
+    if response.status_code == 405:  # the route takes no reads
+        return
+    assert response.status_code == 403
+    window = RefusalWindow.objects.select_related("event").get()
+    assert (window.source, window.count) == (f"user:{outsider.pk}", 1)
+    assert window.event.payload_record.data["method"] == "GET"

@@ -2,11 +2,13 @@
 
 from datetime import timedelta
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from governance.reviews.clouddeploy_outbox import rollout_answers_retry
 from portal.audit.actors import Actor
+
+MAX_MINUTES = 366 * 24 * 60  # a year: older pending rows are long past any retry
 
 
 class Command(BaseCommand):
@@ -27,6 +29,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         minutes = options["pending_older_than"]
+        if minutes is not None and not 0 <= minutes <= MAX_MINUTES:
+            raise CommandError(f"--pending-older-than is from 0 to {MAX_MINUTES} minutes")
         queued = rollout_answers_retry(
             actor=Actor.system("manage.py"),
             ids=list(options["ids"]) or None,

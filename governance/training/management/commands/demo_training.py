@@ -26,13 +26,22 @@ ACTOR = Actor.system("demo")
 DONE = (RunState.SUCCEEDED, RunState.DISCARDED)
 
 
+# The generator's own floor (pipelines.sample_data): fewer rows than this cannot fill
+# every category and customer segment.
+MIN_TRANSACTIONS = 1000
+
+
 class Command(BaseCommand):
     help = "Train the three models on the sample data, then retrain on a shifted snapshot."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--transactions", type=int, default=100_000)
+        parser.add_argument(
+            "--transactions", type=int, default=100_000, help=f"at least {MIN_TRANSACTIONS:,}"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["transactions"] < MIN_TRANSACTIONS:
+            raise CommandError(f"--transactions must be at least {MIN_TRANSACTIONS:,}")
         from pipelines import DEMO_SHIFT, ensure_sample_snapshot  # -- slow
 
         root = settings.PIPELINES_LAKE_ROOT

@@ -7,17 +7,25 @@ the demo trains on; a second call with the same parameters finds it and does not
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+# The generator's own floor (pipelines.sample_data): fewer rows than this cannot fill
+# every category and customer segment.
+MIN_TRANSACTIONS = 1000
 
 
 class Command(BaseCommand):
     help = "Write the generated sample retail data to the lake as a snapshot."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--transactions", type=int, default=100_000)
+        parser.add_argument(
+            "--transactions", type=int, default=100_000, help=f"at least {MIN_TRANSACTIONS:,}"
+        )
         parser.add_argument("--seed", type=int, default=0)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["transactions"] < MIN_TRANSACTIONS:
+            raise CommandError(f"--transactions must be at least {MIN_TRANSACTIONS:,}")
         from pipelines import ensure_sample_snapshot  # -- slow
 
         snapshot = ensure_sample_snapshot(

@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from governance.models import RegisteredModel
 from governance.training.choices import RunState, RunTrigger
+from governance.training.models import PipelineRun
 from governance.training.services import run_execute, run_start
 from portal.audit.actors import Actor
 
@@ -38,13 +39,21 @@ class Command(BaseCommand):
             params = json.loads(options["params"]) if options["params"] else None
         except json.JSONDecodeError as error:
             raise CommandError(f"--params is not JSON: {error}") from None
-        if not options["snapshot"]:
-            from pipelines import SnapshotNotFound, open_snapshot  # -- slow
+        reason_max = PipelineRun._meta.get_field("reason").max_length
+        if len(options["reason"].strip()) > reason_max:
+            raise CommandError(f"--reason is at most {reason_max} characters.")
+        if params is not None and not isinstance(params, dict):
+            raise CommandError("--params must be a JSON object, e.g. '{\"max_iter\": 200}'.")
+        from pipelines import SnapshotNotFound, open_snapshot  # -- slow
 
-            try:
-                open_snapshot(root=settings.PIPELINES_LAKE_ROOT)
-            except SnapshotNotFound as error:
-                raise CommandError(f"Nothing to train on: {error}.") from None
+        try:
+            # The newest snapshot, or the one named: checked here, not in the worker.
+            open_snapshot(
+                root=settings.PIPELINES_LAKE_ROOT, snapshot_id=options["snapshot"] or None
+            )
+        except (SnapshotNotFound, ValueError) as error:
+            what = "--snapshot" if options["snapshot"] else "Nothing to train on"
+            raise CommandError(f"{what}: {error}.") from None
         try:
             run = run_start(
                 model=model,
@@ -56,7 +65,11 @@ class Command(BaseCommand):
                 queue=not options["wait"],
             )
         except ValidationError as error:
-            raise CommandError(" ".join(error.messages)) from None
+            raise CommandError(
+                "; ".join(f"{field}: {' '.join(m)}" for field, m in error.message_dict.items())
+                if hasattr(error, "error_dict")
+                else " ".join(error.messages)
+            ) from None
         if not options["wait"]:
             self.stdout.write(
                 f"Run #{run.pk} of {model.slug} queued (version {run.planned_version} planned)."

@@ -6,7 +6,6 @@ from portal.accounts.models import User
 from portal.accounts.selectors import users_with_role
 from portal.accounts.services import role_grant, user_create, user_password_set_by_operator
 from portal.audit.actors import Actor
-from portal.audit.services import audit_record
 from portal.changes.choices import ChangeState
 from portal.changes.models import ChangeRequest
 from portal.changes.services import OperatorSignoff, change_approve, change_approve_by_operators
@@ -71,15 +70,6 @@ class Command(BaseCommand):
                     user_password_set_by_operator(
                         user=user, password=DEMO_PASSWORD, operator=DEMO_OPERATOR
                     )
-                    if email == "admin@zeromargin.example":
-                        user.is_staff = user.is_superuser = True
-                        user.save(update_fields=["is_staff", "is_superuser"])
-                        audit_record(
-                            action="user.django_admin_granted",
-                            actor=actor,
-                            object_type="user",
-                            object_id=user.pk,
-                        )
                 for role in roles:
                     _grant(user, Role(role))
             email, role = DEMO_PROPOSAL

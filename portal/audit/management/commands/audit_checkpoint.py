@@ -18,6 +18,10 @@ class Command(BaseCommand):
         parser.add_argument("--export", type=Path, help="write the latest checkpoint here")
 
     def handle(self, *args: object, **options: object) -> None:
+        export = options.get("export")
+        if export is not None and not export.parent.is_dir():
+            # Refused before signing, so a typo in the path signs nothing.
+            raise CommandError(f"cannot export to {export}: {export.parent} is not a folder")
         try:
             created = audit_checkpoint_create()
         except AuditCheckpointRefused as exc:
@@ -27,7 +31,11 @@ class Command(BaseCommand):
             raise CommandError("the ledger is empty: there is nothing to checkpoint")
         verb = "signed" if created else "unchanged, latest"
         self.stdout.write(f"checkpoint {verb}: {latest.tree_size} events, root {latest.root_hash}")
-        export = options.get("export")
         if export is not None:
-            export.write_text(json.dumps(checkpoint_document(latest), indent=2) + "\n")
+            try:
+                export.write_text(json.dumps(checkpoint_document(latest), indent=2) + "\n")
+            except OSError as exc:
+                raise CommandError(
+                    f"checkpoint {verb} but not exported to {export}: {exc.strerror}"
+                ) from exc
             self.stdout.write(f"exported to {export}")

@@ -5,6 +5,8 @@ governance_change approve ID --operator NAME --reason "..."             (bootstr
 governance_change approve ID --operator A --reason "..." --operator B --reason "..."
                                                                          (break-glass)
 governance_change reject ID --operator NAME --reason "..."
+governance_change add-user EMAIL [--full-name NAME] --operator NAME --reason "..."
+                                  (an account with no role; e-mails a set-password link)
 governance_change grant-role EMAIL ROLE --operator NAME --reason "..."   (propose)
 governance_change check                       (expire overdue, compare the environment)
 """
@@ -17,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from portal.accounts.choices import Role
 from portal.accounts.models import User
-from portal.accounts.services import role_grant
+from portal.accounts.services import role_grant, user_create
 from portal.changes.choices import ChangeState
 from portal.changes.configuration import configuration_check
 from portal.changes.models import ChangeRequest
@@ -28,10 +30,12 @@ from portal.changes.services import (
     changes_expire_due,
 )
 
+FULL_NAME_MAX = User._meta.get_field("full_name").max_length
+
 
 def _message(exc: ValidationError) -> str:
     if hasattr(exc, "error_dict"):
-        return "; ".join(m for ms in exc.message_dict.values() for m in ms)
+        return "; ".join(f"{field}: {m}" for field, ms in exc.message_dict.items() for m in ms)
     return "; ".join(exc.messages)
 
 
@@ -47,6 +51,11 @@ class Command(BaseCommand):
             decide.add_argument("id", type=int)
             decide.add_argument("--operator", action="append", required=True)
             decide.add_argument("--reason", action="append", required=True)
+        add_user = sub.add_parser("add-user")
+        add_user.add_argument("email")
+        add_user.add_argument("--full-name", default="")
+        add_user.add_argument("--operator", required=True)
+        add_user.add_argument("--reason", required=True)
         grant = sub.add_parser("grant-role")
         grant.add_argument("email")
         grant.add_argument("role", choices=Role.values)
@@ -63,6 +72,8 @@ class Command(BaseCommand):
                 self._approve(options)
             elif action == "reject":
                 self._reject(options)
+            elif action == "add-user":
+                self._add_user(options)
             elif action == "grant-role":
                 self._grant(options)
             else:
@@ -83,6 +94,15 @@ class Command(BaseCommand):
         if len(operators) != len(reasons):
             raise CommandError("give one --reason for each --operator")
         return [OperatorSignoff(name=o, reason=r) for o, r in zip(operators, reasons, strict=True)]
+
+    def _signoff(self, options: dict[str, Any]) -> OperatorSignoff:
+        """The one operator of add-user and grant-role, checked before anything is
+        written (ValidationError naming --operator or --reason)."""
+        signoff = OperatorSignoff(name=options["operator"], reason=options["reason"])
+        errors = signoff.errors()
+        if errors:
+            raise ValidationError(errors)
+        return signoff
 
     def _list(self, state: str) -> None:
         changes = ChangeRequest.objects.all()
@@ -112,11 +132,28 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"rejected #{change.pk}: {change.summary}")
 
+    def _add_user(self, options: dict[str, Any]) -> None:
+        signoff = self._signoff(options)
+        if len(options["full_name"]) > FULL_NAME_MAX:
+            raise CommandError(f"--full-name: a full name is at most {FULL_NAME_MAX} characters")
+        user = user_create(
+            email=options["email"],
+            full_name=options["full_name"],
+            actor=signoff.actor(),
+            source="operator",
+            send_set_password_link=True,
+            reason=signoff.reason,
+        )
+        self.stdout.write(
+            f"created {user.email} with no role (a set-password link is e-mailed when "
+            "password sign-in is on; with Google sign-in the person signs in with Google)"
+        )
+
     def _grant(self, options: dict[str, Any]) -> None:
         user = User.objects.filter(email__iexact=options["email"]).first()
         if user is None:
             raise CommandError(f"no user {options['email']}")
-        signoff = OperatorSignoff(name=options["operator"], reason=options["reason"])
+        signoff = self._signoff(options)
         outcome = role_grant(
             user=user,
             role=options["role"],
