@@ -444,5 +444,25 @@ def gate_attestations_last_expiry(*, version: ModelVersion) -> dict[str, datetim
     )
 
 
+def images_approved(*, images: Iterable[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+    """Of (model slug, target, image digest) triples, the ones the board approved: a
+    version of that model with that image digest has a review for that target that was
+    approved and has not been sent back or rejected since. An approval that lapsed
+    (its validity ran out, state expired) still counts: it no longer lets a new
+    deployment through the gate, but what was deployed under it was approved.
+    One query whatever the number of triples."""
+    wanted = set(images)
+    if not wanted:
+        return set()
+    approved = Review.objects.filter(
+        state__in=(ReviewState.APPROVED, ReviewState.EXPIRED),
+        approved_at__isnull=False,
+        target__in={target for _, target, _ in wanted},
+        version__image_digest__in={digest for _, _, digest in wanted},
+        version__model__slug__in={model for model, _, _ in wanted},
+    ).values_list("version__model__slug", "target", "version__image_digest")
+    return wanted & set(approved)
+
+
 def valid_target(target: str) -> bool:
     return target in Target.values
