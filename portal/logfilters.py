@@ -13,3 +13,15 @@ class ClientErrorWithoutTraceback(logging.Filter):
             record.exc_info = None
             record.exc_text = None
         return True
+
+
+class AnswersNotRefusals(logging.Filter):
+    """Drops Django's "Forbidden" warning for a 403 that is an answer, not a refusal of
+    the caller: the deployment gate's "not yet" (the view marks the request with
+    `refusal_is_answer`). CI polls the gate while the board decides, and each poll
+    would otherwise be one warning line. Refusals of the caller (a token without the
+    scope, a person without the role) are not marked and are still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        return not getattr(request, "refusal_is_answer", False)

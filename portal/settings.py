@@ -545,7 +545,10 @@ LOGGING = {
             "rename_fields": {"asctime": "time", "levelname": "severity"},
         },
     },
-    "filters": {"client_errors": {"()": "portal.logfilters.ClientErrorWithoutTraceback"}},
+    "filters": {
+        "client_errors": {"()": "portal.logfilters.ClientErrorWithoutTraceback"},
+        "answers": {"()": "portal.logfilters.AnswersNotRefusals"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
@@ -557,6 +560,8 @@ LOGGING = {
     "loggers": {
         # Django's own console handler would print each of its records a second time.
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # The gate's "not yet" is an answer, not a refused caller: not a warning.
+        "django.request": {"filters": ["answers"]},
         "axes": {"level": "WARNING"},
         "weasyprint": {"level": "WARNING"},
         # The filesystem broker has no host: kombu's "No hostname was supplied" is noise.

@@ -14,6 +14,9 @@ admin.site.login = login_required(admin.site.login)
 admin_site_read_only(admin.site)
 
 urlpatterns = [
+    # The governance API first: CI's calls, the deployment gate above all, are the
+    # portal's busiest requests, and Django tries the patterns in order.
+    path("", include("governance.api.urls")),
     path("", include("portal.ui.urls")),
     path("", include("portal.accounts.urls")),
     path("", include("portal.apitokens.urls")),
@@ -25,7 +28,6 @@ urlpatterns = [
     path("", include("portal.exports.urls")),
     path("", include("portal.api.urls")),
     path("", include("governance.urls")),
-    path("", include("governance.api.urls")),
     path("", include("monitoring.urls")),
     path("", include("datasubjects.urls")),
     path("", include("social_django.urls", namespace="social")),

@@ -2,6 +2,8 @@
 never behind the reviews whatever service changed them, and the attestation kept until
 shortly before it expires, re-signed after a key rotation."""
 
+import json
+import logging
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -12,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from governance.choices import Target
+from governance.reviews.api import GateApi
 from governance.reviews.choices import Verdict
 from governance.reviews.models import POLICY_SNAPSHOT_FIELDS, GateState, ReviewPolicy
 from governance.reviews.selectors import gate_answer, gate_answer_compute
@@ -83,6 +86,72 @@ def test_gate_request_is_one_query_after_the_token(
         response = gate_client.get(gate_url(version))
     assert response.status_code == (200 if approved else 403)
     assert response.json()["review"] == review.pk
+
+
+@pytest.mark.parametrize("approved", [True, False], ids=["approved", "pending"])
+def test_gate_body_is_what_the_documented_serializers_give(
+    gate_client, version, owner, lead, approved
+):
+    """The gate builds its body without serializers per request; it must still be
+    exactly what the schema's serializers make of the same answer, times in the
+    portal's time zone with microseconds, a summer time too."""
+    with time_machine.travel(datetime(2026, 7, 1, 9, 30, 15, 123456, tzinfo=UTC), tick=False):
+        review, _ = review_open(
+            version=version,
+            target=Target.STAGING,
+            requested_by_actor=owner.audit_actor(),
+            source="ui",
+        )
+        if approved:
+            review_decide(review=review, reviewer=lead, verdict=Verdict.APPROVE, role=BOARD["lead"])
+        body = gate_client.get(gate_url(version)).json()
+        answer = gate_answer(
+            model_slug=version.model.slug, version=version.version, target=Target.STAGING
+        )
+    if approved:
+        expected = GateApi.AllowedSerializer(
+            {
+                "allowed": True,
+                "review": answer.review_id,
+                "approvals": [GateApi.ApprovalSerializer(a).data for a in answer.approvals],
+                "expires_at": answer.expires_at,
+                "attestation": body["attestation"],
+                "attestation_expires_at": answer.cache.expires_at,
+            }
+        ).data
+    else:
+        expected = GateApi.RefusedSerializer(
+            {
+                "allowed": False,
+                "state": answer.state,
+                "review": answer.review_id,
+                "missing_roles": answer.missing_roles,
+                "failed_checks": answer.failed_checks,
+                "expires_at": answer.expires_at,
+                "error": f"{version.model.slug} {version.version} may not deploy to staging: "
+                "pending.",
+                "fields": {},
+            }
+        ).data
+    assert body == json.loads(json.dumps(expected))
+    assert "+01:00" in body["expires_at"]  # London summer time, as the serializer writes it
+
+
+def test_gate_not_yet_is_not_logged_as_a_warning_but_a_refused_caller_is(
+    gate_client, client, api_token, version, owner, caplog
+):
+    """CI polls a pending gate: its 403 answer is no warning line. A token without
+    gates:read is refused by the permission and is still logged."""
+    review_open(
+        version=version, target=Target.STAGING, requested_by_actor=owner.audit_actor(), source="ui"
+    )
+    with caplog.at_level(logging.WARNING, logger="django.request"):
+        assert gate_client.get(gate_url(version)).status_code == 403
+        assert not [r for r in caplog.records if r.name == "django.request"]
+        secret, _ = api_token("reviews:read")
+        refused = client.get(gate_url(version), HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert refused.status_code == 403
+    assert [r.status_code for r in caplog.records if r.name == "django.request"] == [403]
 
 
 def test_gate_attestation_is_kept_then_signed_anew_before_it_expires(
