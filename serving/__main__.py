@@ -28,9 +28,17 @@ def main() -> None:
         help="honour injected faults in the routing document (never in production)",
     )
     parser.add_argument("--poll-seconds", type=float, default=0.2)
+    parser.add_argument(
+        "--prediction-log-dir",
+        default=os.environ.get("SERVING_PREDICTION_LOG_DIR") or None,
+        help="append each prediction to <dir>/<model>/<YYYY-MM-DD>.jsonl (off when unset)",
+    )
     args = parser.parse_args()
     app = create_app(
-        routing_path=args.routing, allow_faults=args.allow_faults, poll_seconds=args.poll_seconds
+        routing_path=args.routing,
+        allow_faults=args.allow_faults,
+        poll_seconds=args.poll_seconds,
+        prediction_log_dir=args.prediction_log_dir,
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
 

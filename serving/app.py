@@ -7,6 +7,10 @@ Routes:
     GET  /healthz   alive          GET /readyz   503 while a routing change is loading
     GET  /metrics   Prometheus
 
+Every prediction answer carries a `request_id` (also in the `X-Request-ID` header);
+with a prediction log folder set, each answered prediction is appended to the log under
+that id (`serving.prediction_log`), off the request's path.
+
 A routing change never drops a request: the watcher loads every version the new
 document names while the old one keeps answering, then swaps one reference. A request
 holds the snapshot it started with until it ends.
@@ -20,6 +24,7 @@ import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +42,7 @@ from prometheus_client import (
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from serving.prediction_log import PredictionLog, request_id_new
 from serving.predictors import PREDICTORS, InputError, Predictor, predictor_load
 from serving.routing import ModelRoute, Routing, RoutingError, Track, routing_read
 
@@ -195,22 +201,35 @@ def track_for(route: ModelRoute, key: str | None) -> tuple[str, Track]:
 
 
 def create_app(
-    *, routing_path: str | Path, allow_faults: bool = False, poll_seconds: float = 0.2
+    *,
+    routing_path: str | Path,
+    allow_faults: bool = False,
+    poll_seconds: float = 0.2,
+    prediction_log_dir: str | Path | None = None,
 ) -> FastAPI:
     """The server for the routing document at `routing_path`. `allow_faults` honours
-    the document's injected faults (tests, demo, traffic scenarios only)."""
+    the document's injected faults (tests, demo, traffic scenarios only). With
+    `prediction_log_dir`, answered predictions are logged there (none when unset)."""
     metrics = Metrics()
     watcher = RoutingWatcher(Path(routing_path), metrics, poll_seconds=poll_seconds)
+    prediction_log = (
+        PredictionLog(prediction_log_dir, metrics.registry) if prediction_log_dir else None
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         watcher.start()
+        if prediction_log is not None:
+            prediction_log.start()
         yield
         watcher.stop()
+        if prediction_log is not None:
+            prediction_log.stop()
 
     app = FastAPI(title="Zero Margin model server", version="1", lifespan=lifespan)
     app.state.metrics = metrics
     app.state.watcher = watcher
+    app.state.prediction_log = prediction_log
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
@@ -256,6 +275,7 @@ def create_app(
 
     async def _answer(model: str, version: str | None, request: Request) -> JSONResponse:
         served = watcher.served  # this request's snapshot, whatever changes meanwhile
+        request_id = request_id_new()
         route = served.routing.models.get(model)
         if route is None:
             return JSONResponse(error_body(f"no model {model!r} is served"), status_code=404)
@@ -306,8 +326,29 @@ def create_app(
             metrics.prediction.labels(*labels).observe(value)
         for name, value in answer.features.items():
             metrics.feature.labels(*labels, name).observe(value)
+        if prediction_log is not None:
+            inputs = payload.model_dump(mode="json")
+            prediction_log.append(
+                ts=datetime.now(UTC),
+                request_id=request_id,
+                model=model,
+                version=track.version,
+                track=track_name,
+                key=payload.key(),
+                customer_id=getattr(payload, "customer_id", None),
+                inputs=inputs,
+                # What the model said, without the request's own fields echoed back.
+                prediction={k: v for k, v in answer.body.items() if k not in inputs},
+            )
         return JSONResponse(
-            {"model": model, "version": track.version, "track": track_name, **answer.body}
+            {
+                "model": model,
+                "version": track.version,
+                "track": track_name,
+                "request_id": request_id,
+                **answer.body,
+            },
+            headers={"X-Request-ID": request_id},
         )
 
     @app.post("/v1/models/{model}/predict")

@@ -40,6 +40,7 @@ class TrainedVersions:
     artifacts: dict[str, dict[str, str]] = field(default_factory=dict)  # slug -> version -> uri
     categories: list[str] = field(default_factory=list)
     products: list[str] = field(default_factory=list)
+    lake_root: Path | None = None
 
     def routing(
         self, *, canary_weight: int | None = None, revision: int = 1, faults: dict | None = None
@@ -63,7 +64,7 @@ class TrainedVersions:
 def trained_versions(tmp_path_factory: pytest.TempPathFactory) -> TrainedVersions:
     root = tmp_path_factory.mktemp("serving")
     snapshot = ensure_sample_snapshot(root=root / "lake", seed=3, n_transactions=20_000)
-    trained = TrainedVersions()
+    trained = TrainedVersions(lake_root=root / "lake")
     for kind, slug in SLUGS.items():
         trained.artifacts[slug] = {}
         for version, params in (("1.0.0", None), ("1.1.0", CANARY_PARAMS[kind])):
@@ -112,11 +113,15 @@ class RunningServer:
         raise AssertionError(f"the server did not take revision {routing.revision}")
 
 
-def start_server(routing_path: Path, *, allow_faults: bool = True) -> RunningServer:
+def start_server(
+    routing_path: Path, *, allow_faults: bool = True, prediction_log_dir: Path | None = None
+) -> RunningServer:
     port = free_port()
     command = [sys.executable, "-m", "serving", "--routing", str(routing_path), "--port", str(port)]
     if allow_faults:
         command.append("--allow-faults")
+    if prediction_log_dir is not None:
+        command += ["--prediction-log-dir", str(prediction_log_dir)]
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120  # loading three models on a busy shared machine

@@ -1,0 +1,142 @@
+"""`manage.py simulate_traffic` against the real model server: requests from the lake's
+sample data, outcomes joined to the prediction log by request id, the canary fault
+scenarios written into the routing document and taken out again, input drift."""
+
+import json
+import subprocess
+import time
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from serving.routing import routing_read, routing_write
+from tests.serving.conftest import start_server, trained_versions  # noqa: F401  # fixture
+
+
+@pytest.fixture()
+def server_with_log(trained_versions, tmp_path, settings):  # noqa: F811  # the fixture
+    settings.PIPELINES_LAKE_ROOT = str(trained_versions.lake_root)
+    routing_path = tmp_path / "routing.json"
+    routing_write(routing_path, trained_versions.routing(canary_weight=50))
+    log_dir = tmp_path / "predictions"
+    server = start_server(routing_path, prediction_log_dir=log_dir)
+    yield server, log_dir, tmp_path / "outcomes"
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+def _simulate(server, outcomes, *extra):
+    out = StringIO()
+    call_command(
+        "simulate_traffic",
+        "--server",
+        server.url,
+        "--routing",
+        str(server.routing_path),
+        "--outcome-dir",
+        str(outcomes),
+        *extra,
+        stdout=out,
+    )
+    return out.getvalue()
+
+
+def _read(folder, model):
+    lines = []
+    for path in sorted((folder / model).glob("*.jsonl")):
+        lines += [json.loads(line) for line in path.read_text().splitlines()]
+    return lines
+
+
+def _logged(log_dir, model, count):
+    for _ in range(200):  # the server writes its log off the request path
+        lines = _read(log_dir, model)
+        if len(lines) >= count:
+            return lines
+        time.sleep(0.05)  # polling a real server process, not waiting for time to pass
+    raise AssertionError(f"the prediction log of {model} has fewer than {count} lines")
+
+
+@pytest.mark.django_db
+def test_simulate_traffic_healthy_writes_outcomes_joined_by_request_id(server_with_log):
+    """Healthy traffic to all three models: every answered forecast and recommendation
+    has one outcome line whose request id is in the prediction log (forecasts: seven
+    days of actual units; recommendations: purchases, revenue and clicks among the
+    recommended items); segments have none."""
+    server, log_dir, outcomes = server_with_log
+    report = _simulate(server, outcomes, "--rate", "30", "--duration", "2")
+    assert "60 requests" in report
+    for model in ("demand-forecasting", "product-recommendation"):
+        written = _read(outcomes, model)
+        assert len(written) >= 15, report
+        logged = {line["request_id"]: line for line in _logged(log_dir, model, len(written))}
+        for outcome in written:
+            assert set(outcome) == {"ts", "request_id", "model", "actual"}
+            prediction = logged[outcome["request_id"]]
+            assert prediction["model"] == outcome["model"] == model
+            if model == "demand-forecasting":
+                assert [d["date"] for d in outcome["actual"]] == [
+                    d["date"] for d in prediction["prediction"]["forecast"]
+                ]
+                assert all(d["units"] >= 0 for d in outcome["actual"])
+            else:
+                actual = outcome["actual"]
+                assert actual["purchased"] and set(actual["revenue"]) == set(actual["purchased"])
+                assert set(actual["clicked"]) <= set(prediction["prediction"]["items"])
+    assert not (outcomes / "customer-segmentation").exists()
+    assert len(_logged(log_dir, "customer-segmentation", 15)) >= 15
+
+
+@pytest.mark.django_db
+def test_simulate_traffic_canary_errors_injects_and_removes_the_fault(server_with_log):
+    """The canary-errors scenario makes the canary answer errors while it runs, the
+    stable track none, and leaves the routing document without the fault afterwards."""
+    server, _log_dir, outcomes = server_with_log
+    report = _simulate(
+        server, outcomes, "--scenario", "canary-errors", "--model", "customer-segmentation",
+        "--rate", "40", "--duration", "2",
+    )  # fmt: skip
+    assert "customer-segmentation: " in report and "answered 503" in report
+    assert "answered 200" in report
+    routing = routing_read(server.routing_path)
+    assert all(not route.faults for route in routing.models.values())
+
+
+@pytest.mark.django_db
+def test_simulate_traffic_drift_shifts_the_served_inputs(server_with_log):
+    """The drift scenario sends forecasts whose recent level is far above the sample
+    data's for the same seed."""
+    server, log_dir, outcomes = server_with_log
+    model = "demand-forecasting"
+    _simulate(server, outcomes, "--model", model, "--rate", "30", "--duration", "1")
+    healthy = _logged(log_dir, model, 25)
+    _simulate(
+        server, outcomes, "--model", model, "--rate", "30", "--duration", "1",
+        "--scenario", "drift",
+    )  # fmt: skip
+    both = _logged(log_dir, model, len(healthy) + 25)
+    drifted = both[len(healthy) :]
+
+    def mean(lines):
+        return sum(line["inputs"]["level_28"] for line in lines) / len(lines)
+
+    assert mean(drifted) > 1.5 * mean(healthy)
+
+
+@pytest.mark.django_db
+def test_simulate_traffic_refuses_bad_options(server_with_log, trained_versions):  # noqa: F811
+    """A rate or duration out of range is refused, and a canary scenario without a
+    canary says what to do; the routing document is not touched."""
+    server, _log_dir, outcomes = server_with_log
+    with pytest.raises(CommandError, match="--rate"):
+        _simulate(server, outcomes, "--rate", "0")
+    with pytest.raises(CommandError, match="--duration"):
+        _simulate(server, outcomes, "--duration", "-1")
+    routing_write(server.routing_path, trained_versions.routing(revision=7))
+    with pytest.raises(CommandError, match="needs a canary"):
+        _simulate(server, outcomes, "--scenario", "latency", "--duration", "1")
+    assert routing_read(server.routing_path).revision == 7
