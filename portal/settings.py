@@ -447,6 +447,18 @@ CLOUD_DEPLOY_API_ENDPOINT = env_str("CLOUD_DEPLOY_API_ENDPOINT")
 BINAUTHZ_ATTESTOR = env_str("BINAUTHZ_ATTESTOR")
 if BINAUTHZ_ATTESTOR and not re.fullmatch(r"projects/[^/]+/attestors/[^/]+", BINAUTHZ_ATTESTOR):
     raise ImproperlyConfigured("BINAUTHZ_ATTESTOR must look like projects/PROJECT/attestors/NAME")
+# The deployment reconciler (monitoring.reconcile_deployments, every 5 minutes) reads
+# what the cluster runs from this Kubernetes API: "in-cluster" (the worker's service
+# account, deploy/k8s), a URL (`kubectl proxy`, or a stand-in), or empty: off.
+RECONCILER_KUBERNETES_API = env_str("RECONCILER_KUBERNETES_API").rstrip("/")
+if RECONCILER_KUBERNETES_API and not (
+    RECONCILER_KUBERNETES_API == "in-cluster"
+    or re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", RECONCILER_KUBERNETES_API)
+):
+    raise ImproperlyConfigured(
+        "RECONCILER_KUBERNETES_API must be empty, in-cluster or an http(s) URL"
+    )
+RECONCILER_TIMEOUT_SECONDS = env_int("RECONCILER_TIMEOUT_SECONDS", 20, minimum=1)
 # Container Analysis and Binary Authorization APIs: empty means Google's (stand-ins only).
 CONTAINER_ANALYSIS_API_ENDPOINT = env_str("CONTAINER_ANALYSIS_API_ENDPOINT")
 BINAUTHZ_API_ENDPOINT = env_str("BINAUTHZ_API_ENDPOINT")
@@ -581,6 +593,7 @@ LOGGING = {
     "filters": {
         "client_errors": {"()": "portal.logfilters.ClientErrorWithoutTraceback"},
         "pool_worker_stopped": {"()": "portal.logfilters.PoolWorkerStoppedIsInformation"},
+        "answers": {"()": "portal.logfilters.AnswersNotRefusals"},
     },
     "handlers": {
         "console": {
@@ -593,6 +606,8 @@ LOGGING = {
     "loggers": {
         # Django's own console handler would print each of its records a second time.
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # The gate's "not yet" is an answer, not a refused caller: not a warning.
+        "django.request": {"filters": ["answers"]},
         "axes": {"level": "WARNING"},
         # Celery's pool (billiard) logs here; a worker stopped with SIGTERM is no error.
         "multiprocessing": {"filters": ["pool_worker_stopped"], "propagate": False},
