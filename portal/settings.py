@@ -412,6 +412,10 @@ MONITORING_PREDICTION_LOG_DIR = Path(
     env_str("MONITORING_PREDICTION_LOG_DIR", str(VAR_DIR / "predictions"))
 )
 MONITORING_OUTCOME_DIR = Path(env_str("MONITORING_OUTCOME_DIR", str(VAR_DIR / "outcomes")))
+# The quality and drift job (every five minutes) evaluates the last WINDOW_MINUTES of
+# served predictions, the window's end rounded down to WINDOW_STEP_SECONDS.
+MONITORING_WINDOW_MINUTES = env_int("MONITORING_WINDOW_MINUTES", 60, minimum=1)
+MONITORING_WINDOW_STEP_SECONDS = env_int("MONITORING_WINDOW_STEP_SECONDS", 300, minimum=1)
 
 # Refused requests are counted per (kind, source, window of this many seconds); only
 # the first of each window is written to the audit ledger.
