@@ -405,6 +405,9 @@ MONITORING_RUNBOOK_BASE_URL = env_str(
 PROMETHEUS_URL = env_str("PROMETHEUS_URL", "http://127.0.0.1:9090").rstrip("/")
 PROMETHEUS_TIMEOUT_SECONDS = env_int("PROMETHEUS_TIMEOUT_SECONDS", 5, minimum=1)
 MONITORING_CACHE_SECONDS = env_int("MONITORING_CACHE_SECONDS", 30, minimum=0)
+# Grafana's base URL, for links from the monitoring pages to the generated dashboard
+# (deploy/grafana/models-dashboard.json, uid portal-models); empty: no links.
+GRAFANA_URL = env_str("GRAFANA_URL").rstrip("/")
 # The model server's prediction log (`python -m serving --prediction-log-dir`) and the
 # ground truth outcomes (`simulate_traffic`, or the client's sales and click feeds):
 # one JSON line per prediction or outcome, in <dir>/<model>/<YYYY-MM-DD>.jsonl.
