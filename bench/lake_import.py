@@ -1,11 +1,15 @@
 """Time and peak memory of `lake_import` on a transactions CSV against the floor: pyarrow's
 own CSV reader streaming the same file into Parquet, with no checks.
 
-    python bench/lake_import.py [--sizes 1000000,10000000] [--keep]
+    python bench/lake_import.py [--sizes 1000000,10000000] [--keep] [--gcs]
 
 The CSV is written once per size (client column names, clean rows). Each measurement runs
 in a fresh process, so its peak resident memory (ru_maxrss) is its own. Goal: the import
 within 1.5x the floor's time, and under 1 GiB of peak memory for 10M rows.
+
+With --gcs the same file is also imported from `gs://` (the Cloud Storage stand-in of
+the tests, on this machine, through google-cloud-storage): the download streams to
+disk, so its peak memory should stay that of the local import.
 """
 
 import argparse
@@ -98,6 +102,21 @@ def _import(csv: str, out_dir: str, queue) -> None:
     queue.put((time.perf_counter() - started, _peak_mb(), _peak_mb() - baseline, rows))
 
 
+def _import_gcs(uri: str, out_dir: str, queue) -> None:
+    from pipelines.importer import parse_mapping
+    from pipelines.sources import import_uris
+
+    baseline = _peak_mb()
+    started = time.perf_counter()
+    result = import_uris(
+        root=f"{out_dir}/lake",
+        items=[("transactions", uri)],
+        mapping={"transactions": parse_mapping(MAPPING)},
+    )
+    rows = result.snapshot.row_counts["transactions"]
+    queue.put((time.perf_counter() - started, _peak_mb(), _peak_mb() - baseline, rows))
+
+
 def _run(target, *args) -> tuple:
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
@@ -112,7 +131,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000000,10000000", help="rows, comma-separated")
     parser.add_argument("--dir", default="", help="where to write the CSVs (default: a temp dir)")
+    parser.add_argument("--gcs", action="store_true", help="also import it from gs://")
     args = parser.parse_args()
+    storage = None
+    if args.gcs:
+        import os
+
+        from tests.fakes.storage_server import FakeStorageServer
+
+        storage = FakeStorageServer().start()
+        storage.add_bucket("bench-exports")
+        os.environ["GCS_API_ENDPOINT"] = storage.url  # the spawned processes inherit it
     folder = Path(args.dir or tempfile.mkdtemp(prefix="lake-import-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     print(f"{'rows':>11} {'CSV MB':>7} | {'what':<7} {'seconds':>8} {'peak MB':>8} {'extra MB':>8}")
@@ -124,12 +153,19 @@ def main() -> None:
             partial.rename(csv)  # an interrupted run leaves no short file behind
         mb = csv.stat().st_size / 2**20
         results = {}
-        for name, target in (("floor", _floor), ("import", _import)):
+        runs = [("floor", _floor, str(csv)), ("import", _import, str(csv))]
+        if storage is not None:
+            uri = f"gs://bench-exports/{csv.name}"
+            storage.put(uri, csv.read_bytes())
+            runs.append(("gs://", _import_gcs, uri))
+        for name, target, source in runs:
             with tempfile.TemporaryDirectory(dir=folder) as out:
-                seconds, peak, extra, rows = _run(target, str(csv), out)
+                seconds, peak, extra, rows = _run(target, source, out)
             results[name] = seconds
             print(f"{rows:>11,} {mb:>7.0f} | {name:<7} {seconds:>8.2f} {peak:>8.0f} {extra:>8.0f}")
         print(f"{'':>11} {'':>7} | import / floor: {results['import'] / results['floor']:.2f}x")
+        if storage is not None:
+            storage.buckets["bench-exports"].clear()
 
 
 if __name__ == "__main__":

@@ -4,3 +4,20 @@ from django.apps import AppConfig
 class DataSubjectsConfig(AppConfig):
     name = "datasubjects"
     verbose_name = "Data subjects"
+
+    def ready(self) -> None:
+        # Governance (below) asks for the suppression list when a training run takes
+        # its snapshot, and for the flags of a version's page, without importing us.
+        from datasubjects.hooks import (  # noqa: PLC0415 -- ready
+            training_suppression_list_write,
+            version_erasure_flags,
+        )
+        from governance.selectors.data_subjects import (  # noqa: PLC0415 -- ready
+            version_subject_flag_provider_register,
+        )
+        from governance.services.data_subjects import (  # noqa: PLC0415 -- ready
+            training_suppression_writer_register,
+        )
+
+        training_suppression_writer_register(training_suppression_list_write)
+        version_subject_flag_provider_register(version_erasure_flags)

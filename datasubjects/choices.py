@@ -64,6 +64,8 @@ class SourceKind(models.TextChoices):
     LAKE = "lake", "Data lake (Parquet snapshots)"
     SQL = "sql", "SQL database"
     PORTAL = "portal", "The portal's own records"
+    BIGQUERY = "bigquery", "BigQuery"
+    PREDICTION_LOG = "prediction_log", "The model server's prediction log"
     MANUAL = "manual", "Manual (a person records what was done)"
 
 
@@ -91,3 +93,41 @@ KIND_ACTIONS: dict[str, str] = {
     RequestKind.PORTABILITY: TaskAction.ACCESS,
     RequestKind.ERASURE: TaskAction.ERASURE,
 }
+
+
+class ConsentPurpose(models.TextChoices):
+    """What a customer consents to; the first two are profiling (the pipelines'
+    suppression list names them `profiling` and `personalisation` too)."""
+
+    PROFILING = "profiling", "Profiling for segmentation"
+    PERSONALISATION = "personalisation", "Personalised recommendations"
+    MARKETING = "marketing", "Marketing e-mails"
+
+
+class ConsentSource(models.TextChoices):
+    """Where a consent record came from."""
+
+    SIGNUP = "signup", "Sign-up or account settings"
+    WITHDRAWAL_REQUEST = "withdrawal_request", "Withdrawal form (privacy pages)"
+    PRIVACY_OFFICER = "privacy_officer", "Recorded by a privacy officer"
+    IMPORT = "import", "Imported from the CRM"
+
+
+class SuppressionReason(models.TextChoices):
+    """Why a person is on the suppression list."""
+
+    OBJECTION = "objection", "Objection to profiling (Art. 21)"
+    RESTRICTION = "restriction", "Restriction of processing (Art. 18)"
+    ERASURE = "erasure", "Erasure (Art. 17)"
+
+
+# Which request kinds put the person on the suppression list, and why.
+KIND_SUPPRESSIONS: dict[str, str] = {
+    RequestKind.OBJECTION: SuppressionReason.OBJECTION,
+    RequestKind.RESTRICTION: SuppressionReason.RESTRICTION,
+    RequestKind.ERASURE: SuppressionReason.ERASURE,
+}
+
+# How the audit ledger names the suppression list and the consent ledger.
+SUPPRESSION_AUDIT_TYPE = "suppression_list"
+CONSENT_AUDIT_TYPE = "consent_ledger"

@@ -7,7 +7,10 @@ Each kind of `DataSource` has one connector, built from the source's `config`:
 - `sql`: a database reached over SQL (SQLite file or PostgreSQL), tables and key
   columns named in the config, values always passed as query parameters;
 - `portal`: the portal's own records about the person (their requests and the audit
-  events about them).
+  events about them);
+- `bigquery`: tables in BigQuery (google-cloud-bigquery), found and erased with
+  parameterised GoogleSQL (DML DELETE).
+- `prediction_log`: the model server's JSON lines log of predictions, by customer id.
 
 Config identifiers (tables, columns) are checked against a strict pattern before they
 reach a query, because they are written into the SQL text (they cannot be parameters).
@@ -15,8 +18,10 @@ Connectors talk to the data only; the services decide what to do with what they 
 """
 
 import json
+import os
 import re
 import sqlite3
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +51,15 @@ class Identity:
     email: str
     subject_ref: str
     customer_ids: tuple[str, ...] = ()
+    # True when `customer_ids` already holds every id the e-mail-keyed sources map the
+    # address to (found once per request): a connector need not look them up again.
+    resolved: bool = False
+
+    def ids_with(self, connector: "Connector") -> set[str]:
+        """The ids to search by: the known ones, plus the connector's own mapping of
+        the address unless the identity is resolved already."""
+        known = set(self.customer_ids)
+        return known if self.resolved else known | connector.customer_ids(self.email)
 
 
 @dataclass
@@ -143,7 +157,7 @@ class LakeConnector:
 
     def find(self, identity: Identity) -> Finding:
         finding = Finding()
-        ids = sorted(set(identity.customer_ids) | self.customer_ids(identity.email))
+        ids = sorted(identity.ids_with(self))
         for name, column in self.tables.items():
             if not ids:
                 finding.tables[name] = []
@@ -261,7 +275,7 @@ class SqlConnector:
 
     def find(self, identity: Identity) -> Finding:
         finding = Finding()
-        ids = set(identity.customer_ids) | self.customer_ids(identity.email)
+        ids = identity.ids_with(self)
         connection = self.connect()
         try:
             for table, column in self.tables.items():
@@ -284,7 +298,7 @@ class SqlConnector:
         rows and says which Art. 17(3) exemption applies. Running it again changes
         nothing: erased rows no longer match."""
         erasure = Erasure()
-        ids = set(identity.customer_ids) | self.customer_ids(identity.email)
+        ids = identity.ids_with(self)
         connection = self.connect()
         try:
             # Tables keyed by customer id first: the person table (keyed by e-mail
@@ -383,6 +397,7 @@ class PortalConnector:
             queries=[
                 "data subject requests WHERE subject_ref = <keyed hash of the address>",
                 "audit events WHERE object is one of those requests",
+                "consent records WHERE subject_ref = <keyed hash of the address>",
             ],
         )
 
@@ -407,10 +422,309 @@ class PortalConnector:
         return "the portal's own database"
 
 
+# --- BigQuery ----------------------------------------------------------------------------
+
+BQ_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,29}$")
+BQ_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}\.[A-Za-z_][A-Za-z0-9_-]{0,1023}$")
+
+
+class BigQueryConnector:
+    """Tables in BigQuery, through google-cloud-bigquery. Config: `project`, `tables`
+    {"dataset.table": key column}, `person_table` ("dataset.table") with `email_column`
+    and `customer_id_column` (where an address maps to customer ids), and optionally
+    `location`. A table keyed by `email_column` is searched by address, any other by
+    customer id. The endpoint is BIGQUERY_API_ENDPOINT (Google's when empty).
+
+    Every value travels as a named query parameter (`@email`, `UNNEST(@ids)`); table and
+    column names, which cannot be parameters, are checked against strict patterns first.
+    Erasure is a DML DELETE per table (or a legal hold keeping the table's rows); BigQuery
+    refuses DML on rows still in a streaming buffer, which comes back as a
+    ConnectorError and the task retries later.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        project = config.get("project")
+        if not isinstance(project, str) or not BQ_PROJECT.match(project):
+            raise ConnectorError(f'config needs "project" (a BigQuery project id), not {project!r}')
+        self.project = project
+        tables = config.get("tables") or {}
+        if not isinstance(tables, dict) or not tables:
+            raise ConnectorError('config needs "tables": {"dataset.table": key column}')
+        self.tables = {}
+        for table, column in tables.items():
+            if not isinstance(table, str) or not BQ_TABLE.match(table):
+                raise ConnectorError(f"table {table!r} is not dataset.table")
+            self.tables[table] = _identifier(column, "column")
+        self.person_table = str(config.get("person_table") or "")
+        if self.person_table and not BQ_TABLE.match(self.person_table):
+            raise ConnectorError(f"person_table {self.person_table!r} is not dataset.table")
+        self.email_column = _identifier(config.get("email_column", "email"), "column")
+        self.id_column = _identifier(config.get("customer_id_column", "customer_id"), "column")
+        self.location = config.get("location") or None
+
+    def client(self) -> Any:
+        from google.auth.credentials import AnonymousCredentials  # noqa: PLC0415 -- slow
+        from google.cloud import bigquery  # noqa: PLC0415 -- slow
+
+        endpoint = getattr(settings, "BIGQUERY_API_ENDPOINT", "")
+        if not endpoint:
+            return bigquery.Client(project=self.project, location=self.location)
+        return bigquery.Client(
+            project=self.project,
+            location=self.location,
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": endpoint},
+        )
+
+    def _full(self, table: str) -> str:
+        return f"`{self.project}.{table}`"
+
+    def _where(self, column: str, values: list[str]) -> tuple[str, Any]:
+        from google.cloud import bigquery  # noqa: PLC0415 -- slow
+
+        if column == self.email_column:
+            return f"{column} = @email", bigquery.ScalarQueryParameter("email", "STRING", values[0])
+        return f"{column} IN UNNEST(@ids)", bigquery.ArrayQueryParameter("ids", "STRING", values)
+
+    def _run(self, client: Any, sql: str, params: list[Any]) -> Any:
+        from google.api_core import exceptions  # noqa: PLC0415 -- slow
+        from google.cloud import bigquery  # noqa: PLC0415 -- slow
+
+        try:
+            return client.query_and_wait(
+                sql, job_config=bigquery.QueryJobConfig(query_parameters=params)
+            )
+        except exceptions.GoogleAPIError as error:
+            raise ConnectorError(f"BigQuery: {error}") from error
+        except OSError as error:
+            raise ConnectorError(f"BigQuery unreachable: {error}") from error
+
+    def _select(self, client: Any, table: str, column: str, values: list[str]):
+        where, param = self._where(column, values)
+        sql = f"SELECT * FROM {self._full(table)} WHERE {where}"  # noqa: S608  # nosec B608  # identifiers checked, values are parameters
+        rows = [dict(row.items()) for row in self._run(client, sql, [param])]
+        return sql, json.loads(json.dumps(rows, default=str))
+
+    def _values_for(self, column: str, identity: Identity, ids: Iterable[str]) -> list[str]:
+        return [identity.email] if column == self.email_column else sorted(ids)
+
+    def customer_ids(self, email: str) -> set[str]:
+        if not self.person_table:
+            return set()
+        _, rows = self._select(self.client(), self.person_table, self.email_column, [email])
+        return {str(row[self.id_column]) for row in rows if row.get(self.id_column)}
+
+    def find(self, identity: Identity) -> Finding:
+        finding = Finding()
+        client = self.client()
+        ids = set(identity.customer_ids) | self.customer_ids(identity.email)
+        for table, column in self.tables.items():
+            values = self._values_for(column, identity, ids)
+            if not values:
+                finding.tables[table] = []
+                continue
+            sql, rows = self._select(client, table, column, values)
+            finding.tables[table] = rows
+            finding.queries.append(f"{sql} -- {len(values)} value(s) as parameters")
+        return finding
+
+    def erase(self, identity: Identity, rules: dict[str, Any]) -> Erasure:
+        """DELETE the person's rows table by table (tables keyed by customer id first,
+        the person table last: it maps the address to those ids); a table under `hold`
+        keeps its rows with the Art. 17(3) exemption named. Then the verification query
+        per table. Running it again deletes nothing more."""
+        erasure = Erasure()
+        client = self.client()
+        ids = set(identity.customer_ids) | self.customer_ids(identity.email)
+        ordered = sorted(self.tables.items(), key=lambda tc: tc[0] == self.person_table)
+        for table, column in ordered:
+            values = self._values_for(column, identity, ids)
+            rule = rules.get(table) or {"strategy": "delete"}
+            if not values:
+                continue
+            if rule.get("hold"):
+                _, rows = self._select(client, table, column, values)
+                erasure.rows_held += len(rows)
+                erasure.holds[table] = str(rule["hold"])
+                continue
+            if rule.get("strategy", "delete") != "delete":
+                raise ConnectorError(f"{table}: BigQuery sources erase by delete (or hold)")
+            where, param = self._where(column, values)
+            sql = f"DELETE FROM {self._full(table)} WHERE {where}"  # noqa: S608  # nosec B608  # identifiers checked, values are parameters
+            result = self._run(client, sql, [param])
+            erasure.rows_changed += int(result.num_dml_affected_rows or 0)
+            erasure.queries.append(sql)
+        for table, column in self.tables.items():
+            if table in erasure.holds:
+                continue
+            values = self._values_for(column, identity, ids)
+            if values:
+                sql, rows = self._select(client, table, column, values)
+                erasure.remaining += len(rows)
+                erasure.queries.append(f"verify: {sql} -> {len(rows)} row(s)")
+        return erasure
+
+    def check(self) -> str:
+        client = self.client()
+        counts = []
+        for table in self.tables:
+            sql = f"SELECT COUNT(*) AS n FROM {self._full(table)}"  # noqa: S608  # nosec B608  # identifier checked
+            (row,) = list(self._run(client, sql, []))
+            counts.append(f"{table}: {row['n']} rows")
+        return ", ".join(counts)
+
+
+# --- the model server's prediction log ---------------------------------------------------
+
+
+LOG_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}\.jsonl$")
+
+
+class PredictionLogConnector:
+    """The model server's prediction log (`serving.prediction_log`): JSON lines in
+    `<root>/<model slug>/<YYYY-MM-DD>.jsonl`, a person's lines found by `customer_id`.
+    Config: `root` (default MONITORING_PREDICTION_LOG_DIR), `models` (slugs; default
+    every model folder). An erasure rewrites each file that holds the person without
+    their lines, staged beside it and renamed into place; running it again finds
+    nothing to remove."""
+
+    TABLE = "predictions"
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.root = Path(config.get("root") or settings.MONITORING_PREDICTION_LOG_DIR)
+        models = config.get("models") or []
+        if not isinstance(models, list):
+            raise ConnectorError('"models" is a list of model slugs')
+        for model in models:
+            if not isinstance(model, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", model):
+                raise ConnectorError(f"model {model!r} is not a model slug")
+        self.models = models
+
+    def files(self) -> list[Path]:
+        """Every day file of the log (of the configured models), oldest first."""
+        if not self.root.is_dir():
+            return []
+        folders = (
+            [self.root / m for m in self.models]
+            if self.models
+            else sorted(p for p in self.root.iterdir() if p.is_dir())
+        )
+        return [
+            path
+            for folder in folders
+            if folder.is_dir()
+            for path in sorted(folder.iterdir())
+            if LOG_FILE.match(path.name)
+        ]
+
+    @staticmethod
+    def _needles(ids: Iterable[str]) -> list[bytes]:
+        # A cheap byte search first; only lines holding an id's JSON string are parsed.
+        return [json.dumps(str(i)).encode() for i in ids]
+
+    @staticmethod
+    def _line_of(line: bytes, ids: set[str], needles: list[bytes]) -> dict[str, Any] | None:
+        if not any(needle in line for needle in needles):
+            return None
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            return None  # a line being written, or damaged: not the person's by this key
+        if isinstance(parsed, dict) and str(parsed.get("customer_id")) in ids:
+            return parsed
+        return None
+
+    def customer_ids(self, email: str) -> set[str]:
+        return set()
+
+    def find(self, identity: Identity) -> Finding:
+        ids = set(identity.customer_ids)
+        finding = Finding(tables={self.TABLE: []})
+        if not ids:
+            return finding
+        needles = self._needles(ids)
+        files = self.files()
+        for path in files:
+            with path.open("rb") as log:
+                for line in log:
+                    found = self._line_of(line, ids, needles)
+                    if found is not None:
+                        finding.tables[self.TABLE].append(found)
+        finding.queries.append(
+            f"{len(files)} day file(s) of the prediction log: lines WHERE customer_id IN "
+            f"({len(ids)} id(s))"
+        )
+        return finding
+
+    def _rewrite(self, path: Path, ids: set[str], needles: list[bytes]) -> int:
+        """Replace `path` with a copy without the person's lines; how many went."""
+        staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+        removed = 0
+        with path.open("rb") as source:
+            with staging.open("wb") as out:
+                for line in source:
+                    if self._line_of(line, ids, needles) is None:
+                        out.write(line)
+                    else:
+                        removed += 1
+            if not removed:
+                staging.unlink()
+                return 0
+            os.replace(staging, path)
+            # The server appends whole lines to today's file in batches: a batch that
+            # opened the old file before the rename lands in it, after what we read.
+            # Carry those lines over (without the person's) to the new file.
+            late = [line for line in source if self._line_of(line, ids, needles) is None]
+        if late:
+            with path.open("ab") as out:
+                out.writelines(late)
+        return removed
+
+    def erase(self, identity: Identity, rules: dict[str, Any]) -> Erasure:
+        """Delete the person's lines (the only strategy: a line is about one request);
+        a `hold` on the predictions table keeps them and names the exemption."""
+        erasure = Erasure()
+        ids = set(identity.customer_ids)
+        if not ids:
+            return erasure
+        needles = self._needles(ids)
+        rule = rules.get(self.TABLE) or {}
+        if rule.get("hold"):
+            erasure.rows_held = self.find(identity).rows
+            erasure.holds[self.TABLE] = str(rule["hold"])
+            return erasure
+        files = self.files()
+        try:
+            for path in files:
+                removed = self._rewrite(path, ids, needles)
+                if removed:
+                    erasure.rows_changed += removed
+                    erasure.queries.append(
+                        f"rewrote {path.parent.name}/{path.name} without {removed} line(s)"
+                    )
+        except OSError as error:
+            raise ConnectorError(f"cannot rewrite the prediction log: {error}") from error
+        erasure.remaining = self.find(identity).rows
+        erasure.queries.append(
+            f"verify: {len(files)} day file(s), lines WHERE customer_id IN ({len(ids)} id(s)) "
+            f"-> {erasure.remaining} line(s)"
+        )
+        return erasure
+
+    def check(self) -> str:
+        if not self.root.is_dir():
+            raise ConnectorError("no prediction log folder yet (the model server makes it)")
+        files = self.files()
+        models = sorted({path.parent.name for path in files})
+        return f"{len(files)} day file(s) of {len(models)} model(s): {', '.join(models) or '-'}"
+
+
 CONNECTORS = {
     SourceKind.LAKE: LakeConnector,
     SourceKind.SQL: SqlConnector,
     SourceKind.PORTAL: PortalConnector,
+    SourceKind.BIGQUERY: BigQueryConnector,
+    SourceKind.PREDICTION_LOG: PredictionLogConnector,
 }
 
 

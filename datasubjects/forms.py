@@ -5,6 +5,8 @@ from django.core.exceptions import ValidationError
 
 from datasubjects.choices import (
     MAX_EXTENSION_MONTHS,
+    ConsentPurpose,
+    ConsentSource,
     LookupKey,
     RequestKind,
     RequestState,
@@ -29,6 +31,13 @@ class PublicRequestForm(forms.Form):
         max_length=4000,
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text="For a rectification: what is wrong and what is right.",
+    )
+    consent_purposes = forms.MultipleChoiceField(
+        label="Withdrawing consent? For what",
+        choices=ConsentPurpose.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Leave all unticked to withdraw every consent you gave us.",
     )
     agent_name = forms.CharField(
         label="Acting for someone else? Your name", required=False, max_length=200
@@ -141,3 +150,40 @@ class DataSourceForm(forms.Form):
         if not isinstance(config, dict):
             raise ValidationError("The configuration is a JSON object.")
         return config
+
+
+class ConsentFilterForm(forms.Form):
+    """The consent page's filters; `person` is an e-mail address or a customer id."""
+
+    person = forms.CharField(
+        label="Customer (e-mail or customer id)", required=False, max_length=254
+    )
+    purpose = forms.ChoiceField(
+        choices=[("", "Any purpose"), *ConsentPurpose.choices], required=False
+    )
+    state = forms.ChoiceField(
+        choices=[("", "Given or withdrawn"), ("given", "Given"), ("withdrawn", "Withdrawn")],
+        required=False,
+    )
+    source = forms.ChoiceField(choices=[("", "Any source"), *ConsentSource.choices], required=False)
+
+
+class ConsentRecordForm(forms.Form):
+    """A privacy officer records consent given or withdrawn (by letter, on the phone)."""
+
+    email = forms.EmailField(max_length=254)
+    customer_id = forms.CharField(max_length=64, required=False)
+    purposes = forms.MultipleChoiceField(
+        choices=ConsentPurpose.choices, widget=forms.CheckboxSelectMultiple
+    )
+    given = forms.TypedChoiceField(
+        choices=[("1", "Consent given"), ("0", "Consent withdrawn")], coerce=lambda v: v == "1"
+    )
+
+
+class SuppressionLiftForm(forms.Form):
+    reason = forms.CharField(
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why the person may be profiled again (recorded in the audit trail).",
+    )

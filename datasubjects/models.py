@@ -5,12 +5,16 @@ import uuid
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage
 from django.db import models
+from django.utils import timezone
 
 from datasubjects.choices import (
+    ConsentPurpose,
+    ConsentSource,
     LookupKey,
     RequestKind,
     RequestState,
     SourceKind,
+    SuppressionReason,
     TaskAction,
     TaskState,
 )
@@ -78,6 +82,15 @@ class DataSubjectRequest(models.Model):
     # Lineage impact of an erasure: the model versions whose training snapshot held the
     # person ([{"model", "version", "snapshot", "rows"}]), found by the lake's task.
     lineage = models.JSONField(default=list, blank=True)
+    # The customer ids the sources map the person to, found once and reused by every
+    # later step: sealed (encrypted with a key derived from SECRET_KEY, see
+    # datasubjects.pseudonyms) while the request needs them, cleared once an erasure
+    # completes; their keyed hashes stay for the suppression list.
+    customer_ids_sealed = models.TextField(blank=True)
+    customer_keys = models.JSONField(default=list, blank=True)
+    customers_found_at = models.DateTimeField(null=True, blank=True)
+    # A consent withdrawal names the purposes withdrawn (ConsentPurpose values).
+    consent_purposes = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -167,3 +180,119 @@ class SourceTask(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} in {self.source}"
+
+
+class AppendOnly(models.Model):
+    """A ledger row: written once, never changed or deleted through the ORM."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise ValueError(f"{type(self).__name__} is append-only: record a new entry")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise ValueError(f"{type(self).__name__} is append-only")
+
+
+class ConsentRecord(AppendOnly):
+    """One consent given or withdrawn, for one purpose, at one time (GDPR Art. 7(1):
+    the controller must be able to show consent). Append-only: the person's current
+    state per purpose is their newest record.
+
+    The person is named pseudonymously: `subject_ref` (keyed hash of the e-mail
+    address, as on requests) and, when known, `customer_key` (keyed hash of the
+    customer id, as on the suppression list).
+    """
+
+    subject_ref = models.CharField(max_length=64, db_index=True)
+    customer_key = models.CharField(max_length=64, blank=True, db_index=True)
+    purpose = models.CharField(max_length=24, choices=ConsentPurpose.choices)
+    given = models.BooleanField(help_text="True: consent given; False: withdrawn.")
+    source = models.CharField(max_length=24, choices=ConsentSource.choices)
+    notice_version = models.CharField(max_length=32)
+    recorded_at = models.DateTimeField(default=timezone.now, db_index=True)
+    request = models.ForeignKey(
+        DataSubjectRequest,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="consent_records",
+    )
+    recorded_by = models.CharField(max_length=200, blank=True)  # an actor label, not a name
+
+    class Meta:
+        ordering = ("-recorded_at", "-pk")
+        indexes = [models.Index(fields=("subject_ref", "purpose", "recorded_at"))]
+
+    def __str__(self) -> str:
+        return f"{self.get_purpose_display()} {'given' if self.given else 'withdrawn'}"
+
+
+class Suppression(models.Model):
+    """A person the pipelines and the model server must leave out (Arts. 18, 21, 17):
+    no segmentation or personalised recommendations, not in the next training snapshot.
+
+    Keyed by `customer_key`, a keyed hash of the customer id only, so the entry
+    outlives the erasure of everything else about the person. Reversible: lifting it
+    sets `lifted_at` (the row stays, as the record that it applied).
+    """
+
+    customer_key = models.CharField(max_length=64, db_index=True)
+    reason = models.CharField(max_length=16, choices=SuppressionReason.choices)
+    # The request that asked for it, by its public id: kept when the request row goes.
+    request_ref = models.CharField(max_length=36)
+    request = models.ForeignKey(
+        DataSubjectRequest,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="suppressions",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lift_reason = models.TextField(blank=True, max_length=2000)
+
+    class Meta:
+        ordering = ("-created_at", "-pk")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("customer_key", "reason"),
+                condition=models.Q(lifted_at__isnull=True),
+                name="one_active_suppression_per_key_and_reason",
+                violation_error_message="This person is on the suppression list already.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_reason_display()} ({self.request_ref})"
+
+
+class VersionTrainedOnSubject(models.Model):
+    """A model version whose training snapshot held a person whose erasure was
+    requested: the lineage impact flagged on the version's page."""
+
+    request = models.ForeignKey(
+        DataSubjectRequest, on_delete=models.CASCADE, related_name="trained_versions"
+    )
+    version = models.ForeignKey(
+        "governance.ModelVersion", on_delete=models.CASCADE, related_name="+"
+    )
+    snapshot = models.CharField(max_length=80)
+    rows = models.PositiveIntegerField()
+    found_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-found_at", "-pk")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("request", "version"),
+                name="one_lineage_row_per_request_and_version",
+                violation_error_message="This version is flagged for this request already.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} trained on {self.request}"

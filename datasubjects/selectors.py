@@ -2,11 +2,18 @@
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from datasubjects.choices import OPEN_STATES, REQUEST_AUDIT_TYPE
-from datasubjects.models import DataSource, DataSubjectRequest, SourceTask
+from datasubjects.choices import OPEN_STATES, REQUEST_AUDIT_TYPE, ConsentPurpose
+from datasubjects.models import (
+    ConsentRecord,
+    DataSource,
+    DataSubjectRequest,
+    SourceTask,
+    Suppression,
+    VersionTrainedOnSubject,
+)
 from portal.accounts.choices import Role
 from portal.accounts.models import User
 from portal.audit.selectors import audit_events_for_object
@@ -38,6 +45,10 @@ def request_by_public_id(public_id: str) -> DataSubjectRequest | None:
     )
 
 
+def request_by_pk(pk: int) -> DataSubjectRequest | None:
+    return DataSubjectRequest.objects.filter(pk=pk).first()
+
+
 def privacy_officers() -> QuerySet[User]:
     return (
         User.objects.filter(
@@ -63,8 +74,9 @@ def sources_all() -> QuerySet[DataSource]:
 
 
 def portal_records_for(*, subject_ref: str) -> dict[str, list[dict[str, Any]]]:
-    """What the portal itself holds about a person: their requests and the audit
-    events about them (pseudonymous: actions and times, no payloads)."""
+    """What the portal itself holds about a person: their requests, the audit events
+    about them (pseudonymous: actions and times, no payloads) and their consent
+    records."""
     requests = list(
         DataSubjectRequest.objects.filter(subject_ref=subject_ref).order_by("created_at")
     )
@@ -93,4 +105,132 @@ def portal_records_for(*, subject_ref: str) -> dict[str, list[dict[str, Any]]]:
             for request in requests
         ],
         "audit_events": events,
+        "consent_records": [
+            {
+                "purpose": record.purpose,
+                "state": "given" if record.given else "withdrawn",
+                "source": record.source,
+                "notice_version": record.notice_version,
+                "recorded_at": record.recorded_at.isoformat(),
+            }
+            for record in ConsentRecord.objects.filter(subject_ref=subject_ref).order_by(
+                "recorded_at", "pk"
+            )
+        ],
     }
+
+
+# --- consent ledger and suppression list ---------------------------------------------------
+
+
+def consent_current() -> QuerySet[ConsentRecord]:
+    """Each person's newest record per purpose: their current consent state (a
+    subquery per row, portable to SQLite; indexed by subject, purpose and time)."""
+    newest = (
+        ConsentRecord.objects.filter(
+            subject_ref=OuterRef("subject_ref"), purpose=OuterRef("purpose")
+        )
+        .order_by("-recorded_at", "-pk")
+        .values("pk")[:1]
+    )
+    return ConsentRecord.objects.filter(pk=Subquery(newest))
+
+
+def consent_records(
+    *,
+    subject_ref: str = "",
+    customer_key: str = "",
+    purpose: str = "",
+    given: bool | None = None,
+    source: str = "",
+) -> QuerySet[ConsentRecord]:
+    """The ledger, newest first, filtered. A person is found by either key: the
+    records under their address and those under any of their customer ids."""
+    records = ConsentRecord.objects.select_related("request")
+    if subject_ref or customer_key:
+        person = Q()
+        if subject_ref:
+            person |= Q(subject_ref=subject_ref)
+        if customer_key:
+            person |= Q(customer_key=customer_key)
+        records = records.filter(person)
+    if purpose:
+        records = records.filter(purpose=purpose)
+    if given is not None:
+        records = records.filter(given=given)
+    if source:
+        records = records.filter(source=source)
+    return records.order_by("-recorded_at", "-pk")
+
+
+def consent_state_for(*, subject_ref: str) -> dict[str, bool]:
+    """{purpose: given} from the person's newest record per purpose (purposes with no
+    record are absent)."""
+    return {
+        record.purpose: record.given for record in consent_current().filter(subject_ref=subject_ref)
+    }
+
+
+def suppressions_page(*, lifted: bool = False) -> QuerySet[Suppression]:
+    """Active entries (or, with `lifted`, the lifted ones), newest first."""
+    return (
+        Suppression.objects.select_related("request")
+        .filter(lifted_at__isnull=not lifted)
+        .order_by("-created_at", "-pk")
+    )
+
+
+def suppressions_active() -> QuerySet[Suppression]:
+    return Suppression.objects.filter(lifted_at__isnull=True)
+
+
+def suppression_keys_by_purpose() -> dict[str, set[str]]:
+    """The customer keys for each purpose of the pipelines' suppression list.
+
+    - everyone on the suppression list (objection, restriction, erasure): all purposes;
+    - consent to profiling withdrawn: profiling and training;
+    - consent to personalisation withdrawn: personalisation and training.
+    A person whose consent is withdrawn by address is known by the customer keys of
+    their requests and of their consent records.
+    """
+    suppressed = set(suppressions_active().values_list("customer_key", flat=True))
+    withdrawn = list(
+        consent_current()
+        .filter(given=False, purpose__in=[ConsentPurpose.PROFILING, ConsentPurpose.PERSONALISATION])
+        .values_list("subject_ref", "purpose")
+    )
+    refs = {subject_ref for subject_ref, _ in withdrawn}
+    # The keys each person is known by: their requests' and their consent records'.
+    keys_of: dict[str, set[str]] = {ref: set() for ref in refs}
+    for ref, keys in DataSubjectRequest.objects.filter(subject_ref__in=refs).values_list(
+        "subject_ref", "customer_keys"
+    ):
+        keys_of[ref].update(keys or [])
+    for ref, key in (
+        ConsentRecord.objects.filter(subject_ref__in=refs)
+        .exclude(customer_key="")
+        .values_list("subject_ref", "customer_key")
+    ):
+        keys_of[ref].add(key)
+    by_purpose: dict[str, set[str]] = {
+        ConsentPurpose.PROFILING: set(),
+        ConsentPurpose.PERSONALISATION: set(),
+    }
+    for subject_ref, purpose in withdrawn:
+        by_purpose[purpose].update(keys_of[subject_ref])
+    profiling = by_purpose[ConsentPurpose.PROFILING]
+    personalisation = by_purpose[ConsentPurpose.PERSONALISATION]
+    return {
+        "training": suppressed | profiling | personalisation,
+        "profiling": suppressed | profiling,
+        "personalisation": suppressed | personalisation,
+    }
+
+
+def versions_trained_on_subjects(*, version_id: int) -> QuerySet[VersionTrainedOnSubject]:
+    """The erasure requests whose person was in this version's training snapshot."""
+    return (
+        VersionTrainedOnSubject.objects.filter(version_id=version_id)
+        .select_related("request")
+        .order_by("-found_at")
+    )

@@ -2,12 +2,15 @@
 
 from celery import shared_task
 
+from datasubjects.connectors import ConnectorError
+from datasubjects.selectors import request_by_pk
 from datasubjects.services import (
     access_package_build,
     access_tasks_finished,
     requests_deadline_sweep,
 )
 from datasubjects.services import sources as source_services
+from datasubjects.services.suppression import request_suppress
 
 
 @shared_task(name="datasubjects.deadlines_sweep")
@@ -34,3 +37,24 @@ def run_source_task(self, task_id: int) -> str:
         # Two workers finishing at once both build it; the second replaces the first.
         access_package_build(request=run.task.request)
     return f"task {task_id}: {run.task.state if run.task else 'gone'}"
+
+
+@shared_task(
+    name="datasubjects.suppress_subject",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=source_services.TASK_MAX_ATTEMPTS,
+)
+def suppress_subject(self, request_id: int) -> str:
+    """Put an objecting, restricting or erased person on the suppression list (or map
+    a consent withdrawal to customer keys); a source that cannot be read is retried.
+    Idempotent: a person already listed is left alone."""
+    request = request_by_pk(request_id)
+    if request is None:
+        return f"request {request_id}: gone"
+    try:
+        added = request_suppress(request=request)
+    except ConnectorError as error:
+        raise self.retry(countdown=60 * 2**self.request.retries, exc=error) from error
+    return f"request {request_id}: {len(added)} key(s) listed"

@@ -19,6 +19,15 @@ urlpatterns = [
     # Privacy officers, auditors, portal admins.
     path("data-subjects/", views.request_list, name="request_list"),
     path("data-subjects/sources/", views.source_list, name="source_list"),
+    path("data-subjects/consent/", views.consent_list, name="consent_list"),
+    path("data-subjects/consent.csv", views.consent_export, name="consent_export"),
+    path("data-subjects/consent/record", views.consent_record_new, name="consent_record"),
+    path("data-subjects/suppression/", views.suppression_list, name="suppression_list"),
+    path(
+        "data-subjects/suppression/<int:pk>/lift",
+        views.suppression_lift,
+        name="suppression_lift",
+    ),
     path("data-subjects/sources/new", views.source_edit, name="source_new"),
     path("data-subjects/sources/<slug:slug>/edit", views.source_edit, name="source_edit"),
     path("data-subjects/sources/<slug:slug>/check", views.source_check, name="source_check"),

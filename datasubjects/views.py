@@ -6,6 +6,8 @@ is known. Everything else is for privacy officers (who act) and auditors and por
 admins (who read).
 """
 
+import csv
+from collections.abc import Iterator
 from pathlib import Path
 
 from django.conf import settings
@@ -13,24 +15,39 @@ from django.contrib import messages
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from datasubjects import forms, services
 from datasubjects.certificates import erasure_certificate_pdf
-from datasubjects.choices import RequestKind, RequestState
-from datasubjects.models import DataSource, SourceTask
-from datasubjects.notices import ART15_INFORMATION, profiling_explanations
+from datasubjects.choices import ConsentPurpose, ConsentSource, RequestKind, RequestState
+from datasubjects.models import DataSource, SourceTask, Suppression
+from datasubjects.notices import (
+    ART15_INFORMATION,
+    PRIVACY_NOTICE_VERSION,
+    profiling_explanations,
+)
 from datasubjects.permissions import may_handle_requests, may_manage_sources, may_read_requests
+from datasubjects.pseudonyms import customer_key
 from datasubjects.ratelimits import public_form_allowed
 from datasubjects.selectors import (
+    consent_records,
+    consent_state_for,
     request_by_public_id,
     request_is_overdue,
     request_tasks,
     requests_queue,
     sources_all,
+    suppressions_page,
 )
+from datasubjects.services.consent import consent_record
 from portal.accounts.permissions import user_passes
 from portal.audit.actors import client_ip_for_request
 
@@ -58,6 +75,7 @@ def public_request_new(request: HttpRequest) -> HttpResponse:
                 agent_name=data["agent_name"],
                 agent_email=data["agent_email"] or "",
                 agent_proof=data["agent_proof"],
+                consent_purposes=data["consent_purposes"],
                 client_ip=client_ip,
             )
         except ValidationError as error:
@@ -159,7 +177,11 @@ def public_privacy_notice(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "datasubjects/public/privacy_notice.html",
-        {"info": ART15_INFORMATION, "profiling": profiling_explanations()},
+        {
+            "info": ART15_INFORMATION,
+            "profiling": profiling_explanations(),
+            "notice_version": PRIVACY_NOTICE_VERSION,
+        },
     )
 
 
@@ -195,6 +217,7 @@ def request_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     context = {
         "dsr": dsr,
         "tasks": request_tasks(dsr),
+        "suppressions": list(dsr.suppressions.order_by("created_at")),
         "may_handle": may_handle_requests(request.user),
     }
     if context["may_handle"]:
@@ -384,3 +407,162 @@ def request_certificate(request: HttpRequest, public_id: str) -> HttpResponse:
     response = HttpResponse(erasure_certificate_pdf(request=dsr), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="erasure-{dsr.public_id}.pdf"'
     return response
+
+
+# --- consent ledger and suppression list ----------------------------------------------------
+
+CONSENT_PAGE_SIZE = 50
+
+
+def _consent_filtered(request: HttpRequest) -> tuple[forms.ConsentFilterForm, object]:
+    form = forms.ConsentFilterForm(request.GET or None)
+    data = form.cleaned_data if form.is_valid() else {}
+    person = (data.get("person") or "").strip()
+    subject_ref = customer = ""
+    if person:
+        # An address finds the records under it; anything else is a customer id.
+        if "@" in person:
+            subject_ref = services.subject_ref_for(person)
+        else:
+            customer = customer_key(person)
+    state = data.get("state") or ""
+    records = consent_records(
+        subject_ref=subject_ref,
+        customer_key=customer,
+        purpose=data.get("purpose") or "",
+        given={"given": True, "withdrawn": False}.get(state),
+        source=data.get("source") or "",
+    )
+    return form, records
+
+
+@user_passes(may_read_requests)
+def consent_list(request: HttpRequest) -> HttpResponse:
+    """The consent ledger: search by customer, filter, page; a person's history is the
+    list searched for them, with their current state per purpose above it."""
+    form, records = _consent_filtered(request)
+    page = Paginator(records, CONSENT_PAGE_SIZE).get_page(request.GET.get("page"))
+    current = {}
+    if form.is_valid() and form.cleaned_data["person"]:
+        refs = {record.subject_ref for record in page}
+        if len(refs) == 1:
+            current = consent_state_for(subject_ref=refs.pop())
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "datasubjects/consent_list.html",
+        {
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+            "current": [(label, current.get(value)) for value, label in ConsentPurpose.choices]
+            if current
+            else [],
+            "may_handle": may_handle_requests(request.user),
+            "record_form": forms.ConsentRecordForm(),
+        },
+    )
+
+
+@user_passes(may_read_requests)
+def consent_export(request: HttpRequest) -> StreamingHttpResponse:
+    """The filtered ledger as CSV, streamed (the ledger grows without bound)."""
+    _form, records = _consent_filtered(request)
+
+    class Echo:
+        def write(self, value: str) -> str:
+            return value
+
+    writer = csv.writer(Echo())
+    header = [
+        "recorded_at",
+        "subject_ref",
+        "customer_key",
+        "purpose",
+        "state",
+        "source",
+        "notice_version",
+        "request",
+    ]
+
+    def rows() -> Iterator[str]:
+        yield writer.writerow(header)
+        for record in records.iterator(chunk_size=2000):
+            yield writer.writerow(
+                [
+                    record.recorded_at.isoformat(),
+                    record.subject_ref,
+                    record.customer_key,
+                    record.purpose,
+                    "given" if record.given else "withdrawn",
+                    record.source,
+                    record.notice_version,
+                    record.request.public_id if record.request else "",
+                ]
+            )
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="consent-records.csv"'
+    return response
+
+
+@require_POST
+@user_passes(may_handle_requests)
+def consent_record_new(request: HttpRequest) -> HttpResponse:
+    form = forms.ConsentRecordForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            consent_record(
+                email=data["email"],
+                customer_id=data["customer_id"],
+                purposes=data["purposes"],
+                given=data["given"],
+                source=ConsentSource.PRIVACY_OFFICER,
+                actor=request.user.audit_actor(),
+            )
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, "Recorded in the consent ledger.")
+    else:
+        messages.error(request, " ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+    return redirect("datasubjects:consent_list")
+
+
+@user_passes(may_read_requests)
+def suppression_list(request: HttpRequest) -> HttpResponse:
+    """The suppression list: hashes, reasons and requests only (it outlives erasure)."""
+    lifted = request.GET.get("lifted") == "1"
+    page = Paginator(suppressions_page(lifted=lifted), 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "datasubjects/suppression_list.html",
+        {
+            "page": page,
+            "lifted": lifted,
+            "query": "lifted=1" if lifted else "",
+            "may_handle": may_handle_requests(request.user),
+            "lift_form": forms.SuppressionLiftForm(),
+        },
+    )
+
+
+@require_POST
+@user_passes(may_handle_requests)
+def suppression_lift(request: HttpRequest, pk: int) -> HttpResponse:
+    entry = get_object_or_404(Suppression, pk=pk)
+    form = forms.SuppressionLiftForm(request.POST)
+    if form.is_valid():
+        try:
+            services.suppression_lift(
+                suppression=entry, reason=form.cleaned_data["reason"], user=request.user
+            )
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, "Lifted: the person may be profiled again.")
+    else:
+        messages.error(request, " ".join(" ".join(v) for v in form.errors.values()))
+    return redirect("datasubjects:suppression_list")

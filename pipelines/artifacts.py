@@ -3,8 +3,9 @@
 An artifact is a folder: `model.joblib` (the fitted model) and `metadata.json`
 (hyperparameters, metrics, slices, data and code versions, the model file's SHA-256).
 Its URI names the folder. The embedded default keeps artifacts in a local folder
-(`file:///.../artifacts/<kind>/<run id>/`); production would keep them in Cloud Storage
-(`gs://bucket/...`), a second implementation of `ArtifactStore` not written yet.
+(`file:///.../artifacts/<kind>/<run id>/`); production keeps them in Cloud Storage
+(`gs://bucket/prefix/<kind>/<run id>/`, google-cloud-storage: `pipelines.cloud_storage`
+says how the client finds its endpoint and credentials).
 
 Loading an artifact unpickles it: only load artifacts this system wrote. The model
 file's hash is checked against the metadata before it is unpickled.
@@ -83,15 +84,50 @@ def local_path(uri: str) -> Path:
     raise ArtifactError(f"{uri} is not a local artifact")
 
 
+class GcsArtifactStore:
+    """Artifacts in Cloud Storage under `gs://bucket/prefix/`; URIs are the folders'
+    `gs://` URIs (with a trailing slash)."""
+
+    def __init__(self, root: str) -> None:
+        from pipelines import cloud_storage  # noqa: PLC0415 -- slow
+
+        self.storage = cloud_storage
+        bucket, prefix = cloud_storage.split_uri(root.rstrip("/") + "/")
+        self.root = f"gs://{bucket}/{prefix}"
+
+    def write(self, key: str, files: dict[str, bytes]) -> str:
+        parts = [p for p in key.split("/") if p]
+        if not parts or any(p in (".", "..") for p in parts):
+            raise ArtifactError(f"artifact key {key!r} leaves the store")
+        folder = f"{self.root}{'/'.join(parts)}/"
+        # The metadata last: a reader that finds it finds the model file it names.
+        for name in sorted(files, key=lambda n: n == METADATA_FILE):
+            try:
+                self.storage.upload_bytes(files[name], folder + name)
+            except self.storage.CloudStorageError as error:
+                raise ArtifactError(str(error)) from None
+        return folder
+
+    def read(self, uri: str, name: str) -> bytes:
+        location = uri.rstrip("/") + "/" + name
+        try:
+            return self.storage.download_bytes(location)
+        except self.storage.CloudStorageError as error:
+            if "no such object" in str(error):
+                raise ArtifactError(f"no {name} in the artifact at {uri}") from None
+            message = str(error)
+            raise ArtifactError(
+                message if location in message else f"{location}: {message}"
+            ) from None
+
+
 def store_for(location: str | Path) -> ArtifactStore:
-    """The store for a location: a plain path or `file://` URI gives the local store;
-    `gs://` is where the Cloud Storage store will plug in."""
+    """The store for a location: a plain path or `file://` URI gives the local store,
+    `gs://bucket/prefix` the Cloud Storage store."""
     text = str(location)
     scheme = urlparse(text).scheme
     if scheme == "gs":
-        raise NotImplementedError(
-            "the Cloud Storage artifact store (gs://) is not implemented yet; use a local folder"
-        )
+        return GcsArtifactStore(text)
     if scheme in ("", "file") or len(scheme) == 1:
         return LocalArtifactStore(local_path(text))
     raise ValueError(f"no artifact store for {scheme}:// URIs (use a path, file:// or gs://)")

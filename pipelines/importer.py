@@ -39,6 +39,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import yaml
 
+from pipelines.cloud_storage import is_gs_uri
 from pipelines.lake import (
     FORMAT_VERSION,
     MANIFEST,
@@ -47,7 +48,9 @@ from pipelines.lake import (
     _snapshot_from_folder,
     canonical_table,
     hash_column,
+    lake_cache,
     snapshot_hash,
+    snapshot_publish,
 )
 from pipelines.schema import ARROW_TYPES, TABLES, Column, ColumnType
 
@@ -88,13 +91,17 @@ class ImportRefused(Exception):
 
 @dataclass(frozen=True)
 class ImportSource:
-    """One file for one lake table: a local path (or a file already fetched from
-    Cloud Storage, `uri` then names where it came from)."""
+    """One file for one lake table: a local path, or a file already fetched from
+    Cloud Storage, BigQuery or DVC (`pipelines.sources`): `uri` then names where it came
+    from, `version` the data version there (a snapshot's name and time, a DVC revision,
+    an object generation) and `details` what else that system said of it."""
 
     table: str
     path: str | Path
     uri: str = ""
     format: str = ""  # csv | parquet; empty: from the file name
+    version: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def file_format(self) -> str:
@@ -216,6 +223,13 @@ def load_mapping_file(path: str | Path) -> dict[str, dict[str, str]]:
     ):
         raise ImportFailed(f"mapping file {path}: expected `table: {{client_name: lake_name}}`")
     return {t: {str(k): str(v) for k, v in m.items()} for t, m in loaded.items()}
+
+
+def _source_name(source: ImportSource) -> str:
+    """The name a person knows the file by: the file's name, or a BigQuery table's id."""
+    if source.uri.startswith("bq://"):
+        return source.uri.removeprefix("bq://")
+    return Path(source.uri or source.path).name
 
 
 def file_sha256(path: str | Path) -> str:
@@ -587,8 +601,23 @@ def import_files(
     Side effects: writes `root/sha256-<hex>/` (the tables, `manifest.json` with the
     source files, their SHA-256, the mapping and the rejection report), through a
     temporary folder renamed into place; nothing when refused or when identical
-    content is already in the lake.
+    content is already in the lake. A gs:// `root` gets the snapshot written in its
+    local cache and then uploaded (pipelines.lake).
     """
+    if is_gs_uri(root):
+        # A lake on Cloud Storage: import into its local cache, then upload.
+        result = import_files(
+            root=lake_cache(str(root)),
+            sources=sources,
+            mapping=mapping,
+            max_rejected=max_rejected,
+            delimiter=delimiter,
+            now=now,
+            progress=progress,
+            origin=origin,
+        )
+        snapshot_publish(result.snapshot, root=str(root))
+        return result
     root = Path(root)
     now = now or datetime.now(UTC)
     mapping = {t: dict(m) for t, m in (mapping or {}).items()}
@@ -621,16 +650,19 @@ def import_files(
             path = Path(source.path)
             if not path.is_file():
                 raise ImportFailed(f"{source.uri or path}: no such file")
-            files.append(
-                {
-                    "table": table,
-                    "name": Path(source.uri or path).name,
-                    "uri": source.uri or path.name,
-                    "format": source.file_format,
-                    "bytes": path.stat().st_size,
-                    "sha256": file_sha256(path),
-                }
-            )
+            record = {
+                "table": table,
+                "name": _source_name(source),
+                "uri": source.uri or path.name,
+                "format": source.file_format,
+                "bytes": path.stat().st_size,
+                "sha256": file_sha256(path),
+            }
+            if source.version:
+                record["version"] = source.version
+            if source.details:
+                record["details"] = dict(source.details)
+            files.append(record)
             state = _import_table(
                 source, mapping.get(table, {}), delimiter, now, references, staging, progress
             )
@@ -661,8 +693,10 @@ def import_files(
         final = root / _folder_name(snapshot_id)
         if (final / MANIFEST).exists():
             return ImportResult(_snapshot_from_folder(final), report, created=False)
+        versions = [f["version"] for f in files if f.get("version")]
         source_record = {
             "kind": "import",
+            **({"data_version": "; ".join(versions)} if versions else {}),
             **dict(origin or {}),
             "files": files,
             "mapping": mapping,

@@ -5,6 +5,16 @@ The hash covers the tables' content, not the Parquet bytes: names, column names,
 types and values, in row order. Compression, encoding or the Parquet writer's version
 do not change it; one changed value does. A snapshot is written once, atomically, and
 never changed: writing the same content again returns the existing snapshot.
+
+The lake's root is a local folder or a Cloud Storage location (`gs://bucket/lake`, the
+same layout: `sha256-<hex>/` folders of Parquet files and `manifest.json`). Snapshots
+on gs:// are written locally first and then uploaded, the manifest last (a folder with
+a manifest is complete); reading one downloads it into a local cache folder
+(`PIPELINES_LAKE_CACHE`, by default `portal-lake-cache` in the temporary folder), which
+never goes stale because a snapshot never changes. Downloads check each object's
+CRC32C, and `Snapshot.load(verify=True)` checks every table against its content hash,
+as for a local lake. Vertex AI pipeline steps read the same gs:// folders through their
+Cloud Storage FUSE mount instead.
 """
 
 import hashlib
@@ -12,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,9 +36,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipelines import cloud_storage
+
 SNAPSHOT_ID_RE = re.compile(r"^sha256[:-]([0-9a-f]{64})$")
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+CACHE_VARIABLE = "PIPELINES_LAKE_CACHE"
+REMOTE_MANIFEST_RE = re.compile(r"/(sha256-[0-9a-f]{64})/manifest\.json$")
 
 
 class SnapshotNotFound(LookupError):
@@ -194,6 +209,10 @@ def write_snapshot(
     manifest). Side effects: creates `root/sha256-<hex>/` with one Parquet file per
     table and `manifest.json`, written in a temporary folder and renamed into place.
     """
+    if cloud_storage.is_gs_uri(root):
+        local = write_snapshot(root=lake_cache(str(root)), tables=tables, source=source)
+        snapshot_publish(local, root=str(root))
+        return local
     root = Path(root)
     if not tables:
         raise ValueError("a snapshot needs at least one table")
@@ -239,7 +258,12 @@ def write_snapshot(
 
 
 def list_snapshots(*, root: str | Path) -> list[Snapshot]:
-    """Every snapshot in the lake, oldest first."""
+    """Every snapshot in the lake, oldest first (on gs://, each downloaded into the
+    cache if it is not there yet)."""
+    if cloud_storage.is_gs_uri(root):
+        manifests = _remote_manifests(str(root))
+        found = [_fetch(str(root), m["id"]) for m in manifests]
+        return sorted(found, key=lambda s: (s.created_at, s.id))
     root = Path(root)
     if not root.is_dir():
         return []
@@ -252,7 +276,22 @@ def list_snapshots(*, root: str | Path) -> list[Snapshot]:
 
 
 def open_snapshot(*, root: str | Path, snapshot_id: str | None = None) -> Snapshot:
-    """The snapshot with this id (`sha256:<hex>`), or the newest when no id is given."""
+    """The snapshot with this id (`sha256:<hex>`), or the newest when no id is given.
+    On gs://, the snapshot is downloaded into the local cache first (CloudStorageError,
+    an OSError, when Cloud Storage cannot be reached)."""
+    if cloud_storage.is_gs_uri(root):
+        if snapshot_id is None:
+            manifests = sorted(
+                _remote_manifests(str(root)), key=lambda m: (m.get("created_at", ""), m["id"])
+            )
+            if not manifests:
+                raise SnapshotNotFound(
+                    f"the lake at {root} holds no snapshot yet: import your data with "
+                    "`manage.py lake_import`, or create the generated sample with "
+                    "`manage.py lake_sample`"
+                )
+            snapshot_id = manifests[-1]["id"]
+        return _fetch(str(root), snapshot_id)
     if snapshot_id is None:
         snapshots = list_snapshots(root=root)
         if not snapshots:
@@ -266,3 +305,76 @@ def open_snapshot(*, root: str | Path, snapshot_id: str | None = None) -> Snapsh
     if not (folder / MANIFEST).exists():
         raise SnapshotNotFound(f"no snapshot {snapshot_id} in the lake")
     return _snapshot_from_folder(folder)
+
+
+# --- the lake on Cloud Storage --------------------------------------------------------
+
+
+def lake_cache(root: str) -> Path:
+    """The local folder holding downloaded (and about to be uploaded) snapshots of the
+    gs:// lake `root`: PIPELINES_LAKE_CACHE (or the temporary folder's
+    `portal-lake-cache`), then the bucket and the lake's prefix."""
+    bucket, prefix = cloud_storage.split_uri(root.rstrip("/") + "/")
+    base = os.environ.get(CACHE_VARIABLE) or str(Path(tempfile.gettempdir()) / "portal-lake-cache")
+    return Path(base) / bucket / prefix.strip("/")
+
+
+def _remote_folder(root: str, snapshot_id: str) -> str:
+    return f"{root.rstrip('/')}/{_folder_name(snapshot_id)}/"
+
+
+def _remote_manifests(root: str) -> list[dict[str, Any]]:
+    """The manifests of every complete snapshot under the gs:// lake `root`."""
+    uris = cloud_storage.list_uris(root.rstrip("/") + "/")
+    return [
+        json.loads(cloud_storage.download_bytes(uri))
+        for uri in uris
+        if REMOTE_MANIFEST_RE.search(uri)
+    ]
+
+
+def snapshot_publish(snapshot: Snapshot, *, root: str) -> str:
+    """Upload a local snapshot to the gs:// lake `root` (nothing if it is there);
+    returns its folder's URI. The manifest goes last, so a reader never sees a folder
+    with a manifest whose tables are missing. Side effects: objects under the folder."""
+    folder = _remote_folder(root, snapshot.id)
+    if folder + MANIFEST in cloud_storage.list_uris(folder):
+        return folder
+    for info in snapshot.tables.values():
+        cloud_storage.upload_file(snapshot.path / info["file"], folder + info["file"])
+    cloud_storage.upload_file(snapshot.path / MANIFEST, folder + MANIFEST)
+    return folder
+
+
+def _fetch(root: str, snapshot_id: str) -> Snapshot:
+    """The snapshot of the gs:// lake `root`, from the cache or downloaded into it
+    (through a temporary folder renamed into place, as a local write is)."""
+    cache = lake_cache(root)
+    final = cache / _folder_name(snapshot_id)
+    if (final / MANIFEST).exists():
+        return _snapshot_from_folder(final)
+    folder = _remote_folder(root, snapshot_id)
+    try:
+        manifest_bytes = cloud_storage.download_bytes(folder + MANIFEST)
+    except cloud_storage.CloudStorageError as error:
+        if "no such object" in str(error):
+            raise SnapshotNotFound(f"no snapshot {snapshot_id} in the lake at {root}") from None
+        raise
+    manifest = json.loads(manifest_bytes)
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = cache / f".tmp-{uuid.uuid4().hex}"
+    staging.mkdir()
+    try:
+        for info in manifest["tables"].values():
+            cloud_storage.download_to_file(folder + info["file"], staging / info["file"])
+        (staging / MANIFEST).write_bytes(manifest_bytes)
+        try:
+            os.rename(staging, final)
+        except OSError:
+            # Another reader downloaded it first: the same content.
+            if not (final / MANIFEST).exists():
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return _snapshot_from_folder(final)

@@ -24,9 +24,10 @@ import pandas as pd
 from pipelines.artifacts import save_artifact, store_for
 from pipelines.kinds import kind_for
 from pipelines.kinds.base import Evaluation, ModelKindPipeline, Settings, compute_threads
-from pipelines.lake import Snapshot, open_snapshot
+from pipelines.lake import Snapshot, open_snapshot, write_snapshot
 from pipelines.lineage import code_version
 from pipelines.reference import serving_reference
+from pipelines.suppression import TRAINING, suppression_read, tables_without_suppressed
 from pipelines.validation import ValidationFailed, validate_tables
 
 DATASET = "Zero Margin retail data lake"
@@ -84,12 +85,15 @@ class RunContext:
 
     model_kind: str  # forecasting | segmentation | recommendation (or the model slug)
     lake_root: str | Path
-    artifact_root: str | Path  # a path or file:// URI (gs:// later)
+    artifact_root: str | Path  # a path, file:// URI or gs://bucket/prefix
     snapshot_id: str | None = None  # None: the newest snapshot in the lake
     params: dict[str, Any] = field(default_factory=dict)  # hyperparameters and evaluation settings
     seed: int = 0
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     log: Callable[[str], None] = _discard
+    # The suppression list the portal wrote for this run (pipelines.suppression): its
+    # `training` customers are left out of the snapshot the model is trained on.
+    suppression_path: str | Path | None = None
 
     # Filled by the steps.
     kind: ModelKindPipeline | None = None
@@ -127,6 +131,7 @@ def step_snapshot(ctx: RunContext) -> None:
     ctx.settings = ctx.kind.settings(ctx.params)
     ctx.snapshot = open_snapshot(root=ctx.lake_root, snapshot_id=ctx.snapshot_id)
     ctx.log(f"snapshot {ctx.snapshot.id} (created {ctx.snapshot.created_at or 'unknown'})")
+    ctx.snapshot = snapshot_without_suppressed(ctx)
     present = [name for name in ctx.kind.tables if name in ctx.snapshot.tables]
     ctx.tables = ctx.snapshot.load(present, verify=True)
     for name, frame in ctx.tables.items():
@@ -137,6 +142,37 @@ def step_snapshot(ctx: RunContext) -> None:
     absent = [name for name in ctx.kind.tables if name not in ctx.tables]
     if absent:
         ctx.log(f"not in the snapshot, trained without: {', '.join(absent)}")
+
+
+def snapshot_without_suppressed(ctx: RunContext) -> Snapshot:
+    """The run's snapshot without the customers the suppression list leaves out of
+    training: a new snapshot of the lake (its own content hash, so lineage names the
+    data actually trained on), or the snapshot itself when nobody in it is suppressed.
+    The new snapshot's `source` keeps the original's and says what was removed."""
+    snapshot = _require(ctx.snapshot, "snapshot")
+    suppression = suppression_read(ctx.suppression_path)
+    if not suppression.keys(TRAINING):
+        return snapshot
+    tables, removed = tables_without_suppressed(snapshot.load(verify=True), suppression)
+    if not removed:
+        ctx.log("suppression list: nobody in this snapshot is left out of training")
+        return snapshot
+    derived = write_snapshot(
+        root=ctx.lake_root,
+        tables=tables,
+        source={
+            **snapshot.source,
+            "suppressed": {
+                "parent": snapshot.id,
+                "rows_removed": removed,
+                "list_written_at": suppression.written_at,
+            },
+        },
+    )
+    counts = ", ".join(f"{name}: {rows:,}" for name, rows in sorted(removed.items()))
+    ctx.log(f"suppression list: left out the rows of suppressed customers ({counts})")
+    ctx.log(f"training on snapshot {derived.id}, derived from {snapshot.id}")
+    return derived
 
 
 def _partial(snapshot: Snapshot | None) -> bool:
@@ -193,6 +229,8 @@ def _card_facts(ctx: RunContext) -> CardFacts:
     if imported:
         names = ", ".join(f["name"] for f in snapshot.source.get("files", []))
         dataset = f"Import of {names}, snapshot {snapshot.id[:19]}"
+        if snapshot.source.get("data_version"):
+            dataset = f"Import of {snapshot.source['data_version']}, snapshot {snapshot.id[:19]}"
     source = ", ".join(sorted(ctx.tables))
     training_data = {
         "dataset": f"{dataset} ({source})",
@@ -235,7 +273,10 @@ def _import_text(snapshot: Snapshot) -> str:
     if source.get("kind") != "import":
         return ""
     files = "; ".join(
-        f"{f['name']} as {f['table']} (sha256:{f['sha256']})" for f in source.get("files", [])
+        f"{f['name']} as {f['table']} (sha256:{f['sha256']}"
+        + (f", data version {f['version']}" if f.get("version") else "")
+        + ")"
+        for f in source.get("files", [])
     )
     parts = [f"Imported from {files}."]
     for table, report in (source.get("rejections") or {}).get("tables", {}).items():
@@ -317,6 +358,7 @@ def run_pipeline(
     seed: int = 0,
     run_id: str | None = None,
     log: Callable[[str], None] | None = None,
+    suppression_path: str | Path | None = None,
 ) -> TrainingResult:
     """Run every step in order and return the result; a failing step's exception
     propagates (ValidationFailed for unfit data). Side effects: the artifact folder."""
@@ -328,6 +370,7 @@ def run_pipeline(
         params=dict(params or {}),
         seed=seed,
         log=log or _discard,
+        suppression_path=suppression_path,
     )
     if run_id is not None:
         ctx.run_id = run_id

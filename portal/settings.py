@@ -303,9 +303,24 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 
 # --- training pipelines (governance.training, the `pipelines` package) -----------------
-# The local data lake (Parquet snapshots) and artifact store of the local runner.
+# The data lake (Parquet snapshots) and artifact store of the local runner: folders, or
+# Cloud Storage locations (gs://bucket/lake, gs://bucket/artifacts) read and written
+# through google-cloud-storage at GCS_API_ENDPOINT. A gs:// lake's snapshots are
+# downloaded into a local cache (the PIPELINES_LAKE_CACHE environment variable, by
+# default portal-lake-cache in the temporary folder) before they are read.
 PIPELINES_LAKE_ROOT = env_str("PIPELINES_LAKE_ROOT", str(VAR_DIR / "lake"))
 PIPELINES_ARTIFACT_ROOT = env_str("PIPELINES_ARTIFACT_ROOT", str(VAR_DIR / "artifacts"))
+# Where imports read the client's data outside the machine (`lake_import` and the
+# Training pages): Cloud Storage (gs://), BigQuery (bq://) and DVC (dvc://). The
+# endpoints are empty for Google's own APIs with the application default credentials;
+# an http://host:port is called with anonymous credentials (a local server speaking
+# their wire format). BIGQUERY_PROJECT bills the reads (the table's project if empty).
+GCS_API_ENDPOINT = env_str("GCS_API_ENDPOINT")
+# The one folder of this machine the Training pages may import local files from (a
+# path typed into the form must lie inside it); gs://, bq:// and dvc:// need none.
+PIPELINES_IMPORT_ROOT = env_str("PIPELINES_IMPORT_ROOT", str(VAR_DIR / "imports"))
+BIGQUERY_API_ENDPOINT = env_str("BIGQUERY_API_ENDPOINT")
+BIGQUERY_PROJECT = env_str("BIGQUERY_PROJECT")
 # The git SHA of the running code, for lineage where the checkout has no .git (images).
 CODE_VERSION = env_str("CODE_VERSION")
 # How much worse than production a retrained version may be on its primary metric and
@@ -488,6 +503,11 @@ DSAR_PACKAGE_LINK_HOURS = env_int("DSAR_PACKAGE_LINK_HOURS", 72, minimum=1)
 # Requests filed per hour from one address and from one client IP.
 DSAR_RATE_LIMIT_PER_ADDRESS = env_int("DSAR_RATE_LIMIT_PER_ADDRESS", 5, minimum=1)
 DSAR_RATE_LIMIT_PER_IP = env_int("DSAR_RATE_LIMIT_PER_IP", 20, minimum=1)
+# The suppression list (pipelines.suppression) the portal writes for the training
+# pipelines and the model server: people left out of training, profiling and
+# personalisation (GDPR Arts. 17, 18, 21, withdrawn consent). Empty: suppression.json in
+# PIPELINES_LAKE_ROOT, beside the snapshots it filters.
+DSAR_SUPPRESSION_LIST = env_str("DSAR_SUPPRESSION_LIST", "")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "exports": {

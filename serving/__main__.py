@@ -33,12 +33,18 @@ def main() -> None:
         default=os.environ.get("SERVING_PREDICTION_LOG_DIR") or None,
         help="append each prediction to <dir>/<model>/<YYYY-MM-DD>.jsonl (off when unset)",
     )
+    parser.add_argument(
+        "--suppression-list",
+        default=os.environ.get("SERVING_SUPPRESSION_LIST") or None,
+        help="the portal's suppression list file: listed customers are not profiled",
+    )
     args = parser.parse_args()
     app = create_app(
         routing_path=args.routing,
         allow_faults=args.allow_faults,
         poll_seconds=args.poll_seconds,
         prediction_log_dir=args.prediction_log_dir,
+        suppression_list=args.suppression_list,
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
 

@@ -45,6 +45,7 @@ from starlette.concurrency import run_in_threadpool
 from serving.prediction_log import PredictionLog, request_id_new
 from serving.predictors import PREDICTORS, InputError, Predictor, predictor_load
 from serving.routing import ModelRoute, Routing, RoutingError, Track, routing_read
+from serving.suppression import SuppressionWatch
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 VALUE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
@@ -206,11 +207,15 @@ def create_app(
     allow_faults: bool = False,
     poll_seconds: float = 0.2,
     prediction_log_dir: str | Path | None = None,
+    suppression_list: str | Path | None = None,
 ) -> FastAPI:
     """The server for the routing document at `routing_path`. `allow_faults` honours
     the document's injected faults (tests, demo, traffic scenarios only). With
-    `prediction_log_dir`, answered predictions are logged there (none when unset)."""
+    `prediction_log_dir`, answered predictions are logged there (none when unset).
+    Customers on the `suppression_list` file (written by the portal) get the default
+    segment and non-personalised recommendations."""
     metrics = Metrics()
+    suppression = SuppressionWatch(suppression_list, metrics.registry)
     watcher = RoutingWatcher(Path(routing_path), metrics, poll_seconds=poll_seconds)
     prediction_log = (
         PredictionLog(prediction_log_dir, metrics.registry) if prediction_log_dir else None
@@ -311,9 +316,17 @@ def create_app(
             metrics.latency.labels(*labels).observe(time.perf_counter() - started)
             return JSONResponse(error_body("injected fault"), status_code=503)
         predictor = served.predictors[(model, track.version)]
+        customer = getattr(payload, "customer_id", None)
+        suppressed = bool(
+            predictor.purpose
+            and customer
+            and suppression.current().suppressed(customer, predictor.purpose)
+        )
         try:
             # In the thread pool: a prediction is CPU work that must not stall the loop.
-            answer = await run_in_threadpool(predictor.predict, payload)
+            answer = await run_in_threadpool(
+                predictor.predict_suppressed if suppressed else predictor.predict, payload
+            )
         except InputError as error:
             metrics.requests.labels(*labels, "invalid").inc()
             return JSONResponse(

@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipelines.artifacts import load_artifact
 from pipelines.retail_calendar import calendar_features
 
+# The segment a customer on the suppression list is given: no segment of the model's.
+DEFAULT_SEGMENT = -1
+
 
 class InputError(ValueError):
     """A request the model cannot answer; `field` names the input at fault."""
@@ -95,6 +98,9 @@ class Predictor:
     kind: ClassVar[str]
     request: ClassVar[type[BaseModel]]
     feature_names: ClassVar[tuple[str, ...]]
+    # The suppression list's purpose this model serves (pipelines.suppression), if it
+    # profiles customers: a listed customer gets `predict_suppressed` instead.
+    purpose: ClassVar[str | None] = None
 
     def __init__(
         self, model: Any, metadata: dict[str, Any], *, artifact: str, load_seconds: float
@@ -105,6 +111,11 @@ class Predictor:
         self.load_seconds = load_seconds
 
     def predict(self, request: Any) -> Answer:
+        raise NotImplementedError
+
+    def predict_suppressed(self, request: Any) -> Answer:
+        """The answer for a customer on the suppression list: nothing about them is
+        used, and nothing is observed into the monitoring histograms."""
         raise NotImplementedError
 
 
@@ -139,6 +150,7 @@ class ForecastingPredictor(Predictor):
 class SegmentationPredictor(Predictor):
     kind = "segmentation"
     request = SegmentRequest
+    purpose = "profiling"
     feature_names = (
         "recency_days",
         "frequency",
@@ -162,10 +174,22 @@ class SegmentationPredictor(Predictor):
             features={name: float(values[name]) for name in self.feature_names},
         )
 
+    def predict_suppressed(self, request: SegmentRequest) -> Answer:
+        return Answer(
+            body={
+                "customer_id": request.customer_id,
+                "segment": DEFAULT_SEGMENT,
+                "personalised": False,
+            },
+            predictions=[],
+            features={},
+        )
+
 
 class RecommendationPredictor(Predictor):
     kind = "recommendation"
     request = RecommendRequest
+    purpose = "personalisation"
     feature_names = ("history_length",)
 
     def predict(self, request: RecommendRequest) -> Answer:
@@ -188,6 +212,20 @@ class RecommendationPredictor(Predictor):
             body={"customer_id": request.customer_id, "items": items},
             predictions=popularity,
             features={"history_length": float(len(request.history))},
+        )
+
+    def predict_suppressed(self, request: RecommendRequest) -> Answer:
+        """The most popular products, the same for everyone: no history is used."""
+        popularity = np.asarray(self.model.popularity)
+        positions = np.argsort(-popularity, kind="stable")[: request.k]
+        return Answer(
+            body={
+                "customer_id": request.customer_id,
+                "items": [str(self.model.products[p]) for p in positions],
+                "personalised": False,
+            },
+            predictions=[],
+            features={},
         )
 
 

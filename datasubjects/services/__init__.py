@@ -39,6 +39,11 @@ from datasubjects.services.sources import (
     source_tasks_create,
     subject_identity,
 )
+from datasubjects.services.suppression import (
+    request_suppress,
+    suppression_lift,
+    suppression_list_write,
+)
 
 __all__ = [
     "AUDIT_OBJECT_TYPE",
@@ -66,6 +71,7 @@ __all__ = [
     "request_set_state",
     "request_status_token",
     "request_status_url",
+    "request_suppress",
     "request_verify",
     "requests_deadline_sweep",
     "source_task_record_manual",
@@ -73,4 +79,6 @@ __all__ = [
     "source_tasks_create",
     "subject_identity",
     "subject_ref_for",
+    "suppression_lift",
+    "suppression_list_write",
 ]

@@ -21,9 +21,10 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from datasubjects.choices import REQUEST_AUDIT_TYPE, TaskAction, TaskState
+from datasubjects.choices import REQUEST_AUDIT_TYPE, SourceKind, TaskAction, TaskState
 from datasubjects.models import DataSubjectRequest
-from datasubjects.notices import ART15_INFORMATION, profiling_explanations
+from datasubjects.notices import ART15_INFORMATION, person_profiling, profiling_explanations
+from datasubjects.selectors import suppression_keys_by_purpose
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
 
@@ -44,6 +45,16 @@ def _csv(rows: list[dict]) -> str:
     return out.getvalue()
 
 
+def _suppressed_purposes(request: DataSubjectRequest) -> set[str]:
+    """The profiling purposes the person is left out of, by their customer keys."""
+    keys = set(request.customer_keys or [])
+    return {
+        purpose
+        for purpose, listed in suppression_keys_by_purpose().items()
+        if purpose != "training" and keys & listed
+    }
+
+
 def access_tasks_finished(*, request: DataSubjectRequest) -> bool:
     tasks = request.tasks.filter(action=TaskAction.ACCESS)
     return tasks.exists() and not tasks.exclude(state=TaskState.DONE).exists()
@@ -62,6 +73,8 @@ def access_package_build(*, request: DataSubjectRequest) -> Path:
     )
     root = Path(settings.DSAR_FILES_DIR)
     sources = []
+    predictions: list[dict] = []
+    purchases: int | None = None
     folder = root / "requests" / str(request.public_id)
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / "access-package.zip"
@@ -71,6 +84,10 @@ def access_package_build(*, request: DataSubjectRequest) -> Path:
             tables: dict[str, list] = {}
             if task.evidence_file.endswith(".json"):
                 tables = json.loads((root / task.evidence_file).read_text())["tables"]
+            if task.source.kind == SourceKind.PREDICTION_LOG:
+                predictions.extend(tables.get("predictions", []))
+            if task.source.kind == SourceKind.LAKE and "transactions" in tables:
+                purchases = (purchases or 0) + len(tables["transactions"])
             for name, rows in tables.items():
                 package.writestr(f"{task.source.slug}/{name}.json", json.dumps(rows, indent=2))
                 package.writestr(f"{task.source.slug}/{name}.csv", _csv(rows))
@@ -91,6 +108,11 @@ def access_package_build(*, request: DataSubjectRequest) -> Path:
                 "sources": sources,
                 "info": ART15_INFORMATION,
                 "profiling": profiling_explanations(),
+                "person": person_profiling(
+                    predictions=predictions,
+                    purchases=purchases,
+                    suppressed=_suppressed_purposes(request),
+                ),
                 "built_at": timezone.now(),
             },
         )

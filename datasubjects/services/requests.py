@@ -25,18 +25,23 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from datasubjects.choices import (
+    KIND_SUPPRESSIONS,
     MAX_EXTENSION_MONTHS,
     OPEN_STATES,
     REQUEST_AUDIT_TYPE,
     STATE_MOVES,
+    ConsentPurpose,
+    ConsentSource,
     RequestKind,
     RequestState,
 )
 from datasubjects.deadlines import dsar_due_date
 from datasubjects.models import DataSubjectRequest
 from datasubjects.permissions import may_handle_requests
+from datasubjects.pseudonyms import subject_ref_for
 from datasubjects.selectors import privacy_officers
 from datasubjects.services.access import package_link_url
+from datasubjects.services.consent import consent_record
 from datasubjects.services.sources import source_tasks_create
 from portal.accounts.models import User
 from portal.audit.actors import Actor
@@ -57,12 +62,6 @@ class RequestRefused(PermissionDenied):
         super().__init__(message)
         self.message = message
         self.code = code
-
-
-def subject_ref_for(email: str) -> str:
-    """The pseudonymous id of the person behind an e-mail address (keyed, not reversible
-    without SECRET_KEY; the same address always gives the same id)."""
-    return salted_hmac("datasubjects.subject", email.strip().lower()).hexdigest()
 
 
 def _code_hash(request: DataSubjectRequest, code: str) -> str:
@@ -123,6 +122,15 @@ def _send_code(request: DataSubjectRequest, now: datetime) -> None:
     )
 
 
+def _queue_suppression(request: DataSubjectRequest) -> None:
+    """After commit, have a worker find the person's customer ids and (for an
+    objection, restriction or erasure) put them on the suppression list; for a consent
+    withdrawal, finding the ids is what lets the list name the person."""
+    from datasubjects.tasks import suppress_subject  # noqa: PLC0415 -- task
+
+    transaction.on_commit(lambda: suppress_subject.delay(request.pk))
+
+
 @dataclass(frozen=True)
 class FiledRequest:
     request: DataSubjectRequest
@@ -136,6 +144,7 @@ def request_file(
     agent_name: str = "",
     agent_email: str = "",
     agent_proof: UploadedFile | None = None,
+    consent_purposes: list[str] | None = None,
     client_ip: str | None = None,
 ) -> FiledRequest:
     """File a request from the public form, unverified until the code comes back.
@@ -151,6 +160,12 @@ def request_file(
         raise ValidationError({"kind": "Choose one of the listed rights."})
     if agent_email and not agent_proof:
         raise ValidationError({"agent_proof": "Attach the proof that you may act for this person."})
+    purposes = sorted(set(consent_purposes or []))
+    if set(purposes) - set(ConsentPurpose.values):
+        raise ValidationError({"consent_purposes": "Choose among the listed purposes."})
+    if kind == RequestKind.CONSENT_WITHDRAWAL and not purposes:
+        # Withdrawing is as easy as giving: no choice made means every purpose.
+        purposes = sorted(ConsentPurpose.values)
     email = email.strip().lower()
     with transaction.atomic():
         request = DataSubjectRequest(
@@ -160,6 +175,7 @@ def request_file(
             details=details,
             agent_name=agent_name,
             agent_email=agent_email.strip().lower(),
+            consent_purposes=purposes if kind == RequestKind.CONSENT_WITHDRAWAL else [],
         )
         if agent_proof is not None:
             request.agent_proof = agent_proof
@@ -217,6 +233,17 @@ def request_verify(*, request: DataSubjectRequest, code: str, client_ip: str | N
                 {"due_on": request.due_on.isoformat()},
                 client_ip=client_ip,
             )
+            if request.kind == RequestKind.CONSENT_WITHDRAWAL:
+                # Art. 7(3): the withdrawal takes effect now, not when an officer acts.
+                consent_record(
+                    email=request.email,
+                    purposes=request.consent_purposes or list(ConsentPurpose.values),
+                    given=False,
+                    source=ConsentSource.WITHDRAWAL_REQUEST,
+                    actor=Actor.anonymous(),
+                    request=request,
+                )
+                _queue_suppression(request)
             _mail_on_commit(
                 to=request.code_recipient,
                 subject="We have received your request",
@@ -313,6 +340,12 @@ def request_set_state(
         request.save()
         if state == RequestState.IN_PROGRESS:
             source_tasks_create(request=request, actor=user.audit_actor())
+            if request.kind in KIND_SUPPRESSIONS:
+                _queue_suppression(request)
+        if state == RequestState.COMPLETED and request.kind == RequestKind.ERASURE:
+            # The sources are erased: the ids go; their keyed hashes stay listed.
+            request.customer_ids_sealed = ""
+            request.save(update_fields=["customer_ids_sealed", "updated_at"])
         if state == RequestState.COMPLETED and request.package_file:
             _mail_on_commit(
                 to=request.code_recipient,

@@ -30,8 +30,14 @@ from datasubjects.choices import (
     TaskState,
 )
 from datasubjects.connectors import ConnectorError, Identity, connector_for
-from datasubjects.models import DataSource, DataSubjectRequest, SourceTask
+from datasubjects.models import (
+    DataSource,
+    DataSubjectRequest,
+    SourceTask,
+    VersionTrainedOnSubject,
+)
 from datasubjects.permissions import may_handle_requests, may_manage_sources
+from datasubjects.pseudonyms import customer_ids_seal, customer_ids_unseal, customer_key
 from datasubjects.selectors import sources_active
 from governance.selectors.registry import versions_trained_on
 from portal.accounts.models import User
@@ -101,13 +107,64 @@ def source_tasks_create(*, request: DataSubjectRequest, actor: Actor) -> list[So
 
 def subject_identity(*, request: DataSubjectRequest) -> Identity:
     """The person to look for: the verified address and every customer id that the
-    e-mail-keyed sources map it to (so id-keyed tables are found too)."""
-    ids: set[str] = set()
-    for source in sources_active().filter(kind__in=[SourceKind.LAKE, SourceKind.SQL]):
-        ids |= connector_for(kind=source.kind, config=source.config).customer_ids(request.email)
+    e-mail-keyed sources map it to (so id-keyed tables are found too).
+
+    The sources are searched once per request: the ids found are kept on the request,
+    sealed, and every later task reads them from there (`request_customers_resolve`).
+    """
+    ids = request_customers_resolve(request=request)
     return Identity(
-        email=request.email, subject_ref=request.subject_ref, customer_ids=tuple(sorted(ids))
+        email=request.email, subject_ref=request.subject_ref, customer_ids=ids, resolved=True
     )
+
+
+def request_customers_resolve(*, request: DataSubjectRequest) -> tuple[str, ...]:
+    """The customer ids of the request's person, searched in the lake and SQL sources
+    the first time and read back from the request afterwards.
+
+    The search runs with no lock held (it reads outside systems); two workers that
+    search at once find the same ids and the first to record them wins.
+    Side effects (first time only): stores the ids sealed and their keyed hashes on
+    the request (`customer_ids_sealed`, `customer_keys`, `customers_found_at`);
+    records `dsr.customers_found` with the count only. ConnectorError if a source
+    cannot be read (nothing is stored: the next attempt searches again).
+    """
+    stored = DataSubjectRequest.objects.filter(pk=request.pk).values(
+        "customers_found_at", "customer_ids_sealed"
+    )[0]
+    if stored["customers_found_at"] is not None:
+        return tuple(customer_ids_unseal(stored["customer_ids_sealed"]))
+    ids: set[str] = set()
+    for source in sources_active().filter(
+        kind__in=[SourceKind.LAKE, SourceKind.SQL, SourceKind.BIGQUERY]
+    ):
+        ids |= connector_for(kind=source.kind, config=source.config).customer_ids(request.email)
+    found = tuple(sorted(ids))
+    with transaction.atomic():
+        locked = DataSubjectRequest.objects.select_for_update().get(pk=request.pk)
+        if locked.customers_found_at is not None:
+            return tuple(customer_ids_unseal(locked.customer_ids_sealed))
+        locked.customer_ids_sealed = customer_ids_seal(found)
+        locked.customer_keys = sorted({customer_key(c) for c in found})
+        locked.customers_found_at = timezone.now()
+        locked.save(
+            update_fields=[
+                "customer_ids_sealed",
+                "customer_keys",
+                "customers_found_at",
+                "updated_at",
+            ]
+        )
+        audit_record(
+            action="dsr.customers_found",
+            actor=Actor.system("datasubjects.worker"),
+            object_type=REQUEST_AUDIT_TYPE,
+            object_id=locked.audit_id,
+            payload={"customer_ids": len(found)},
+        )
+    request.customer_keys = locked.customer_keys
+    request.customers_found_at = locked.customers_found_at
+    return found
 
 
 def _evidence_path(task: SourceTask) -> Path:
@@ -222,6 +279,7 @@ def _erasure_run(task: SourceTask, connector: Any, identity: Identity, worker: A
     if not hasattr(connector, "erase"):
         snapshots = connector.snapshots_containing(identity)
         by_snapshot = dict(snapshots)
+        versions = list(versions_trained_on(data_versions=list(by_snapshot)))
         lineage = [
             {
                 "model": version.model.slug,
@@ -229,18 +287,29 @@ def _erasure_run(task: SourceTask, connector: Any, identity: Identity, worker: A
                 "snapshot": version.data_version,
                 "rows": by_snapshot[version.data_version],
             }
-            for version in versions_trained_on(data_versions=list(by_snapshot))
+            for version in versions
         ]
         _write_atomically(path, {"snapshots": snapshots, "lineage": lineage})
         note = (
             f"{len(snapshots)} lake snapshot(s) hold the person "
             f"({sum(by_snapshot.values())} rows); model versions trained on them: "
             + (", ".join(f"{v['model']} {v['version']}" for v in lineage) or "none")
-            + ". Snapshots are immutable: exclude the person from the next snapshot and "
+            + ". Snapshots are immutable: the suppression list leaves the person out of "
+            "the next training snapshot; retire or retrain the versions named, then "
             "record it here."
         )
         with transaction.atomic():
             DataSubjectRequest.objects.filter(pk=task.request_id).update(lineage=lineage)
+            # One row per version: what the version page flags (a retry adds nothing).
+            for version in versions:
+                VersionTrainedOnSubject.objects.get_or_create(
+                    request_id=task.request_id,
+                    version=version,
+                    defaults={
+                        "snapshot": version.data_version,
+                        "rows": by_snapshot[version.data_version],
+                    },
+                )
             SourceTask.objects.filter(pk=task.pk).update(
                 state=TaskState.AWAITING_PERSON,
                 rows_found=sum(by_snapshot.values()),

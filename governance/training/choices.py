@@ -47,3 +47,16 @@ STEP_TITLES: dict[str, str] = {
     "compare": "Compare with production and decide",
 }
 SCHEDULED_TASK = "training.start_scheduled_run"
+
+
+class ImportState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Imported"
+    REFUSED = "refused", "Refused: too many rows rejected"
+    FAILED = "failed", "Failed"
+
+
+ACTIVE_IMPORT_STATES = (ImportState.QUEUED, ImportState.RUNNING)
+# The lake tables an import may fill, in the order the form asks for them.
+IMPORT_TABLES = ("transactions", "customers", "products", "categories", "promotions")

@@ -4,7 +4,9 @@ from django.utils import timezone
 
 from governance.models import ModelVersion, RegisteredModel
 from governance.training.choices import (
+    ACTIVE_IMPORT_STATES,
     ACTIVE_RUN_STATES,
+    ImportState,
     RunBackend,
     RunState,
     RunTrigger,
@@ -115,3 +117,58 @@ class PipelineStepRun(models.Model):
         if self.started_at is None or self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+class LakeImport(models.Model):
+    """One import of the client's data into the lake, asked for from the portal and run
+    by a worker: its sources (one per table: a path in the import folder, gs://, bq://
+    or dvc://), the column mapping and rejection limit, how far it got, and its outcome
+    (the snapshot and data version, or the refusal), with the rejection report.
+
+    The row is the truth, as for export jobs: a worker that dies mid-import leaves it
+    running, and the redelivered task imports again; the lake is content-addressed, so
+    the same data gives the same snapshot, never a second one.
+    """
+
+    sources = models.JSONField(default=list)  # [{"table": ..., "uri": ...}]
+    mapping = models.JSONField(default=dict, blank=True)  # {table: {theirs: ours}}
+    max_rejected = models.FloatField(default=0.05)  # a share of each table's rows
+    state = models.CharField(max_length=16, choices=ImportState.choices, default=ImportState.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)  # percent
+    stage = models.CharField(max_length=200, blank=True)  # what the worker is doing now
+    report = models.JSONField(default=dict, blank=True)  # the rejection report
+    snapshot_id = models.CharField(max_length=200, blank=True)
+    data_version = models.CharField(max_length=1000, blank=True)  # outside the lake
+    created_snapshot = models.BooleanField(default=False)  # False: the lake had it
+    outcome = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    requested_by = models.CharField(max_length=80, blank=True)  # pseudonymous actor
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(progress__lte=100),
+                name="lake_import_progress_percent",
+                violation_error_message="Progress is a percentage (0 to 100).",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_rejected__gte=0, max_rejected__lte=1),
+                name="lake_import_max_rejected_share",
+                violation_error_message="The rejection limit is a share from 0 to 1.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"lake import {self.pk}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_IMPORT_STATES
+
+    @property
+    def max_rejected_percent(self) -> float:
+        return round(self.max_rejected * 100, 2)

@@ -33,3 +33,9 @@ def may_start_run(user: Any, model: RegisteredModel) -> bool:
 
 def may_manage_schedules(user: Any) -> bool:
     return bool(user.is_authenticated and user.has_role(Role.PORTAL_ADMIN, Role.DATA_SCIENCE_LEAD))
+
+
+def may_import_data(user: Any) -> bool:
+    """Data science leads (and portal admins) bring the client's data into the lake and
+    read the import reports, whose samples may show customer ids."""
+    return bool(user.is_authenticated and user.has_role(Role.DATA_SCIENCE_LEAD, Role.PORTAL_ADMIN))

@@ -10,7 +10,7 @@ from django_celery_beat.models import PeriodicTask
 from governance.models import ModelVersion, RegisteredModel
 from governance.selectors.registry import SEMVER_DESC
 from governance.training.choices import ACTIVE_RUN_STATES, SCHEDULED_TASK
-from governance.training.models import PipelineRun
+from governance.training.models import LakeImport, PipelineRun
 
 
 def runs_list(*, model: str = "", state: str = "", trigger: str = "") -> QuerySet[PipelineRun]:
@@ -83,3 +83,16 @@ def production_rescored(
                 f"data by training run #{run.pk}"
             )
     return None
+
+
+def lake_imports_list() -> QuerySet[LakeImport]:
+    """Imports, newest first (one query: the rows carry everything the list shows)."""
+    return LakeImport.objects.order_by("-created_at", "-pk")
+
+
+def lake_import_get(*, pk: int) -> LakeImport:
+    """The import, or Http404."""
+    try:
+        return LakeImport.objects.get(pk=pk)
+    except LakeImport.DoesNotExist:
+        raise Http404("No such import.") from None

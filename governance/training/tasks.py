@@ -9,6 +9,7 @@ from governance.training.choices import RunTrigger
 from governance.training.services import (
     POLL_SECONDS,
     RunAlreadyActive,
+    lake_import_run,
     run_execute,
     run_start,
     runs_reap_stale,
@@ -27,6 +28,14 @@ logger = logging.getLogger(__name__)
 def execute_run(run_id: int) -> str:
     run = run_execute(run_id=run_id)
     return f"run {run.pk}: {run.state}"
+
+
+# A worker killed mid-import gives the message back; the next delivery imports again
+# (lake_import_run is idempotent: the lake is content-addressed).
+@shared_task(name="training.lake_import", acks_late=True, reject_on_worker_lost=True)
+def lake_import_task(import_id: int) -> str:
+    job = lake_import_run(import_id=import_id)
+    return f"lake import {job.pk}: {job.state}"
 
 
 @shared_task(name="training.reap_stale_runs")

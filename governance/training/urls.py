@@ -10,6 +10,10 @@ urlpatterns = [
     path("pipelines/runs/<int:pk>/", views.run_detail, name="run_detail"),
     path("pipelines/runs/<int:pk>/progress/", views.run_progress, name="run_progress"),
     path("pipelines/runs/<int:pk>/cancel/", views.run_cancel_view, name="run_cancel"),
+    path("pipelines/imports/", views.import_list, name="import_list"),
+    path("pipelines/imports/new/", views.import_start_view, name="import_start"),
+    path("pipelines/imports/<int:pk>/", views.import_detail, name="import_detail"),
+    path("pipelines/imports/<int:pk>/progress/", views.import_progress, name="import_progress"),
     path("pipelines/schedules/", views.schedule_list, name="schedule_list"),
     path("pipelines/schedules/<int:pk>/edit/", views.schedule_edit, name="schedule_edit"),
 ]

@@ -1,5 +1,6 @@
 """Training run pages: the runs, one run with its steps (live while it runs), starting
-and cancelling a run, and the retraining schedules."""
+and cancelling a run, the retraining schedules, and imports of the client's data into
+the lake (the form, the list, one import with its progress and rejection report)."""
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -11,17 +12,31 @@ from django.views.decorators.http import require_POST
 
 from governance.models import RegisteredModel
 from governance.training.choices import STEP_TITLES, RunTrigger
-from governance.training.forms import RunFilterForm, RunStartForm, ScheduleForm
+from governance.training.forms import (
+    LakeImportForm,
+    RunFilterForm,
+    RunStartForm,
+    ScheduleForm,
+)
 from governance.training.permissions import (
+    may_import_data,
     may_manage_schedules,
     may_read_runs,
     may_start_any_run,
     may_start_run,
 )
-from governance.training.selectors import run_get, runs_list, schedule_get, schedules_list
+from governance.training.selectors import (
+    lake_import_get,
+    lake_imports_list,
+    run_get,
+    runs_list,
+    schedule_get,
+    schedules_list,
+)
 from governance.training.services import (
     CRONTAB_FIELDS,
     RunAlreadyActive,
+    lake_import_start,
     run_cancel,
     run_start,
     schedule_update,
@@ -58,6 +73,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
             "query": urlencode([(k, v) for k, v in chosen.items() if v]),
             "start_form": start_form,
             "may_manage_schedules": may_manage_schedules(request.user),
+            "may_import_data": may_import_data(request.user),
         },
     )
 
@@ -168,3 +184,51 @@ def schedule_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request, "training/schedule_edit.html", {"task": task, "form": form}, status=status
     )
+
+
+@user_passes(may_import_data)
+def import_list(request: HttpRequest) -> HttpResponse:
+    page = Paginator(lake_imports_list(), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "training/import_list.html", {"page": page})
+
+
+@user_passes(may_import_data)
+def import_start_view(request: HttpRequest) -> HttpResponse:
+    """GET: the form; POST: queue the import and go to its page."""
+    if request.method != "POST":
+        return render(request, "training/import_start.html", {"form": LakeImportForm()})
+    form = LakeImportForm(request.POST)
+    if form.is_valid():
+        try:
+            job = lake_import_start(
+                sources=form.sources(),
+                mapping=form.cleaned_data["mapping"],
+                max_rejected=form.cleaned_data["max_rejected_percent"] / 100,
+                actor=request.user.audit_actor(),
+                client_ip=client_ip_for_request(request),
+            )
+        except ValidationError as error:
+            for field, problems in error.message_dict.items():
+                target = "max_rejected_percent" if field == "max_rejected" else field
+                form.add_error(target if target in form.fields else None, problems)
+        else:
+            messages.success(request, f"Import #{job.pk} queued.")
+            return redirect("governance:import_detail", pk=job.pk)
+    return render(request, "training/import_start.html", {"form": form}, status=400)
+
+
+def _import_context(pk: int) -> dict:
+    job = lake_import_get(pk=pk)
+    tables = (job.report or {}).get("tables", {})
+    return {"job": job, "tables": tables}
+
+
+@user_passes(may_import_data)
+def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return render(request, "training/import_detail.html", _import_context(pk))
+
+
+@user_passes(may_import_data)
+def import_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """The progress and outcome, polled by htmx every two seconds while it runs."""
+    return render(request, "training/includes/import_progress.html", _import_context(pk))

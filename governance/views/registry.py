@@ -15,6 +15,7 @@ from governance.permissions import may_edit_card, may_read_registry
 from governance.reviews.selectors import gate_attestations_last_expiry, open_review_counts_by_model
 from governance.selectors.baselines import production_comparison
 from governance.selectors.cards import card_diff, card_missing_sections, card_sections
+from governance.selectors.data_subjects import version_subject_flags
 from governance.selectors.registry import (
     metrics_compare,
     metrics_trend,
@@ -166,6 +167,7 @@ def version_detail(request: HttpRequest, model: str, version: str) -> HttpRespon
             "events": events[:AUDIT_HISTORY_LIMIT],
             "revision_count": card.revisions.count(),
             "attestations_expire": sorted(gate_attestations_last_expiry(version=found).items()),
+            "subject_flags": version_subject_flags(version=found),
         },
     )
 

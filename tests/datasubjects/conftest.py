@@ -156,3 +156,9 @@ def registered_sources(db, make_user, sample_lake, crm_url):
 def _private_files(settings, tmp_path):
     """Requests' files (proofs, evidence, packages) go to the test's own folder."""
     settings.DSAR_FILES_DIR = tmp_path / "datasubjects"
+
+
+@pytest.fixture(autouse=True)
+def _suppression_list_file(settings, tmp_path):
+    """The suppression list goes to the test's own folder, not beside a real lake."""
+    settings.DSAR_SUPPRESSION_LIST = str(tmp_path / "suppression-list" / "suppression.json")

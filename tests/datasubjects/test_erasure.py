@@ -205,3 +205,41 @@ def test_erasure_certificate_pdf_lists_sources_holds_and_lineage(
         .status_code
         == 404
     )
+
+
+def test_version_page_flags_the_versions_trained_on_the_erased_person(
+    registered_sources, sample_lake, seeded_person, verified_request, privacy_officer, client_for
+):
+    """The lake task records which versions were trained on the person; each such
+    version's page says so and links the request; another version's page does not."""
+    from django.urls import reverse
+
+    from datasubjects.models import VersionTrainedOnSubject
+
+    root, _ = sample_lake
+    snapshot = open_snapshot(root=root)
+    trained, _ = version_register(
+        model_slug="customer-segmentation",
+        data=registration_body("3.2.0", data_version=snapshot.id, metric_slices=None),
+        actor=Actor.system("tests"),
+    )
+    other, _ = version_register(
+        model_slug="customer-segmentation",
+        data=registration_body("3.3.0", data_version="sha256:" + "0" * 64, metric_slices=None),
+        actor=Actor.system("tests"),
+    )
+    dsr, tasks = _start_erasure(verified_request, seeded_person, privacy_officer)
+    source_task_run(task_id=tasks["lake"].pk)
+    (found,) = VersionTrainedOnSubject.objects.all()
+    assert (found.version_id, found.request_id, found.snapshot) == (trained.pk, dsr.pk, snapshot.id)
+    lead = client_for(privacy_officer)
+    page = lead.get(
+        reverse("governance:version_detail", args=["customer-segmentation", "3.2.0"])
+    ).content.decode()
+    assert 'data-testid="subject-flags"' in page
+    assert str(dsr.public_id) in page and f"{found.rows} row(s)" in page
+    assert seeded_person["email"] not in page
+    clean = lead.get(
+        reverse("governance:version_detail", args=["customer-segmentation", other.version])
+    ).content.decode()
+    assert 'data-testid="subject-flags"' not in clean

@@ -44,6 +44,16 @@ class Failure:
     status_name: str | None = None
 
 
+@dataclass(frozen=True)
+class RawResponse:
+    """An answer that is not JSON: bytes as they are (a media download), or an empty
+    body with headers (a resumable upload's 308). `handle` returns it as its payload."""
+
+    body: bytes = b""
+    content_type: str = "application/octet-stream"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
 @dataclass
 class JsonHttpFake:
     """Subclasses keep `requests` (what was received, each with `method` and a decoded
@@ -126,13 +136,20 @@ def _handler_for(fake: JsonHttpFake) -> type[BaseHTTPRequestHandler]:
             status, payload = fake.handle(
                 self.command, self.path, dict(self.headers.items()), raw_body
             )
-            data = json.dumps(payload).encode()
+            if isinstance(payload, RawResponse):
+                data, content_type = payload.body, payload.content_type
+                extra = payload.headers
+            else:
+                data = json.dumps(payload).encode()
+                content_type, extra = "application/json; charset=UTF-8", ()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
+            for name, value in extra:
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_PATCH = do_DELETE = _serve
+        do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
 
     return Handler

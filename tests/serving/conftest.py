@@ -114,7 +114,12 @@ class RunningServer:
 
 
 def start_server(
-    routing_path: Path, *, allow_faults: bool = True, prediction_log_dir: Path | None = None
+    routing_path: Path,
+    *,
+    allow_faults: bool = True,
+    prediction_log_dir: Path | None = None,
+    timeout: float = 120,
+    suppression_list: Path | None = None,
 ) -> RunningServer:
     port = free_port()
     command = [sys.executable, "-m", "serving", "--routing", str(routing_path), "--port", str(port)]
@@ -122,9 +127,11 @@ def start_server(
         command.append("--allow-faults")
     if prediction_log_dir is not None:
         command += ["--prediction-log-dir", str(prediction_log_dir)]
+    if suppression_list is not None:
+        command += ["--suppression-list", str(suppression_list)]
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ})
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120  # loading three models on a busy shared machine
+    deadline = time.monotonic() + timeout  # 120 s: three models on a busy shared machine
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"the model server exited with {process.returncode}")

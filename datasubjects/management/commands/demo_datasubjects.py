@@ -10,13 +10,22 @@ from django.core import mail
 from django.core.management.base import BaseCommand, CommandError
 from django.test import override_settings
 
-from datasubjects.choices import LookupKey, RequestKind, SourceKind
-from datasubjects.models import DataSubjectRequest
+from datasubjects.choices import (
+    ConsentPurpose,
+    ConsentSource,
+    LookupKey,
+    RequestKind,
+    SourceKind,
+)
+from datasubjects.models import ConsentRecord, DataSubjectRequest
 from datasubjects.sample_crm import sample_crm_create
 from datasubjects.services import data_source_save, request_file, request_verify
+from datasubjects.services.consent import consent_record
 from portal.accounts.models import User
+from portal.audit.actors import Actor
 
 ADMIN = "admin@zeromargin.example"
+DEMO_CONSENTS = 10  # customers whose sign-up consents the demo's ledger holds
 
 
 class Command(BaseCommand):
@@ -49,11 +58,36 @@ class Command(BaseCommand):
             ),
             ("crm", "CRM database", SourceKind.SQL, LookupKey.EMAIL, crm_config),
             ("portal", "The portal's own records", SourceKind.PORTAL, LookupKey.EMAIL, {}),
+            (
+                "predictions",
+                "Model server's prediction log",
+                SourceKind.PREDICTION_LOG,
+                LookupKey.CUSTOMER_ID,
+                {},
+            ),
         ]
+        # The model server makes it on its first prediction; the check wants it now.
+        settings.MONITORING_PREDICTION_LOG_DIR.mkdir(parents=True, exist_ok=True)
         for slug, name, kind, key, config in sources:
             data_source_save(
                 user=admin, slug=slug, name=name, kind=kind, lookup_key=key, config=config
             )
+        if not ConsentRecord.objects.exists():
+            # The sign-up consents of the first customers, as the lake records them.
+            for row in customers.head(DEMO_CONSENTS).itertuples():
+                for purpose, given in (
+                    (ConsentPurpose.PROFILING, bool(row.consent_profiling)),
+                    (ConsentPurpose.PERSONALISATION, True),
+                    (ConsentPurpose.MARKETING, False),
+                ):
+                    consent_record(
+                        email=row.email,
+                        customer_id=row.customer_id,
+                        purposes=[purpose],
+                        given=given,
+                        source=ConsentSource.SIGNUP,
+                        actor=Actor.system("demo"),
+                    )
         first, second = customers.iloc[0], customers.iloc[1]
         if not DataSubjectRequest.objects.filter(email=second["email"]).exists():
             # The sample requester "reads" the code from an in-memory mailbox.
@@ -63,7 +97,8 @@ class Command(BaseCommand):
                 code = re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1)
                 request_verify(request=request, code=code)
         self.stdout.write(
-            "Data sources: lake, CRM (" + re.sub(r"^.*/", "var/", str(crm_path)) + "), portal.\n"
+            "Data sources: lake, CRM (" + re.sub(r"^.*/", "var/", str(crm_path)) + "), portal, "
+            "prediction log.\n"
             f"A sample access request for {second['email']} waits in the privacy officer's queue.\n"
             f"File your own at {settings.PORTAL_BASE_URL}/privacy/requests/new/ as "
             f"{first['email']} (customer {first['customer_id']}): the code is in the "

@@ -11,6 +11,11 @@ from governance.training.services.attempt import (
     RunStopped,
     code_version_for,
 )
+from governance.training.services.imports import (
+    import_source_check,
+    lake_import_run,
+    lake_import_start,
+)
 from governance.training.services.local import LocalRunAttempt
 from governance.training.services.retraining import (
     production_metrics,
@@ -44,6 +49,9 @@ __all__ = [
     "RunStopped",
     "VertexRunAttempt",
     "code_version_for",
+    "import_source_check",
+    "lake_import_run",
+    "lake_import_start",
     "params_clean",
     "production_metrics",
     "retrain_tolerance",

@@ -6,6 +6,7 @@ from typing import Any
 from django.conf import settings
 
 from governance.models import ModelVersion
+from governance.services.data_subjects import training_suppression_list
 from governance.training.services.attempt import RunAttempt, RunStopped, error_describe
 from governance.training.services.retraining import retraining_decide
 
@@ -29,6 +30,11 @@ class LocalRunAttempt(RunAttempt):
                 seed=SEED,
                 run_id=self.run.pipeline_run_ref,
                 log=self.log,
+                # People who objected, restricted, were erased or withdrew consent are
+                # left out of the snapshot this run trains on (GDPR Arts. 17, 18, 21).
+                suppression_path=training_suppression_list(
+                    purpose=f"training run {self.run.pipeline_run_ref}"
+                ),
             )
             for step in STEPS:
                 self.begin(step.name)

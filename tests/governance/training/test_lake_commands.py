@@ -89,3 +89,37 @@ def test_pipeline_run_on_an_empty_lake_names_the_commands_that_fill_it(
     with pytest.raises(CommandError, match=r"lake_import.*lake_sample"):
         call_command("pipeline_run", "demand-forecasting", stdout=StringIO())
     assert not PipelineRun.objects.exists()
+
+
+def test_lake_import_from_cloud_storage_prints_the_data_version(settings, tmp_path):
+    """`transactions=gs://...` reads the object through the configured endpoint and
+    prints the object's generation as the data version beside the snapshot id."""
+    from tests.fakes.storage_server import FakeStorageServer
+
+    settings.PIPELINES_LAKE_ROOT = str(tmp_path / "lake")
+    with FakeStorageServer() as storage:
+        settings.GCS_API_ENDPOINT = storage.url
+        storage.put("gs://client-exports/export.csv", EXPORT.encode())
+        out = StringIO()
+        call_command(
+            "lake_import",
+            "transactions=gs://client-exports/export.csv",
+            "--map",
+            "Invoice=transaction_id,InvoiceDate=ts,Qty=quantity",
+            "--max-rejected",
+            "0.5",
+            "--no-progress",
+            stdout=out,
+        )
+        generation = storage.buckets["client-exports"]["export.csv"].generation
+    (snapshot,) = list_snapshots(root=tmp_path / "lake")
+    printed = out.getvalue()
+    assert f"Imported: new snapshot {snapshot.id}" in printed
+    assert f"Data version: gs://client-exports/export.csv#{generation}" in printed
+    assert snapshot.source["files"][0]["uri"] == "gs://client-exports/export.csv"
+
+
+def test_lake_import_malformed_source_uri_is_refused_before_fetching(settings, tmp_path):
+    settings.PIPELINES_LAKE_ROOT = str(tmp_path / "lake")
+    with pytest.raises(CommandError, match=r"bq://sales: expected bq://project\.dataset\.table"):
+        call_command("lake_import", "transactions=bq://sales", stdout=StringIO())

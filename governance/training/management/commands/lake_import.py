@@ -1,6 +1,9 @@
 """Import the client's files into the lake as a new snapshot:
 
     manage.py lake_import transactions=export.csv [customers=crm.parquet ...]
+    manage.py lake_import transactions=gs://bucket/exports/tx.csv
+    manage.py lake_import transactions=bq://project.dataset.sales@sales_2026_01
+    manage.py lake_import transactions=dvc://https://git.example/data.git@v3:tx.parquet
         [--map InvoiceDate=ts,Qty=quantity] [--map customers:Id=customer_id]
         [--map-file mapping.yaml] [--max-rejected 0.05]
 
@@ -15,13 +18,19 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from governance.training.clients import import_endpoints
+
 
 class Command(BaseCommand):
     help = "Import CSV or Parquet files (one per table) into the lake as a new snapshot."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "files", nargs="+", metavar="TABLE=FILE", help="e.g. transactions=export.csv"
+            "files",
+            nargs="+",
+            metavar="TABLE=SOURCE",
+            help="e.g. transactions=export.csv; a source may be a path, gs://bucket/path, "
+            "bq://project.dataset.table[@snapshot] or dvc://<repo>@<rev>:<path>",
         )
         parser.add_argument(
             "--map",
@@ -45,19 +54,18 @@ class Command(BaseCommand):
             DEFAULT_MAX_REJECTED,
             ImportFailed,
             ImportRefused,
-            ImportSource,
-            import_files,
             load_mapping_file,
             parse_mapping,
         )
+        from pipelines.sources import check_source_uri, import_uris  # -- slow
 
         try:
-            sources = []
+            items = []
             for item in options["files"]:
                 table, sep, path = item.partition("=")
                 if not sep or not table or not path:
                     raise ImportFailed(f"{item!r} is not TABLE=FILE, e.g. transactions=export.csv")
-                sources.append(ImportSource(table=table.strip(), path=path.strip()))
+                items.append((table.strip(), check_source_uri(path.strip())))
             mapping: dict[str, dict[str, str]] = {}
             if options["map_file"]:
                 mapping.update(load_mapping_file(options["map_file"]))
@@ -67,9 +75,10 @@ class Command(BaseCommand):
                     table, rest = "transactions", text
                 mapping.setdefault(table.strip(), {}).update(parse_mapping(rest))
             limit = options["max_rejected"]
-            result = import_files(
+            result = import_uris(
                 root=settings.PIPELINES_LAKE_ROOT,
-                sources=sources,
+                items=items,
+                endpoints=import_endpoints(),
                 mapping=mapping,
                 max_rejected=DEFAULT_MAX_REJECTED if limit is None else limit,
                 delimiter=options["delimiter"],
@@ -88,6 +97,8 @@ class Command(BaseCommand):
             self.stdout.write(line)
         state = "new snapshot" if result.created else "the lake already holds this content as"
         self.stdout.write(self.style.SUCCESS(f"Imported: {state} {result.snapshot.id}"))
+        if result.snapshot.source.get("data_version"):
+            self.stdout.write(f"Data version: {result.snapshot.source['data_version']}")
         self.stdout.write(
             f"Train on it: manage.py pipeline_run <model> --snapshot {result.snapshot.id}"
         )

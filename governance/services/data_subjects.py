@@ -1,0 +1,32 @@
+"""What training must leave out of a snapshot for data subjects' rights, asked of the
+app that knows (datasubjects) without the registry or training importing it.
+
+The data subjects app registers a writer in its AppConfig.ready(); before a run takes
+its snapshot, the local runner asks `training_suppression_list()` for the file to hand
+the pipeline (`pipelines.suppression`). No writer registered: nobody is left out.
+"""
+
+from collections.abc import Callable
+from pathlib import Path
+
+# (*, purpose) -> the path of the suppression list file just written for that run.
+SuppressionWriter = Callable[..., Path]
+
+_writers: list[SuppressionWriter] = []
+
+
+def training_suppression_writer_register(writer: SuppressionWriter) -> None:
+    """Register `writer(*, purpose)` (once; called from AppConfig.ready())."""
+    if writer not in _writers:
+        _writers.append(writer)
+
+
+def training_suppression_list(*, purpose: str) -> Path | None:
+    """Write the suppression list for a training run now and return its path; None
+    when no app keeps one. `purpose` names the run for the writer's audit event.
+
+    Side effects: those of the registered writer (a file, an audit event).
+    """
+    for writer in _writers:
+        return writer(purpose=purpose)
+    return None

@@ -1,0 +1,143 @@
+"""The suppression list: people the training pipelines and the model server must leave
+out, by a keyed hash of their customer id.
+
+The portal writes it (one JSON file) whenever training takes a snapshot: people who
+objected to profiling (GDPR Art. 21), asked for restriction (Art. 18) or erasure
+(Art. 17), or withdrew their consent to profiling or personalisation. Its shape:
+
+    {"format": 1, "written_at": "<ISO 8601>",
+     "hash": {"algorithm": "hmac-sha256", "of": "customer_id", "key": "<hex>"},
+     "purposes": {"training": [<hex>...], "profiling": [...], "personalisation": [...]}}
+
+- `training`: rows of these customers are left out of the next training snapshot;
+- `profiling`: the segmentation model answers with the default segment;
+- `personalisation`: the recommendation model answers with non-personalised items.
+
+The file carries its hashing key because the readers (plain Python, a separate
+process) must hash the customer ids they meet to compare them. The key is no secret
+from them: the file sits in the lake, beside the customer ids it filters, under the
+same access control. What the key protects is the portal's own list, kept after an
+erasure as hashes only, from a reader of the portal's database alone.
+"""
+
+import hashlib
+import hmac
+import json
+import os
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT = 1
+TRAINING = "training"
+PROFILING = "profiling"
+PERSONALISATION = "personalisation"
+PURPOSES = (TRAINING, PROFILING, PERSONALISATION)
+# The column that names a customer in the lake's tables.
+CUSTOMER_COLUMN = "customer_id"
+
+
+class SuppressionListInvalid(ValueError):
+    """The file is not a suppression list this code understands."""
+
+
+def customer_key(key: bytes, customer_id: object) -> str:
+    """The keyed hash (HMAC-SHA256, hex) of one customer id, as the portal stores it."""
+    return hmac.new(key, str(customer_id).encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class SuppressionList:
+    """Keys (hashed customer ids) per purpose, and the key that hashes them."""
+
+    key: bytes = b""
+    purposes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    written_at: str = ""
+
+    def keys(self, purpose: str) -> frozenset[str]:
+        return self.purposes.get(purpose, frozenset())
+
+    def suppressed(self, customer_id: object, purpose: str) -> bool:
+        """Whether this customer is left out of `purpose` (one of PURPOSES)."""
+        keys = self.keys(purpose)
+        return bool(keys) and customer_key(self.key, customer_id) in keys
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "written_at": self.written_at,
+            "hash": {"algorithm": "hmac-sha256", "of": CUSTOMER_COLUMN, "key": self.key.hex()},
+            "purposes": {p: sorted(self.keys(p)) for p in PURPOSES},
+        }
+
+
+EMPTY = SuppressionList()
+
+
+def suppression_write(
+    path: str | Path, *, key: bytes, purposes: Mapping[str, Iterable[str]], written_at: str
+) -> SuppressionList:
+    """Write the list to `path` atomically (a reader sees the old file or the new one).
+
+    Side effects: creates `path` (and its folder), replacing the file there.
+    """
+    unknown = set(purposes) - set(PURPOSES)
+    if unknown:
+        raise SuppressionListInvalid(f"unknown purposes: {', '.join(sorted(unknown))}")
+    found = SuppressionList(
+        key=key,
+        purposes={p: frozenset(purposes.get(p, ())) for p in PURPOSES},
+        written_at=written_at,
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    staging.write_text(json.dumps(found.to_dict(), indent=1))
+    os.replace(staging, path)
+    return found
+
+
+def suppression_read(path: str | Path | None) -> SuppressionList:
+    """The list in `path`; the empty list when no path is given or no file is there
+    yet (nobody is suppressed). SuppressionListInvalid for a file of another shape."""
+    if path is None or not Path(path).is_file():
+        return EMPTY
+    try:
+        raw = json.loads(Path(path).read_text())
+        if raw.get("format") != FORMAT or raw["hash"]["algorithm"] != "hmac-sha256":
+            raise SuppressionListInvalid(f"{path}: not a format {FORMAT} suppression list")
+        return SuppressionList(
+            key=bytes.fromhex(raw["hash"]["key"]),
+            purposes={p: frozenset(raw["purposes"].get(p, ())) for p in PURPOSES},
+            written_at=str(raw.get("written_at", "")),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        if isinstance(error, SuppressionListInvalid):
+            raise
+        raise SuppressionListInvalid(f"{path}: {error}") from error
+
+
+def tables_without_suppressed(
+    tables: Mapping[str, Any], suppression: SuppressionList
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """The tables (pandas DataFrames) without the rows of customers left out of
+    training, and how many rows each table lost. Tables without a customer column
+    are returned as they are."""
+    keys = suppression.keys(TRAINING)
+    kept: dict[str, Any] = {}
+    removed: dict[str, int] = {}
+    for name, frame in tables.items():
+        if not keys or CUSTOMER_COLUMN not in frame.columns:
+            kept[name] = frame
+            continue
+        ids = frame[CUSTOMER_COLUMN].astype(str)
+        hashed = {value: customer_key(suppression.key, value) in keys for value in ids.unique()}
+        drop = ids.map(hashed).to_numpy(dtype=bool)
+        if drop.any():
+            removed[name] = int(drop.sum())
+            kept[name] = frame.loc[~drop].reset_index(drop=True)
+        else:
+            kept[name] = frame
+    return kept, removed

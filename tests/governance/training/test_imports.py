@@ -1,0 +1,299 @@
+"""Imports of the client's data from the Training pages: the form (data science leads
+only), the job a worker runs with its progress, the rejection report on the page, the
+refusal past the limit, the audit trail, and the list's query count."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from governance.training.choices import ImportState
+from governance.training.models import LakeImport
+from governance.training.services import lake_import_run, lake_import_start
+from pipelines.lake import list_snapshots
+from portal.accounts.choices import Role
+from portal.audit.models import AuditEvent
+from tests.fakes.bigquery_server import FakeBigQueryServer
+from tests.governance.training.conftest import TESTER
+from worker.celery import app as celery_app
+
+pytestmark = pytest.mark.django_db
+
+LIST = reverse("governance:import_list")
+NEW = reverse("governance:import_start")
+EXPORT = (
+    "Invoice,InvoiceDate,Qty\n"
+    "1,2024-01-01 10:00,2\n"
+    "2,2024-01-02 10:00,-1\n"
+    "3,2024-01-03 10:00,4\n"
+    "4,2024-01-04 10:00,1\n"
+)
+MAPPING = "transactions: Invoice=transaction_id, InvoiceDate=ts, Qty=quantity"
+
+
+@pytest.fixture()
+def lake_settings(settings, tmp_path):
+    settings.PIPELINES_LAKE_ROOT = str(tmp_path / "lake")
+    settings.PIPELINES_IMPORT_ROOT = str(tmp_path / "imports")
+    (tmp_path / "imports").mkdir()
+    (tmp_path / "imports" / "export.csv").write_text(EXPORT)
+    return settings
+
+
+@pytest.fixture()
+def lead(make_user):
+    return make_user(Role.DATA_SCIENCE_LEAD)
+
+
+def _form(path, **extra):
+    return {"transactions": str(path), "mapping": MAPPING, "max_rejected_percent": "30", **extra}
+
+
+def test_lead_imports_from_the_page_and_reads_the_rejection_report(
+    client_for, lead, lake_settings, tmp_path, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The form queues a job; the worker (run eagerly here) imports it; the job's page
+    shows the snapshot and the rejected rows by reason with a sample."""
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
+    client = client_for(lead)
+    assert 'data-testid="import-form"' in client.get(NEW).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(NEW, _form(tmp_path / "imports" / "export.csv"))
+    job = LakeImport.objects.get()
+    assert response.status_code == 302 and response["Location"] == job_url(job)
+    (snapshot,) = list_snapshots(root=tmp_path / "lake")
+    assert (job.state, job.snapshot_id, job.progress) == (ImportState.SUCCEEDED, snapshot.id, 100)
+    assert job.requested_by == f"user:{lead.pk}" and job.attempts == 1
+    page = client.get(job_url(job)).content.decode()
+    assert f'data-testid="import-snapshot">{snapshot.id}' in page
+    assert "1 \u00d7 quantity: below 1" in page and "row 2: -1" in page
+    assert 'hx-get="' not in page  # finished: no more polling
+    actions = list(
+        AuditEvent.objects.filter(object_type="lake_import", object_id=str(job.pk))
+        .order_by("sequence")
+        .values_list("action", flat=True)
+    )
+    assert actions == ["lake_import.requested", "lake_import.succeeded"]
+
+
+def job_url(job):
+    return reverse("governance:import_detail", args=[job.pk])
+
+
+def test_import_refused_past_the_limit_stores_nothing_and_says_why(
+    client_for, lead, lake_settings, tmp_path
+):
+    job = lake_import_start(
+        sources=[("transactions", str(tmp_path / "imports" / "export.csv"))],
+        mapping={
+            "transactions": {"Invoice": "transaction_id", "InvoiceDate": "ts", "Qty": "quantity"}
+        },
+        max_rejected=0.05,
+        actor=TESTER,
+        queue=False,
+    )
+    job = lake_import_run(import_id=job.pk)
+    assert job.state == ImportState.REFUSED and job.snapshot_id == ""
+    assert "1 of 4 rows rejected (25.00%), more than the 5.00% allowed" in job.outcome
+    assert job.report["tables"]["transactions"]["rows_rejected"] == 1
+    assert list_snapshots(root=tmp_path / "lake") == []
+    page = client_for(lead).get(job_url(job)).content.decode()
+    assert "more than the 5.00% allowed" in page and 'data-testid="report-transactions"' in page
+    event = AuditEvent.objects.get(action="lake_import.refused")
+    assert event.payload_record.data["rows_rejected"] == 1
+
+
+def test_import_run_twice_does_nothing_the_second_time(lake_settings, tmp_path):
+    """A redelivered task finds the job finished and leaves it (and the audit) alone."""
+    job = lake_import_start(
+        sources=[("transactions", str(tmp_path / "imports" / "export.csv"))],
+        mapping={
+            "transactions": {"Invoice": "transaction_id", "InvoiceDate": "ts", "Qty": "quantity"}
+        },
+        max_rejected=0.5,
+        actor=TESTER,
+        queue=False,
+    )
+    first = lake_import_run(import_id=job.pk)
+    again = lake_import_run(import_id=job.pk)
+    assert (again.state, again.attempts, again.snapshot_id) == (
+        ImportState.SUCCEEDED,
+        1,
+        first.snapshot_id,
+    )
+    assert AuditEvent.objects.filter(action="lake_import.succeeded").count() == 1
+
+
+def test_import_after_a_lost_worker_resumes_and_finds_the_same_snapshot(lake_settings, tmp_path):
+    """A job left running by a killed worker is imported again by the redelivered task;
+    the lake already holds the content, so no second snapshot appears."""
+    job = lake_import_start(
+        sources=[("transactions", str(tmp_path / "imports" / "export.csv"))],
+        mapping={
+            "transactions": {"Invoice": "transaction_id", "InvoiceDate": "ts", "Qty": "quantity"}
+        },
+        max_rejected=0.5,
+        actor=TESTER,
+        queue=False,
+    )
+    first = lake_import_run(import_id=job.pk)
+    LakeImport.objects.filter(pk=job.pk).update(state=ImportState.RUNNING, attempts=1)
+    resumed = lake_import_run(import_id=job.pk)
+    assert resumed.state == ImportState.SUCCEEDED and resumed.attempts == 2
+    assert resumed.snapshot_id == first.snapshot_id and not resumed.created_snapshot
+    assert len(list_snapshots(root=tmp_path / "lake")) == 1
+
+
+def test_import_from_a_bigquery_snapshot_records_its_data_version(
+    client_for, lead, lake_settings, tmp_path
+):
+    from datetime import UTC, datetime
+
+    with FakeBigQueryServer() as bigquery:
+        lake_settings.BIGQUERY_API_ENDPOINT = bigquery.url
+        bigquery.add_table(
+            "client-project.sales.tx",
+            [
+                {"name": "Invoice", "type": "INTEGER"},
+                {"name": "InvoiceDate", "type": "TIMESTAMP"},
+                {"name": "Qty", "type": "INTEGER"},
+            ],
+            [
+                {"Invoice": i, "InvoiceDate": datetime(2024, 1, i, tzinfo=UTC), "Qty": i}
+                for i in range(1, 6)
+            ],
+        )
+        bigquery.add_snapshot(
+            "client-project.sales.tx_jan",
+            base="client-project.sales.tx",
+            snapshot_time=datetime(2024, 2, 1, tzinfo=UTC),
+        )
+        job = lake_import_start(
+            sources=[("transactions", "bq://client-project.sales.tx@tx_jan")],
+            mapping={
+                "transactions": {
+                    "Invoice": "transaction_id",
+                    "InvoiceDate": "ts",
+                    "Qty": "quantity",
+                }
+            },
+            max_rejected=0.05,
+            actor=TESTER,
+            queue=False,
+        )
+        job = lake_import_run(import_id=job.pk)
+    assert job.state == ImportState.SUCCEEDED, job.outcome
+    assert job.data_version == "bq:client-project.sales.tx_jan@2024-02-01T00:00:00Z"
+    page = client_for(lead).get(job_url(job)).content.decode()
+    assert f'data-testid="import-data-version">{job.data_version}' in page
+
+
+def test_import_page_polls_while_the_job_runs(client_for, lead, lake_settings, tmp_path):
+    job = lake_import_start(
+        sources=[("transactions", str(tmp_path / "imports" / "export.csv"))],
+        mapping={},
+        max_rejected=0.05,
+        actor=TESTER,
+        queue=False,
+    )
+    LakeImport.objects.filter(pk=job.pk).update(
+        state=ImportState.RUNNING, progress=40, stage="transactions: 40%"
+    )
+    progress = reverse("governance:import_progress", args=[job.pk])
+    fragment = client_for(lead).get(progress).content.decode()
+    assert f'hx-get="{progress}"' in fragment
+    assert 'value="40"' in fragment and "transactions: 40%" in fragment
+
+
+def test_import_form_shows_field_errors(client_for, lead, lake_settings, tmp_path):
+    """A file outside the import folder, a malformed BigQuery source, a bad mapping and
+    a limit past 100% come back as errors next to their fields; nothing is queued."""
+    response = client_for(lead).post(
+        NEW,
+        {
+            "transactions": "/etc/passwd",
+            "customers": "bq://sales",
+            "mapping": "transactions: InvoiceDate",
+            "max_rejected_percent": "150",
+        },
+    )
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert "A local file must be inside the import folder" in body
+    assert 'data-testid="error-transactions"' in body and 'data-testid="error-customers"' in body
+    assert "bq://sales: expected bq://project.dataset.table[@snapshot]" in body
+    assert "is not client_name=lake_name" in body
+    assert 'data-testid="error-max_rejected_percent"' in body
+    assert not LakeImport.objects.exists()
+
+
+def test_import_service_refuses_a_missing_transactions_source_and_stray_mapping(lake_settings):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        lake_import_start(
+            sources=[("customers", "gs://bucket/customers.csv")],
+            mapping={"products": {"Sku": "product_id"}},
+            max_rejected=2,
+            actor=TESTER,
+            queue=False,
+        )
+    errors = refused.value.message_dict
+    assert errors["transactions"] == ["The transactions table is required."]
+    assert errors["mapping"] == ["The mapping is for products, which has no source."]
+    assert errors["max_rejected"] == ["A share from 0 to 1 (e.g. 0.05)."]
+    assert not AuditEvent.objects.filter(action="lake_import.requested").exists()
+
+
+@pytest.mark.parametrize(
+    "role", [Role.MODEL_OWNER, Role.DEVOPS, Role.AUDITOR, Role.PRIVACY_OFFICER]
+)
+def test_import_pages_refuse_other_roles(client_for, make_user, lake_settings, tmp_path, role):
+    """Only data science leads (and admins) import or read import reports."""
+    job = lake_import_start(
+        sources=[("transactions", str(tmp_path / "imports" / "export.csv"))],
+        mapping={},
+        max_rejected=0.05,
+        actor=TESTER,
+        queue=False,
+    )
+    client = client_for(make_user(role))
+    assert client.get(LIST).status_code == 403
+    assert client.get(NEW).status_code == 403
+    assert client.post(NEW, _form(tmp_path / "imports" / "export.csv")).status_code == 403
+    assert client.get(job_url(job)).status_code == 403
+    assert LakeImport.objects.count() == 1
+
+
+def test_import_pages_send_anonymous_visitors_to_log_in(client, lake_settings):
+    response = client.get(LIST)
+    assert response.status_code == 302 and "login" in response["Location"]
+
+
+def test_import_list_query_count_does_not_grow_with_rows(client_for, lead, lake_settings, tmp_path):
+    client = client_for(lead)
+
+    def add(count):
+        for _ in range(count):
+            lake_import_start(
+                sources=[("transactions", "gs://client-exports/export.csv")],
+                mapping={},
+                max_rejected=0.05,
+                actor=TESTER,
+                queue=False,
+            )
+
+    add(1)
+    with CaptureQueriesContext(connection) as few:
+        client.get(LIST)
+    add(3)
+    with CaptureQueriesContext(connection) as many:
+        response = client.get(LIST)
+    assert response.content.decode().count('data-testid="import-row"') == 4
+    assert len(many) == len(few)
+
+
+def test_run_list_links_to_imports_for_leads_only(client_for, lead, auditor, lake_settings):
+    runs = reverse("governance:run_list")
+    assert 'data-testid="imports-link"' in client_for(lead).get(runs).content.decode()
+    assert 'data-testid="imports-link"' not in client_for(auditor).get(runs).content.decode()
