@@ -21,3 +21,13 @@ class DataSubjectsConfig(AppConfig):
 
         training_suppression_writer_register(training_suppression_list_write)
         version_subject_flag_provider_register(version_erasure_flags)
+
+        # The portal's export jobs know no app: offer a request's evidence pack there.
+        from datasubjects.evidence import register_request_evidence_pack  # noqa: PLC0415 -- ready
+
+        register_request_evidence_pack()
+
+        # The portal's home page knows no app: this one says what waits there.
+        from datasubjects.home import register_home_panels  # noqa: PLC0415 -- ready
+
+        register_home_panels()

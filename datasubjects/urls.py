@@ -39,6 +39,11 @@ urlpatterns = [
         views.request_certificate,
         name="request_certificate",
     ),
+    path(
+        "data-subjects/<uuid:public_id>/evidence-pack",
+        views.request_evidence_pack,
+        name="request_evidence_pack",
+    ),
     path("data-subjects/<uuid:public_id>/state", views.request_state, name="request_state"),
     path("data-subjects/<uuid:public_id>/extend", views.request_extend, name="request_extend"),
     path("data-subjects/<uuid:public_id>/refuse", views.request_refuse, name="request_refuse"),

@@ -28,6 +28,7 @@ from django.views.decorators.http import require_POST
 from datasubjects import forms, services
 from datasubjects.certificates import erasure_certificate_pdf
 from datasubjects.choices import ConsentPurpose, ConsentSource, RequestKind, RequestState
+from datasubjects.evidence import REQUEST_EVIDENCE_PACK
 from datasubjects.models import DataSource, SourceTask, Suppression
 from datasubjects.notices import (
     ART15_INFORMATION,
@@ -50,6 +51,7 @@ from datasubjects.selectors import (
 from datasubjects.services.consent import consent_record
 from portal.accounts.permissions import user_passes
 from portal.audit.actors import client_ip_for_request
+from portal.exports.services import export_job_request
 
 # --- public -------------------------------------------------------------------------------
 
@@ -397,6 +399,21 @@ def source_check(request: HttpRequest, slug: str) -> HttpResponse:
 @user_passes(may_read_requests)
 def request_package(request: HttpRequest, public_id: str) -> HttpResponse:
     return _package_response(_request_or_404(public_id))
+
+
+@user_passes(may_read_requests)
+@require_POST
+def request_evidence_pack(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Ask for the request's evidence pack as PDF: a worker prints it as an export job."""
+    dsr = _request_or_404(public_id)
+    job = export_job_request(
+        kind=REQUEST_EVIDENCE_PACK,
+        params={"public_id": str(dsr.public_id)},
+        title=f"Evidence pack of request {dsr.public_id}",
+        requested_by=request.user,
+        client_ip=client_ip_for_request(request),
+    )
+    return redirect("exports:job_detail", pk=job.pk)
 
 
 @user_passes(may_read_requests)

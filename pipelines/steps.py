@@ -207,8 +207,12 @@ def step_train(ctx: RunContext) -> None:
     _require(ctx.features, "features")
     with compute_threads():
         ctx.model, ctx.hyperparameters = kind.train(ctx.features, ctx.settings, ctx.seed)
-    shown = {k: v for k, v in ctx.hyperparameters.items() if not isinstance(v, list | dict)}
-    ctx.log(f"trained {type(ctx.model).__name__} with {shown}")
+    shown = ", ".join(
+        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in ctx.hyperparameters.items()
+        if not isinstance(v, list | dict)
+    )
+    ctx.log(f"trained {type(ctx.model).__name__} with {shown or 'its defaults'}")
 
 
 def step_evaluate(ctx: RunContext) -> None:

@@ -13,3 +13,18 @@ class ClientErrorWithoutTraceback(logging.Filter):
             record.exc_info = None
             record.exc_text = None
         return True
+
+
+class PoolWorkerStoppedIsInformation(logging.Filter):
+    """Celery's pool reports each worker process that ended on SIGTERM as an error.
+    When the worker is stopped (Ctrl-C in the demo, a pod's shutdown), the process
+    manager sends SIGTERM to the pool's processes too: an expected stop, so the line is
+    information. Any other exit (a crash, SIGKILL by the out-of-memory killer) stays an
+    error."""
+
+    STOPPED = "signal 15 (SIGTERM)"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and self.STOPPED in str(record.args or ""):
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        return True

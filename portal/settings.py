@@ -451,6 +451,18 @@ if BINAUTHZ_ATTESTOR and not re.fullmatch(r"projects/[^/]+/attestors/[^/]+", BIN
 # Container Analysis and Binary Authorization APIs: empty means Google's (stand-ins only).
 CONTAINER_ANALYSIS_API_ENDPOINT = env_str("CONTAINER_ANALYSIS_API_ENDPOINT")
 BINAUTHZ_API_ENDPOINT = env_str("BINAUTHZ_API_ENDPOINT")
+# The audit ledger's copy in Cloud Logging (portal.audit.exporting): the project whose
+# log receives every event (empty: the ledger stays in the database only), the log's
+# name (lock it with a bucket's retention rules), the API (empty: Google's; a URL only to
+# point at a stand-in), and how many events one entries:write carries.
+AUDIT_CLOUD_LOGGING_PROJECT = env_str("AUDIT_CLOUD_LOGGING_PROJECT")
+AUDIT_CLOUD_LOGGING_LOG = env_str("AUDIT_CLOUD_LOGGING_LOG", "portal-audit-ledger")
+if not re.fullmatch(r"[A-Za-z0-9_./-]{1,200}", AUDIT_CLOUD_LOGGING_LOG):
+    raise ImproperlyConfigured(
+        "AUDIT_CLOUD_LOGGING_LOG may hold letters, digits, _ - . / only (at most 200)"
+    )
+CLOUD_LOGGING_API_ENDPOINT = env_str("CLOUD_LOGGING_API_ENDPOINT")
+AUDIT_EXPORT_BATCH_SIZE = env_int("AUDIT_EXPORT_BATCH_SIZE", 500, minimum=1)
 # Cloud Deploy target id -> portal target, a JSON object; a rollout waiting for approval
 # on a target not listed here opens no review (the push is recorded as refused).
 try:
@@ -567,7 +579,10 @@ LOGGING = {
             "rename_fields": {"asctime": "time", "levelname": "severity"},
         },
     },
-    "filters": {"client_errors": {"()": "portal.logfilters.ClientErrorWithoutTraceback"}},
+    "filters": {
+        "client_errors": {"()": "portal.logfilters.ClientErrorWithoutTraceback"},
+        "pool_worker_stopped": {"()": "portal.logfilters.PoolWorkerStoppedIsInformation"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
@@ -580,6 +595,8 @@ LOGGING = {
         # Django's own console handler would print each of its records a second time.
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "axes": {"level": "WARNING"},
+        # Celery's pool (billiard) logs here; a worker stopped with SIGTERM is no error.
+        "multiprocessing": {"filters": ["pool_worker_stopped"], "propagate": False},
         "weasyprint": {"level": "WARNING"},
         # The filesystem broker has no host: kombu's "No hostname was supplied" is noise.
         "kombu.connection": {

@@ -7,6 +7,10 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "audit.verify_chain",
         "schedule": crontab(hour=2, minute=17),
     },
+    "audit-export-ledger": {
+        "task": "audit.export_ledger",
+        "schedule": crontab(minute="*"),
+    },
     "audit-checkpoint-hourly": {
         "task": "audit.checkpoint",
         "schedule": crontab(minute=7),

@@ -10,6 +10,20 @@ to the portal. Inputs, saved beforehand by someone allowed to read the audit tra
 
     verify-audit.py --events events.json --checkpoint checkpoint.json --jwks jwks.json
 
+A filtered view of the trail (an object's timeline, a period, one actor) is checked
+from its export with inclusion proofs, /audit/export.proofs.json?<filters>, which
+carries the checkpoint its proofs are against:
+
+    verify-audit.py --proofs proofs.json --jwks jwks.json [--checkpoint checkpoint.json]
+
+It checks that a published key signed that checkpoint (and, given --checkpoint, that it
+is the same one); that each event's hash is recomputed from its fields and its previous
+hash, that every payload not redacted matches its digest, that events next to each
+other in the export chain; and that each event's RFC 9162 inclusion proof leads from
+its leaf to the signed root: every exported event is in the ledger, unchanged, at its
+place. A filtered export cannot show that the filter left nothing out: for that, verify
+the whole trail as above.
+
 It checks that a published key signed the checkpoint; that the events run 1, 2, 3, ...
 with each one's hash recomputed from its fields and chained to the one before; that
 every payload not redacted matches the digest in the chain; and that the Merkle tree
@@ -34,6 +48,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 CHECKPOINT_TYPE = "audit-checkpoint+jwt"
+PROOF_BUNDLE_TYPE = "audit-events-with-proofs"
 GENESIS_HASH = "0" * 64
 EXIT_INVALID = 1
 EXIT_USAGE = 2
@@ -76,6 +91,8 @@ def _signature_holds(jwk: dict, alg: str, signing_input: bytes, signature: bytes
 
 def checkpoint_claims(document: dict, jwks: dict) -> dict:
     """The signed claims of an exported checkpoint, if a key of `jwks` signed them."""
+    if not isinstance(document, dict):
+        raise Refused("the checkpoint is not a JSON object")
     statement = document.get("statement")
     if document.get("type") != "audit-checkpoint" or not isinstance(statement, str):
         raise Refused("the checkpoint file is not an exported audit checkpoint")
@@ -187,24 +204,115 @@ def verify(events: list, claims: dict) -> str:
     )
 
 
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def inclusion_holds(leaf: bytes, index: int, tree_size: int, proof: list, root: bytes) -> bool:
+    """RFC 9162 2.1.3.2: does `proof` put `leaf` at `index` of the tree with `root`?"""
+    if not 0 <= index < tree_size:
+        return False
+    fn, sn, result = index, tree_size - 1, leaf
+    for sibling_hex in proof:
+        sibling = bytes.fromhex(sibling_hex)
+        if sn == 0 or len(sibling) != 32:
+            return False
+        if fn & 1 or fn == sn:
+            result = _node(sibling, result)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            result = _node(result, sibling)
+        fn, sn = fn >> 1, sn >> 1
+    return sn == 0 and result == root
+
+
+def verify_proofs(bundle: dict, jwks: dict, checkpoint: dict | None = None) -> str:
+    """A summary when every event of a filtered export is proven in the checkpoint's
+    tree; else Refused."""
+    if not isinstance(bundle, dict) or bundle.get("type") != PROOF_BUNDLE_TYPE:
+        raise Refused(f"the proofs file is not an export of type {PROOF_BUNDLE_TYPE!r}")
+    claims = checkpoint_claims(bundle.get("checkpoint") or {}, jwks)
+    if checkpoint is not None:
+        given = checkpoint_claims(checkpoint, jwks)
+        if (given["tree_size"], given["root_hash"]) != (claims["tree_size"], claims["root_hash"]):
+            raise Refused(
+                f"the export is proven against the checkpoint of {claims['tree_size']} events, "
+                f"not the one given ({given['tree_size']} events)"
+            )
+    events = bundle.get("events")
+    if not isinstance(events, list):
+        raise Refused("the proofs file has no list of events")
+    size, root = claims["tree_size"], bytes.fromhex(claims["root_hash"])
+    previous: dict | None = None
+    redacted = 0
+    for event in events:
+        try:
+            sequence = event["sequence"]
+            if previous is not None and sequence <= previous["sequence"]:
+                raise Refused(f"event #{sequence} is out of order or repeated")
+            if event_hash(event, event["prev_hash"]) != event["hash"]:
+                raise Refused(f"event #{sequence}: its fields do not match its hash")
+            if (
+                previous is not None
+                and sequence == previous["sequence"] + 1
+                and event["prev_hash"] != previous["hash"]
+            ):
+                raise Refused(f"event #{sequence}: its previous hash is not event #{sequence - 1}")
+            if event.get("redacted"):
+                redacted += 1
+            elif "client_ip" in event:
+                digest = hashlib.sha256(
+                    _canonical({"data": event["payload"], "client_ip": event["client_ip"]})
+                ).hexdigest()
+                if digest != event["payload_digest"]:
+                    raise Refused(f"event #{sequence}: its payload does not match its digest")
+            inclusion = event["inclusion"]
+            if inclusion["leaf_index"] != sequence - 1 or inclusion["tree_size"] != size:
+                raise Refused(f"event #{sequence}: its proof is for another place or tree")
+            leaf = _leaf(event["hash"])
+            if not inclusion_holds(leaf, sequence - 1, size, inclusion["proof"], root):
+                raise Refused(
+                    f"event #{sequence}: its inclusion proof does not lead to the signed root"
+                )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise Refused(f"event {event.get('sequence', '?')} is malformed: {exc!r}") from exc
+        previous = event
+    return (
+        f"OK: {len(events)} exported events, {redacted} redacted payloads, each proven in the "
+        f"checkpoint of {size} events signed by {claims.get('iss', '?')} (root "
+        f"{claims['root_hash']}); a filtered export does not prove the filter left nothing out"
+    )
+
+
+def _load(path: str) -> object:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", required=True, help="the exported events (JSON array)")
-    parser.add_argument("--checkpoint", required=True, help="the exported checkpoint (JSON)")
+    parser.add_argument("--events", help="the exported trail from #1 (JSON array)")
+    parser.add_argument("--proofs", help="a filtered export with inclusion proofs (JSON)")
+    parser.add_argument("--checkpoint", help="the exported checkpoint (JSON)")
     parser.add_argument("--jwks", required=True, help="the portal's JWK set (JSON)")
     args = parser.parse_args(argv)
+    if bool(args.events) == bool(args.proofs):
+        parser.error("give either --events (with --checkpoint) or --proofs")
+    if args.events and not args.checkpoint:
+        parser.error("--events needs --checkpoint")
     try:
-        with open(args.events, encoding="utf-8") as handle:
-            events = json.load(handle)
-        with open(args.checkpoint, encoding="utf-8") as handle:
-            document = json.load(handle)
-        with open(args.jwks, encoding="utf-8") as handle:
-            jwks = json.load(handle)
+        jwks = _load(args.jwks)
+        document = _load(args.checkpoint) if args.checkpoint else None
+        data = _load(args.events or args.proofs)
     except (OSError, json.JSONDecodeError) as exc:
         print(f"cannot read the inputs: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        print(verify(events, checkpoint_claims(document, jwks)))
+        if args.proofs:
+            print(verify_proofs(data, jwks, document))
+        else:
+            print(verify(data, checkpoint_claims(document, jwks)))
     except Refused as refused:
         print(f"REFUSED: {refused}", file=sys.stderr)
         return EXIT_INVALID

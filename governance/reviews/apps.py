@@ -22,6 +22,10 @@ class ReviewsConfig(AppConfig):
         timeline_related_register("model_version", version_reviews)
         register_evidence_pack()
 
+        from governance.reviews.home import register_home_panels  # noqa: PLC0415 -- ready
+
+        register_home_panels()
+
         # Loosening a policy waits for a second admin: say how an approved one applies.
         from governance.reviews.policy_changes import (  # noqa: PLC0415 -- ready
             POLICY_OVERRIDE_DELETE_KIND,

@@ -3,8 +3,9 @@
 When a production review is approved, `image_attestation_queue` writes an
 `ImageAttestation` row in the deciding transaction (after the review's rows and the
 chain head, like the Cloud Deploy outbox: a new row, nobody else holds it) and queues
-`reviews.binauthz_attest` on commit. The task claims the row in a short transaction
-(state `sending`, lease ATTEST_LEASE_SECONDS), then, holding no lock, asks Container
+`reviews.binauthz_attest` on commit. The task runs the portal's shared outbox steps
+(`portal.outbox`): it claims the row in a short transaction (state `sending`, lease
+ATTEST_LEASE_SECONDS), then, holding no lock, asks Container
 Analysis whether the attestor already has an occurrence for the image (an earlier run
 may have created it and died) and otherwise creates one, then records the result in a
 second short transaction: the row's lock first, the chain head last (its audit event).
@@ -20,13 +21,12 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from governance.choices import Target
 from governance.reviews.choices import ReviewState, Verdict
@@ -34,6 +34,7 @@ from governance.reviews.models import ImageAttestation, ImageAttestationState, R
 from portal.attestation import SigningKey, signing_keys
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
+from portal.outbox import Backoff, Outbox, lease_left, outbox_send
 from worker.backends.binauthz import AttestationUnavailable, ContainerAnalysisAttestor
 
 logger = logging.getLogger(__name__)
@@ -54,9 +55,12 @@ class AttestResult:
     error: str = ""
 
 
+ATTEST_BACKOFF = Backoff(base_seconds=30, max_seconds=1800)
+
+
 def attest_backoff_seconds(attempts: int) -> int:
     """30 s, 60 s, 120 s ... capped at 30 minutes."""
-    return min(30 * 2 ** max(attempts - 1, 0), 1800)
+    return ATTEST_BACKOFF.seconds(attempts)
 
 
 def image_resource_uri(*, image_uri: str, image_digest: str) -> str:
@@ -168,14 +172,28 @@ def image_attestation_queue(*, review: Review, actor: Actor) -> ImageAttestation
     return row
 
 
-def _claim(attestation_id: int) -> ImageAttestation | AttestResult:
-    with transaction.atomic():
-        row = ImageAttestation.objects.select_for_update().filter(pk=attestation_id).first()
-        if row is None:
-            return AttestResult(attestation_id=attestation_id, state="missing", attempts=0)
-        now = timezone.now()
+# What the send step found or did: ("local" | "found" | "created", occurrence name).
+AttestOutcome = tuple[str, str]
+
+
+class _AttestationOutbox(Outbox[ImageAttestation, AttestOutcome, AttestResult]):
+    """Owed attestations on the shared claim -> lease -> send -> record steps."""
+
+    model = ImageAttestation
+    errors = (AttestationUnavailable, ValueError)
+
+    def __init__(self, attestor: ContainerAnalysisAttestor | None) -> None:
+        self.attestor = attestor
+
+    def missing(self, pk: int) -> AttestResult:
+        return AttestResult(attestation_id=pk, state="missing", attempts=0)
+
+    def claim(self, row: ImageAttestation, now: datetime) -> AttestResult | None:
+        """Take a pending row (or one whose run's lease ran out); the statement is
+        built and signed once, on the first claim."""
         if row.state == ImageAttestationState.SENDING:
-            if (row.attempted_at or now) + timedelta(seconds=ATTEST_LEASE_SECONDS) > now:
+            lease = timedelta(seconds=ATTEST_LEASE_SECONDS)
+            if lease_left(taken_at=row.attempted_at, lease=lease, now=now) is not None:
                 return AttestResult(
                     attestation_id=row.pk, state=row.state, attempts=row.attempts, retry=True
                 )
@@ -193,22 +211,38 @@ def _claim(attestation_id: int) -> ImageAttestation | AttestResult:
             now,
         )
         row.save()
-    return row
+        return None
 
+    def send(self, row: ImageAttestation) -> AttestOutcome:
+        """Find the attestor's occurrence for the image, or create it."""
+        if not row.attestor:
+            return "local", f"local:{row.pk}"
+        attestor = self.attestor or attestor_client()
+        existing = attestor.attestation_find(resource_uri=row.resource_uri)
+        if existing is not None:
+            return "found", existing.occurrence_name
+        created = attestor.attestation_create(
+            resource_uri=row.resource_uri,
+            payload=row.payload.encode(),
+            signature=base64.b64decode(row.signature),
+            public_key_id=row.public_key_id,
+        )
+        return "created", created.occurrence_name
 
-def _record(
-    row: ImageAttestation,
-    *,
-    occurrence: str = "",
-    found: bool = False,
-    error: Exception | None = None,
-) -> AttestResult:
-    attempt = row.attempts
-    with transaction.atomic():
-        row = ImageAttestation.objects.select_for_update().get(pk=row.pk)
-        if row.state != ImageAttestationState.SENDING or row.attempts != attempt:
-            return AttestResult(attestation_id=row.pk, state=row.state, attempts=row.attempts)
-        now = timezone.now()
+    def in_flight(self, row: ImageAttestation) -> bool:
+        return row.state == ImageAttestationState.SENDING
+
+    def taken_over(self, row: ImageAttestation) -> AttestResult:
+        return AttestResult(attestation_id=row.pk, state=row.state, attempts=row.attempts)
+
+    def record(
+        self,
+        row: ImageAttestation,
+        *,
+        outcome: AttestOutcome | None,
+        error: Exception | None,
+        now: datetime,
+    ) -> AttestResult:
         if error is not None:
             row.last_error = str(error)[:1000]
             retryable = isinstance(error, AttestationUnavailable) and error.retryable
@@ -230,6 +264,9 @@ def _record(
             return AttestResult(
                 attestation_id=row.pk, state=row.state, attempts=row.attempts, error=row.last_error
             )
+        # Narrows the type for the checker: without an error the send returned.
+        assert outcome is not None  # nosec B101
+        kind, occurrence = outcome
         row.state, row.occurrence, row.finished_at, row.last_error = (
             ImageAttestationState.CREATED,
             occurrence,
@@ -237,6 +274,7 @@ def _record(
             "",
         )
         row.save()
+        found = kind == "found"
         _audit(row, "review.binauthz_attested", WORKER, occurrence=occurrence, found=found)
         return AttestResult(attestation_id=row.pk, state=row.state, attempts=row.attempts)
 
@@ -254,31 +292,13 @@ def image_attestation_send(
 ) -> AttestResult:
     """Create one owed attestation in Container Analysis, at most once.
 
-    Claim under the row's lock (nothing unless pending, or sending with its lease run
-    out; the statement is built and signed once, on the first claim); then, holding no
-    lock, find the attestor's occurrence for the image or create it; record under the
-    row's lock, the chain head last. A retryable failure leaves the row pending and asks
-    for a retry until ATTEST_MAX_ATTEMPTS, then the row is failed.
+    The shared outbox steps (`portal.outbox`). Claim under the row's lock (nothing
+    unless pending, or sending with its lease run out; the statement is built and signed
+    once, on the first claim); then, holding no lock, find the attestor's occurrence for
+    the image or create it; record under the row's lock, the chain head last. A
+    retryable failure leaves the row pending and asks for a retry until
+    ATTEST_MAX_ATTEMPTS, then the row is failed.
     Side effects: the row; the occurrence in Container Analysis; audit
     `review.binauthz_attested` or `review.binauthz_failed`.
     """
-    claimed = _claim(attestation_id)
-    if isinstance(claimed, AttestResult):
-        return claimed
-    row = claimed
-    if not row.attestor:
-        return _record(row, occurrence=f"local:{row.pk}")
-    try:
-        attestor = attestor or attestor_client()
-        existing = attestor.attestation_find(resource_uri=row.resource_uri)
-        if existing is not None:
-            return _record(row, occurrence=existing.occurrence_name, found=True)
-        created = attestor.attestation_create(
-            resource_uri=row.resource_uri,
-            payload=row.payload.encode(),
-            signature=base64.b64decode(row.signature),
-            public_key_id=row.public_key_id,
-        )
-    except (AttestationUnavailable, ValueError) as exc:
-        return _record(row, error=exc)
-    return _record(row, occurrence=created.occurrence_name)
+    return outbox_send(_AttestationOutbox(attestor), attestation_id)

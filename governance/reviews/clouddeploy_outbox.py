@@ -10,12 +10,13 @@ Lock order (the portal's one order, see README "Audit ledger"): the version row,
 its review rows, then their outbox rows, and the audit chain head last; no lock is
 held across a call to Cloud Deploy. A decision and the hook take the version's outbox
 rows (`rollout_answers_lock`) right after the review, before their first audit event.
-The send task claims its row in a short transaction (state `sending` with a lease,
-FORWARD_LEASE_SECONDS), calls Cloud Deploy holding nothing, then records the result
-in a second short transaction that locks the row first and the chain head last (by
-auditing). A task killed while its call is in flight leaves the row `sending`; once
-the lease has run out the next run reads the rollout and, when Cloud Deploy shows the
-board's own answer, records it as sent (`review.clouddeploy_forward_confirmed`).
+The send task runs the portal's shared outbox steps (`portal.outbox`): it claims its
+row in a short transaction (state `sending` with a lease, FORWARD_LEASE_SECONDS),
+calls Cloud Deploy holding nothing, then records the result in a second short
+transaction that locks the row first and the chain head last (by auditing). A task
+killed while its call is in flight leaves the row `sending`; once the lease has run
+out the next run reads the rollout and, when Cloud Deploy shows the board's own
+answer, records it as sent (`review.clouddeploy_forward_confirmed`).
 
 This module sits below the review services (they call it when a review is decided);
 the push intake that opens reviews is governance.reviews.clouddeploy_intake, above them.
@@ -40,6 +41,7 @@ from governance.reviews.clients import clouddeploy_approvals
 from governance.reviews.models import PubSubMessage, Review, RolloutApprovalOutbox
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
+from portal.outbox import Backoff, Outbox, lease_left, outbox_claim, outbox_send
 from worker.backends.clouddeploy import CloudDeployApprovals, CloudDeployUnavailable, RolloutInfo
 
 logger = logging.getLogger(__name__)
@@ -71,12 +73,15 @@ class ForwardResult:
     retry_in: int | None = None
 
 
+FORWARD_BACKOFF = Backoff(
+    base_seconds=FORWARD_BACKOFF_BASE_SECONDS, max_seconds=FORWARD_BACKOFF_MAX_SECONDS
+)
+
+
 def forward_backoff_seconds(attempts: int) -> int:
     """Seconds to wait before the next attempt after `attempts` failed ones:
     30 s, 1 min, 2 min, ... capped at an hour (about 1 h 4 min over 8 attempts)."""
-    return min(
-        FORWARD_BACKOFF_MAX_SECONDS, FORWARD_BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1)
-    )
+    return FORWARD_BACKOFF.seconds(attempts)
 
 
 def rollout_key(name: str) -> str:
@@ -222,25 +227,33 @@ def _still_wanted(row: RolloutApprovalOutbox, review: Review, now: datetime) -> 
     return ""
 
 
-def _answer_claim(outbox_id: int) -> RolloutApprovalOutbox | ForwardResult:
-    """Take the row for one attempt (state `sending`, lease from `attempted_at`), or
-    say why not. A short transaction: the row's lock, then the chain head (a
-    cancellation's audit event)."""
-    with transaction.atomic():
-        row = RolloutApprovalOutbox.objects.select_for_update().filter(pk=outbox_id).first()
-        if row is None:
-            return ForwardResult(outbox_id=outbox_id, state="missing", attempts=0)
-        now = timezone.now()
-        lease = timedelta(seconds=FORWARD_LEASE_SECONDS)
+class _AnswerOutbox(Outbox[RolloutApprovalOutbox, tuple[str, RolloutInfo], ForwardResult]):
+    """The answer outbox on the shared claim -> lease -> send -> record steps."""
+
+    model = RolloutApprovalOutbox
+    errors = (CloudDeployUnavailable, ValueError)
+
+    def __init__(self, approvals: CloudDeployApprovals | None) -> None:
+        self.approvals = approvals
+
+    def missing(self, pk: int) -> ForwardResult:
+        return ForwardResult(outbox_id=pk, state="missing", attempts=0)
+
+    def claim(self, row: RolloutApprovalOutbox, now: datetime) -> ForwardResult | None:
+        """Take the row for one attempt (state `sending`, lease from `attempted_at`), or
+        say why not. Under the row's lock; a cancellation's audit event takes the
+        chain head after it."""
         if row.state == OutboxState.SENDING:
-            held_until = (row.attempted_at or now) + lease
-            if held_until > now:  # another run is calling Cloud Deploy now
+            left = lease_left(
+                taken_at=row.attempted_at, lease=timedelta(seconds=FORWARD_LEASE_SECONDS), now=now
+            )
+            if left is not None:  # another run is calling Cloud Deploy now
                 return ForwardResult(
                     outbox_id=row.pk,
                     state=row.state,
                     attempts=row.attempts,
                     retry=True,
-                    retry_in=max(1, int((held_until - now).total_seconds()) + 1),
+                    retry_in=max(1, int(left.total_seconds()) + 1),
                 )
             # That run died with its call perhaps made: read the rollout before acting.
         elif row.state != OutboxState.PENDING:
@@ -258,25 +271,32 @@ def _answer_claim(outbox_id: int) -> RolloutApprovalOutbox | ForwardResult:
                 return ForwardResult(outbox_id=row.pk, state=row.state, attempts=row.attempts)
         row.state, row.attempts, row.attempted_at = OutboxState.SENDING, row.attempts + 1, now
         row.save(update_fields=["state", "attempts", "attempted_at"])
-    return row
+        return None
 
+    def send(self, row: RolloutApprovalOutbox) -> tuple[str, RolloutInfo]:
+        """Read the rollout; approve or reject it only when it still waits."""
+        approvals = self.approvals or clouddeploy_approvals()
+        info = approvals.rollout_get(row.rollout)
+        if not info.needs_approval:
+            return "read", info
+        return "answered", approvals.rollout_approve(row.rollout, approved=row.approved)
 
-def _answer_record(
-    row: RolloutApprovalOutbox,
-    *,
-    read: RolloutInfo | None = None,
-    after: RolloutInfo | None = None,
-    error: Exception | None = None,
-) -> ForwardResult:
-    """Record what one attempt found or did, in a short transaction: the row's lock
-    first, the chain head last (its audit event)."""
-    attempt = row.attempts
-    with transaction.atomic():
-        row = RolloutApprovalOutbox.objects.select_for_update().get(pk=row.pk)
-        if row.state != OutboxState.SENDING or row.attempts != attempt:
-            # Our lease ran out and another run took the row over: its record stands.
-            return ForwardResult(outbox_id=row.pk, state=row.state, attempts=row.attempts)
-        now = timezone.now()
+    def in_flight(self, row: RolloutApprovalOutbox) -> bool:
+        return row.state == OutboxState.SENDING
+
+    def taken_over(self, row: RolloutApprovalOutbox) -> ForwardResult:
+        return ForwardResult(outbox_id=row.pk, state=row.state, attempts=row.attempts)
+
+    def record(
+        self,
+        row: RolloutApprovalOutbox,
+        *,
+        outcome: tuple[str, RolloutInfo] | None,
+        error: Exception | None,
+        now: datetime,
+    ) -> ForwardResult:
+        """Record what one attempt found or did, under the row's lock; the chain head
+        last (its audit event)."""
         if error is not None:
             retryable = isinstance(error, CloudDeployUnavailable) and error.retryable
             row.last_error = str(error)[:1000]
@@ -303,21 +323,24 @@ def _answer_record(
             return ForwardResult(
                 outbox_id=row.pk, state=row.state, attempts=row.attempts, error=row.last_error
             )
-        if read is not None:
+        # Narrows the type for the checker: without an error the send returned.
+        assert outcome is not None  # nosec B101
+        kind, info = outcome
+        if kind == "read":
             # Cloud Deploy no longer waits. Showing the board's own answer, it is ours
             # (an earlier attempt got through before it could be recorded) or the same
             # answer given in Cloud Deploy: either way the rollout has the board's answer.
             answer = "APPROVED" if row.approved else "REJECTED"
-            row.approval_state = read.approval_state
-            if read.approval_state == answer:
+            row.approval_state = info.approval_state
+            if info.approval_state == answer:
                 row.state, row.last_error = OutboxState.SENT, ""
-                row.sent_at = row.finished_at = read.approve_time or now
+                row.sent_at = row.finished_at = info.approve_time or now
                 row.save()
                 _audit_outbox(
                     row,
                     "review.clouddeploy_forward_confirmed",
                     WORKER,
-                    approval_state=read.approval_state,
+                    approval_state=info.approval_state,
                     after_retry=row.attempts > 1,
                 )
                 return ForwardResult(outbox_id=row.pk, state=row.state, attempts=row.attempts)
@@ -327,20 +350,23 @@ def _answer_record(
                 row,
                 "review.clouddeploy_forward_superseded",
                 WORKER,
-                approval_state=read.approval_state,
+                approval_state=info.approval_state,
                 matches_decision=False,
             )
             return ForwardResult(outbox_id=row.pk, state=row.state, attempts=row.attempts)
-        # Narrows the type for the checker: every path without an answer returned above.
-        assert after is not None  # nosec B101
-        row.state, row.approval_state = OutboxState.SENT, after.approval_state
+        row.state, row.approval_state = OutboxState.SENT, info.approval_state
         row.sent_at = row.finished_at = now
         row.last_error = ""
         row.save()
         _audit_outbox(
-            row, "review.clouddeploy_forwarded", WORKER, approval_state=after.approval_state
+            row, "review.clouddeploy_forwarded", WORKER, approval_state=info.approval_state
         )
         return ForwardResult(outbox_id=row.pk, state=row.state, attempts=row.attempts)
+
+
+def _answer_claim(outbox_id: int) -> RolloutApprovalOutbox | ForwardResult:
+    """The claim step alone: the row taken for one attempt (`sending`), or why not."""
+    return outbox_claim(_AnswerOutbox(None), outbox_id)
 
 
 def rollout_answer_send(
@@ -348,11 +374,11 @@ def rollout_answer_send(
 ) -> ForwardResult:
     """Send one pending answer to Cloud Deploy, at most once.
 
-    Three steps, no lock held across the calls to Cloud Deploy (see the module's lock
-    order). Claim: under the row's lock, nothing when it is no longer pending (or
-    another run holds its lease: retry after the lease); cancelled when the review
-    changed since (sent back to waiting, approval lapsed); otherwise the row becomes
-    `sending`. Call: read the rollout; only when it still waits for approval,
+    Three steps (`portal.outbox`), no lock held across the calls to Cloud Deploy (see
+    the module's lock order). Claim: under the row's lock, nothing when it is no longer
+    pending (or another run holds its lease: retry after the lease); cancelled when the
+    review changed since (sent back to waiting, approval lapsed); otherwise the row
+    becomes `sending`. Call: read the rollout; only when it still waits for approval,
     `rollout_approve` once. Record, under the row's lock again: sent; sent and
     confirmed when Cloud Deploy already shows the board's answer (an earlier attempt
     got through before it was recorded, or the same answer was given in Cloud
@@ -364,19 +390,7 @@ def rollout_answer_send(
     `review.clouddeploy_forward_cancelled` or `review.clouddeploy_forward_failed`; the
     rollout approved or rejected in Cloud Deploy.
     """
-    claimed = _answer_claim(outbox_id)
-    if isinstance(claimed, ForwardResult):
-        return claimed
-    row = claimed
-    try:
-        approvals = approvals or clouddeploy_approvals()
-        info = approvals.rollout_get(row.rollout)
-        if not info.needs_approval:
-            return _answer_record(row, read=info)
-        after = approvals.rollout_approve(row.rollout, approved=row.approved)
-    except (CloudDeployUnavailable, ValueError) as exc:
-        return _answer_record(row, error=exc)
-    return _answer_record(row, after=after)
+    return outbox_send(_AnswerOutbox(approvals), outbox_id)
 
 
 def rollout_answers_retry(

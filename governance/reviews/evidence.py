@@ -4,19 +4,31 @@ Printed by the portal's export jobs (kind `governance.version_evidence_pack`) th
 portal.audit's pack template, so it carries the same cover, contents, page numbers,
 checkpoint and verification steps as the audit report of a period. Holds the version's
 lineage, its model card, every review with its automated checks and every decision
-(name, role, verdict, comment, time), and the version's whole life from the ledger.
+(name, role, verdict, comment, time), the gate's answers and the attestations handed
+out, the sections higher apps add, and the version's whole life from the ledger.
+
+Higher apps add sections without this module knowing them (the hook pattern of
+docs/architecture.md): rollouts and monitoring call `evidence_pack_section_register`
+in their `AppConfig.ready()`. A section is a template rendered with the version and
+the context its builder returns; sections print in `order`.
 """
 
+import base64
+import binascii
+import hashlib
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from django.template.loader import render_to_string
 from django.urls import reverse
 
 from governance.cards_schema import section_title
 from governance.models import ModelVersion
 from governance.permissions import may_read_registry
 from governance.rendering import markdown_to_html
-from governance.reviews.models import Review
+from governance.reviews.models import GateState, ImageAttestation, Review
 from governance.selectors.cards import card_sections
 from portal.accounts.choices import Role
 from portal.audit.reports import evidence_pack_pdf
@@ -25,6 +37,80 @@ from portal.audit.timeline import audit_timeline
 from portal.exports.registry import ExportFile, ExportKind, export_kind_register
 
 VERSION_EVIDENCE_PACK = "governance.version_evidence_pack"
+
+
+@dataclass(frozen=True)
+class EvidencePackSection:
+    """A section a higher app adds to every version's evidence pack.
+
+    `anchor` is its id in the document (the contents link to it), `template` is
+    rendered with `{"version": version, **build(version)}`, and sections print in
+    `order` (rollouts 100, monitoring 200) after the pack's own."""
+
+    anchor: str
+    title: str
+    template: str
+    build: Callable[[ModelVersion], dict[str, Any]]
+    order: int = 100
+
+
+_SECTIONS: dict[str, EvidencePackSection] = {}
+
+
+def evidence_pack_section_register(section: EvidencePackSection) -> None:
+    """Add (or replace, by anchor) a section of every version's evidence pack. Call from
+    the registering app's `AppConfig.ready()`."""
+    _SECTIONS[section.anchor] = section
+
+
+def evidence_pack_sections() -> list[EvidencePackSection]:
+    """The registered sections, in print order."""
+    return sorted(_SECTIONS.values(), key=lambda section: (section.order, section.anchor))
+
+
+def _rendered_sections(version: ModelVersion) -> list[dict[str, Any]]:
+    rendered = []
+    for section in evidence_pack_sections():
+        html = render_to_string(section.template, {"version": version, **section.build(version)})
+        # render_to_string returns safe HTML: the section's template escaped its values.
+        rendered.append({"anchor": section.anchor, "title": section.title, "html": html})
+    return rendered
+
+
+def jws_summary(statement: str) -> dict[str, str]:
+    """What a pack prints of a signed statement (compact JWS): the key id from its
+    header and the SHA-256 of the whole statement, enough to match a copy."""
+    if not statement:
+        return {"kid": "", "sha256": ""}
+    kid = ""
+    try:
+        header = statement.split(".", 1)[0]
+        kid = str(json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        kid = ""
+    return {"kid": kid, "sha256": hashlib.sha256(statement.encode()).hexdigest()}
+
+
+def _gate_rows(version: ModelVersion) -> list[dict[str, Any]]:
+    rows = []
+    for state in GateState.objects.filter(version=version).order_by("target"):
+        rows.append(
+            {
+                "target": state.get_target_display(),
+                "review": state.review_id,
+                "answer": state.get_review_state_display(),
+                "expires_at": state.expires_at,
+                "approvals": ", ".join(
+                    _role_label(str(approval.get("role", ""))) for approval in state.approvals
+                ),
+                "missing": ", ".join(_role_label(str(role)) for role in state.missing_roles),
+                "failed_checks": ", ".join(str(check) for check in state.failed_checks),
+                "refreshed_at": state.refreshed_at,
+                "attestation": jws_summary(state.attestation),
+                "attestation_expires_at": state.attestation_expires_at,
+            }
+        )
+    return rows
 
 
 def _version(params: dict[str, Any]) -> ModelVersion:
@@ -83,11 +169,24 @@ def version_evidence_pack_pdf(
         }
         for event in events
     ]
+    gates = _gate_rows(version)
+    image_attestations = list(
+        ImageAttestation.objects.filter(version=version).order_by("created_at", "pk")
+    )
+    extra_sections = _rendered_sections(version)
     progress(20, f"{len(reviews)} reviews and {len(events)} events gathered")
     return evidence_pack_pdf(
         template="governance/evidence_pack_print.html",
         title=f"Evidence pack {version.model.slug} {version.version}",
-        context={"version": version, "sections": sections, "reviews": reviews, "life": life},
+        context={
+            "version": version,
+            "sections": sections,
+            "reviews": reviews,
+            "gates": gates,
+            "image_attestations": image_attestations,
+            "extra_sections": extra_sections,
+            "life": life,
+        },
         progress=progress,
     )
 

@@ -21,6 +21,7 @@ from governance.reviews.choices import (
     ReviewState,
     Verdict,
 )
+from portal.accounts.choices import Role
 
 # The fields of a policy a review keeps a copy of when it opens.
 POLICY_SNAPSHOT_FIELDS = (
@@ -228,6 +229,11 @@ class ReviewDecision(models.Model):
     def reviewer_ref(self) -> str:
         """The reviewer's pseudonymous id, as the ledger and the gate name them."""
         return f"user:{self.reviewer_id}"
+
+    @property
+    def role_label(self) -> str:
+        """The board role as people read it ("Data science lead"), not its slug."""
+        return dict(Role.choices).get(self.role, self.role)
 
 
 # --- Cloud Deploy approvals -----------------------------------------------------------

@@ -104,6 +104,24 @@ def reviews_queue(
     return reviews
 
 
+def reviews_requested_open(*, user: Any) -> QuerySet[Review]:
+    """Open reviews `user` asked for, soonest to expire first, with the queue's
+    `approvals_count` and `counting_decisions`."""
+    return _queue_base().filter(requested_by=user, state__in=OPEN_STATES)
+
+
+def reviews_going_stale_on_edit(*, version: ModelVersion) -> list[Review]:
+    """The waiting or approved reviews of `version` whose counting decisions an edit of
+    its evidence would mark stale (see `reviews_evidence_changed`), each with
+    `counting_count`; one query."""
+    return list(
+        Review.objects.filter(version=version, state__in=LIVE_STATES)
+        .annotate(counting_count=Count("decisions", filter=Q(decisions__active=True)))
+        .filter(counting_count__gt=0)
+        .order_by("pk")
+    )
+
+
 def reviews_queue_counts(*, user: Any) -> dict[str, int]:
     waiting = _waiting_for(user)
     open_reviews = Review.objects.filter(state__in=OPEN_STATES)

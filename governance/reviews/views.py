@@ -54,13 +54,22 @@ from governance.reviews.services import (
     review_recheck,
 )
 from governance.selectors.baselines import production_comparison
-from governance.selectors.cards import card_diff, card_missing_sections, card_sections
+from governance.selectors.cards import (
+    card_diff,
+    card_missing_sections,
+    card_revisions,
+    card_sections,
+)
 from governance.selectors.registry import metrics_compare
 from portal.accounts.choices import BOARD_ROLES
 from portal.accounts.permissions import may_read_audit, user_passes
 from portal.accounts.selectors import role_held_since
 from portal.audit.actors import client_ip_for_request
-from portal.audit.selectors import audit_events_for_object
+from portal.audit.selectors import (
+    audit_actor_ref_name,
+    audit_events_for_object,
+    audit_events_named,
+)
 from portal.exports.services import export_job_request
 from portal.security.middleware import refusal_note
 
@@ -139,7 +148,24 @@ def _detail_context(request: HttpRequest, review: Review) -> dict:
     progress = review_progress(review=review, decisions=decisions)
     user = request.user
     mine = next((d for d in decisions if d.reviewer_id == user.pk and d.active), None)
+    diffs = card_diff(old_card=baseline.card, new_card=card) if baseline and card else []
+    # Board members see who acted by name, as they see each other's decisions.
+    events = audit_events_named(
+        audit_events_for_object(object_type="review", object_id=str(review.pk))[:50]
+    )
+    # What changed since the decisions that no longer count were made: the card's
+    # revisions after the earliest of them (a reviewer sees what to read again).
+    stale = [d for d in decisions if d.stale_at]
+    stale_since = min(d.decided_at for d in stale) if stale else None
+    revisions_since = (
+        list(card_revisions(card=card).filter(created_at__gte=stale_since)[:20])
+        if card and stale_since
+        else []
+    )
     return {
+        "stale_decisions": stale,
+        "stale_since": stale_since,
+        "revisions_since": revisions_since,
         "review": review,
         "version": version,
         "model": version.model,
@@ -153,7 +179,7 @@ def _detail_context(request: HttpRequest, review: Review) -> dict:
             baseline_metrics=compared.metrics if compared else None,
         ),
         "compared": compared,
-        "diffs": card_diff(old_card=baseline.card, new_card=card) if baseline and card else [],
+        "diffs": diffs,
         "checks": checks,
         "decisions": decisions,
         "progress": progress,
@@ -163,7 +189,11 @@ def _detail_context(request: HttpRequest, review: Review) -> dict:
         "may_decide": may_decide(user) and review.state in OPEN_STATES and mine is None,
         "may_withdraw": mine is not None
         and mine.verdict in (Verdict.APPROVE, Verdict.REQUEST_CHANGES),
-        "events": audit_events_for_object(object_type="review", object_id=str(review.pk))[:50],
+        "registered_by_name": audit_actor_ref_name(version.registered_by)
+        if version.registered_by
+        else "",
+        "changed_sections": sum(1 for diff in diffs if diff.status != "unchanged"),
+        "events": events,
     }
 
 

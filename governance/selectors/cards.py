@@ -14,6 +14,7 @@ from governance.cards_schema import (
     section_title,
 )
 from governance.models import CardRevision, CardSection, ModelCard
+from portal.ui.numbers import number_text
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,17 @@ def card_state_at_revision(*, card: ModelCard, number: int) -> dict[str, Section
     return state
 
 
+# Enough digits that a diff still shows a changed figure, few enough to read.
+DATA_DIGITS = 6
+
+
 def _value_text(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if value is None:
+        return "-"
+    if isinstance(value, int | float):
+        return number_text(value, DATA_DIGITS)
     if isinstance(value, list):
         return ", ".join(_value_text(v) for v in value)
     if isinstance(value, dict):

@@ -18,3 +18,7 @@ class TrainingConfig(AppConfig):
         from portal.audit.timeline import timeline_related_register  # noqa: PLC0415 -- ready
 
         timeline_related_register("model_version", version_runs)
+
+        from governance.training.home import register_home_panels  # noqa: PLC0415 -- ready
+
+        register_home_panels()

@@ -43,6 +43,7 @@ from governance.training.services import (
 )
 from portal.accounts.permissions import user_passes
 from portal.audit.actors import client_ip_for_request
+from portal.audit.selectors import audit_actor_ref_name
 
 PAGE_SIZE = 25
 
@@ -123,6 +124,7 @@ def _run_context(request: HttpRequest, pk: int) -> dict:
         "run": run,
         "steps": [(step, STEP_TITLES.get(step.name, step.name)) for step in run.steps.all()],
         "may_cancel": run.is_active and may_start_run(request.user, run.model),
+        "requested_by_name": audit_actor_ref_name(run.requested_by) if run.requested_by else "",
     }
 
 

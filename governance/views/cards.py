@@ -13,6 +13,7 @@ from governance.cards_schema import SECTION_BY_KEY, section_title
 from governance.forms import CardSectionForm, RevisionCompareForm
 from governance.models import CardSection, ModelVersion
 from governance.permissions import may_edit_card, may_read_registry
+from governance.reviews.selectors import reviews_going_stale_on_edit
 from governance.selectors.card_exports import (
     CARD_PDF_EXPORT,
     card_export_governance,
@@ -80,6 +81,7 @@ def card_section_edit(request: HttpRequest, model: str, version: str, key: str) 
             "section": section,
             "title": section_title(key),
             "form": form,
+            "going_stale": reviews_going_stale_on_edit(version=found),
         },
         status=status,
     )

@@ -31,7 +31,11 @@ from governance.services.cards import AUDIT_OBJECT_TYPE
 from governance.services.registry import model_update
 from portal.accounts.permissions import may_manage_roles, user_passes
 from portal.audit.actors import client_ip_for_request
-from portal.audit.selectors import audit_events_for_object
+from portal.audit.selectors import (
+    audit_actor_ref_name,
+    audit_events_for_object,
+    audit_events_named,
+)
 
 AUDIT_HISTORY_LIMIT = 50
 
@@ -164,7 +168,10 @@ def version_detail(request: HttpRequest, model: str, version: str) -> HttpRespon
             "baseline": baseline,
             "targets": sorted(a.target for a in found.assignments.all()),
             "can_edit": may_edit_card(request.user, found.model),
-            "events": events[:AUDIT_HISTORY_LIMIT],
+            "events": audit_events_named(events[:AUDIT_HISTORY_LIMIT]),
+            "registered_by_name": audit_actor_ref_name(found.registered_by)
+            if found.registered_by
+            else "",
             "revision_count": card.revisions.count(),
             "attestations_expire": sorted(gate_attestations_last_expiry(version=found).items()),
             "subject_flags": version_subject_flags(version=found),

@@ -6,3 +6,8 @@ class ActorType(models.TextChoices):
     TOKEN = "token", "API token"
     SYSTEM = "system", "System"
     ANONYMOUS = "anonymous", "Anonymous"
+
+
+class ExportState(models.TextChoices):
+    IDLE = "idle", "Idle"
+    SENDING = "sending", "Sending"

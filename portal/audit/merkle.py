@@ -88,6 +88,41 @@ def inclusion_proof(index: int, hashed_leaves: Sequence[bytes]) -> list[bytes]:
     return [*inclusion_proof(index - k, hashed_leaves[k:]), tree_root(hashed_leaves[:k])]
 
 
+def inclusion_proofs(
+    indices: Iterable[int], hashed_leaves: Sequence[bytes]
+) -> dict[int, list[bytes]]:
+    """PATH(m, D[n]) for many leaves at once: the tree's levels are built once (about
+    64 bytes per leaf), then each proof takes log2(n) lookups instead of hashing the
+    whole tree again. A level's last node without a sibling moves up unchanged, which
+    builds the same tree as RFC 9162's split at the largest power of two."""
+    n = len(hashed_leaves)
+    wanted = sorted(set(indices))
+    if wanted and not 0 <= wanted[0] <= wanted[-1] < n:
+        raise ValueError(f"a leaf asked for is not in a tree of {n} leaves")
+    levels = [b"".join(hashed_leaves)]
+    while len(levels[-1]) > 32:
+        below = levels[-1]
+        count = len(below) // 32
+        above = bytearray()
+        for pair in range(0, count - 1, 2):
+            above += node_hash(
+                below[pair * 32 : pair * 32 + 32], below[pair * 32 + 32 : pair * 32 + 64]
+            )
+        if count % 2:
+            above += below[-32:]
+        levels.append(bytes(above))
+    proofs = {}
+    for index in wanted:
+        proof, position = [], index
+        for level in levels[:-1]:
+            sibling = position ^ 1
+            if sibling * 32 < len(level):
+                proof.append(level[sibling * 32 : sibling * 32 + 32])
+            position >>= 1
+        proofs[index] = proof
+    return proofs
+
+
 def _subproof(m: int, hashed_leaves: Sequence[bytes], complete: bool) -> list[bytes]:
     n = len(hashed_leaves)
     if m == n:

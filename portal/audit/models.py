@@ -1,6 +1,7 @@
 from django.db import models
+from django.utils import timezone
 
-from portal.audit.choices import ActorType
+from portal.audit.choices import ActorType, ExportState
 
 GENESIS_HASH = "0" * 64
 # A redacted payload holds exactly this; the event that redacted it names it.
@@ -97,3 +98,32 @@ class AuditCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint at {self.tree_size} events"
+
+
+class AuditExport(models.Model):
+    """How far the ledger's copy in one outside log (Cloud Logging) has got: the
+    export's outbox row.
+
+    The ledger is append-only and its sequence has no gaps, so the events still owed
+    are exactly those after `exported_sequence`; this one row per destination is the
+    outbox. A send claims it (state `sending`, `attempts` counted, lease from
+    `attempted_at`) for the batch up to `batch_end`, writes that batch holding no lock,
+    then moves `exported_sequence` and `exported_hash` on (the hash lets the next batch
+    check it continues the chain). A failed write leaves the cursor where it was and
+    waits until `next_attempt_at` (backoff); `failures` counts failures in a row.
+    """
+
+    destination = models.CharField(max_length=32, unique=True)
+    exported_sequence = models.PositiveBigIntegerField(default=0)
+    exported_hash = models.CharField(max_length=64, default=GENESIS_HASH)
+    state = models.CharField(max_length=12, choices=ExportState.choices, default=ExportState.IDLE)
+    batch_end = models.PositiveBigIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+    attempted_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_exported_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.destination} export at #{self.exported_sequence}"

@@ -1,18 +1,20 @@
 """Reads of the audit ledger."""
 
 from collections.abc import Iterable
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from portal.accounts.choices import Role
 from portal.accounts.models import RoleGrant, User
 from portal.apitokens.models import ApiToken
 from portal.audit.checkpoints import event_leaf
 from portal.audit.choices import ActorType
-from portal.audit.merkle import consistency_proof, inclusion_proof, tree_root
-from portal.audit.models import AuditCheckpoint, AuditEvent
+from portal.audit.merkle import consistency_proof, inclusion_proof, inclusion_proofs, tree_root
+from portal.audit.models import AuditChainHead, AuditCheckpoint, AuditEvent, AuditExport
 
 
 def audit_events_recent(*, limit: int = 10) -> list[AuditEvent]:
@@ -88,6 +90,16 @@ def audit_inclusion_proof(*, sequence: int, tree_size: int) -> dict[str, Any]:
     }
 
 
+def audit_inclusion_proofs(*, sequences: Iterable[int], tree_size: int) -> dict[int, list[str]]:
+    """RFC 9162 inclusion proofs (hex, leaf level first) of many events in the tree of
+    `tree_size` events, keyed by sequence. Reads the first `tree_size` chain hashes
+    once and builds the tree once (about 64 bytes per event); ValueError when an event
+    is not in that tree or the ledger has fewer events."""
+    leaves = _event_leaves(tree_size=tree_size)
+    proofs = inclusion_proofs([sequence - 1 for sequence in sequences], leaves)
+    return {index + 1: [node.hex() for node in proof] for index, proof in proofs.items()}
+
+
 def audit_consistency_proof(*, first_size: int, second_size: int) -> dict[str, Any]:
     """The RFC 9162 consistency proof that the tree of `first_size` events is a prefix of
     the tree of `second_size`; ValueError when the sizes are out of order or too big."""
@@ -111,7 +123,29 @@ def audit_actor_names(events: Iterable[AuditEvent]) -> dict[tuple[str, str], str
     roles), even with nobody to name, so a page's query count depends neither on its
     rows nor on who acted in them.
     """
-    wanted = {(event.actor_type, event.actor_id) for event in events}
+    return audit_actor_names_for(pairs={(event.actor_type, event.actor_id) for event in events})
+
+
+def audit_events_named(events: Iterable[AuditEvent]) -> list[AuditEvent]:
+    """`events` as a list, each with `actor_name` set to the name `audit_actor_names`
+    gives ("" for the system and the anonymous); the same three queries."""
+    events = list(events)
+    names = audit_actor_names(events)
+    for event in events:
+        event.actor_name = names.get((event.actor_type, event.actor_id), "")  # type: ignore[attr-defined]
+    return events
+
+
+def audit_actor_ref_name(ref: str) -> str:
+    """The name behind one pseudonymous ref ("user:6", "token:ab12…"); the ref itself
+    when nobody is behind it (a system component, a deleted person)."""
+    kind, _, ident = ref.partition(":")
+    return audit_actor_names_for(pairs={(kind, ident)}).get((kind, ident)) or ref
+
+
+def audit_actor_names_for(*, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """`audit_actor_names` for (actor type, actor id) pairs rather than events."""
+    wanted = pairs
     user_ids = {int(ident) for kind, ident in wanted if kind == ActorType.USER and ident.isdigit()}
     prefixes = [ident for kind, ident in wanted if kind == ActorType.TOKEN]
     # An impossible key keeps each query from being skipped as empty by the ORM.
@@ -137,3 +171,49 @@ def audit_actor_names(events: Iterable[AuditEvent]) -> dict[tuple[str, str], str
             f"token {token.name!r} of {described(token.owner_id)}"
         )
     return names
+
+
+@dataclass(frozen=True)
+class AuditExportStatus:
+    """How far behind the ledger's outside copy is. `lag_events` events after
+    `exported_sequence` are not yet exported; the oldest happened at `oldest_pending_at`
+    (None when none is pending), `lag_seconds` ago."""
+
+    destination: str
+    head_sequence: int
+    exported_sequence: int
+    lag_events: int
+    oldest_pending_at: datetime | None
+    lag_seconds: float
+    state: str
+    failures: int
+    next_attempt_at: datetime | None
+    last_exported_at: datetime | None
+    last_error: str
+
+
+def audit_export_status(*, destination: str) -> AuditExportStatus:
+    """The export's position against the chain head (two or three queries)."""
+    head = AuditChainHead.objects.filter(pk=1).values_list("sequence", flat=True).first() or 0
+    cursor = AuditExport.objects.filter(destination=destination).first()
+    exported = cursor.exported_sequence if cursor else 0
+    oldest = None
+    if head > exported:
+        oldest = (
+            AuditEvent.objects.filter(sequence=exported + 1)
+            .values_list("occurred_at", flat=True)
+            .first()
+        )
+    return AuditExportStatus(
+        destination=destination,
+        head_sequence=head,
+        exported_sequence=exported,
+        lag_events=max(0, head - exported),
+        oldest_pending_at=oldest,
+        lag_seconds=max(0.0, (timezone.now() - oldest).total_seconds()) if oldest else 0.0,
+        state=cursor.state if cursor else "never run",
+        failures=cursor.failures if cursor else 0,
+        next_attempt_at=cursor.next_attempt_at if cursor else None,
+        last_exported_at=cursor.last_exported_at if cursor else None,
+        last_error=cursor.last_error if cursor else "",
+    )

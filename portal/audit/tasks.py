@@ -4,6 +4,7 @@ from celery import shared_task
 from django.db import transaction
 
 from portal.audit.actors import Actor
+from portal.audit.exporting import ledger_export_send
 from portal.audit.services import audit_checkpoint_create, audit_record
 from portal.audit.verification import audit_chain_verify
 
@@ -35,3 +36,11 @@ def checkpoint() -> int | None:
     """Sign a checkpoint of the ledger if it grew; the tree size signed, or None."""
     created = audit_checkpoint_create()
     return created.tree_size if created else None
+
+
+@shared_task(name="audit.export_ledger", acks_late=True)
+def export_ledger() -> int:
+    """Copy the events not yet in Cloud Logging there (nothing when the export is off).
+    Beat runs it every minute; the cursor's lease and backoff make a second run at the
+    same time, or one during an outage's backoff, do nothing. Returns the events sent."""
+    return sum(result.count for result in ledger_export_send())

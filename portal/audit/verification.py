@@ -13,7 +13,8 @@ removed, even when the chain head row was rewritten to match what is left.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from portal.audit.checkpoints import CheckpointClaims, checkpoint_claims_of, event_leaf
 from portal.audit.hashing import event_hash, payload_digest
@@ -28,6 +29,43 @@ from portal.audit.models import (
 )
 
 
+class _Row(NamedTuple):
+    """One event and its payload as the walk reads them (values_list, in this order)."""
+
+    sequence: int
+    occurred_at: datetime
+    actor_type: str
+    actor_id: str
+    action: str
+    object_type: str
+    object_id: str
+    payload_digest: str
+    prev_hash: str
+    hash: str
+    payload_pk: int | None
+    data: Any
+    client_ip: str | None
+    redacted_at: datetime | None
+
+
+_ROW_FIELDS = (
+    "sequence",
+    "occurred_at",
+    "actor_type",
+    "actor_id",
+    "action",
+    "object_type",
+    "object_id",
+    "payload_digest",
+    "prev_hash",
+    "hash",
+    "payload_record__pk",
+    "payload_record__data",
+    "payload_record__client_ip",
+    "payload_record__redacted_at",
+)
+
+
 @dataclass(frozen=True)
 class _Redacted:
     payload_digest: str
@@ -36,7 +74,7 @@ class _Redacted:
 
 
 def _named_by_redaction(
-    event: AuditEvent, data: dict[str, Any], pending: dict[int, _Redacted]
+    event: "_Row", data: dict[str, Any], pending: dict[int, _Redacted]
 ) -> str | None:
     """Take the redacted payloads a redaction event names off `pending`; say why not."""
     entries = data.get("events")
@@ -106,8 +144,15 @@ def audit_chain_verify(
     def broken(sequence: int, reason: str) -> ChainReport:
         return ChainReport(False, checked, redacted, expected_prev, sequence, reason, matched)
 
-    events = AuditEvent.objects.select_related("payload_record").order_by("sequence")
-    for event in events.iterator(chunk_size=chunk_size):
+    # Plain rows, not model instances: building an instance per event cost a quarter of
+    # the walk. The payload comes through its one-to-one join (None when it is missing).
+    rows = (
+        AuditEvent.objects.order_by("sequence")
+        .values_list(*_ROW_FIELDS)
+        .iterator(chunk_size=chunk_size)
+    )
+    for row in rows:
+        event = _Row(*row)
         if event.sequence != expected_sequence:
             return broken(expected_sequence, f"event #{expected_sequence} is missing")
         if event.prev_hash != expected_prev:
@@ -125,20 +170,19 @@ def audit_chain_verify(
         )
         if recomputed != event.hash:
             return broken(event.sequence, "its fields do not match its hash")
-        payload = getattr(event, "payload_record", None)
-        if payload is None:
+        if event.payload_pk is None:
             return broken(event.sequence, "its payload is missing")
-        if payload.redacted_at is not None:
-            if payload.data != REDACTED_PAYLOAD or payload.client_ip is not None:
+        if event.redacted_at is not None:
+            if event.data != REDACTED_PAYLOAD or event.client_ip is not None:
                 return broken(event.sequence, "its payload is marked redacted but holds data")
             pending[event.sequence] = _Redacted(
                 event.payload_digest, event.object_type, event.object_id
             )
             redacted += 1
-        elif payload_digest(payload.data, payload.client_ip) != event.payload_digest:
+        elif payload_digest(event.data, event.client_ip) != event.payload_digest:
             return broken(event.sequence, "its payload does not match the digest in the chain")
-        elif event.action == REDACTION_ACTION and isinstance(payload.data, dict):
-            problem = _named_by_redaction(event, payload.data, pending)
+        elif event.action == REDACTION_ACTION and isinstance(event.data, dict):
+            problem = _named_by_redaction(event, event.data, pending)
             if problem:
                 return broken(event.sequence, problem)
         expected_prev = event.hash

@@ -11,16 +11,24 @@ from django.views.decorators.http import require_POST
 
 from portal.accounts.permissions import may_read_audit, user_passes
 from portal.audit.actors import client_ip_for_request
+from portal.audit.checkpoints import checkpoint_document
 from portal.audit.filters import AuditEventFilter
 from portal.audit.forms import AuditReportForm
 from portal.audit.models import AuditEvent
 from portal.audit.reports import AUDIT_PERIOD_REPORT
-from portal.audit.selectors import audit_actor_names, audit_events_all
+from portal.audit.selectors import (
+    audit_actor_names,
+    audit_checkpoint_latest,
+    audit_events_all,
+    audit_inclusion_proofs,
+)
+from portal.audit.services import audit_checkpoint_create
 from portal.audit.timeline import audit_timeline
 from portal.audit.verification import audit_chain_verify
 from portal.exports.services import export_job_request
 
 EXPORT_BATCH = 500
+PROOF_BUNDLE_TYPE = "audit-events-with-proofs"
 EXPORT_COLUMNS = (
     "sequence",
     "occurred_at",
@@ -142,11 +150,47 @@ def _json_lines(rows: Iterator[dict]) -> Iterator[str]:
     yield "\n]\n"
 
 
+def _proof_lines(
+    rows: Iterator[dict], *, document: dict, filters: dict, tree_size: int
+) -> Iterator[str]:
+    """The filtered events as one JSON document: the checkpoint they are proven against,
+    the filters, then each event with its inclusion proof in that checkpoint's tree."""
+    head = {
+        "type": PROOF_BUNDLE_TYPE,
+        "filters": filters,
+        "checkpoint": document,
+        "note": (
+            "Each event carries its RFC 9162 inclusion proof in the checkpoint's tree: "
+            "deploy/audit/verify-audit.py --proofs checks them offline. The proofs show "
+            "each exported event is in the ledger unchanged, not that the filter left "
+            "nothing out; for completeness verify the whole trail."
+        ),
+    }
+    yield json.dumps(head, ensure_ascii=False)[:-1] + ', "events": ['
+    position = 0
+    while batch := list(islice(rows, EXPORT_BATCH)):
+        proofs = audit_inclusion_proofs(
+            sequences=[row["sequence"] for row in batch], tree_size=tree_size
+        )
+        for row in batch:
+            row["inclusion"] = {
+                "leaf_index": row["sequence"] - 1,
+                "tree_size": tree_size,
+                "proof": proofs[row["sequence"]],
+            }
+            yield ("," if position else "") + "\n" + json.dumps(row, ensure_ascii=False)
+            position += 1
+    yield "\n]}\n"
+
+
 @user_passes(may_read_audit)
 def event_export(request: HttpRequest, fmt: str) -> HttpResponse:
-    """The filtered trail, oldest first, streamed as CSV or JSON (a batch of rows at a time)."""
-    if fmt not in ("csv", "json"):
-        raise Http404("Export as csv or json.")
+    """The filtered trail, oldest first, streamed as CSV or JSON (a batch of rows at a
+    time), or as JSON with each event's inclusion proof (`proofs.json`) against a
+    checkpoint signed first when the ledger grew (events appended after it are left
+    for the next export)."""
+    if fmt not in ("csv", "json", "proofs.json"):
+        raise Http404("Export as csv, json or proofs.json.")
     filterset = AuditEventFilter(request.GET, queryset=audit_events_all())
     if not filterset.is_valid():
         return HttpResponse(
@@ -154,6 +198,31 @@ def event_export(request: HttpRequest, fmt: str) -> HttpResponse:
             status=400,
             content_type="application/json",
         )
+    if fmt == "proofs.json":
+        audit_checkpoint_create()  # cover every event committed so far
+        checkpoint = audit_checkpoint_latest()
+        if checkpoint is None:
+            return HttpResponse(
+                json.dumps({"error": "The ledger is empty: there is nothing to prove."}),
+                status=409,
+                content_type="application/json",
+            )
+        events = (
+            filterset.qs.filter(sequence__lte=checkpoint.tree_size)
+            .order_by("sequence")
+            .iterator(chunk_size=EXPORT_BATCH)
+        )
+        response = StreamingHttpResponse(
+            _proof_lines(
+                _export_rows(events),
+                document=checkpoint_document(checkpoint),
+                filters={key: value for key, value in request.GET.items() if value},
+                tree_size=checkpoint.tree_size,
+            ),
+            content_type="application/json",
+        )
+        response["Content-Disposition"] = 'attachment; filename="audit-events.proofs.json"'
+        return response
     events = filterset.qs.order_by("sequence").iterator(chunk_size=EXPORT_BATCH)
     rows = _export_rows(events)
     if fmt == "csv":

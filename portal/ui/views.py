@@ -8,8 +8,13 @@ from django.template import loader
 
 from portal.accounts.choices import Role
 from portal.api.exceptions import api_database_unavailable, api_not_found, api_server_error
-from portal.audit.selectors import audit_events_recent
+from portal.audit.selectors import (
+    audit_checkpoint_latest,
+    audit_events_named,
+    audit_events_recent,
+)
 from portal.changes.selectors import changes_pending_for, changes_pending_shown_to_board
+from portal.ui.home import home_panels_for
 from portal.ui.navigation import sections_for
 
 # What a client is told to wait when the database is away: a Cloud SQL failover or a
@@ -19,14 +24,20 @@ DATABASE_RETRY_AFTER_SECONDS = 5
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
+    """What waits for the signed-in person: the apps' panels (portal.ui.home), the
+    governance changes for admins, the latest ledger events and checkpoint for those
+    who read the trail."""
     user = request.user
-    recent = audit_events_recent(limit=10) if user.has_role(Role.AUDITOR, Role.PORTAL_ADMIN) else []
+    reads_audit = user.has_role(Role.AUDITOR, Role.PORTAL_ADMIN)
+    recent = audit_events_named(audit_events_recent(limit=10)) if reads_audit else []
     return render(
         request,
         "ui/home.html",
         {
             "sections": sections_for(user),
+            "panels": home_panels_for(user),
             "recent_events": recent,
+            "checkpoint": audit_checkpoint_latest() if reads_audit else None,
             "has_roles": bool(user.roles),
             "pending_changes": changes_pending_for(user=user),
             "board_pending_changes": changes_pending_shown_to_board(user=user),

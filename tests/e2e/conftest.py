@@ -2,8 +2,10 @@
 
 import importlib
 import os
+from collections.abc import Callable, Iterator
 
 import pytest
+from playwright.sync_api import Browser, BrowserContext, Page
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM calls made
 # by the test itself (creating users) are still plain synchronous calls.
@@ -42,3 +44,33 @@ def migration_data(transactional_db: None) -> None:
         ("governance.reviews.migrations.0002_default_policies", "create_defaults"),
     ):
         getattr(importlib.import_module(module), function)(apps, None)
+
+
+@pytest.fixture()
+def csp_violations() -> list[str]:
+    return []
+
+
+@pytest.fixture()
+def person_page(browser: Browser, csp_violations: list[str]) -> Iterator[Callable[..., Page]]:
+    """person_page() -> a page in a browser context of its own (its own cookies, so its
+    own sign-in), watched for Content Security Policy violations; closed afterwards so no
+    kept-alive connection holds a live server thread (and its database connection).
+    Keyword arguments go to `browser.new_context` (a viewport, for instance)."""
+    contexts: list[BrowserContext] = []
+
+    def make(**options: object) -> Page:
+        context = browser.new_context(**options)
+        contexts.append(context)
+        page = context.new_page()
+        page.on(
+            "console",
+            lambda msg: (
+                csp_violations.append(msg.text) if "Content Security Policy" in msg.text else None
+            ),
+        )
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()

@@ -6,13 +6,12 @@ though also a data science lead, may not approve their own review."""
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import requests
 from django.conf import settings
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 
 from governance.choices import Target
 from governance.models import ModelVersion, RegisteredModel
@@ -25,7 +24,8 @@ from portal.apitokens.choices import Scope
 from portal.apitokens.services import apitoken_create
 from portal.attestation import attestation_verify
 from portal.audit.actors import Actor
-from tests.factories import DEFAULT_PASSWORD, ModelVersionFactory
+from tests.e2e.browsing import sign_in
+from tests.factories import ModelVersionFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -33,46 +33,11 @@ VERIFY_SCRIPT = Path(settings.BASE_DIR) / "deploy" / "ci" / "verify-attestation.
 TIMEOUT = 10
 
 
-@pytest.fixture()
-def csp_violations() -> list[str]:
-    return []
-
-
-@pytest.fixture()
-def person_page(browser: Browser, csp_violations: list[str]) -> Iterator[Callable[[], Page]]:
-    """person_page() -> a page in a browser context of its own (its own cookies, so its
-    own sign-in), watched for Content Security Policy violations; closed afterwards so no
-    kept-alive connection holds a live server thread (and its database connection)."""
-    contexts: list[BrowserContext] = []
-
-    def make() -> Page:
-        context = browser.new_context()
-        contexts.append(context)
-        page = context.new_page()
-        page.on(
-            "console",
-            lambda msg: (
-                csp_violations.append(msg.text) if "Content Security Policy" in msg.text else None
-            ),
-        )
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
-
-
-def _sign_in(page: Page, base_url: str, email: str, next_path: str) -> None:
-    page.goto(f"{base_url}/accounts/login/?next={next_path}")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(DEFAULT_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(f"{base_url}{next_path}")
-
-
 def _approve(page: Page) -> None:
     form = page.get_by_test_id("decision-form")
     form.get_by_label("Approve", exact=True).check()
+    # The page asks before it records a decision; this reviewer says yes.
+    page.once("dialog", lambda dialog: dialog.accept())
     form.get_by_role("button", name="Record decision").click()
 
 
@@ -128,7 +93,7 @@ def test_board_approves_production_review_in_browser_and_gate_opens(
 
     # The model owner opens the production review from the queue's "Open a review".
     owner_page = person_page()
-    _sign_in(owner_page, base, owner.email, "/reviews/")
+    sign_in(owner_page, base, owner.email, "/reviews/")
     owner_page.get_by_role("link", name="Open a review").click()
     expect(owner_page).to_have_url(f"{base}/reviews/open/")
     owner_page.get_by_label("Version").select_option(value=str(version.pk))
@@ -153,12 +118,12 @@ def test_board_approves_production_review_in_browser_and_gate_opens(
     members = [(lead, Role.DATA_SCIENCE_LEAD), (privacy, Role.PRIVACY_OFFICER)]
     for person, role in members:
         page = person_page()
-        _sign_in(page, base, person.email, review_path)
+        sign_in(page, base, person.email, review_path)
         _approve(page)
         expect(
             page.get_by_text("Your decision is recorded. The review is waiting for decisions.")
         ).to_be_visible()
-        expect(page.get_by_text(f"You decided approve as {role}.")).to_be_visible()
+        expect(page.get_by_text(f"You decided approve as {Role(role).label}.")).to_be_visible()
 
     # Two of three: the gate still refuses, naming the role it waits for.
     pending = requests.get(gate_url, headers=ci_headers, timeout=TIMEOUT)
@@ -175,7 +140,7 @@ def test_board_approves_production_review_in_browser_and_gate_opens(
     }
 
     devops_page = person_page()
-    _sign_in(devops_page, base, devops.email, review_path)
+    sign_in(devops_page, base, devops.email, review_path)
     _approve(devops_page)
     expect(
         devops_page.get_by_text("Your decision is recorded. The review is approved.")

@@ -43,3 +43,26 @@ def test_worker_prints_at_info_and_kombu_hostname_notice_is_silent():
     assert app.conf.worker_redirect_stdouts_level == "INFO"
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
         assert not logging.getLogger("kombu.connection").isEnabledFor(logging.WARNING)
+
+
+def test_pool_worker_stopped_by_sigterm_is_information_not_an_error():
+    """Ctrl-C in the demo stops the pool's processes with SIGTERM: billiard's "exited
+    with 'signal 15 (SIGTERM)'" is logged at INFO; a crash's exit stays an ERROR."""
+    from billiard.common import human_status
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    pool_log = logging.getLogger("multiprocessing")
+    pool_log.addHandler(handler)
+    try:
+        for status in (-15, -11):
+            pool_log.error(
+                "Process %r pid:%r exited with %r", "ForkPoolWorker-1", 4242, human_status(status)
+            )
+    finally:
+        pool_log.removeHandler(handler)
+    assert [(r.levelname, r.getMessage()) for r in records] == [
+        ("INFO", "Process 'ForkPoolWorker-1' pid:4242 exited with 'signal 15 (SIGTERM)'"),
+        ("ERROR", "Process 'ForkPoolWorker-1' pid:4242 exited with 'signal 11 (SIGSEGV)'"),
+    ]

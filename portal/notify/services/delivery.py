@@ -1,19 +1,19 @@
 """Sending what is in the notification outbox: webhook deliveries and e-mails.
 
-Sending is at least once, never twice after success is recorded. An attempt first
-claims its row (locked, still pending, due) and pushes `next_attempt_at` one lease
-ahead, commits, then talks to the outside server with no lock held, and records the
-outcome under the lock again. Holding the row lock across a 10-second POST would have
-been simpler, but on SQLite (the demo's database) a write transaction locks the whole
-database. A worker that dies between the POST and the record leaves the lease to run
-out; the sweep then tries again, so receivers deduplicate on the event id.
+Sending is at least once, never twice after success is recorded. Each attempt runs the
+portal's shared outbox steps (`portal.outbox`): it first claims its row (locked, still
+pending, due) and pushes `next_attempt_at` one lease ahead, commits, then talks to the
+outside server with no lock held, and records the outcome under the lock again. Holding
+the row lock across a 10-second POST would have been simpler, but on SQLite (the demo's
+database) a write transaction locks the whole database. A worker that dies between the
+POST and the record leaves the lease to run out; the sweep then tries again, so
+receivers deduplicate on the event id.
 """
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.mail import EmailMessage
@@ -25,6 +25,7 @@ from kombu.exceptions import OperationalError
 from portal.notify.choices import DeliveryState
 from portal.notify.clients import webhook_post
 from portal.notify.models import EmailNotification, WebhookDelivery
+from portal.outbox import Backoff, Outbox, outbox_send
 from portal.webhooks import SIGNATURE_HEADER, webhook_signature_header
 
 logger = logging.getLogger(__name__)
@@ -43,9 +44,12 @@ RETRYABLE_STATUS_CODES = frozenset({408, 429})
 USER_AGENT = "zero-margin-governance-portal-webhooks/1"
 
 
+NOTIFY_BACKOFF = Backoff(base_seconds=BACKOFF_BASE_SECONDS)
+
+
 def backoff_seconds(attempts: int) -> int:
     """How long to wait after the `attempts`-th failed attempt: 30 s, 60 s, 120 s..."""
-    return BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1)
+    return NOTIFY_BACKOFF.seconds(attempts)
 
 
 def notification_queue(task: Any, pk: int, countdown: int | None = None) -> None:
@@ -86,90 +90,180 @@ def _due(row: WebhookDelivery | EmailNotification, now: Any) -> bool:
     return row.state == DeliveryState.PENDING and row.next_attempt_at <= now + CLOCK_SLACK
 
 
-def _attempt_claim(
-    rows: QuerySet, pk: int, *, gone: Callable[[Any], str], stamp_attempt: bool = False
-) -> Any | None:
-    """Claim a pending, due row (a webhook delivery or an e-mail) for one attempt:
-    under its lock, count the attempt and push `next_attempt_at` one lease ahead, then
-    commit. None when it is missing, no longer pending or not due (another attempt
-    holds it), or when `gone(row)` says why it can no longer be sent (then it is failed
-    with that reason). `stamp_attempt` also records `last_attempt_at`."""
-    with transaction.atomic():
-        row = rows.select_for_update(of=("self",)).filter(pk=pk).first()
-        now = timezone.now()
-        if row is None or not _due(row, now):
-            return None
-        reason = gone(row)
+@dataclass(frozen=True)
+class SendOutcome:
+    """What one call to the outside server did: `delivered`, or the error and whether
+    it is worth no retry (`give_up`); `extra` fields to store on the row."""
+
+    delivered: bool
+    give_up: bool = False
+    error: str = ""
+    extra: dict[str, Any] | None = None
+
+
+class _NotificationOutbox(Outbox[Any, SendOutcome, AttemptResult]):
+    """Webhook deliveries and e-mails on the shared claim -> lease -> send -> record
+    steps. A pending row stays `pending` while in flight: the claim pushes
+    `next_attempt_at` one lease ahead, so the row is not due until the lease has run
+    out."""
+
+    max_attempts: ClassVar[int]
+    delivered_at_field: ClassVar[str]
+    # Also record `last_attempt_at` on the claim.
+    stamp_attempt: ClassVar[bool] = False
+
+    def missing(self, pk: int) -> AttemptResult:
+        return SKIPPED
+
+    def gone(self, row: Any) -> str:
+        """Why the row can no longer be sent ("" when it can)."""
+        return ""
+
+    def claim(self, row: Any, now: datetime) -> AttemptResult | None:
+        """Claim a pending, due row for one attempt: count the attempt and push
+        `next_attempt_at` one lease ahead. SKIPPED when it is no longer pending or not
+        due (another attempt holds it), or when `gone(row)` says why it can no longer
+        be sent (then it is failed with that reason)."""
+        if not _due(row, now):
+            return SKIPPED
+        reason = self.gone(row)
         if reason:
             row.state, row.last_error = DeliveryState.FAILED, reason
             row.save(update_fields=["state", "last_error"])
-            return None
+            return SKIPPED
         row.attempts += 1
         row.next_attempt_at = now + ATTEMPT_LEASE
         fields = ["attempts", "next_attempt_at"]
-        if stamp_attempt:
+        if self.stamp_attempt:
             row.last_attempt_at = now
             fields.append("last_attempt_at")
         row.save(update_fields=fields)
-    return row
+        return None
 
+    def in_flight(self, row: Any) -> bool:
+        return row.state == DeliveryState.PENDING
 
-def _attempt_record(
-    model: type[WebhookDelivery] | type[EmailNotification],
-    pk: int,
-    *,
-    attempt: int,
-    delivered: bool,
-    give_up: bool,
-    error: str,
-    max_attempts: int,
-    delivered_at_field: str,
-    extra: dict[str, Any] | None = None,
-) -> tuple[AttemptResult, Any]:
-    """Record one attempt's outcome under the row's lock again: delivered; failed when
-    `give_up` or after `max_attempts`; else due again after the backoff. SKIPPED when
-    the row moved on meanwhile (our lease ran out and another attempt took over)."""
-    with transaction.atomic():
-        row = model.objects.select_for_update().get(pk=pk)
-        if row.state != DeliveryState.PENDING or row.attempts != attempt:
-            return SKIPPED, row
-        now = timezone.now()
-        for name, value in (extra or {}).items():
+    def log_failed(self, row: Any) -> None:
+        """Say in the log that the row failed for good."""
+
+    def taken_over(self, row: Any) -> AttemptResult:
+        return SKIPPED
+
+    def record(
+        self, row: Any, *, outcome: SendOutcome | None, error: Exception | None, now: datetime
+    ) -> AttemptResult:
+        """Delivered; failed when the outcome gives up or after `max_attempts`; else
+        due again after the backoff."""
+        # Narrows the type for the checker: the senders catch their own errors.
+        assert outcome is not None  # nosec B101
+        extra = outcome.extra or {}
+        for name, value in extra.items():
             setattr(row, name, value)
-        row.last_error = error
-        if delivered:
+        row.last_error = outcome.error
+        if outcome.delivered:
             row.state = DeliveryState.DELIVERED
-            setattr(row, delivered_at_field, now)
+            setattr(row, self.delivered_at_field, now)
             result = AttemptResult("delivered")
-        elif give_up or attempt >= max_attempts:
+        elif outcome.give_up or row.attempts >= self.max_attempts:
             row.state = DeliveryState.FAILED
             result = AttemptResult("failed")
+            self.log_failed(row)
         else:
-            wait = backoff_seconds(attempt)
+            wait = backoff_seconds(row.attempts)
             row.next_attempt_at = now + timedelta(seconds=wait)
             result = AttemptResult("retry", retry_in=wait)
         row.save(
             update_fields=[
                 "state",
-                delivered_at_field,
-                *(extra or {}),
+                self.delivered_at_field,
+                *extra,
                 "last_error",
                 "next_attempt_at",
             ]
         )
-    return result, row
+        return result
 
 
-def _endpoint_gone(delivery: WebhookDelivery) -> str:
-    if not delivery.endpoint.active:
-        return "The endpoint was deactivated before this was sent."
-    return ""
+class _WebhookOutbox(_NotificationOutbox):
+    model = WebhookDelivery
+    max_attempts = WEBHOOK_MAX_ATTEMPTS
+    delivered_at_field = "delivered_at"
+    stamp_attempt = True
+
+    def rows(self) -> QuerySet[WebhookDelivery]:
+        return WebhookDelivery.objects.select_related("endpoint")
+
+    def gone(self, row: WebhookDelivery) -> str:
+        if not row.endpoint.active:
+            return "The endpoint was deactivated before this was sent."
+        return ""
+
+    def log_failed(self, row: WebhookDelivery) -> None:
+        logger.warning(
+            "webhook delivery %s to endpoint %s failed after %s attempts: %s",
+            row.pk,
+            row.endpoint_id,
+            row.attempts,
+            row.last_error,
+        )
+
+    def send(self, row: WebhookDelivery) -> SendOutcome:
+        body = row.body_bytes
+        response = webhook_post(
+            url=row.endpoint.url,
+            body=body,
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+                "X-Portal-Event": row.event_type,
+                "X-Portal-Event-Id": row.event_id,
+                "X-Portal-Delivery": str(row.pk),
+                SIGNATURE_HEADER: webhook_signature_header(row.endpoint.secret, body),
+            },
+        )
+        code = response.status_code
+        return SendOutcome(
+            delivered=code is not None and 200 <= code < 300,
+            give_up=response.permanent_error
+            or (code is not None and code < 500 and code not in RETRYABLE_STATUS_CODES),
+            error=response.error[:500],
+            extra={"last_status_code": code},
+        )
 
 
-def _recipient_gone(notification: EmailNotification) -> str:
-    if not notification.recipient.is_active:
-        return "The recipient was deactivated before this was sent."
-    return ""
+class _EmailOutbox(_NotificationOutbox):
+    model = EmailNotification
+    max_attempts = EMAIL_MAX_ATTEMPTS
+    delivered_at_field = "sent_at"
+
+    def rows(self) -> QuerySet[EmailNotification]:
+        return EmailNotification.objects.select_related("recipient")
+
+    def gone(self, row: EmailNotification) -> str:
+        if not row.recipient.is_active:
+            return "The recipient was deactivated before this was sent."
+        return ""
+
+    def log_failed(self, row: EmailNotification) -> None:
+        logger.warning("e-mail notification %s failed: %s", row.pk, row.last_error)
+
+    def send(self, row: EmailNotification) -> SendOutcome:
+        message = EmailMessage(
+            subject=row.subject,
+            body=row.body,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[row.recipient.email],
+            headers={"X-Portal-Event": row.event_type},
+        )
+        try:
+            message.send()
+        except Exception as exc:  # any backend's failure is recorded, then retried
+            return SendOutcome(
+                delivered=False,
+                give_up=type(exc).__name__ == "SMTPRecipientsRefused",
+                error=f"{type(exc).__name__}: {exc}"[:500],
+            )
+        return SendOutcome(delivered=True)
 
 
 def webhook_delivery_attempt(*, delivery_id: int) -> AttemptResult:
@@ -182,50 +276,7 @@ def webhook_delivery_attempt(*, delivery_id: int) -> AttemptResult:
     (another attempt holds it), is left alone.
     Side effects: the HTTP POST; the delivery's attempts, state and last outcome.
     """
-    delivery = _attempt_claim(
-        WebhookDelivery.objects.select_related("endpoint"),
-        delivery_id,
-        gone=_endpoint_gone,
-        stamp_attempt=True,
-    )
-    if delivery is None:
-        return SKIPPED
-    attempt = delivery.attempts
-    body = delivery.body_bytes
-    response = webhook_post(
-        url=delivery.endpoint.url,
-        body=body,
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            "X-Portal-Event": delivery.event_type,
-            "X-Portal-Event-Id": delivery.event_id,
-            "X-Portal-Delivery": str(delivery.pk),
-            SIGNATURE_HEADER: webhook_signature_header(delivery.endpoint.secret, body),
-        },
-    )
-    code = response.status_code
-    result, delivery = _attempt_record(
-        WebhookDelivery,
-        delivery_id,
-        attempt=attempt,
-        delivered=code is not None and 200 <= code < 300,
-        give_up=response.permanent_error
-        or (code is not None and code < 500 and code not in RETRYABLE_STATUS_CODES),
-        error=response.error[:500],
-        max_attempts=WEBHOOK_MAX_ATTEMPTS,
-        delivered_at_field="delivered_at",
-        extra={"last_status_code": code},
-    )
-    if result.outcome == "failed":
-        logger.warning(
-            "webhook delivery %s to endpoint %s failed after %s attempts: %s",
-            delivery.pk,
-            delivery.endpoint_id,
-            attempt,
-            delivery.last_error,
-        )
-    return result
+    return outbox_send(_WebhookOutbox(), delivery_id)
 
 
 def email_notification_send(*, notification_id: int) -> AttemptResult:
@@ -235,39 +286,12 @@ def email_notification_send(*, notification_id: int) -> AttemptResult:
     backoff, up to EMAIL_MAX_ATTEMPTS. One already sent or failed is left alone.
     Side effects: the e-mail; the notification's attempts, state, sent_at.
     """
-    notification = _attempt_claim(
-        EmailNotification.objects.select_related("recipient"),
-        notification_id,
-        gone=_recipient_gone,
-    )
-    if notification is None:
-        return SKIPPED
-    attempt = notification.attempts
-    message = EmailMessage(
-        subject=notification.subject,
-        body=notification.body,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[notification.recipient.email],
-        headers={"X-Portal-Event": notification.event_type},
-    )
-    error, permanent = "", False
-    try:
-        message.send()
-    except Exception as exc:  # any backend's failure is recorded, then retried
-        error = f"{type(exc).__name__}: {exc}"[:500]
-        permanent = type(exc).__name__ == "SMTPRecipientsRefused"
-    result, notification = _attempt_record(
-        EmailNotification,
-        notification_id,
-        attempt=attempt,
-        delivered=not error,
-        give_up=permanent,
-        error=error,
-        max_attempts=EMAIL_MAX_ATTEMPTS,
-        delivered_at_field="sent_at",
-    )
+    result = outbox_send(_EmailOutbox(), notification_id)
     if result.outcome == "failed":
-        logger.warning("e-mail notification %s failed: %s", notification.pk, error)
+        notification = EmailNotification.objects.get(pk=notification_id)
+        logger.warning(
+            "e-mail notification %s failed: %s", notification.pk, notification.last_error
+        )
     return result
 
 

@@ -178,6 +178,17 @@ def test_audit_verify_detects_a_row_edited_with_triggers_bypassed(column, value)
         call_command("audit_verify")
 
 
+@pytest.mark.django_db
+def test_audit_verify_detects_a_payload_row_deleted_with_triggers_bypassed():
+    """An event whose payload row is gone (deleted by someone who can switch the
+    triggers off) is named: the walk reads the payload through an outer join."""
+    _record(4)
+    _tamper(("DELETE FROM audit_auditpayload WHERE event_id = "
+             "(SELECT id FROM audit_auditevent WHERE sequence = 2)", []))  # fmt: skip
+    with pytest.raises(CommandError, match=r"broken at event #2: its payload is missing"):
+        call_command("audit_verify")
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_appends_from_threads_form_one_unbroken_chain():

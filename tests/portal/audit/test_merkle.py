@@ -8,6 +8,7 @@ from portal.audit.merkle import (
     consistency_proof,
     consistency_verify,
     inclusion_proof,
+    inclusion_proofs,
     inclusion_verify,
     leaf_hash,
     tree_root,
@@ -228,3 +229,24 @@ def test_merkle_accumulator_resumes_from_a_frontier():
         assert resumed.root() == tree_root(leaves)
     with pytest.raises(ValueError):
         RootAccumulator(5, [])
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 8, 9, 16, 31, 33, 64, 100])
+def test_inclusion_proofs_built_once_equal_rfc_9162_paths(size):
+    """The level-by-level proofs of many leaves are RFC 9162's PATH(m, D[n]) for each."""
+    leaves = [leaf_hash(f"event {n}".encode()) for n in range(size)]
+
+    proofs = inclusion_proofs(range(size), leaves)
+
+    root = tree_root(leaves)
+    for index in range(size):
+        assert proofs[index] == inclusion_proof(index, leaves)
+        assert inclusion_verify(
+            hashed_leaf=leaves[index], index=index, tree_size=size, proof=proofs[index], root=root
+        )
+
+
+def test_inclusion_proofs_refuse_a_leaf_outside_the_tree():
+    leaves = [leaf_hash(b"a"), leaf_hash(b"b")]
+    with pytest.raises(ValueError, match="not in a tree of 2 leaves"):
+        inclusion_proofs([2], leaves)
