@@ -423,6 +423,9 @@ MONITORING_RUNBOOK_BASE_URL = env_str(
 PROMETHEUS_URL = env_str("PROMETHEUS_URL", "http://127.0.0.1:9090").rstrip("/")
 PROMETHEUS_TIMEOUT_SECONDS = env_int("PROMETHEUS_TIMEOUT_SECONDS", 5, minimum=1)
 MONITORING_CACHE_SECONDS = env_int("MONITORING_CACHE_SECONDS", 30, minimum=0)
+# Grafana's base URL, for links from the monitoring pages to the generated dashboard
+# (deploy/grafana/models-dashboard.json, uid portal-models); empty: no links.
+GRAFANA_URL = env_str("GRAFANA_URL").rstrip("/")
 # The model server's prediction log (`python -m serving --prediction-log-dir`) and the
 # ground truth outcomes (`simulate_traffic`, or the client's sales and click feeds):
 # one JSON line per prediction or outcome, in <dir>/<model>/<YYYY-MM-DD>.jsonl.
@@ -430,6 +433,10 @@ MONITORING_PREDICTION_LOG_DIR = Path(
     env_str("MONITORING_PREDICTION_LOG_DIR", str(VAR_DIR / "predictions"))
 )
 MONITORING_OUTCOME_DIR = Path(env_str("MONITORING_OUTCOME_DIR", str(VAR_DIR / "outcomes")))
+# The quality and drift job (every five minutes) evaluates the last WINDOW_MINUTES of
+# served predictions, the window's end rounded down to WINDOW_STEP_SECONDS.
+MONITORING_WINDOW_MINUTES = env_int("MONITORING_WINDOW_MINUTES", 60, minimum=1)
+MONITORING_WINDOW_STEP_SECONDS = env_int("MONITORING_WINDOW_STEP_SECONDS", 300, minimum=1)
 
 # Refused requests are counted per (kind, source, window of this many seconds); only
 # the first of each window is written to the audit ledger.

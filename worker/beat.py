@@ -56,4 +56,8 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "datasubjects.deadlines_sweep",
         "schedule": crontab(minute=7),
     },
+    "monitoring-evaluate-windows": {
+        "task": "monitoring.evaluate_windows",
+        "schedule": crontab(minute="*/5"),
+    },
 }
