@@ -1,8 +1,23 @@
-"""Receivers of what lower apps announce: thin, they call monitoring's services."""
+"""Receivers of what lower apps announce: thin, they call monitoring's services.
+Training's new versions bring the training reference drift is scored against; a
+rolled-back rollout opens its incident."""
 
 from typing import Any
 
 from monitoring.incidents import CANARY_ANALYSIS, incident_open_for_rollback
+from monitoring.services import drift_reference_store
+from portal.audit.actors import Actor
+
+TRAINING = Actor.system("pipelines")
+
+
+def on_version_trained(
+    sender: Any, *, version: Any, serving_reference: dict, **_kwargs: Any
+) -> None:
+    """Store the new version's training reference (inside the registration's
+    transaction: no reference, no registration, and the other way round)."""
+    if serving_reference:
+        drift_reference_store(version=version, reference=serving_reference, actor=TRAINING)
 
 
 def rollout_rolled_back_receive(

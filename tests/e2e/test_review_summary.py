@@ -198,8 +198,9 @@ def test_board_reads_summary_and_approves_canary_review_in_browser(
 def test_long_unbroken_text_wraps_instead_of_widening_the_review_page(
     live_server, make_user, migration_data, person_page, csp_violations
 ):
-    """A 10,000-character word in a card section and in a comment, and a 254-character
-    e-mail as the requester's name, wrap inside the 1400 px page."""
+    """A 10,000-character word in a card section, a comment as long as a decision may be
+    (5,000 characters, one word), and a 254-character e-mail as the requester's name,
+    wrap inside the 1400 px page."""
     long_email = "r" * 64 + "@" + "d" * 180 + ".example"
     owner = make_user(Role.MODEL_OWNER, email=long_email[:254], full_name="")
     lead = make_user(Role.DATA_SCIENCE_LEAD)
@@ -213,7 +214,7 @@ def test_long_unbroken_text_wraps_instead_of_widening_the_review_page(
         reviewer=devops,
         verdict=Verdict.REQUEST_CHANGES,
         role=Role.DEVOPS,
-        comment="c" * 10_000,
+        comment="c" * 5_000,
     )
     page = person_page(viewport=VIEWPORT)
     sign_in(page, live_server.url, lead.email, f"/reviews/{review.pk}/")
