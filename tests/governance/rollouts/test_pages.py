@@ -147,7 +147,7 @@ def test_rollout_detail_decision_buttons_are_for_devops_only(client_for, reader,
     for verb in ("promote", "abort", "rollback"):
         assert f'data-testid="action-{verb}"' in body
     assert 'data-testid="action-pause"' not in body
-    assert 'hx-confirm="Promote' in body and 'hx-confirm="Roll back' in body
+    assert 'data-confirm="Promote' in body and 'data-confirm="Roll back' in body
     body = client_for(reader).get(f"/rollouts/{rollout.pk}/").content.decode()
     assert 'data-testid="rollout-actions"' not in body
 
