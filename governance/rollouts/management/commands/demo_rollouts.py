@@ -65,7 +65,9 @@ class Command(BaseCommand):
     help = "Run one canary rollout that is rolled back automatically and one that completes."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        model = RegisteredModel.objects.get(slug=MODEL)
+        model = RegisteredModel.objects.filter(slug=MODEL).first()
+        if model is None:
+            raise CommandError(f"no model {MODEL!r}: run `manage.py demo_registry` first")
         if Rollout.objects.filter(
             model=model, target=TARGET, state=RolloutState.SUCCEEDED
         ).exists():
