@@ -9,16 +9,27 @@ Checkpoints: while walking, the Merkle root of the events so far is kept, and at
 stored checkpoint's size (and at an exported checkpoint's, given by the caller) it must
 equal the signed root. A checkpoint larger than the ledger means its newest events were
 removed, even when the chain head row was rewritten to match what is left.
+
+Speed: the walk reads plain rows through one server-side cursor (the event time already
+as the text the chain hashes, the payload as the JSON column's text) and rebuilds each
+event's canonical bytes with `portal.audit.hashing.event_body` and
+`payload_digest_matches`, which give the reference encoding's bytes without building a
+dict per event; building instances and json.dumps per event cost ~90 s per million.
 """
 
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
-from portal.audit.checkpoints import CheckpointClaims, checkpoint_claims_of, event_leaf
-from portal.audit.hashing import event_hash, payload_digest
-from portal.audit.merkle import RootAccumulator
+from django.db import connection, transaction
+from django.db.models import F, TextField
+from django.db.models.functions import Cast
+
+from portal.audit.checkpoints import CheckpointClaims, checkpoint_claims_of
+from portal.audit.hashing import event_body, occurred_at_text, payload_digest_matches
+from portal.audit.merkle import RootAccumulator, leaf_hash
 from portal.audit.models import (
     GENESIS_HASH,
     REDACTED_PAYLOAD,
@@ -26,44 +37,30 @@ from portal.audit.models import (
     AuditChainHead,
     AuditCheckpoint,
     AuditEvent,
+    AuditPayload,
 )
 
+# One row of the walk, in this order: sequence, occurred_at (occurred_at_text's form),
+# actor_type, actor_id, action, object_type, object_id, payload_digest, prev_hash, hash,
+# has_payload, data_text (the JSON column's text, None without a payload), client_ip,
+# is_redacted.
+_WalkRow = tuple[
+    int, str, str, str, str, str, str, str, str, str, bool, str | None, str | None, bool
+]
 
-class _Row(NamedTuple):
-    """One event and its payload as the walk reads them (values_list, in this order)."""
-
-    sequence: int
-    occurred_at: datetime
-    actor_type: str
-    actor_id: str
-    action: str
-    object_type: str
-    object_id: str
-    payload_digest: str
-    prev_hash: str
-    hash: str
-    payload_pk: int | None
-    data: Any
-    client_ip: str | None
-    redacted_at: datetime | None
-
-
-_ROW_FIELDS = (
-    "sequence",
-    "occurred_at",
-    "actor_type",
-    "actor_id",
-    "action",
-    "object_type",
-    "object_id",
-    "payload_digest",
-    "prev_hash",
-    "hash",
-    "payload_record__pk",
-    "payload_record__data",
-    "payload_record__client_ip",
-    "payload_record__redacted_at",
-)
+# The event time is formatted by PostgreSQL as occurred_at_text does (UTC, microseconds,
+# `+00:00`); a year before 1 AD, which no Python datetime holds, gets ` BC` appended
+# so it can never pass for the year it would otherwise print as.
+_POSTGRES_WALK = """
+SELECT e.sequence,
+       to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
+         || CASE WHEN e.occurred_at < '0001-01-01T00:00:00Z' THEN ' BC' ELSE '' END,
+       e.actor_type, e.actor_id, e.action, e.object_type, e.object_id,
+       e.payload_digest, e.prev_hash, e.hash,
+       p.event_id IS NOT NULL, p.data::text, p.client_ip, p.redacted_at IS NOT NULL
+FROM {events} e LEFT JOIN {payloads} p ON p.event_id = e.id
+ORDER BY e.sequence
+"""
 
 
 @dataclass(frozen=True)
@@ -74,7 +71,7 @@ class _Redacted:
 
 
 def _named_by_redaction(
-    event: "_Row", data: dict[str, Any], pending: dict[int, _Redacted]
+    object_key: tuple[str, str], data: dict[str, Any], pending: dict[int, _Redacted]
 ) -> str | None:
     """Take the redacted payloads a redaction event names off `pending`; say why not."""
     entries = data.get("events")
@@ -87,7 +84,7 @@ def _named_by_redaction(
         same_object = [
             sequence
             for sequence, redacted in sorted(pending.items())
-            if (redacted.object_type, redacted.object_id) == (event.object_type, event.object_id)
+            if (redacted.object_type, redacted.object_id) == object_key
         ]
         for sequence in same_object[:count]:
             del pending[sequence]
@@ -144,56 +141,64 @@ def audit_chain_verify(
     def broken(sequence: int, reason: str) -> ChainReport:
         return ChainReport(False, checked, redacted, expected_prev, sequence, reason, matched)
 
-    # Plain rows, not model instances: building an instance per event cost a quarter of
-    # the walk. The payload comes through its one-to-one join (None when it is missing).
-    rows = (
-        AuditEvent.objects.order_by("sequence")
-        .values_list(*_ROW_FIELDS)
-        .iterator(chunk_size=chunk_size)
-    )
-    for row in rows:
-        event = _Row(*row)
-        if event.sequence != expected_sequence:
+    for (
+        sequence,
+        occurred_at,
+        actor_type,
+        actor_id,
+        action,
+        object_type,
+        object_id,
+        digest,
+        prev_hash,
+        hash_hex,
+        has_payload,
+        data_text,
+        client_ip,
+        is_redacted,
+    ) in _walk_rows(chunk_size):
+        if sequence != expected_sequence:
             return broken(expected_sequence, f"event #{expected_sequence} is missing")
-        if event.prev_hash != expected_prev:
-            return broken(event.sequence, "previous hash does not match the event before it")
-        recomputed = event_hash(
-            sequence=event.sequence,
-            occurred_at=event.occurred_at,
-            actor_type=event.actor_type,
-            actor_id=event.actor_id,
-            action=event.action,
-            object_type=event.object_type,
-            object_id=event.object_id,
-            payload_digest=event.payload_digest,
-            prev_hash=event.prev_hash,
+        if prev_hash != expected_prev:
+            return broken(sequence, "previous hash does not match the event before it")
+        body = event_body(
+            sequence,
+            occurred_at,
+            actor_type,
+            actor_id,
+            action,
+            object_type,
+            object_id,
+            digest,
+            prev_hash,
         )
-        if recomputed != event.hash:
-            return broken(event.sequence, "its fields do not match its hash")
-        if event.payload_pk is None:
-            return broken(event.sequence, "its payload is missing")
-        if event.redacted_at is not None:
-            if event.data != REDACTED_PAYLOAD or event.client_ip is not None:
-                return broken(event.sequence, "its payload is marked redacted but holds data")
-            pending[event.sequence] = _Redacted(
-                event.payload_digest, event.object_type, event.object_id
-            )
+        if hashlib.sha256(body).hexdigest() != hash_hex:
+            return broken(sequence, "its fields do not match its hash")
+        if not has_payload or data_text is None:
+            return broken(sequence, "its payload is missing")
+        if is_redacted:
+            if json.loads(data_text) != REDACTED_PAYLOAD or client_ip is not None:
+                return broken(sequence, "its payload is marked redacted but holds data")
+            pending[sequence] = _Redacted(digest, object_type, object_id)
             redacted += 1
-        elif payload_digest(event.data, event.client_ip) != event.payload_digest:
-            return broken(event.sequence, "its payload does not match the digest in the chain")
-        elif event.action == REDACTION_ACTION and isinstance(event.data, dict):
-            problem = _named_by_redaction(event, event.data, pending)
-            if problem:
-                return broken(event.sequence, problem)
-        expected_prev = event.hash
+        elif not payload_digest_matches(data_text, client_ip, digest):
+            return broken(sequence, "its payload does not match the digest in the chain")
+        elif action == REDACTION_ACTION:
+            data = json.loads(data_text)
+            if isinstance(data, dict):
+                problem = _named_by_redaction((object_type, object_id), data, pending)
+                if problem:
+                    return broken(sequence, problem)
+        expected_prev = hash_hex
         expected_sequence += 1
         checked += 1
-        tree.append(event_leaf(event.hash))
+        # The Merkle leaf of the event (checkpoints.event_leaf), inlined for the loop.
+        tree.append(leaf_hash(bytes.fromhex(hash_hex)))
         while due and due[0].tree_size == checked:
             claims = due.pop(0)
-            if (tree.root().hex(), event.hash) != (claims.root_hash, claims.head_hash):
+            if (tree.root().hex(), hash_hex) != (claims.root_hash, claims.head_hash):
                 return broken(
-                    event.sequence,
+                    sequence,
                     f"the ledger's first {checked} events differ from {claims.describe()}",
                 )
             matched += 1
@@ -211,3 +216,52 @@ def audit_chain_verify(
     if head is not None and (head.sequence, head.hash) != (checked, expected_prev):
         return broken(head.sequence, "the chain head does not match the last event")
     return ChainReport(True, checked, redacted, expected_prev, checkpoints=matched)
+
+
+def _walk_rows(chunk_size: int) -> Iterator[_WalkRow]:
+    """Every event with its payload, in sequence order, `chunk_size` rows per fetch,
+    as plain tuples (see _WalkRow): no model instances, no parsed JSON."""
+    if connection.vendor == "postgresql":
+        sql = _POSTGRES_WALK.format(
+            events=connection.ops.quote_name(AuditEvent._meta.db_table),
+            payloads=connection.ops.quote_name(AuditPayload._meta.db_table),
+        )
+        # A server-side cursor inside a transaction streams the rows; one statement
+        # reads one snapshot of the ledger.
+        with transaction.atomic(), connection.chunked_cursor() as cursor:
+            cursor.execute(sql)
+            while rows := cursor.fetchmany(chunk_size):
+                yield from rows
+        return
+    # Other databases (SQLite, the embedded default): the same columns through the ORM.
+    rows = (
+        AuditEvent.objects.order_by("sequence")
+        .annotate(data_text=Cast(F("payload_record__data"), output_field=TextField()))
+        .values_list(
+            "sequence",
+            "occurred_at",
+            "actor_type",
+            "actor_id",
+            "action",
+            "object_type",
+            "object_id",
+            "payload_digest",
+            "prev_hash",
+            "hash",
+            "payload_record__pk",
+            "data_text",
+            "payload_record__client_ip",
+            "payload_record__redacted_at",
+        )
+        .iterator(chunk_size=chunk_size)
+    )
+    for row in rows:
+        yield (
+            row[0],
+            occurred_at_text(row[1]),
+            *row[2:10],
+            row[10] is not None,
+            row[11],
+            row[12],
+            row[13] is not None,
+        )  # type: ignore[misc]
