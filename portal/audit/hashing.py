@@ -25,6 +25,31 @@ def payload_digest(data: dict[str, Any], client_ip: str | None) -> str:
     return hashlib.sha256(canonical_json({"data": data, "client_ip": client_ip})).hexdigest()
 
 
+def event_hash_body(
+    *,
+    sequence: int,
+    occurred_at: datetime,
+    actor_type: str,
+    actor_id: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    payload_digest: str,
+    prev_hash: str,
+) -> bytes:
+    """The canonical bytes an event's chain hash is SHA-256 over."""
+    body = {
+        "sequence": sequence,
+        "occurred_at": occurred_at_text(occurred_at),
+        "actor": [str(actor_type), actor_id],
+        "action": action,
+        "object": [object_type, object_id],
+        "payload_digest": payload_digest,
+        "prev_hash": prev_hash,
+    }
+    return canonical_json(body)
+
+
 def event_hash(
     *,
     sequence: int,
@@ -37,16 +62,20 @@ def event_hash(
     payload_digest: str,
     prev_hash: str,
 ) -> str:
-    body = {
-        "sequence": sequence,
-        "occurred_at": occurred_at_text(occurred_at),
-        "actor": [str(actor_type), actor_id],
-        "action": action,
-        "object": [object_type, object_id],
-        "payload_digest": payload_digest,
-        "prev_hash": prev_hash,
-    }
-    return hashlib.sha256(canonical_json(body)).hexdigest()
+    """The event's chain hash: hex SHA-256 of event_hash_body."""
+    return hashlib.sha256(
+        event_hash_body(
+            sequence=sequence,
+            occurred_at=occurred_at,
+            actor_type=actor_type,
+            actor_id=actor_id,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            payload_digest=payload_digest,
+            prev_hash=prev_hash,
+        )
+    ).hexdigest()
 
 
 # --- the same bytes, faster, for walking a whole ledger ---------------------------------
