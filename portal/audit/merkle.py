@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
+_sha256 = hashlib.sha256
 
 
 def leaf_hash(data: bytes) -> bytes:
@@ -43,26 +44,30 @@ class RootAccumulator:
         if len(frontier) != size.bit_count():
             raise ValueError(f"a tree of {size} leaves has {size.bit_count()} frontier hashes")
         self.size = size
-        self._stack: list[tuple[int, bytes]] = []
-        sizes = [1 << bit for bit in reversed(range(size.bit_length())) if size >> bit & 1]
-        self._stack = list(zip(sizes, frontier, strict=True))
+        # The subtree roots, largest first: one per set bit of `size`, so their sizes
+        # need not be kept.
+        self._roots: list[bytes] = list(frontier)
 
     def append(self, hashed_leaf: bytes) -> None:
-        self._stack.append((1, hashed_leaf))
+        # Each trailing 1 bit of the old size is a perfect subtree the new leaf's
+        # subtree now equals in size: merge them, right to left. (The audit walk calls
+        # this once per event, hence the plain loop with node_hash inlined.)
+        node, size, roots = hashed_leaf, self.size, self._roots
+        while size & 1:
+            node = _sha256(b"\x01" + roots.pop() + node).digest()
+            size >>= 1
+        roots.append(node)
         self.size += 1
-        while len(self._stack) >= 2 and self._stack[-1][0] == self._stack[-2][0]:
-            (left_size, left), (_, right) = self._stack[-2], self._stack[-1]
-            self._stack[-2:] = [(left_size * 2, node_hash(left, right))]
 
     @property
     def frontier(self) -> list[bytes]:
-        return [digest for _, digest in self._stack]
+        return list(self._roots)
 
     def root(self) -> bytes:
-        if not self._stack:
+        if not self._roots:
             return EMPTY_ROOT
-        result = self._stack[-1][1]
-        for _, digest in reversed(self._stack[:-1]):
+        result = self._roots[-1]
+        for digest in reversed(self._roots[:-1]):
             result = node_hash(digest, result)
         return result
 
