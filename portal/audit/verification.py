@@ -20,6 +20,7 @@ dict per event; building instances and json.dumps per event cost ~90 s per milli
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,27 +142,10 @@ def audit_chain_verify(
     def broken(sequence: int, reason: str) -> ChainReport:
         return ChainReport(False, checked, redacted, expected_prev, sequence, reason, matched)
 
-    for (
-        sequence,
-        occurred_at,
-        actor_type,
-        actor_id,
-        action,
-        object_type,
-        object_id,
-        digest,
-        prev_hash,
-        hash_hex,
-        has_payload,
-        data_text,
-        client_ip,
-        is_redacted,
-    ) in _walk_rows(chunk_size):
-        if sequence != expected_sequence:
-            return broken(expected_sequence, f"event #{expected_sequence} is missing")
-        if prev_hash != expected_prev:
-            return broken(sequence, "previous hash does not match the event before it")
-        body = event_body(
+    # closing(): a walk that stops at a broken event ends its cursor and transaction
+    # there and then, not whenever the generator is collected.
+    with closing(_walk_rows(chunk_size)) as rows:
+        for (
             sequence,
             occurred_at,
             actor_type,
@@ -171,37 +155,57 @@ def audit_chain_verify(
             object_id,
             digest,
             prev_hash,
-        )
-        if hashlib.sha256(body).hexdigest() != hash_hex:
-            return broken(sequence, "its fields do not match its hash")
-        if not has_payload or data_text is None:
-            return broken(sequence, "its payload is missing")
-        if is_redacted:
-            if json.loads(data_text) != REDACTED_PAYLOAD or client_ip is not None:
-                return broken(sequence, "its payload is marked redacted but holds data")
-            pending[sequence] = _Redacted(digest, object_type, object_id)
-            redacted += 1
-        elif not payload_digest_matches(data_text, client_ip, digest):
-            return broken(sequence, "its payload does not match the digest in the chain")
-        elif action == REDACTION_ACTION:
-            data = json.loads(data_text)
-            if isinstance(data, dict):
-                problem = _named_by_redaction((object_type, object_id), data, pending)
-                if problem:
-                    return broken(sequence, problem)
-        expected_prev = hash_hex
-        expected_sequence += 1
-        checked += 1
-        # The Merkle leaf of the event (checkpoints.event_leaf), inlined for the loop.
-        tree.append(leaf_hash(bytes.fromhex(hash_hex)))
-        while due and due[0].tree_size == checked:
-            claims = due.pop(0)
-            if (tree.root().hex(), hash_hex) != (claims.root_hash, claims.head_hash):
-                return broken(
-                    sequence,
-                    f"the ledger's first {checked} events differ from {claims.describe()}",
-                )
-            matched += 1
+            hash_hex,
+            has_payload,
+            data_text,
+            client_ip,
+            is_redacted,
+        ) in rows:
+            if sequence != expected_sequence:
+                return broken(expected_sequence, f"event #{expected_sequence} is missing")
+            if prev_hash != expected_prev:
+                return broken(sequence, "previous hash does not match the event before it")
+            body = event_body(
+                sequence,
+                occurred_at,
+                actor_type,
+                actor_id,
+                action,
+                object_type,
+                object_id,
+                digest,
+                prev_hash,
+            )
+            if hashlib.sha256(body).hexdigest() != hash_hex:
+                return broken(sequence, "its fields do not match its hash")
+            if not has_payload or data_text is None:
+                return broken(sequence, "its payload is missing")
+            if is_redacted:
+                if json.loads(data_text) != REDACTED_PAYLOAD or client_ip is not None:
+                    return broken(sequence, "its payload is marked redacted but holds data")
+                pending[sequence] = _Redacted(digest, object_type, object_id)
+                redacted += 1
+            elif not payload_digest_matches(data_text, client_ip, digest):
+                return broken(sequence, "its payload does not match the digest in the chain")
+            elif action == REDACTION_ACTION:
+                data = json.loads(data_text)
+                if isinstance(data, dict):
+                    problem = _named_by_redaction((object_type, object_id), data, pending)
+                    if problem:
+                        return broken(sequence, problem)
+            expected_prev = hash_hex
+            expected_sequence += 1
+            checked += 1
+            # The Merkle leaf of the event (checkpoints.event_leaf), inlined for the loop.
+            tree.append(leaf_hash(bytes.fromhex(hash_hex)))
+            while due and due[0].tree_size == checked:
+                claims = due.pop(0)
+                if (tree.root().hex(), hash_hex) != (claims.root_hash, claims.head_hash):
+                    return broken(
+                        sequence,
+                        f"the ledger's first {checked} events differ from {claims.describe()}",
+                    )
+                matched += 1
 
     if pending:
         return broken(min(pending), "its payload is redacted but no redaction event names it")
