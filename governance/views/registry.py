@@ -97,7 +97,8 @@ def _model_page(
             "page": page,
             "filters": filters,
             "query": "&".join(f"state={s}" for s in states or []),
-            "trend": metrics_trend(model=registered),
+            "states": states or [],
+            "trend": metrics_trend(model=registered, metric=request.GET.get("metric", "")),
             "compare_form": compare_form,
             "settings_form": settings_form
             or (
