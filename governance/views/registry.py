@@ -17,6 +17,7 @@ from governance.selectors.baselines import production_comparison
 from governance.selectors.cards import card_diff, card_missing_sections, card_sections
 from governance.selectors.data_subjects import version_subject_flags
 from governance.selectors.registry import (
+    headline_metrics,
     metrics_compare,
     metrics_trend,
     model_get,
@@ -78,6 +79,7 @@ def _model_page(
     page = Paginator(versions, 20).get_page(request.GET.get("page"))
     for version in page:
         version.missing_sections = card_missing_sections(card=version.card)
+        version.headline = headline_metrics(model=registered, version=version)
     all_versions = version_numbers(model=registered)
     compare_form = VersionCompareForm(
         model=registered,

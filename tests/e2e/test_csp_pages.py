@@ -6,9 +6,13 @@ library that writes one is refused by the browser, which logs a violation (and t
 or script does not apply). These tests load pages in Chromium and fail on any violation:
 the model page with its metric charts drawn, then a walk over every kind of page linked
 from the home page of a person holding every role, on the demo registry's data.
+
+Set SCREENSHOT_DIR to keep screenshots of the model page and a version page at 1400 px.
 """
 
+import os
 from io import StringIO
+from pathlib import Path
 from urllib.parse import urldefrag, urlsplit
 
 import pytest
@@ -52,6 +56,13 @@ def demo_registry(migration_data) -> None:
     )
 
 
+def _screenshot(page: Page, name: str) -> None:
+    """Keep a full-page screenshot for a human to look at, when SCREENSHOT_DIR is set."""
+    folder = os.environ.get("SCREENSHOT_DIR")
+    if folder:
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
 def _watch(page: Page) -> list[str]:
     """Violations the page reports, each with the address it happened on."""
     found: list[str] = []
@@ -87,6 +98,10 @@ def test_model_page_draws_one_metric_at_a_time_without_csp_violations(
     page.reload()
     expect(page.locator("#metrics-trend .ytitle")).to_have_text("MAPE")
     expect(picker.get_by_label("MAPE")).to_be_checked()
+    _screenshot(page, "model-page")
+    page.get_by_test_id("versions").get_by_role("link", name="2.1.0", exact=True).click()
+    expect(page.get_by_test_id("metrics-comparison")).to_be_visible()
+    _screenshot(page, "version-page")
     assert csp_violations == []
 
 
