@@ -23,6 +23,7 @@ demo: $(VENV)/.installed-dev
 	$(BIN)/python manage.py demo_training
 	$(BIN)/python manage.py demo_reviews
 	$(BIN)/python manage.py demo_datasubjects
+	$(BIN)/python manage.py demo_rollouts
 	$(BIN)/python manage.py demo_monitoring
 	@# Prometheus and Alertmanager join the demo when their binaries are on the PATH.
 	@if command -v prometheus >/dev/null && { command -v alertmanager || command -v prometheus-alertmanager; } >/dev/null; then \

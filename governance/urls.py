@@ -29,4 +29,5 @@ urlpatterns = [
     path(f"{VERSION}card/export.<str:fmt>", cards.card_export, name="card_export"),
     path("", include("governance.reviews.urls")),
     path("", include("governance.training.urls")),
+    path("", include("governance.rollouts.urls")),
 ]

@@ -14,6 +14,15 @@ class MonitoringConfig(AppConfig):
         version_trained.connect(on_version_trained, dispatch_uid="monitoring.version_trained")
         collector_register(name="monitoring.evaluations", collector=EvaluationCollector())
 
+        # A rollback of a rollout opens an incident here; governance.rollouts announces
+        # it through its signal and knows nothing of monitoring (docs/architecture.md).
+        from governance.rollouts.signals import rollout_rolled_back  # noqa: PLC0415 -- ready
+        from monitoring.receivers import rollout_rolled_back_receive  # noqa: PLC0415 -- ready
+
+        rollout_rolled_back.connect(
+            rollout_rolled_back_receive, dispatch_uid="monitoring.rollout_rolled_back"
+        )
+
         # The evidence pack (governance.reviews, below) prints what monitoring hands it.
         from monitoring.evidence import register_monitoring_evidence  # noqa: PLC0415 -- ready
 

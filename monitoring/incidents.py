@@ -333,3 +333,79 @@ def incident_actions_take(*, incident: Incident, alert: Alert) -> list[IncidentA
         )
         taken.append(action)
     return taken
+
+
+CANARY_ANALYSIS = Actor.system("canary_analysis")
+
+
+def incident_open_for_rollback(
+    *,
+    rollout_id: int,
+    model: Any,
+    title: str,
+    reason: str,
+    automatic: bool,
+    analysis: dict[str, Any] | None,
+    actor: Actor,
+) -> Incident:
+    """Open the incident of a rolled-back rollout (source canary_analysis), once per
+    rollout: a repeated announcement returns the incident already open.
+
+    Call inside the rollback's transaction (the rollout's row is locked): the incident
+    commits or rolls back with it. Severity critical when the canary analysis decided
+    the rollback, warning when a person did. Side effects: an Incident with "fired" and
+    "action taken" (the rollback) on its timeline and an IncidentAction of kind
+    rollback; audit `incident.opened`.
+    """
+    fingerprint = f"rollout-{rollout_id}-rolled-back"
+    found = Incident.objects.filter(fingerprint=fingerprint).first()
+    if found is not None:
+        return found
+    now = timezone.now()
+    incident = Incident.objects.create(
+        fingerprint=fingerprint,
+        source=IncidentSource.CANARY_ANALYSIS,
+        status=IncidentStatus.FIRING,
+        severity=Severity.CRITICAL if automatic else Severity.WARNING,
+        title=title[:200],
+        summary=reason,
+        labels={"model": model.slug, "rollout": str(rollout_id)},
+        annotations={"analysis": analysis} if analysis else {},
+        model=model,
+        owner=model.owner,
+        started_at=now,
+    )
+    _timeline(incident, TimelineKind.FIRED, actor, rollout=rollout_id, automatic=automatic)
+    IncidentAction.objects.create(
+        incident=incident,
+        fingerprint=fingerprint,
+        starts_at=now,
+        kind=ActionKind.ROLLBACK,
+        outcome=ActionOutcome.TAKEN,
+        reference=f"rollout:{rollout_id}",
+        reason=reason[:300],
+    )
+    _timeline(
+        incident,
+        TimelineKind.ACTION_TAKEN,
+        actor,
+        action=ActionKind.ROLLBACK,
+        outcome=ActionOutcome.TAKEN,
+        reference=f"rollout:{rollout_id}",
+    )
+    audit_record(
+        action="incident.opened",
+        actor=actor,
+        object_type="incident",
+        object_id=incident.pk,
+        payload={
+            "fingerprint": fingerprint,
+            "source": IncidentSource.CANARY_ANALYSIS,
+            "severity": incident.severity,
+            "model": model.slug,
+            "rollout": rollout_id,
+            "automatic": automatic,
+            "owner_id": incident.owner_id,
+        },
+    )
+    return incident

@@ -337,7 +337,7 @@ PIPELINES_STALE_MINUTES = env_int("PIPELINES_STALE_MINUTES", 30, minimum=1)
 
 # --- rollouts (governance.rollouts) and the model server (the `serving` package) -------
 # Who ships: the local model server (its routing document) or Cloud Deploy.
-ROLLOUTS_BACKEND = env_choice("ROLLOUTS_BACKEND", "local", ["local"])
+ROLLOUTS_BACKEND = env_choice("ROLLOUTS_BACKEND", "local", ["local", "clouddeploy"])
 SERVING_ROUTING_FILE = env_str("SERVING_ROUTING_FILE", str(VAR_DIR / "serving" / "routing.json"))
 SERVING_URL = env_str("SERVING_URL", "http://127.0.0.1:8600")
 SERVING_READY_TIMEOUT = env_int("SERVING_READY_TIMEOUT", 60, minimum=1)  # seconds
@@ -364,6 +364,27 @@ try:
     ROLLOUT_THRESHOLDS = json.loads(env_str("ROLLOUT_THRESHOLDS", "{}"))
 except json.JSONDecodeError:
     raise ImproperlyConfigured("ROLLOUT_THRESHOLDS must be a JSON object") from None
+# Cloud Deploy rollouts (ROLLOUTS_BACKEND=clouddeploy): the models' delivery pipeline
+# (deploy/models/clouddeploy.yaml; `{model}` in it for one pipeline per model) and each
+# release's Skaffold file. The release's image is the model server's, by its name in the
+# manifests, pinned to the version's digest.
+CLOUD_DEPLOY_PIPELINE_TEMPLATE = env_str(
+    "CLOUD_DEPLOY_PIPELINE_TEMPLATE",
+    "projects/zm-mlops-prod/locations/europe-west1/deliveryPipelines/ml-models",
+)
+if not re.fullmatch(
+    r"projects/[^/]+/locations/[^/]+/deliveryPipelines/[^/]+", CLOUD_DEPLOY_PIPELINE_TEMPLATE
+):
+    raise ImproperlyConfigured(
+        "CLOUD_DEPLOY_PIPELINE_TEMPLATE must look like "
+        "projects/P/locations/L/deliveryPipelines/NAME ({model} may stand in NAME)"
+    )
+CLOUD_DEPLOY_SKAFFOLD_CONFIG_PATH = env_str(
+    "CLOUD_DEPLOY_SKAFFOLD_CONFIG_PATH", "deploy/models/skaffold/{model}.yaml"
+)
+CLOUD_DEPLOY_IMAGE_NAME = env_str("CLOUD_DEPLOY_IMAGE_NAME", "model-server")
+CLOUD_DEPLOY_SKAFFOLD_CONFIG_URI = env_str("CLOUD_DEPLOY_SKAFFOLD_CONFIG_URI")
+CLOUD_DEPLOY_READY_TIMEOUT = env_int("CLOUD_DEPLOY_READY_TIMEOUT", 900, minimum=1)  # seconds
 
 # --- e-mail ---------------------------------------------------------------------------
 vars().update(_env.email_url_config(env_str("EMAIL_URL", "consolemail://")))

@@ -16,7 +16,9 @@ from worker.backends.prometheus import PrometheusError, PrometheusReader
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "min_requests": 20,  # per track in the window, below which nothing is concluded
     "max_error_rate_increase": 0.02,  # canary's error rate minus stable's
-    "max_latency_ratio": 1.5,  # canary's p95/p99 over stable's ...
+    "max_latency_ratio": 1.5,  # canary's p95/p99 over stable's (when no own limit) ...
+    "max_p95_latency_ratio": 1.5,
+    "max_p99_latency_ratio": 1.5,
     "min_latency_increase_seconds": 0.005,  # ... and at least this much slower
     "max_prediction_shift": 0.25,  # |canary mean - stable mean| / |stable mean|
 }
@@ -85,6 +87,12 @@ def canary_analyse(
     measures over the window before (PromQL `offset`).
     """
     limits = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
+    # A strategy naming only the common ratio applies it to both quantiles.
+    for name in ("max_p95_latency_ratio", "max_p99_latency_ratio"):
+        if name not in (thresholds or {}) and "max_latency_ratio" in (thresholds or {}):
+            limits[name] = limits["max_latency_ratio"]
+    # No traffic is never a pass, whatever a threshold says.
+    limits["min_requests"] = max(float(limits["min_requests"]), 1.0)
     window = f"{max(int(window_seconds), 2)}s"
     selectors = {
         "stable": f'model="{_quoted(model)}",version="{_quoted(stable_version)}",track="stable"',
@@ -112,6 +120,15 @@ def canary_analyse(
             AnalysisResult.INCONCLUSIVE, ["too little traffic: " + "; ".join(short)], measures
         )
 
+    missing = [
+        f"{track}: no {name[:3]} latency"
+        for track in ("stable", "canary")
+        for name in ("p95_seconds", "p99_seconds")
+        if measures[track][name] is None
+    ]
+    if missing:
+        return Analysis(AnalysisResult.INCONCLUSIVE, ["no data: " + "; ".join(missing)], measures)
+
     reasons = []
     increase = (canary["error_rate"] or 0.0) - (stable["error_rate"] or 0.0)
     if increase > limits["max_error_rate_increase"]:
@@ -123,7 +140,7 @@ def canary_analyse(
         if (
             c is not None
             and s is not None
-            and c > s * limits["max_latency_ratio"]
+            and c > s * limits[f"max_{name[:3]}_latency_ratio"]
             and (c - s > limits["min_latency_increase_seconds"])
         ):
             reasons.append(f"{name[:3]} latency {c * 1000:.1f} ms against {s * 1000:.1f} ms stable")

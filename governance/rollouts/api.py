@@ -67,7 +67,12 @@ class RolloutOutputSerializer(serializers.Serializer):
         return reverse("api-rollout-detail", kwargs={"pk": rollout.pk})
 
 
-def _raise_refused(refused: RolloutRefused) -> None:
+def _raise_refused(request: Request, refused: RolloutRefused) -> None:
+    """The service's refusal as the API's answer. The service counted it through
+    portal.security already: the refusal middleware is told not to count it again."""
+    if refused.code in ("active", "no_gate", "forbidden"):
+        # DRF wraps the Django request; the middleware reads the Django one.
+        request._request.refusals_recorded_by_view = True
     if refused.code == "active":
         raise Conflict(refused.message_text) from None
     if refused.code in ("no_gate", "forbidden"):
@@ -122,7 +127,7 @@ class RolloutStartApi(APIView):
                 client_ip=client_ip_for_request(request),
             )
         except RolloutRefused as refused:
-            _raise_refused(refused)
+            _raise_refused(request, refused)
         body = RolloutOutputSerializer(rollout_get(pk=rollout.pk)).data
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
 
@@ -180,5 +185,5 @@ class RolloutRollbackApi(APIView):
                 reason=data["reason"],
             )
         except RolloutRefused as refused:
-            _raise_refused(refused)
+            _raise_refused(request, refused)
         return Response(RolloutOutputSerializer(rollout_get(pk=pk)).data)

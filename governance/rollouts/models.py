@@ -90,3 +90,59 @@ class RolloutStep(models.Model):
 
     def __str__(self) -> str:
         return f"step {self.index} ({self.weight}%) of rollout {self.rollout_id}"
+
+
+class CanaryPolicy(models.Model):
+    """The canary analysis thresholds of one target: how much worse than the stable
+    version a canary may be before it is rolled back, and how much traffic a verdict
+    needs. A rollout copies its target's thresholds into its strategy when it starts,
+    so its analyses are judged by the limits it was started under. Changed only
+    through `canary_policy_update`, which audits the change."""
+
+    target = models.CharField(max_length=16, choices=Target.choices, unique=True)
+    # Requests per track in the analysis window below which nothing is concluded.
+    min_requests = models.PositiveIntegerField(default=20)
+    # The canary's error rate minus the stable version's (0.02 = two points).
+    max_error_rate_increase = models.FloatField(default=0.02)
+    # The canary's p95 (p99) latency over the stable version's.
+    max_p95_latency_ratio = models.FloatField(default=1.5)
+    max_p99_latency_ratio = models.FloatField(default=1.5)
+    # A latency ratio only counts when the canary is also at least this much slower.
+    min_latency_increase_seconds = models.FloatField(default=0.005)
+    # |canary mean prediction - stable mean| / |stable mean|.
+    max_prediction_shift = models.FloatField(default=0.25)
+    updated_by = models.CharField(max_length=80, blank=True)  # pseudonymous actor
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["target"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(min_requests__gte=1),
+                name="canary_policy_needs_traffic",
+                violation_error_message="A verdict needs at least one request per track.",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_p95_latency_ratio__gte=1) & Q(max_p99_latency_ratio__gte=1),
+                name="canary_policy_latency_ratio_at_least_one",
+                violation_error_message="A latency ratio limit below 1 fails equal latency.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"canary thresholds for {self.target}"
+
+    def thresholds(self) -> dict[str, float]:
+        """The thresholds in the shape `canary_analyse` takes."""
+        return {name: float(getattr(self, name)) for name in CANARY_THRESHOLD_FIELDS}
+
+
+# The thresholds a CanaryPolicy holds, in the order the pages show them.
+CANARY_THRESHOLD_FIELDS: tuple[str, ...] = (
+    "min_requests",
+    "max_error_rate_increase",
+    "max_p95_latency_ratio",
+    "max_p99_latency_ratio",
+    "min_latency_increase_seconds",
+    "max_prediction_shift",
+)

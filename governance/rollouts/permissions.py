@@ -16,3 +16,11 @@ def may_read_rollouts(user: Any) -> bool:
 def may_operate_rollouts(user: Any) -> bool:
     """Start, promote, pause, abort and roll back."""
     return bool(user.is_authenticated and user.has_role(*ROLLOUT_OPERATORS))
+
+
+def may_set_canary_thresholds(user: Any) -> bool:
+    """The canary analysis thresholds of each target: DevOps and data science leads."""
+    return bool(
+        user.is_authenticated
+        and user.has_role(Role.DEVOPS, Role.DATA_SCIENCE_LEAD, Role.PORTAL_ADMIN)
+    )

@@ -37,7 +37,9 @@ from governance.rollouts.choices import (
     RolloutBackendName,
     RolloutState,
 )
-from governance.rollouts.models import Rollout, RolloutStep
+from governance.rollouts.models import CanaryPolicy, Rollout, RolloutStep
+from governance.rollouts.notifications import rollout_transition_notify
+from governance.rollouts.signals import rollout_rolled_back
 from governance.services.registry import target_assign
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
@@ -49,6 +51,7 @@ from worker.backends.rollouts import (
     PHASE_REVERT,
     RolloutBackend,
     RolloutBackendError,
+    RolloutOutsideFailed,
     RolloutPlan,
 )
 
@@ -76,15 +79,61 @@ def rollout_backend() -> RolloutBackend:
             server_url=settings.SERVING_URL,
             ready_timeout=settings.SERVING_READY_TIMEOUT,
         )
+    if settings.ROLLOUTS_BACKEND == RolloutBackendName.CLOUD_DEPLOY:
+        from worker.backends.rollouts_clouddeploy import (  # noqa: PLC0415 -- slow
+            CloudDeployRolloutBackend,
+        )
+
+        return CloudDeployRolloutBackend(
+            pipeline_template=settings.CLOUD_DEPLOY_PIPELINE_TEMPLATE,
+            # CLOUD_DEPLOY_TARGETS maps Cloud Deploy's target ids to the portal's.
+            target_ids={
+                portal: outside for outside, portal in settings.CLOUD_DEPLOY_TARGETS.items()
+            },
+            image_name=settings.CLOUD_DEPLOY_IMAGE_NAME,
+            skaffold_config_uri=settings.CLOUD_DEPLOY_SKAFFOLD_CONFIG_URI,
+            skaffold_config_path=settings.CLOUD_DEPLOY_SKAFFOLD_CONFIG_PATH,
+            api_endpoint=settings.CLOUD_DEPLOY_API_ENDPOINT or None,
+            ready_timeout=settings.CLOUD_DEPLOY_READY_TIMEOUT,
+        )
     raise ValidationError({"backend": f"no rollout backend {settings.ROLLOUTS_BACKEND!r}"})
 
 
-def default_strategy() -> dict[str, Any]:
+def default_strategy(*, target: str) -> dict[str, Any]:
+    """Steps and bake time from the settings; the canary thresholds from the target's
+    CanaryPolicy (the settings' ROLLOUT_THRESHOLDS when the target has none)."""
+    policy = CanaryPolicy.objects.filter(target=target).first()
     return {
         "steps": list(settings.ROLLOUT_STEPS),
         "bake_seconds": settings.ROLLOUT_BAKE_SECONDS,
-        "thresholds": dict(settings.ROLLOUT_THRESHOLDS),
+        "thresholds": policy.thresholds() if policy else dict(settings.ROLLOUT_THRESHOLDS),
     }
+
+
+def _transition(
+    rollout: Rollout,
+    action: str,
+    actor: Actor,
+    client_ip: str | None,
+    *,
+    analysis: dict[str, Any] | None = None,
+    **extra: Any,
+) -> None:
+    """Audit a decision, tell people about it, and announce a rollback to the apps that
+    listen (monitoring opens an incident). Inside the decision's transaction."""
+    if analysis is not None:
+        extra["analysis"] = analysis
+    _audit(rollout, action, actor, client_ip, **extra)
+    rollout_transition_notify(rollout=rollout, action=action, actor=actor)
+    if rollout.state in (RolloutState.ROLLED_BACK, RolloutState.FAILED):
+        rollout_rolled_back.send(
+            sender=Rollout,
+            rollout=rollout,
+            automatic=actor == SYSTEM,
+            reason=rollout.outcome,
+            analysis=analysis,
+            actor=actor,
+        )
 
 
 def _audit(rollout: Rollout, action: str, actor: Actor, client_ip: str | None, **extra: Any):
@@ -182,7 +231,7 @@ def rollout_start(
             code="active",
             message=f"A rollout of {version.model.slug} to {target} is active.",
         )
-    strategy = strategy or default_strategy()
+    strategy = strategy or default_strategy(target=target)
     try:
         with transaction.atomic():
             rollout = Rollout.objects.create(
@@ -198,7 +247,7 @@ def rollout_start(
                 requested_by=actor.id,
             )
             RolloutStep.objects.create(rollout=rollout, index=0, weight=rollout.weight)
-            _audit(
+            _transition(
                 rollout,
                 "rollout.started",
                 actor,
@@ -206,6 +255,7 @@ def rollout_start(
                 stable=current.version.version,
                 review=rollout.review_id,
                 steps=strategy["steps"],
+                thresholds=strategy.get("thresholds", {}),
             )
             if queue:
                 rollout_id = rollout.pk
@@ -245,6 +295,8 @@ def _plan(rollout: Rollout) -> RolloutPlan:
         stable_artifact_uri=rollout.stable_version.artifact_uri,
         weight=rollout.weight,
         external_ref=rollout.external_ref,
+        image_uri=rollout.version.image_uri,
+        steps=tuple(rollout.steps),
     )
 
 
@@ -263,6 +315,9 @@ def _apply(rollout: Rollout, backend: RolloutBackend, now: Any) -> Rollout:
     seen = rollout.revision
     try:
         reference = backend.apply(_plan(rollout))
+    except RolloutOutsideFailed as error:
+        logger.warning("rollout %s failed in the outside system: %s", rollout.pk, error)
+        return _fail(rollout, seen, str(error))
     except RolloutBackendError as error:
         logger.warning("rollout %s: the backend did not take the change: %s", rollout.pk, error)
         return rollout
@@ -283,6 +338,24 @@ def _apply(rollout: Rollout, backend: RolloutBackend, now: Any) -> Rollout:
         _audit(rollout, "rollout.applied", SYSTEM, None, external_ref=reference)
         if rollout.state == RolloutState.SUCCEEDED:
             target_assign(version=rollout.version, target=rollout.target, actor=SYSTEM)
+    return rollout
+
+
+def _fail(rollout: Rollout, seen: int, reason: str) -> Rollout:
+    """Mirror a failure the outside system reports: the rollout fails and its traffic
+    goes back to the stable version (the next apply reverts). A rollout already
+    reverting or decided meanwhile is left as it is. Side effects: audit
+    `rollout.failed`; notified."""
+    with transaction.atomic():
+        rollout = _locked(rollout.pk)
+        if rollout.revision != seen or rollout.state in REVERTED_STATES:
+            return rollout
+        rollout.revision += 1
+        rollout.state, rollout.synced = RolloutState.FAILED, False
+        rollout.outcome = f"The backend reports the rollout failed: {reason}"[:2000]
+        rollout.finished_at = timezone.now()
+        rollout.save(update_fields=["state", "synced", "revision", "outcome", "finished_at"])
+        _transition(rollout, "rollout.failed", SYSTEM, None, reason=reason[:500])
     return rollout
 
 
@@ -326,7 +399,7 @@ def _decide(rollout: Rollout, analysis: Analysis, now: Any) -> Rollout | None:
             rollout.outcome = "Analysis inconclusive: " + "; ".join(analysis.reasons)
             action = "rollout.paused"
         rollout.save(update_fields=fields)
-        _audit(rollout, action, SYSTEM, None, analysis=analysis.to_dict())
+        _transition(rollout, action, SYSTEM, None, analysis=analysis.to_dict())
     return rollout
 
 
@@ -352,6 +425,13 @@ def rollout_tick(
             return rollout
     if rollout.state != RolloutState.PROGRESSING:
         return rollout
+    try:
+        backend.check(_plan(rollout))
+    except RolloutOutsideFailed as error:
+        failed = _fail(rollout, rollout.revision, str(error))
+        return _apply(failed, backend, timezone.now()) if not failed.synced else failed
+    except RolloutBackendError as error:
+        logger.warning("rollout %s: could not read the backend's state: %s", rollout.pk, error)
     bake = timedelta(seconds=rollout.strategy.get("bake_seconds", 0))
     if rollout.step_started_at is None or now < rollout.step_started_at + bake:
         return rollout
@@ -381,28 +461,33 @@ def rollout_seconds_to_next_tick(*, rollout: Rollout) -> float | None:
     return max((due - timezone.now()).total_seconds(), 0.0) + 0.1
 
 
+def _refuse_unless_allowed(
+    *, rollout: Rollout, actor: Actor, allowed: bool, client_ip: str | None, verb: str
+) -> None:
+    """Refuse (recorded through portal.security) a person the caller's permission check
+    said no to. Called before the decision's transaction, so the record stays."""
+    if allowed:
+        return
+    message = f"Only DevOps and portal admins may {verb} rollouts."
+    domain_refusal_record(
+        code="rollout_forbidden",
+        reason=message,
+        actor=actor,
+        object_type="rollout",
+        object_id=rollout.pk,
+        client_ip=client_ip,
+        action="rollout.refused",
+        details={"model": rollout.model.slug, "target": rollout.target, "verb": verb},
+    )
+    raise RolloutRefused(message, code="forbidden", field="rollout")
+
+
 def _person_decides(
     *,
     rollout: Rollout,
-    actor: Actor,
-    allowed: bool,
-    client_ip: str | None,
     states: tuple[str, ...],
     verb: str,
 ) -> Rollout:
-    if not allowed:
-        message = f"Only DevOps and portal admins may {verb} rollouts."
-        domain_refusal_record(
-            code="rollout_forbidden",
-            reason=message,
-            actor=actor,
-            object_type="rollout",
-            object_id=rollout.pk,
-            client_ip=client_ip,
-            action="rollout.refused",
-            details={"model": rollout.model.slug, "target": rollout.target, "verb": verb},
-        )
-        raise RolloutRefused(message, code="forbidden", field="rollout")
     locked = _locked(rollout.pk)
     if locked.state not in states:
         raise RolloutRefused(
@@ -418,12 +503,12 @@ def rollout_promote(
 ) -> Rollout:
     """A person lets a paused rollout go on to its next step (or finish).
     Side effects: audit `rollout.promoted`; the tick queued on commit."""
+    _refuse_unless_allowed(
+        rollout=rollout, actor=actor, allowed=allowed, client_ip=client_ip, verb="promote"
+    )
     with transaction.atomic():
         rollout = _person_decides(
             rollout=rollout,
-            actor=actor,
-            allowed=allowed,
-            client_ip=client_ip,
             states=(RolloutState.PAUSED,),
             verb="promote",
         )
@@ -440,7 +525,7 @@ def rollout_promote(
                 rollout=rollout, index=rollout.step_index, weight=rollout.weight
             )
         rollout.save()
-        _audit(rollout, "rollout.promoted", actor, client_ip)
+        _transition(rollout, "rollout.promoted", actor, client_ip)
         rollout_id = rollout.pk
         transaction.on_commit(lambda: rollout_queue_tick(rollout_id=rollout_id))
     return rollout
@@ -451,12 +536,12 @@ def rollout_pause(
 ) -> Rollout:
     """A person holds a progressing rollout at its current weight.
     Side effects: audit `rollout.paused`."""
+    _refuse_unless_allowed(
+        rollout=rollout, actor=actor, allowed=allowed, client_ip=client_ip, verb="pause"
+    )
     with transaction.atomic():
         rollout = _person_decides(
             rollout=rollout,
-            actor=actor,
-            allowed=allowed,
-            client_ip=client_ip,
             states=(RolloutState.PENDING, RolloutState.PROGRESSING),
             verb="pause",
         )
@@ -464,7 +549,7 @@ def rollout_pause(
         rollout.state = RolloutState.PAUSED
         rollout.outcome = "Paused by a person."
         rollout.save()
-        _audit(rollout, "rollout.paused", actor, client_ip)
+        _transition(rollout, "rollout.paused", actor, client_ip)
     return rollout
 
 
@@ -478,12 +563,12 @@ def _revert(
     verb: str,
     reason: str,
 ) -> Rollout:
+    _refuse_unless_allowed(
+        rollout=rollout, actor=actor, allowed=allowed, client_ip=client_ip, verb=verb
+    )
     with transaction.atomic():
         rollout = _person_decides(
             rollout=rollout,
-            actor=actor,
-            allowed=allowed,
-            client_ip=client_ip,
             states=ACTIVE_ROLLOUT_STATES,
             verb=verb,
         )
@@ -492,7 +577,7 @@ def _revert(
         rollout.finished_at = timezone.now()
         rollout.outcome = reason
         rollout.save()
-        _audit(rollout, f"rollout.{state}", actor, client_ip, reason=reason)
+        _transition(rollout, f"rollout.{state}", actor, client_ip, reason=reason)
         rollout_id = rollout.pk
         transaction.on_commit(lambda: rollout_queue_tick(rollout_id=rollout_id))
     return rollout

@@ -13,6 +13,7 @@ from governance.forms import ModelSettingsForm, VersionCompareForm
 from governance.models import RegisteredModel
 from governance.permissions import may_edit_card, may_read_registry
 from governance.reviews.selectors import gate_attestations_last_expiry, open_review_counts_by_model
+from governance.rollouts.selectors import rollouts_active_by_target
 from governance.selectors.baselines import production_comparison
 from governance.selectors.cards import card_diff, card_missing_sections, card_sections
 from governance.selectors.data_subjects import version_subject_flags
@@ -94,6 +95,9 @@ def _model_page(
         {
             "model": registered,
             "targets": model_targets(model=registered),
+            # What serves each target now: the stable version above, and an active
+            # canary beside it with its share of the traffic.
+            "rollouts": rollouts_active_by_target(model_id=registered.pk),
             "page": page,
             "filters": filters,
             "query": "&".join(f"state={s}" for s in states or []),

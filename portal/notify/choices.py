@@ -14,6 +14,10 @@ class EventType(models.TextChoices):
     GOVERNANCE_CHANGE_DECIDED = "governance.change_decided", "Governance change decided"
     GOVERNANCE_CHANGED = "governance.changed", "Board role or policy changed"
     INCIDENT_CRITICAL = "incident.critical", "Critical incident opened"
+    ROLLOUT_STARTED = "rollout.started", "Rollout started"
+    ROLLOUT_PROGRESSED = "rollout.progressed", "Rollout advanced a step or was promoted"
+    ROLLOUT_PAUSED = "rollout.paused", "Rollout paused for a decision"
+    ROLLOUT_FINISHED = "rollout.finished", "Rollout succeeded, rolled back or aborted"
 
 
 # Sent by "send test event"; every endpoint receives it, whatever it subscribes to.

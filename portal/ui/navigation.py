@@ -49,6 +49,7 @@ SECTIONS: tuple[Section, ...] = (
         "/reviews/",
     ),
     Section("Training", "governance:run_list", ANY_ROLE, "/pipelines/"),
+    Section("Rollouts", "governance:rollout_list", ANY_ROLE, "/rollouts/"),
     Section("Monitoring", "monitoring:overview", ANY_ROLE, "/monitoring/"),
     Section(
         "Data subjects",

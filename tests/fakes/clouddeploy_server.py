@@ -9,6 +9,17 @@ client sent.
     GET  /v1/projects/{p}/locations/{l}/deliveryPipelines/{dp}/releases/{r}               GetRelease
     GET  /v1/projects/{p}/locations/{l}/deliveryPipelines/{dp}/releases/{r}/rollouts/{ro} GetRollout
     POST /v1/projects/{p}/locations/{l}/deliveryPipelines/{dp}/releases/{r}/rollouts/{ro}:approve
+    POST /v1/projects/{p}/locations/{l}/deliveryPipelines/{dp}/releases?releaseId=     CreateRelease
+    POST /v1/projects/{p}/locations/{l}/deliveryPipelines/{dp}/releases/{r}/rollouts?rolloutId=
+                                                                                      CreateRollout
+    POST /v1/projects/{p}/locations/{l}/deliveryPipelines/{dp}/releases/{r}/rollouts/{ro}:advance
+    POST /v1/projects/{p}/locations/{l}/deliveryPipelines/{dp}:rollbackTarget         RollbackTarget
+
+Creates answer a finished long-running operation. A rollout created to a target runs
+the pipeline's canary phases (`canary_percentages`: `canary-10`, ..., `stable`): the
+first deploys at once, each later one when advanced to, in order; a target listed in
+`approval_targets` waits for approval first. A create of an id that exists is
+ALREADY_EXISTS (409), as Cloud Deploy answers.
 
 Approving a rollout that is not waiting for approval is refused with
 FAILED_PRECONDITION (HTTP 400), as Cloud Deploy does. The client asks for numeric
@@ -45,6 +56,16 @@ APPROVAL_STATES = {
     "APPROVED": 3,
     "REJECTED": 4,
 }
+# google.cloud.deploy.v1.Phase.State.
+PHASE_STATES = {
+    "STATE_UNSPECIFIED": 0,
+    "PENDING": 1,
+    "IN_PROGRESS": 2,
+    "SUCCEEDED": 3,
+    "FAILED": 4,
+    "ABORTED": 5,
+    "SKIPPED": 6,
+}
 ROLLOUT_STATES = {
     "STATE_UNSPECIFIED": 0,
     "SUCCEEDED": 1,
@@ -76,7 +97,19 @@ _RELEASE = (
     r"projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
     r"/deliveryPipelines/(?P<pipeline>[^/]+)/releases/(?P<release>[^/:]+)"
 )
+_PIPELINE = (
+    r"projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
+    r"/deliveryPipelines/(?P<pipeline>[^/:]+)"
+)
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    ("POST", re.compile(rf"^/v1/{_PIPELINE}/releases$"), "create_release"),
+    ("POST", re.compile(rf"^/v1/{_PIPELINE}:rollbackTarget$"), "rollback_target"),
+    ("POST", re.compile(rf"^/v1/{_RELEASE}/rollouts$"), "create_rollout"),
+    (
+        "POST",
+        re.compile(rf"^/v1/{_RELEASE}/rollouts/(?P<rollout>[^/:]+):advance$"),
+        "advance_rollout",
+    ),
     ("GET", re.compile(rf"^/v1/{_RELEASE}$"), "get_release"),
     ("GET", re.compile(rf"^/v1/{_RELEASE}/rollouts/(?P<rollout>[^/:]+)$"), "get_rollout"),
     (
@@ -105,6 +138,10 @@ class FakeCloudDeployServer(JsonHttpFake):
     # project number -> project id: requests may name a project either way, as Cloud
     # Deploy accepts both; records are kept, and answered, under the project id.
     project_numbers: dict[str, str] = field(default_factory=dict)
+    # The canary percentages every pipeline's targets run (phases canary-N..., stable).
+    canary_percentages: tuple[int, ...] = (10, 50)
+    # Target ids whose rollouts wait for approval.
+    approval_targets: set[str] = field(default_factory=set)
     _failures: list[Failure] = field(default_factory=list)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -225,7 +262,9 @@ class FakeCloudDeployServer(JsonHttpFake):
                 for route_method, pattern, action in _ROUTES:
                     match = pattern.match(path)
                     if match and route_method == method:
-                        result = getattr(self, f"_{action}")(body=body, **match.groupdict())
+                        result = getattr(self, f"_{action}")(
+                            body=body, query=query, **match.groupdict()
+                        )
                         return 200, _encode_enums(result, numeric=_numeric_enums(query))
                 raise CloudDeployApiError(404, f"The requested URL {path} was not found.")
             except CloudDeployApiError as error:
@@ -244,19 +283,21 @@ class FakeCloudDeployServer(JsonHttpFake):
             f"/deliveryPipelines/{parts['pipeline']}/releases/{parts['release']}"
         )
 
-    def _get_release(self, *, body: Any, **parts: str) -> dict[str, Any]:
+    def _get_release(self, *, body: Any, query: Any, **parts: str) -> dict[str, Any]:
         name = self._release_name(parts)
         if name not in self.releases:
             raise CloudDeployApiError(404, f"Resource '{name}' was not found")
         return copy.deepcopy(self.releases[name])
 
-    def _get_rollout(self, *, body: Any, rollout: str, **parts: str) -> dict[str, Any]:
+    def _get_rollout(self, *, body: Any, query: Any, rollout: str, **parts: str) -> dict[str, Any]:
         name = f"{self._release_name(parts)}/rollouts/{rollout}"
         if name not in self.rollouts:
             raise CloudDeployApiError(404, f"Resource '{name}' was not found")
         return copy.deepcopy(self.rollouts[name])
 
-    def _approve_rollout(self, *, body: Any, rollout: str, **parts: str) -> dict[str, Any]:
+    def _approve_rollout(
+        self, *, body: Any, query: Any, rollout: str, **parts: str
+    ) -> dict[str, Any]:
         name = f"{self._release_name(parts)}/rollouts/{rollout}"
         record = self.rollouts.get(name)
         if record is None:
@@ -275,7 +316,132 @@ class FakeCloudDeployServer(JsonHttpFake):
         record["approvalState"] = "APPROVED" if approved else "REJECTED"
         record["state"] = "IN_PROGRESS" if approved else "APPROVAL_REJECTED"
         record["approveTime"] = rfc3339()
+        if approved and record.get("phases"):
+            record["phases"][0]["state"] = "SUCCEEDED"  # the first phase deploys
         return {}
+
+    # --- rollouts the portal drives ------------------------------------------------------
+
+    def _pipeline_name(self, parts: dict[str, str]) -> str:
+        project = self.project_numbers.get(parts["project"], parts["project"])
+        return (
+            f"projects/{project}/locations/{parts['location']}"
+            f"/deliveryPipelines/{parts['pipeline']}"
+        )
+
+    @staticmethod
+    def _operation(parts: dict[str, str], what: str) -> dict[str, Any]:
+        return {
+            "name": f"projects/{parts['project']}/locations/{parts['location']}"
+            f"/operations/operation-{what}",
+            "done": True,
+        }
+
+    @staticmethod
+    def _one(query: dict[str, list[str]], name: str) -> str:
+        values = query.get(name) or [""]
+        if not values[0]:
+            raise CloudDeployApiError(400, f"{name} is required")
+        return values[0]
+
+    def _create_release(self, *, body: Any, query: Any, **parts: str) -> dict[str, Any]:
+        release_id = self._one(query, "releaseId")
+        name = f"{self._pipeline_name(parts)}/releases/{release_id}"
+        if name in self.releases:
+            raise CloudDeployApiError(409, f"Resource '{name}' already exists")
+        if not isinstance(body, dict) or not body.get("buildArtifacts"):
+            raise CloudDeployApiError(400, "A release needs build artifacts.")
+        self.releases[name] = {
+            **body,
+            "name": name,
+            "uid": f"uid-{abs(hash(name)) % 10**12}",
+            "createTime": rfc3339(),
+            "renderState": "SUCCEEDED",
+            "etag": "etag-1",
+        }
+        return self._operation(parts, f"release-{release_id}")
+
+    def _create_rollout(self, *, body: Any, query: Any, **parts: str) -> dict[str, Any]:
+        rollout_id = self._one(query, "rolloutId")
+        release = self._release_name(parts)
+        if release not in self.releases:
+            raise CloudDeployApiError(404, f"Resource '{release}' was not found")
+        name = f"{release}/rollouts/{rollout_id}"
+        if name in self.rollouts:
+            raise CloudDeployApiError(409, f"Resource '{name}' already exists")
+        if not isinstance(body, dict) or not body.get("targetId"):
+            raise CloudDeployApiError(400, "rollout.target_id is required")
+        waits = body["targetId"] in self.approval_targets
+        phases = [f"canary-{p}" for p in self.canary_percentages] + ["stable"]
+        self.rollouts[name] = {
+            **body,
+            "name": name,
+            "uid": f"uid-{abs(hash(name)) % 10**12}",
+            "approvalState": "NEEDS_APPROVAL" if waits else "DOES_NOT_NEED_APPROVAL",
+            "state": "PENDING_APPROVAL" if waits else "IN_PROGRESS",
+            "createTime": rfc3339(),
+            "etag": "etag-1",
+            "phases": [
+                {"id": phase, "state": "SUCCEEDED" if i == 0 and not waits else "PENDING"}
+                for i, phase in enumerate(phases)
+            ],
+        }
+        if not waits and phases == ["stable"]:
+            self.rollouts[name]["state"] = "SUCCEEDED"  # a standard strategy: one phase
+        return self._operation(parts, f"rollout-{rollout_id}")
+
+    def _advance_rollout(
+        self, *, body: Any, query: Any, rollout: str, **parts: str
+    ) -> dict[str, Any]:
+        name = f"{self._release_name(parts)}/rollouts/{rollout}"
+        record = self.rollouts.get(name)
+        if record is None:
+            raise CloudDeployApiError(404, f"Resource '{name}' was not found")
+        phase_id = (body or {}).get("phaseId", "")
+        pending = [p for p in record.get("phases", []) if p["state"] == "PENDING"]
+        if record["state"] != "IN_PROGRESS" or not pending or pending[0]["id"] != phase_id:
+            raise CloudDeployApiError(
+                400,
+                f"rollout {name} cannot advance to {phase_id!r}",
+                code_name="FAILED_PRECONDITION",
+            )
+        pending[0]["state"] = "SUCCEEDED"
+        if phase_id == "stable":
+            record["state"] = "SUCCEEDED"
+        return {}
+
+    def _rollback_target(self, *, body: Any, query: Any, **parts: str) -> dict[str, Any]:
+        pipeline = self._pipeline_name(parts)
+        if not isinstance(body, dict) or not body.get("targetId") or not body.get("rolloutId"):
+            raise CloudDeployApiError(400, "target_id and rollout_id are required")
+        existing = [n for n in self.rollouts if n.startswith(pipeline + "/releases/")]
+        if any(n.endswith(f"/rollouts/{body['rolloutId']}") for n in existing):
+            raise CloudDeployApiError(409, f"Rollout {body['rolloutId']} already exists")
+        rolled = [n for n in existing if n.endswith(f"/rollouts/{body.get('rolloutToRollBack')}")]
+        for rolled_name in rolled:
+            self.rollouts[rolled_name]["state"] = "CANCELLED"
+        release = rolled[0].rsplit("/rollouts/", 1)[0] if rolled else ""
+        name = f"{release}/rollouts/{body['rolloutId']}"
+        self.rollouts[name] = {
+            "name": name,
+            "targetId": body["targetId"],
+            "approvalState": "DOES_NOT_NEED_APPROVAL",
+            "state": "SUCCEEDED",
+            "rollbackOfRollout": rolled[0] if rolled else "",
+            "phases": [{"id": "stable", "state": "SUCCEEDED"}],
+        }
+        return {"rollbackConfig": {"rollout": {"targetId": body["targetId"]}}}
+
+    def finish_phase(self, name: str, phase: str, state: str = "FAILED") -> None:
+        """Cloud Deploy's side of a phase: mark it (and a failure, the rollout) done."""
+        with self._lock:
+            record = self.rollouts[name]
+            for item in record["phases"]:
+                if item["id"] == phase:
+                    item["state"] = state
+            if state == "FAILED":
+                record["state"] = "FAILED"
+                record["failureReason"] = f"phase {phase} failed its verification"
 
 
 def _numeric_enums(query: dict[str, list[str]]) -> bool:
@@ -290,7 +456,12 @@ def _encode_enums(value: Any, *, numeric: bool) -> Any:
         return value
     if isinstance(value, dict):
         return {
-            key: _ENUM_FIELDS[key].get(item, item)
+            key: [
+                {**phase, "state": PHASE_STATES.get(phase.get("state"), phase.get("state"))}
+                for phase in item
+            ]
+            if key == "phases"
+            else _ENUM_FIELDS[key].get(item, item)
             if key in _ENUM_FIELDS and isinstance(item, str)
             else _encode_enums(item, numeric=numeric)
             for key, item in value.items()

@@ -19,6 +19,12 @@ class RolloutBackendError(Exception):
     the rollout stays unsynced and the next tick or the sweep tries again."""
 
 
+class RolloutOutsideFailed(RolloutBackendError):
+    """The outside system reports the rollout failed on its side (Cloud Deploy: the
+    rollout FAILED, was cancelled or halted): trying again will not help. The portal
+    mirrors it (the rollout fails and its traffic goes back to the stable version)."""
+
+
 @dataclass(frozen=True)
 class RolloutPlan:
     rollout_id: int
@@ -33,10 +39,17 @@ class RolloutPlan:
     stable_artifact_uri: str
     weight: int  # the canary's share in percent (PHASE_CANARY)
     external_ref: str = ""  # what the backend said last time, e.g. a Cloud Deploy rollout
+    image_uri: str = ""  # the model server image, without tag or digest
+    steps: tuple[int, ...] = ()  # the strategy's canary weights, e.g. (10, 50, 100)
 
 
 class RolloutBackend(Protocol):
     def apply(self, plan: RolloutPlan) -> str:
         """Bring the outside system to the plan and wait until it serves it; return its
         reference for the rollout. Raises RolloutBackendError."""
+        ...
+
+    def check(self, plan: RolloutPlan) -> None:
+        """Raise RolloutOutsideFailed when the outside system reports the applied plan
+        failed on its side since (a no-op where nothing else can fail it)."""
         ...

@@ -60,6 +60,9 @@ class LocalRolloutBackend:
         self._wait_ready(routing.revision)
         return f"local:{self.routing_file.name}@{routing.revision}"
 
+    def check(self, plan: RolloutPlan) -> None:
+        """Nothing but the portal changes the local routing: nothing to mirror."""
+
     def _wait_ready(self, revision: int) -> None:
         """Until the server says it serves `revision` (or a later one)."""
         deadline = time.monotonic() + self.ready_timeout

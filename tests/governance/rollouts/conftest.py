@@ -221,3 +221,15 @@ def routing_of(path: Path) -> dict:
     import json
 
     return json.loads(path.read_text())["models"][MODEL]
+
+
+@pytest.fixture()
+def rollout_versions(approved_for):
+    """Segmentation 1.0.0 serving the canary target, 1.1.0 approved for it; no server."""
+    model = RegisteredModel.objects.get(slug=MODEL)
+    stable = ModelVersionFactory(model=model, version="1.0.0", version_minor=0)
+    canary = ModelVersionFactory(model=model, version="1.1.0", version_minor=1)
+    TargetAssignment.objects.create(model=model, target=Target.CANARY, version=stable)
+    approved_for(canary, Target.STAGING)
+    approved_for(canary, Target.CANARY)
+    return stable, canary

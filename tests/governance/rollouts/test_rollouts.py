@@ -19,7 +19,9 @@ from governance.rollouts.services import (
     rollout_start,
     rollout_tick,
 )
+from monitoring.models import Incident
 from portal.audit.models import AuditEvent
+from portal.security.models import RefusalWindow
 from tests.factories.registry import ModelVersionFactory
 from tests.governance.rollouts.conftest import FAST, routing_of
 
@@ -105,6 +107,11 @@ def test_rollout_canary_errors_roll_back_at_first_analysis(stack, traffic, devop
         stack.stable
     )
     assert actions(rollout)[-2:] == ["rollout.rolled_back", "rollout.applied"]
+    # The automatic rollback opened a critical incident carrying the failed analysis.
+    incident = Incident.objects.get(fingerprint=f"rollout-{rollout.pk}-rolled-back")
+    assert (incident.source, incident.severity) == ("canary_analysis", "critical")
+    assert incident.annotations["analysis"]["result"] == AnalysisResult.FAIL
+    assert "error rate" in incident.summary
 
 
 def test_rollout_without_traffic_pauses_then_a_person_decides(stack, devops):
@@ -158,6 +165,8 @@ def test_rollout_start_by_wrong_role_is_refused_and_audited(stack, lead):
     assert refused.value.code == "forbidden"
     assert not Rollout.objects.exists()
     assert _refusal(stack.canary).actor_id == lead.audit_actor().id
+    # Counted through portal.security like every refusal: it shows on /audit/refusals/.
+    assert RefusalWindow.objects.get().kind == "domain.rollout_forbidden"
 
 
 def test_second_active_rollout_is_refused_by_service_and_database(stack, devops):

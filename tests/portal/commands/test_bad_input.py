@@ -141,6 +141,11 @@ CASES = [
     ("demo_registry", ["--no-such-option"], "unrecognized"),
     ("demo_reviews", ["--no-such-option"], "unrecognized"),
     ("demo_datasubjects", ["--no-such-option"], "unrecognized"),
+    ("deployments_reconcile", [], "RECONCILER_KUBERNETES_API"),
+    ("gate_state_backfill", ["--since", "yesterday"], "unrecognized arguments"),
+    ("demo_monitoring", ["--days", "1"], "--days"),
+    ("demo_monitoring", ["--window-hours", "0"], "--window-hours"),
+    ("demo_rollouts", [], "demo_users"),
 ]
 
 
