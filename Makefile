@@ -23,11 +23,20 @@ demo: $(VENV)/.installed-dev
 	$(BIN)/python manage.py demo_training
 	$(BIN)/python manage.py demo_reviews
 	$(BIN)/python manage.py demo_datasubjects
+	$(BIN)/python manage.py demo_monitoring
+	@# Prometheus and Alertmanager join the demo when their binaries are on the PATH.
+	@if command -v prometheus >/dev/null && { command -v alertmanager || command -v prometheus-alertmanager; } >/dev/null; then \
+		cat Procfile.demo Procfile.monitoring > var/Procfile; \
+		echo "Prometheus: http://127.0.0.1:9090  Alertmanager: http://127.0.0.1:9093"; \
+	else \
+		cp Procfile.demo var/Procfile; \
+		echo "Prometheus and Alertmanager are not installed (apt-get install prometheus prometheus-alertmanager): the monitoring pages show the stored figures."; \
+	fi
 	@echo ""
 	@echo "Portal:  http://127.0.0.1:8000  (Ctrl-C stops the web server and the worker)"
 	@echo ""
 	@# Ctrl-C is how the demo stops: not an error.
-	@trap 'stopped=1' INT; $(BIN)/honcho -f Procfile.demo start; status=$$?; \
+	@trap 'stopped=1' INT; $(BIN)/honcho -f var/Procfile -d . start; status=$$?; \
 		if [ -n "$$stopped" ] || [ $$status -eq 130 ]; then echo "Demo stopped."; else exit $$status; fi
 
 # PostgreSQL is used when DATABASE_URL is set or one answers on 127.0.0.1:5432;

@@ -32,6 +32,15 @@ def _drift(method: str, feature: str = "") -> str:
     return f'max(portal_model_drift{{{{model="{{model}}",method="{method}"{feature_match}}}}})'
 
 
+def by_track(query: str) -> str:
+    """`query` with each aggregation kept apart by the `track` label: `sum(...)` and
+    `max(...)` become `sum by (track) (...)`, `sum by (le) (...)` keeps `track` too."""
+    query = query.replace("sum by (le) (", "sum by (le, track) (")
+    for aggregation in ("sum", "max"):
+        query = query.replace(f"{aggregation}(", f"{aggregation} by (track) (")
+    return query
+
+
 @dataclass(frozen=True)
 class CatalogueEntry:
     key: str
@@ -45,6 +54,11 @@ class CatalogueEntry:
 
     def query(self, *, model: str) -> str:
         return self.promql.format(model=model)
+
+    def query_by_track(self, *, model: str) -> str:
+        """The same query kept apart by track (stable, canary), for the dashboards'
+        canary-against-stable view; the alert rules use `query`, over both tracks."""
+        return by_track(self.query(model=model))
 
     def breached(self, *, value: float, threshold: float) -> bool:
         return value > threshold if self.lower_is_better else value < threshold

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from monitoring.choices import Panel
 from monitoring.clients import PrometheusUnavailable, query_range
-from monitoring.models import DriftResult
+from monitoring.models import DriftResult, QualityResult
 
 # The time ranges offered, each with the step that gives about 240 to 360 points.
 RANGES: dict[str, tuple[timedelta, int]] = {
@@ -50,11 +50,13 @@ class Dashboard:
     queries: int
     error: str = ""
     drift_records: list = field(default_factory=list)
+    quality_records: list = field(default_factory=list)
 
 
 def dashboard_build(*, model, thresholds: list, range_key: str, now: datetime) -> Dashboard:
-    """Charts for one model over `range_key` (falls back to 24 h for an unknown key).
-    Stops asking Prometheus at its first failure: one error message, not six."""
+    """Charts for one model over `range_key` (falls back to 24 h for an unknown key),
+    one series per track (stable, canary) of each metric. Stops asking Prometheus at
+    its first failure: one error message, not six."""
     if range_key not in RANGES:
         range_key = DEFAULT_RANGE
     span, step = RANGES[range_key]
@@ -70,14 +72,21 @@ def dashboard_build(*, model, thresholds: list, range_key: str, now: datetime) -
             continue
         queries += 1
         try:
-            series = query_range(query=row.query, start=now - span, end=now, step=step)
+            series = query_range(
+                query=row.entry.query_by_track(model=model.slug),
+                start=now - span,
+                end=now,
+                step=step,
+            )
         except PrometheusUnavailable as unavailable:
             error = str(unavailable)
             continue
         for one in series:
+            track = one.labels.get("track", "")
             chart.traces.append(
                 {
-                    "name": row.entry.label,
+                    "name": f"{row.entry.label} ({track})" if track else row.entry.label,
+                    "track": track,
                     "x": [datetime.fromtimestamp(t).isoformat() for t in one.times],
                     "y": one.values,
                 }
@@ -87,4 +96,9 @@ def dashboard_build(*, model, thresholds: list, range_key: str, now: datetime) -
         .select_related("version")
         .order_by("-window_end", "feature", "method")[:20]
     )
-    return Dashboard(range_key, list(charts.values()), queries, error, drift)
+    quality = list(
+        QualityResult.objects.filter(version__model=model)
+        .select_related("version")
+        .order_by("-window_end", "track", "metric")[:20]
+    )
+    return Dashboard(range_key, list(charts.values()), queries, error, drift, quality)

@@ -211,3 +211,69 @@ class IncidentAction(models.Model):
     def run_id(self) -> int | None:
         prefix, _, number = self.reference.partition(":")
         return int(number) if prefix == "pipeline_run" and number.isdigit() else None
+
+
+class DriftReference(models.Model):
+    """A version's training reference for one serving feature: a sample of the values
+    the training data held (`pipelines.reference`), stored when training registered the
+    version. Drift windows are scored against it; never changed afterwards."""
+
+    version = models.ForeignKey(
+        "governance.ModelVersion", on_delete=models.CASCADE, related_name="drift_references"
+    )
+    feature = models.CharField(max_length=100)
+    values = models.JSONField(default=list)  # floats, at most a few thousand
+    count = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["version", "feature"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "feature"],
+                name="one_drift_reference_per_feature",
+                violation_error_message="This version already has a reference for the feature.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version_id} {self.feature} ({self.count})"
+
+
+class QualityResult(models.Model):
+    """One quality metric of a version's track over one window of predictions, joined
+    with the ground truth that arrived for them (MAE, hit rate, silhouette...): evidence
+    for the dashboards, the audit evidence packs and the post-market monitoring record.
+    `value` is empty when the window had too few joined predictions for a figure."""
+
+    version = models.ForeignKey(
+        "governance.ModelVersion", on_delete=models.PROTECT, related_name="quality_results"
+    )
+    track = models.CharField(max_length=16, default="stable")  # stable | canary
+    metric = models.CharField(max_length=64)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    value = models.FloatField(null=True, blank=True)
+    sample_count = models.PositiveBigIntegerField()
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-window_end", "metric"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "track", "metric", "window_start", "window_end"],
+                name="one_quality_figure_per_window",
+                violation_error_message="This window's quality figure is already recorded.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(window_end__gt=models.F("window_start")),
+                name="quality_window_ends_after_start",
+                violation_error_message="A window ends after it starts.",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["version", "-window_end"], name="quality_version_window_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version_id} {self.track} {self.metric} {self.value}"

@@ -136,7 +136,7 @@ def grafana_dashboard(*, models: list[tuple[object, list]]) -> dict:
         y += 16
     return {
         "title": "Models in production",
-        "uid": "portal-models",
+        "uid": GRAFANA_UID,
         "schemaVersion": 39,
         "time": {"from": "now-7d", "to": "now"},
         "templating": {
@@ -144,6 +144,20 @@ def grafana_dashboard(*, models: list[tuple[object, list]]) -> dict:
         },
         "panels": panels,
     }
+
+
+GRAFANA_UID = "portal-models"
+
+
+def grafana_link(*, range_key: str, model: str = "") -> str:
+    """The generated Grafana dashboard over the same range (`24h`, `30d`...), at the
+    model's row when given; empty when GRAFANA_URL is not set."""
+    if not settings.GRAFANA_URL:
+        return ""
+    link = (
+        f"{settings.GRAFANA_URL}/d/{GRAFANA_UID}/models-in-production?from=now-{range_key}&to=now"
+    )
+    return link + (f"&var-model={model}" if model else "")
 
 
 def grafana_dashboard_json(*, models: list[tuple[object, list]]) -> str:

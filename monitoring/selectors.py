@@ -1,15 +1,20 @@
-"""Reads for monitoring: a model's effective thresholds, incidents."""
+"""Reads for monitoring: a model's effective thresholds, incidents, and the stored
+quality and drift figures set against the thresholds (canary against stable, the
+fleet's worst status)."""
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, QuerySet
 from django.http import Http404
 
 from governance.selectors.registry import models_overview
 from monitoring.catalogue import CatalogueEntry, catalogue_for
-from monitoring.choices import Panel, Unit
-from monitoring.models import Incident, MetricThreshold
+from monitoring.choices import IncidentStatus, Panel, Severity, Unit
+from monitoring.models import DriftResult, Incident, MetricThreshold, QualityResult
 
 
 @dataclass(frozen=True)
@@ -71,3 +76,183 @@ def monitored_models() -> list[tuple[Any, list[EffectiveThreshold]]]:
     file and the dashboard are generated from."""
     models = sorted(models_overview(), key=lambda model: model.slug)
     return [(model, thresholds_for(model=model)) for model in models]
+
+
+# -- stored figures against thresholds: the canary/stable view and the fleet's status --
+
+STATUS_ORDER = ("unknown", "ok", "warning", "critical")
+_QUALITY_RE = re.compile(r'portal_model_quality\{[^}]*metric="([^"]+)"')
+_DRIFT_RE = re.compile(r'portal_model_drift\{[^}]*method="([^"]+)",feature(!?=)"([^"]+)"')
+
+
+def stored_source(entry: CatalogueEntry) -> tuple[str, str, str | None] | None:
+    """Where the portal's own records hold a catalogue metric: ("quality", metric, None),
+    ("drift", method, feature) with feature None for "every input feature" (the rule's
+    `feature!="prediction"`), or None for a metric only Prometheus has (latency)."""
+    query = entry.query(model="any")
+    if match := _QUALITY_RE.search(query):
+        return ("quality", match.group(1), None)
+    if match := _DRIFT_RE.search(query):
+        method, operator, feature = match.groups()
+        return ("drift", method, feature if operator == "=" else None)
+    return None
+
+
+def figure_status(*, row: EffectiveThreshold, value: float | None) -> str:
+    """ok, warning or critical for a value against a metric's thresholds (unknown
+    without a value)."""
+    if value is None:
+        return "unknown"
+    if row.entry.breached(value=value, threshold=row.critical):
+        return "critical"
+    if row.entry.breached(value=value, threshold=row.warning):
+        return "warning"
+    return "ok"
+
+
+def _worst(statuses) -> str:
+    return max(statuses, key=STATUS_ORDER.index, default="unknown")
+
+
+@dataclass
+class StoredFigures:
+    """The latest stored figures of a set of models: quality by (model id, track,
+    metric); drift by (model id, track, method, feature), each with its version."""
+
+    quality: dict[tuple[int, str, str], tuple[str, float]] = field(default_factory=dict)
+    drift: dict[tuple[int, str, str, str], tuple[str, float]] = field(default_factory=dict)
+
+    def value(self, *, model_id: int, track: str, row: EffectiveThreshold):
+        """(version, value) of a metric on a track, or None."""
+        source = stored_source(row.entry)
+        if source is None:
+            return None
+        if source[0] == "quality":
+            return self.quality.get((model_id, track, source[1]))
+        found = [
+            figure
+            for (mid, trk, method, feature), figure in self.drift.items()
+            if (mid, trk, method) == (model_id, track, source[1])
+            and (feature == source[2] if source[2] else feature != "prediction")
+        ]
+        return max(found, key=lambda figure: figure[1], default=None)
+
+
+def stored_figures(*, model_ids: list[int], now: datetime) -> StoredFigures:
+    """The figures of the windows that ended within two window lengths of `now`, the
+    latest per key. Two queries whatever the number of models."""
+    since = now - timedelta(minutes=2 * settings.MONITORING_WINDOW_MINUTES)
+    figures = StoredFigures()
+    for model_id, version, track, metric, value in (
+        QualityResult.objects.filter(
+            version__model_id__in=model_ids, window_end__gte=since, value__isnull=False
+        )
+        .order_by("window_end", "pk")
+        .values_list("version__model_id", "version__version", "track", "metric", "value")
+    ):
+        figures.quality[(model_id, track, metric)] = (version, value)
+    for model_id, version, track, method, feature, value in (
+        DriftResult.objects.filter(
+            version__model_id__in=model_ids, window_end__gte=since, value__isnull=False
+        )
+        .order_by("window_end", "pk")
+        .values_list("version__model_id", "version__version", "track", "method", "feature", "value")
+    ):
+        figures.drift[(model_id, track, method, feature)] = (version, value)
+    return figures
+
+
+@dataclass
+class TrackRow:
+    """One metric of the canary-against-stable view."""
+
+    label: str
+    unit_label: str
+    stable: tuple[str, float] | None
+    canary: tuple[str, float] | None
+    stable_status: str
+    canary_status: str
+
+
+def track_comparison(
+    *, model, thresholds: list[EffectiveThreshold], now: datetime
+) -> list[TrackRow]:
+    """The model's stored metrics side by side for its stable and canary tracks, each
+    with its status against the thresholds; metrics only Prometheus holds are left to
+    the charts."""
+    figures = stored_figures(model_ids=[model.pk], now=now)
+    rows = []
+    for row in thresholds:
+        if stored_source(row.entry) is None:
+            continue
+        stable = figures.value(model_id=model.pk, track="stable", row=row)
+        canary = figures.value(model_id=model.pk, track="canary", row=row)
+        rows.append(
+            TrackRow(
+                label=row.entry.label,
+                unit_label=row.unit_label,
+                stable=stable,
+                canary=canary,
+                stable_status=figure_status(row=row, value=stable[1] if stable else None),
+                canary_status=figure_status(row=row, value=canary[1] if canary else None),
+            )
+        )
+    return rows
+
+
+@dataclass
+class FleetRow:
+    model: Any
+    status: str
+    reasons: list[str]
+    open_incidents: int
+
+
+def fleet_status(*, models: list, now: datetime) -> list[FleetRow]:
+    """Each model's worst current status: its stored quality and drift figures against
+    its thresholds, and its open incidents (an alert on latency or errors arrives as
+    one). A fixed number of queries whatever the number of models."""
+    ids = [model.pk for model in models]
+    own: dict[int, dict[str, MetricThreshold]] = {}
+    for threshold in MetricThreshold.objects.filter(model_id__in=ids):
+        own.setdefault(threshold.model_id, {})[threshold.metric] = threshold
+    figures = stored_figures(model_ids=ids, now=now)
+    incidents: dict[int, list[str]] = {}
+    for model_id, severity in Incident.objects.filter(
+        model_id__in=ids, status__in=(IncidentStatus.FIRING, IncidentStatus.ACKNOWLEDGED)
+    ).values_list("model_id", "severity"):
+        incidents.setdefault(model_id, []).append(severity)
+    rows = []
+    for model in models:
+        statuses, reasons = [], []
+        for entry in catalogue_for(kind=model.kind):
+            mine = own.get(model.pk, {}).get(entry.key)
+            row = EffectiveThreshold(
+                entry=entry,
+                warning=mine.warning if mine else entry.warning,
+                critical=mine.critical if mine else entry.critical,
+                overridden=mine is not None,
+                query="",
+                panel_label="",
+                unit_label="",
+            )
+            for track in ("stable", "canary"):
+                figure = figures.value(model_id=model.pk, track=track, row=row)
+                status = figure_status(row=row, value=figure[1] if figure else None)
+                statuses.append(status)
+                if status in ("warning", "critical"):
+                    reasons.append(f"{entry.label} {figure[1]:.4g} on {track} ({status})")
+        open_severities = incidents.get(model.pk, [])
+        for severity in open_severities:
+            statuses.append("critical" if severity == Severity.CRITICAL else "warning")
+        if open_severities:
+            reasons.append(f"{len(open_severities)} open incident(s)")
+        rows.append(
+            FleetRow(
+                model=model,
+                status=_worst(statuses),
+                reasons=reasons,
+                open_incidents=len(open_severities),
+            )
+        )
+    return rows

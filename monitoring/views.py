@@ -1,5 +1,6 @@
 """Monitoring pages: the fleet, one model's metrics and thresholds, incidents."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -18,7 +19,14 @@ from monitoring.permissions import (
     may_read_monitoring,
     may_respond_to_incidents,
 )
-from monitoring.selectors import incident_get, incidents_list, thresholds_for
+from monitoring.rules import grafana_link
+from monitoring.selectors import (
+    fleet_status,
+    incident_get,
+    incidents_list,
+    thresholds_for,
+    track_comparison,
+)
 from monitoring.services import threshold_set
 from portal.accounts.permissions import user_passes
 from portal.audit.actors import client_ip_for_request
@@ -26,15 +34,26 @@ from portal.audit.actors import client_ip_for_request
 
 @user_passes(may_read_monitoring)
 def overview(request: HttpRequest) -> HttpResponse:
+    models = sorted(models_overview(), key=lambda model: model.slug)
     return render(
         request,
         "monitoring/overview.html",
-        {"models": sorted(models_overview(), key=lambda model: model.slug)},
+        {
+            "fleet": fleet_status(models=models, now=timezone.now()),
+            "grafana_url": grafana_link(range_key="24h"),
+        },
     )
 
 
 def _model_page(request, registered, *, form_errors=None, status=200) -> HttpResponse:
     thresholds = thresholds_for(model=registered)
+    now = timezone.now()
+    dashboard = dashboard_build(
+        model=registered,
+        thresholds=thresholds,
+        range_key=request.GET.get("range", DEFAULT_RANGE),
+        now=now,
+    )
     return render(
         request,
         "monitoring/model.html",
@@ -42,12 +61,10 @@ def _model_page(request, registered, *, form_errors=None, status=200) -> HttpRes
             "model": registered,
             "targets": model_targets(model=registered),
             "thresholds": thresholds,
-            "dashboard": dashboard_build(
-                model=registered,
-                thresholds=thresholds,
-                range_key=request.GET.get("range", DEFAULT_RANGE),
-                now=timezone.now(),
-            ),
+            "dashboard": dashboard,
+            "tracks": track_comparison(model=registered, thresholds=thresholds, now=now),
+            "grafana_url": grafana_link(range_key=dashboard.range_key),
+            "window_minutes": settings.MONITORING_WINDOW_MINUTES,
             "ranges": list(RANGES),
             "may_edit": may_edit_thresholds(request.user),
             "form_errors": form_errors or {},

@@ -26,6 +26,7 @@ from pipelines.kinds import kind_for
 from pipelines.kinds.base import Evaluation, ModelKindPipeline, Settings, compute_threads
 from pipelines.lake import Snapshot, open_snapshot, write_snapshot
 from pipelines.lineage import code_version
+from pipelines.reference import serving_reference
 from pipelines.suppression import TRAINING, suppression_read, tables_without_suppressed
 from pipelines.validation import ValidationFailed, validate_tables
 
@@ -71,6 +72,8 @@ class TrainingResult:
     card_facts: CardFacts
     run_id: str
     seed: int
+    # feature -> sample of training values the server will see (`pipelines.reference`)
+    serving_reference: dict[str, list[float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -299,6 +302,9 @@ def step_package(ctx: RunContext) -> None:
     evaluation = _require(ctx.evaluation, "evaluate")
     facts = _card_facts(ctx)
     version = code_version()
+    reference = serving_reference(
+        kind=kind.kind, features=ctx.features, model=ctx.model, seed=ctx.seed
+    )
     metadata = {
         "format": ARTIFACT_FORMAT,
         "model_kind": kind.kind,
@@ -312,6 +318,7 @@ def step_package(ctx: RunContext) -> None:
         "data_version": ctx.snapshot.id,
         "code_version": version,
         "card_facts": facts.to_dict(),
+        "serving_reference": reference,
     }
     store = store_for(ctx.artifact_root)
     uri, digest = save_artifact(
@@ -330,6 +337,7 @@ def step_package(ctx: RunContext) -> None:
         card_facts=facts,
         run_id=ctx.run_id,
         seed=ctx.seed,
+        serving_reference=reference,
     )
     ctx.log(f"stored the model at {uri} ({digest})")
 

@@ -5,7 +5,7 @@ the portal's quality jobs later join the server's prediction log with the outcom
 request id. Each case is one request body and the ground truth the sample data holds
 for it:
 
-- forecasting: a category and a start date in the snapshot's last quarter, with the
+- forecasting: a category and a start date with four weeks of history before it, with the
   lags the model takes (mean of the last 28 days, same weekday over four weeks, last
   year's week and day) and the planned discount; the truth is the category's units on
   each of the 7 days from the start date.
@@ -78,9 +78,9 @@ def forecast_cases(tables: Mapping[str, pd.DataFrame], *, limit: int, seed: int)
             )
     values = units.to_numpy()
     last_start = len(dates) - FORECAST_DAYS
-    first_start = max(371, last_start - LAST_DAYS)  # last year's week must be in the data
-    if first_start > last_start:
-        first_start = max(28, last_start - LAST_DAYS)
+    # Any day with four weeks of history before it: the served levels then follow the
+    # training data's own distribution (the drift reference), season by season.
+    first_start = 28
     cases = []
     for _ in range(limit):
         start = int(rng.integers(first_start, last_start + 1))
@@ -188,6 +188,22 @@ def traffic_cases(
         "recommendation": recommendation_cases,
     }
     return Cases(by_kind={k: makers[k](tables, limit=limit, seed=seed) for k in kinds})
+
+
+BROWSE_SHARE = 0.05  # recommended items clicked without a later purchase
+
+
+def recommendation_outcome(actual: dict[str, Any], items: list[str], draws: Any) -> dict[str, Any]:
+    """A recommendation's outcome once its items are known: the truth's purchases and
+    revenue, and the clicks: recommended items the customer bought later, and a few
+    (BROWSE_SHARE, by `draws` in [0, 1) per item) browsed without buying."""
+    bought = set(actual["purchased"])
+    clicked = [
+        item
+        for item, draw in zip(items, draws, strict=False)
+        if item in bought or draw < BROWSE_SHARE
+    ]
+    return {"clicked": clicked, **actual}
 
 
 def drifted(kind: str, body: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:

@@ -28,3 +28,15 @@ class PoolWorkerStoppedIsInformation(logging.Filter):
         if record.levelno >= logging.ERROR and self.STOPPED in str(record.args or ""):
             record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
         return True
+
+
+class AnswersNotRefusals(logging.Filter):
+    """Drops Django's "Forbidden" warning for a 403 that is an answer, not a refusal of
+    the caller: the deployment gate's "not yet" (the view marks the request with
+    `refusal_is_answer`). CI polls the gate while the board decides, and each poll
+    would otherwise be one warning line. Refusals of the caller (a token without the
+    scope, a person without the role) are not marked and are still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        return not getattr(request, "refusal_is_answer", False)

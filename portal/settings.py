@@ -425,6 +425,9 @@ MONITORING_RUNBOOK_BASE_URL = env_str(
 PROMETHEUS_URL = env_str("PROMETHEUS_URL", "http://127.0.0.1:9090").rstrip("/")
 PROMETHEUS_TIMEOUT_SECONDS = env_int("PROMETHEUS_TIMEOUT_SECONDS", 5, minimum=1)
 MONITORING_CACHE_SECONDS = env_int("MONITORING_CACHE_SECONDS", 30, minimum=0)
+# Grafana's base URL, for links from the monitoring pages to the generated dashboard
+# (deploy/grafana/models-dashboard.json, uid portal-models); empty: no links.
+GRAFANA_URL = env_str("GRAFANA_URL").rstrip("/")
 # The model server's prediction log (`python -m serving --prediction-log-dir`) and the
 # ground truth outcomes (`simulate_traffic`, or the client's sales and click feeds):
 # one JSON line per prediction or outcome, in <dir>/<model>/<YYYY-MM-DD>.jsonl.
@@ -432,6 +435,10 @@ MONITORING_PREDICTION_LOG_DIR = Path(
     env_str("MONITORING_PREDICTION_LOG_DIR", str(VAR_DIR / "predictions"))
 )
 MONITORING_OUTCOME_DIR = Path(env_str("MONITORING_OUTCOME_DIR", str(VAR_DIR / "outcomes")))
+# The quality and drift job (every five minutes) evaluates the last WINDOW_MINUTES of
+# served predictions, the window's end rounded down to WINDOW_STEP_SECONDS.
+MONITORING_WINDOW_MINUTES = env_int("MONITORING_WINDOW_MINUTES", 60, minimum=1)
+MONITORING_WINDOW_STEP_SECONDS = env_int("MONITORING_WINDOW_STEP_SECONDS", 300, minimum=1)
 
 # Refused requests are counted per (kind, source, window of this many seconds); only
 # the first of each window is written to the audit ledger.
@@ -449,6 +456,18 @@ CLOUD_DEPLOY_API_ENDPOINT = env_str("CLOUD_DEPLOY_API_ENDPOINT")
 BINAUTHZ_ATTESTOR = env_str("BINAUTHZ_ATTESTOR")
 if BINAUTHZ_ATTESTOR and not re.fullmatch(r"projects/[^/]+/attestors/[^/]+", BINAUTHZ_ATTESTOR):
     raise ImproperlyConfigured("BINAUTHZ_ATTESTOR must look like projects/PROJECT/attestors/NAME")
+# The deployment reconciler (monitoring.reconcile_deployments, every 5 minutes) reads
+# what the cluster runs from this Kubernetes API: "in-cluster" (the worker's service
+# account, deploy/k8s), a URL (`kubectl proxy`, or a stand-in), or empty: off.
+RECONCILER_KUBERNETES_API = env_str("RECONCILER_KUBERNETES_API").rstrip("/")
+if RECONCILER_KUBERNETES_API and not (
+    RECONCILER_KUBERNETES_API == "in-cluster"
+    or re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", RECONCILER_KUBERNETES_API)
+):
+    raise ImproperlyConfigured(
+        "RECONCILER_KUBERNETES_API must be empty, in-cluster or an http(s) URL"
+    )
+RECONCILER_TIMEOUT_SECONDS = env_int("RECONCILER_TIMEOUT_SECONDS", 20, minimum=1)
 # Container Analysis and Binary Authorization APIs: empty means Google's (stand-ins only).
 CONTAINER_ANALYSIS_API_ENDPOINT = env_str("CONTAINER_ANALYSIS_API_ENDPOINT")
 BINAUTHZ_API_ENDPOINT = env_str("BINAUTHZ_API_ENDPOINT")
@@ -583,6 +602,7 @@ LOGGING = {
     "filters": {
         "client_errors": {"()": "portal.logfilters.ClientErrorWithoutTraceback"},
         "pool_worker_stopped": {"()": "portal.logfilters.PoolWorkerStoppedIsInformation"},
+        "answers": {"()": "portal.logfilters.AnswersNotRefusals"},
     },
     "handlers": {
         "console": {
@@ -595,6 +615,8 @@ LOGGING = {
     "loggers": {
         # Django's own console handler would print each of its records a second time.
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # The gate's "not yet" is an answer, not a refused caller: not a warning.
+        "django.request": {"filters": ["answers"]},
         "axes": {"level": "WARNING"},
         # Celery's pool (billiard) logs here; a worker stopped with SIGTERM is no error.
         "multiprocessing": {"filters": ["pool_worker_stopped"], "propagate": False},

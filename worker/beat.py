@@ -47,8 +47,17 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "exports.expire",
         "schedule": crontab(minute=23),
     },
+    # An image running without the board's approval is seen within this interval.
+    "monitoring-reconcile-deployments": {
+        "task": "monitoring.reconcile_deployments",
+        "schedule": crontab(minute="*/5"),
+    },
     "datasubjects-deadlines": {
         "task": "datasubjects.deadlines_sweep",
         "schedule": crontab(minute=7),
+    },
+    "monitoring-evaluate-windows": {
+        "task": "monitoring.evaluate_windows",
+        "schedule": crontab(minute="*/5"),
     },
 }

@@ -5,12 +5,13 @@ from django.urls import path
 from governance.reviews import api, hooks
 
 urlpatterns = [
-    path("api/v1/reviews", api.ReviewOpenApi.as_view(), name="api-review-open"),
-    path("api/v1/reviews/<int:pk>", api.ReviewDetailApi.as_view(), name="api-review-detail"),
+    # First: the busiest route of the portal (portal/urls.py puts this module first).
     path(
         "api/v1/gates/<slug:model>/<str:version>/<str:target>",
         api.GateApi.as_view(),
         name="api-gate",
     ),
+    path("api/v1/reviews", api.ReviewOpenApi.as_view(), name="api-review-open"),
+    path("api/v1/reviews/<int:pk>", api.ReviewDetailApi.as_view(), name="api-review-detail"),
     path("hooks/clouddeploy", hooks.clouddeploy_push, name="hook-clouddeploy"),
 ]

@@ -1,15 +1,19 @@
 """Reads for the review board: the policy that applies, the queue, one review with
 its evidence, and the gate's answer. Query counts do not depend on the number of rows."""
 
+import functools
+import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Count, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from governance.choices import Target
 from governance.models import ModelVersion, RegisteredModel
@@ -403,52 +407,114 @@ def gate_answer_compute(*, model_slug: str, version: str, target: str) -> GateAn
     return _answer_from(facts, base=base)
 
 
-def gate_answer(*, model_slug: str, version: str, target: str) -> GateAnswer:
-    """The gate's answer as the review services stored it (one query), with the clock
-    applied now; the same as `gate_answer_compute`. A pair without a stored row (never
-    reviewed for the target, or reviewed before answers were stored) is computed
-    afresh. Http404 for an unknown model or version."""
-    row = (
-        GateState.objects.select_related("version__model")
-        .only(
-            *(f.name for f in GateState._meta.concrete_fields if f.name != "version"),
-            "version__version",
-            "version__image_digest",
-            "version__model__slug",
-        )
+# The gate's one query is built and compiled by the ORM once per database, then run
+# with each request's three values: a CI fleet asks the gate far more often than any
+# page is seen, and building and compiling the query cost more than running it. The
+# placeholders stand for the values in the compiled parameters (a value the ORM puts
+# there itself, such as the signing keys' setting name, passes through unchanged).
+_MODEL_SLOT = "\x00gate:model"
+_VERSION_SLOT = "\x00gate:version"
+_TARGET_SLOT = "\x00gate:target"
+_GATE_COLUMNS = (
+    "pk",
+    "review_id",
+    "review_state",
+    "expires_at",
+    "approvals",
+    "missing_roles",
+    "failed_checks",
+    "revision",
+    "attestation",
+    "attestation_key",
+    "attestation_expires_at",
+    "version__version",
+    "version__image_digest",
+    "version__model__slug",
+    "approved_keys",
+)
+
+
+@functools.lru_cache(maxsize=8)
+def _gate_row_sql(alias: str) -> tuple[str, tuple[Any, ...]]:
+    """(SQL, parameters with placeholders) of the gate's one query on database `alias`."""
+    queryset = (
+        GateState.objects.using(alias)
         .annotate(
             approved_keys=Subquery(
                 ApprovedConfiguration.objects.filter(name=SIGNING_KEYS).values("value")[:1]
             )
         )
-        .filter(version__model__slug=model_slug, version__version=version, target=target)
-        .first()
+        .filter(
+            version__model__slug=_MODEL_SLOT, version__version=_VERSION_SLOT, target=_TARGET_SLOT
+        )
+        .values_list(*_GATE_COLUMNS)[:1]
     )
+    sql, params = queryset.query.get_compiler(alias).as_sql()
+    return sql, tuple(params)
+
+
+def _json_value(value: Any) -> Any:
+    # PostgreSQL hands jsonb over as text (Django's loader), SQLite as text too.
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def _datetime_value(value: Any) -> datetime | None:
+    # PostgreSQL gives aware datetimes; SQLite naive ones (or text) in UTC.
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value is not None and timezone.is_naive(value):
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def _gate_row(*, model_slug: str, version: str, target: str) -> dict[str, Any] | None:
+    sql, params = _gate_row_sql(DEFAULT_DB_ALIAS)
+    values = {_MODEL_SLOT: model_slug, _VERSION_SLOT: version, _TARGET_SLOT: target}
+    bound = [values.get(p, p) if isinstance(p, str) else p for p in params]
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, bound)
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    row = dict(zip(_GATE_COLUMNS, found, strict=True))
+    for name in ("approvals", "missing_roles", "failed_checks", "approved_keys"):
+        row[name] = _json_value(row[name])
+    for name in ("expires_at", "attestation_expires_at"):
+        row[name] = _datetime_value(row[name])
+    return row
+
+
+def gate_answer(*, model_slug: str, version: str, target: str) -> GateAnswer:
+    """The gate's answer as the review services stored it (one query), with the clock
+    applied now; the same as `gate_answer_compute`. A pair without a stored row (never
+    reviewed for the target, or reviewed before answers were stored) is computed
+    afresh. Http404 for an unknown model or version."""
+    row = _gate_row(model_slug=model_slug, version=version, target=target)
     if row is None:
         return gate_answer_compute(model_slug=model_slug, version=version, target=target)
     facts = GateFacts(
-        review_id=row.review_id,
-        review_state=row.review_state,
-        expires_at=row.expires_at,
+        review_id=row["review_id"],
+        review_state=row["review_state"],
+        expires_at=row["expires_at"],
         approvals=[
-            {**a, "decided_at": datetime.fromisoformat(a["decided_at"])} for a in row.approvals
+            {**a, "decided_at": datetime.fromisoformat(a["decided_at"])} for a in row["approvals"]
         ],
-        missing_roles=row.missing_roles,
-        failed_checks=row.failed_checks,
+        missing_roles=row["missing_roles"],
+        failed_checks=row["failed_checks"],
     )
     base = {
-        "model": row.version.model.slug,
-        "version": row.version.version,
+        "model": row["version__model__slug"],
+        "version": row["version__version"],
         "target": target,
-        "image_digest": row.version.image_digest,
+        "image_digest": row["version__image_digest"],
     }
     cache = AttestationCache(
-        gate_state_id=row.pk,
-        revision=row.revision,
-        attestation=row.attestation,
-        key=row.attestation_key,
-        expires_at=row.attestation_expires_at,
-        approved_keys=row.approved_keys,
+        gate_state_id=row["pk"],
+        revision=row["revision"],
+        attestation=row["attestation"],
+        key=row["attestation_key"],
+        expires_at=row["attestation_expires_at"],
+        approved_keys=row["approved_keys"],
     )
     return _answer_from(facts, base=base, cache=cache)
 
@@ -460,6 +526,26 @@ def gate_attestations_last_expiry(*, version: ModelVersion) -> dict[str, datetim
             "target", "attestation_expires_at"
         )
     )
+
+
+def images_approved(*, images: Iterable[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+    """Of (model slug, target, image digest) triples, the ones the board approved: a
+    version of that model with that image digest has a review for that target that was
+    approved and has not been sent back or rejected since. An approval that lapsed
+    (its validity ran out, state expired) still counts: it no longer lets a new
+    deployment through the gate, but what was deployed under it was approved.
+    One query whatever the number of triples."""
+    wanted = set(images)
+    if not wanted:
+        return set()
+    approved = Review.objects.filter(
+        state__in=(ReviewState.APPROVED, ReviewState.EXPIRED),
+        approved_at__isnull=False,
+        target__in={target for _, target, _ in wanted},
+        version__image_digest__in={digest for _, _, digest in wanted},
+        version__model__slug__in={model for model, _, _ in wanted},
+    ).values_list("version__model__slug", "target", "version__image_digest")
+    return wanted & set(approved)
 
 
 def valid_target(target: str) -> bool:

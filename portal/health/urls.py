@@ -1,10 +1,9 @@
 from django.urls import path
-from django_prometheus.exports import ExportToDjangoView
 
-from portal.health import views
+from portal.health import metrics, views
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
-    path("metrics", ExportToDjangoView, name="metrics"),
+    path("metrics", metrics.metrics, name="metrics"),
 ]

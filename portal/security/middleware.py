@@ -9,7 +9,10 @@ state-changing ones. What refused and why reaches it as a note on the request:
 `process_exception` takes it from a raised PermissionDenied (a service's refusal
 carries its `code`), the API's exception handler and views that catch a refusal
 themselves call `refusal_note`. A noted refusal is counted whatever the status it is
-answered with (a 400 or 409 that a rule, not bad input, decided).
+answered with (a 400 or 409 that a rule, not bad input, decided). A 403 that is an
+answer to an authorised caller rather than a refusal of them (the deployment gate's "not
+yet", which CI polls while the board decides) is marked `refusal_is_answer` by its view
+and not counted.
 
 Counting stays cheap under a flood: each (kind, source, window) is one row whose first
 refusal is one audit event and whose later ones only increment a count; anonymous
@@ -59,9 +62,10 @@ class RefusalRecordMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         recorded_before = refusals_recorded_in_context()
         response = self.get_response(request)
-        refused = response.status_code in REFUSED_STATUSES or (
-            response.status_code >= 400 and getattr(request, "refusal", None) is not None
-        )
+        refused = (
+            response.status_code in REFUSED_STATUSES
+            or (response.status_code >= 400 and getattr(request, "refusal", None) is not None)
+        ) and not getattr(request, "refusal_is_answer", False)
         if (
             refused
             and not getattr(request, "refusals_recorded_by_view", False)

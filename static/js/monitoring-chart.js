@@ -6,7 +6,11 @@
     if (!source || !window.Plotly) { return; }
     var chart = JSON.parse(source.textContent);
     var traces = chart.traces.map(function (t) {
-      return { x: t.x, y: t.y, name: t.name, type: "scatter", mode: "lines" };
+      // The canary's series dotted beside the stable one's solid line.
+      return {
+        x: t.x, y: t.y, name: t.name, type: "scatter", mode: "lines",
+        line: { dash: t.track === "canary" ? "dot" : "solid" }
+      };
     });
     var shapes = chart.thresholds.map(function (th) {
       return {

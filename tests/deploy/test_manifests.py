@@ -211,11 +211,55 @@ def test_graceful_shutdown_outlasts_the_work_in_flight():
 
 def test_serving_namespaces_carry_the_label_binary_authorization_enforces():
     """Production and staging model namespaces are labelled as serving namespaces; canary
-    namespaces are not (they run before the board's production approval)."""
-    for environment, label in (("production", "serving"), ("canary", "canary")):
+    namespaces are not (they run before the board's production approval). Every model
+    namespace names its model and target, which the deployment reconciler reads."""
+    for environment, label in (
+        ("production", "serving"),
+        ("staging", "serving"),
+        ("canary", "canary"),
+    ):
+        seen = set()
         for namespace in rendered(K8S / "overlays" / environment, "Namespace"):
-            if namespace["metadata"]["name"].startswith("ml-"):
-                assert namespace["metadata"]["labels"] == {f"model-governance/{label}": "true"}
+            name = namespace["metadata"]["name"]
+            if name.startswith("ml-"):
+                model = name.removeprefix("ml-").removesuffix("-canary")
+                assert namespace["metadata"]["labels"] == {
+                    f"model-governance/{label}": "true",
+                    "model-governance/model": model,
+                    "model-governance/target": environment,
+                }
+                seen.add(model)
+        assert seen == set(MODELS)
+
+
+def test_only_the_production_workers_read_the_cluster_and_only_namespaces_and_pods():
+    """The reconciler's rights: list namespaces and pods, bound to the workers' service
+    account, whose token only the worker pods mount; staging's portal has none."""
+    docs = render(K8S / "overlays" / "production" / "portal")
+    (role,) = (d for d in docs if d["kind"] == "ClusterRole")
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["namespaces", "pods"], "verbs": ["list"]}
+    ]
+    (binding,) = (d for d in docs if d["kind"] == "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "name": "governance-portal-worker",
+            "namespace": "governance-portal",
+        }
+    ]
+    mounting = {
+        deployment["metadata"]["name"]
+        for deployment, spec in pod_specs(docs)
+        if spec.get("automountServiceAccountToken")
+    }
+    assert mounting == {"governance-portal-worker"}
+    (config,) = (d for d in docs if d["kind"] == "ConfigMap")
+    assert config["data"]["RECONCILER_KUBERNETES_API"] == "in-cluster"
+    staging = render(K8S / "overlays" / "staging" / "portal")
+    assert not [d for d in staging if d["kind"].startswith("ClusterRole")]
+    assert not [s for _, s in pod_specs(staging) if s.get("automountServiceAccountToken")]
 
 
 def test_dockerfile_is_multi_stage_pinned_non_root_without_build_tools():

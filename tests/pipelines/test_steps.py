@@ -75,3 +75,37 @@ def test_a_step_before_its_inputs_says_which_step_to_run(sample_lake):
     )
     with pytest.raises(RuntimeError, match="run the snapshot step first"):
         STEPS[3].run(ctx)
+
+
+def test_training_stores_the_serving_reference(sample_lake):
+    """Each trained version carries the reference drift monitoring scores against: the
+    features the model server observes, as sampled from the training data (segments
+    among the ones the model assigns), in the artifact's metadata too."""
+    from pipelines.artifacts import load_artifact
+    from pipelines.reference import REFERENCE_SIZE
+
+    expected = {
+        "forecasting": {"level_28", "discount"},
+        "segmentation": {
+            "recency_days",
+            "frequency",
+            "monetary",
+            "visit_value",
+            "unit_value",
+            "promotion_share",
+            "online_share",
+            "weekend_share",
+            "prediction",
+        },
+        "recommendation": {"history_length"},
+    }
+    for kind, features in expected.items():
+        result = sample_lake.results[kind]
+        reference = result.serving_reference
+        assert set(reference) == features
+        assert all(0 < len(values) <= REFERENCE_SIZE for values in reference.values())
+        assert load_artifact(result.artifact_uri).metadata["serving_reference"] == reference
+    segments = set(sample_lake.results["segmentation"].serving_reference["prediction"])
+    assert segments == set(map(float, range(len(segments))))
+    lengths = sample_lake.results["recommendation"].serving_reference["history_length"]
+    assert max(lengths) <= 20 and min(lengths) >= 1

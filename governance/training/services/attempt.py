@@ -31,6 +31,7 @@ from governance.services.registry import GIT_SHA_RE, version_register, version_s
 from governance.training.choices import STEP_TITLES, RunState, StepState
 from governance.training.models import PipelineRun, PipelineStepRun
 from governance.training.selectors import next_version_number
+from governance.training.signals import version_trained
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
 
@@ -215,6 +216,11 @@ class RunAttempt:
                 )
                 if created:
                     self.write_card(version, result)
+                    version_trained.send(
+                        sender=ModelVersion,
+                        version=version,
+                        serving_reference=getattr(result, "serving_reference", {}) or {},
+                    )
             run.version = version
             run.heartbeat_at = timezone.now()
             run.save(update_fields=["version", "planned_version", "heartbeat_at"])

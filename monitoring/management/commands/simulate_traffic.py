@@ -42,7 +42,6 @@ from serving.routing import MODEL_KINDS, Fault, Routing, routing_read, routing_w
 SCENARIOS = ("healthy", "canary-errors", "latency", "drift")
 FAULTS = {"canary-errors": Fault(error_rate=0.5), "latency": Fault(delay_ms=400)}
 MAX_DURATION = 24 * 3600
-BROWSE_SHARE = 0.05  # recommended items clicked without a later purchase
 
 
 def _rfc3339(ts: datetime) -> str:
@@ -119,7 +118,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         from pipelines.lake import SnapshotNotFound, open_snapshot  # -- slow
-        from pipelines.traffic import drifted, traffic_cases  # -- slow
+        from pipelines.traffic import (  # -- slow
+            drifted,
+            recommendation_outcome,
+            traffic_cases,
+        )
 
         rate, duration = options["rate"], options["duration"]
         if not 0 < rate <= 1000:
@@ -174,15 +177,7 @@ class Command(BaseCommand):
                 return
             reply = answer.json()
             if MODEL_KINDS[slug] == "recommendation":
-                bought = set(actual["purchased"])
-                actual = {
-                    "clicked": [
-                        item
-                        for item, draw in zip(reply["items"], click_draws, strict=False)
-                        if item in bought or draw < BROWSE_SHARE
-                    ],
-                    **actual,
-                }
+                actual = recommendation_outcome(actual, reply["items"], click_draws)
             writer.write(model=slug, request_id=reply["request_id"], actual=actual)
 
         interval = 1.0 / rate

@@ -2,6 +2,8 @@
 never behind the reviews whatever service changed them, and the attestation kept until
 shortly before it expires, re-signed after a key rotation."""
 
+import json
+import logging
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -12,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from governance.choices import Target
+from governance.reviews.api import GateApi
 from governance.reviews.choices import Verdict
 from governance.reviews.models import POLICY_SNAPSHOT_FIELDS, GateState, ReviewPolicy
 from governance.reviews.selectors import gate_answer, gate_answer_compute
@@ -73,20 +76,84 @@ def test_gate_request_is_one_query_after_the_token(
     gate_client, version, owner, lead, approved, django_assert_num_queries
 ):
     """After the token's lookup (its owner's roles in the same query), the gate reads
-    one row, approved (attestation cached) or pending alike. A pending answer is a
-    refusal and counted as one: the second of a window is one UPDATE of its count and
-    the read of its id (portal.security), never a ledger row."""
+    one row, approved (attestation cached) or pending alike. A pending answer is the
+    gate's answer to an authorised caller, not a refusal of them: nothing is counted."""
     review, _ = review_open(
         version=version, target=Target.STAGING, requested_by_actor=owner.audit_actor(), source="ui"
     )
     if approved:
         review_decide(review=review, reviewer=lead, verdict=Verdict.APPROVE, role=BOARD["lead"])
     gate_client.get(gate_url(version))  # last use recorded, attestation signed and kept
-    counted = 0 if approved else 2
-    with django_assert_num_queries((2 if connection.vendor == "postgresql" else 3) + counted):
+    with django_assert_num_queries(2 if connection.vendor == "postgresql" else 3):
         response = gate_client.get(gate_url(version))
     assert response.status_code == (200 if approved else 403)
     assert response.json()["review"] == review.pk
+
+
+@pytest.mark.parametrize("approved", [True, False], ids=["approved", "pending"])
+def test_gate_body_is_what_the_documented_serializers_give(
+    gate_client, version, owner, lead, approved
+):
+    """The gate builds its body without serializers per request; it must still be
+    exactly what the schema's serializers make of the same answer, times in the
+    portal's time zone with microseconds, a summer time too."""
+    with time_machine.travel(datetime(2026, 7, 1, 9, 30, 15, 123456, tzinfo=UTC), tick=False):
+        review, _ = review_open(
+            version=version,
+            target=Target.STAGING,
+            requested_by_actor=owner.audit_actor(),
+            source="ui",
+        )
+        if approved:
+            review_decide(review=review, reviewer=lead, verdict=Verdict.APPROVE, role=BOARD["lead"])
+        body = gate_client.get(gate_url(version)).json()
+        answer = gate_answer(
+            model_slug=version.model.slug, version=version.version, target=Target.STAGING
+        )
+    if approved:
+        expected = GateApi.AllowedSerializer(
+            {
+                "allowed": True,
+                "review": answer.review_id,
+                "approvals": [GateApi.ApprovalSerializer(a).data for a in answer.approvals],
+                "expires_at": answer.expires_at,
+                "attestation": body["attestation"],
+                "attestation_expires_at": answer.cache.expires_at,
+            }
+        ).data
+    else:
+        expected = GateApi.RefusedSerializer(
+            {
+                "allowed": False,
+                "state": answer.state,
+                "review": answer.review_id,
+                "missing_roles": answer.missing_roles,
+                "failed_checks": answer.failed_checks,
+                "expires_at": answer.expires_at,
+                "error": f"{version.model.slug} {version.version} may not deploy to staging: "
+                "pending.",
+                "fields": {},
+            }
+        ).data
+    assert body == json.loads(json.dumps(expected))
+    assert "+01:00" in body["expires_at"]  # London summer time, as the serializer writes it
+
+
+def test_gate_not_yet_is_not_logged_as_a_warning_but_a_refused_caller_is(
+    gate_client, client, api_token, version, owner, caplog
+):
+    """CI polls a pending gate: its 403 answer is no warning line. A token without
+    gates:read is refused by the permission and is still logged."""
+    review_open(
+        version=version, target=Target.STAGING, requested_by_actor=owner.audit_actor(), source="ui"
+    )
+    with caplog.at_level(logging.WARNING, logger="django.request"):
+        assert gate_client.get(gate_url(version)).status_code == 403
+        assert not [r for r in caplog.records if r.name == "django.request"]
+        secret, _ = api_token("reviews:read")
+        refused = client.get(gate_url(version), HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert refused.status_code == 403
+    assert [r.status_code for r in caplog.records if r.name == "django.request"] == [403]
 
 
 def test_gate_attestation_is_kept_then_signed_anew_before_it_expires(
@@ -277,15 +344,23 @@ def _policy_edit(target, quorum, admin, second_admin) -> None:
         change_approve(change=result, approved_by=second_admin)
 
 
-def test_gate_refusal_is_counted_against_the_token(gate_client, version, owner):
-    """CI asking the gate for a version the board has not approved: a refusal, counted
-    per window (one audit event, then counts) with the gate's reason."""
+def test_gate_not_yet_is_an_answer_but_a_token_without_the_scope_is_a_counted_refusal(
+    gate_client, client, api_token, version, owner
+):
+    """CI polling a version the board has not approved gets the gate's answer (403 with
+    the state), which is not a refusal of the caller: no refusal window. A token without
+    gates:read asking the same is refused and counted against the token."""
     review_open(
         version=version, target=Target.STAGING, requested_by_actor=owner.audit_actor(), source="ui"
     )
     for _ in range(3):
-        assert gate_client.get(gate_url(version)).status_code == 403
+        response = gate_client.get(gate_url(version))
+        assert response.status_code == 403
+        assert response.json()["state"] == "pending"
+    assert not RefusalWindow.objects.exists()
+    secret, _ = api_token("reviews:read")
+    refused = client.get(gate_url(version), HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert refused.status_code == 403
     window = RefusalWindow.objects.get()
-    assert (window.kind, window.count) == ("access.gate_refused", 3)
+    assert window.count == 1
     assert window.source.startswith("token:")
-    assert "may not deploy" in window.event.payload_record.data["reason"]
