@@ -188,7 +188,8 @@ class _ProgressWriter:
 
 
 def lake_import_run(*, import_id: int) -> LakeImport:
-    """Run the import `import_id` unless it already finished (idempotent).
+    """Run the import `import_id` unless it already finished (idempotent). Each source is
+    held to `import_source_check` again first: one it refuses fails the job unread.
 
     Side effects: the job's state, progress and stage while it runs; a new snapshot in
     PIPELINES_LAKE_ROOT when the data is new; then the outcome (snapshot, data version,
@@ -209,6 +210,13 @@ def lake_import_run(*, import_id: int) -> LakeImport:
     result: Any = None
     report: dict[str, Any] = {}
     try:
+        # Checked again where the files are read: a job queued before a rule tightened
+        # (or a local file swapped for a link since) is held to today's rule.
+        for source in job.sources:
+            try:
+                import_source_check(uri=source["uri"])
+            except ValidationError as refused:
+                raise ImportFailed(f"{source['uri']}: {' '.join(refused.messages)}") from None
         result = import_uris(
             root=settings.PIPELINES_LAKE_ROOT,
             items=[(s["table"], s["uri"]) for s in job.sources],

@@ -273,6 +273,29 @@ def test_import_refuses_a_dvc_repository_outside_the_import_folder(lake_settings
     assert not LakeImport.objects.exists()
 
 
+def test_import_run_refuses_a_queued_source_the_rules_now_refuse(lake_settings, tmp_path):
+    """A job recorded before the import folder's rule caught its source (here written
+    straight into the row, as an older portal let it through) fails at run time,
+    naming the rule, and reads nothing."""
+    outside = tmp_path / "elsewhere.csv"
+    outside.write_text(EXPORT)
+    job = lake_import_start(
+        sources=[("transactions", str(tmp_path / "imports" / "export.csv"))],
+        mapping={},
+        max_rejected=0.5,
+        actor=TESTER,
+        queue=False,
+    )
+    LakeImport.objects.filter(pk=job.pk).update(
+        sources=[{"table": "transactions", "uri": str(outside)}]
+    )
+    job = lake_import_run(import_id=job.pk)
+    assert job.state == ImportState.FAILED
+    assert "inside the import folder" in job.outcome
+    assert job.snapshot_id in (None, "")
+    assert list_snapshots(root=tmp_path / "lake") == []
+
+
 def test_import_accepts_dvc_git_urls_and_a_repository_in_the_import_folder(lake_settings, tmp_path):
     """The refusal above does not catch the sources the README documents."""
     for repo in (
