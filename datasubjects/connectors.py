@@ -36,7 +36,7 @@ from datasubjects.selectors import portal_records_for
 from portal.audit.actors import Actor
 from portal.audit.services import audit_payloads_redact
 
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 
 
 class ConnectorError(Exception):
@@ -424,8 +424,8 @@ class PortalConnector:
 
 # --- BigQuery ----------------------------------------------------------------------------
 
-BQ_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,29}$")
-BQ_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}\.[A-Za-z_][A-Za-z0-9_-]{0,1023}$")
+BQ_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,29}\Z")
+BQ_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}\.[A-Za-z_][A-Za-z0-9_-]{0,1023}\Z")
 
 
 class BigQueryConnector:

@@ -32,3 +32,24 @@ def public_form_allowed(*, subject_ref: str, client_ip: str | None) -> bool:
     address_ok = _hit(f"dsar:addr:{subject_ref}", settings.DSAR_RATE_LIMIT_PER_ADDRESS)
     ip_ok = _hit(f"dsar:ip:{client_ip or 'unknown'}", settings.DSAR_RATE_LIMIT_PER_IP)
     return address_ok and ip_ok
+
+
+def public_code_attempt_allowed(
+    *, subject_ref: str, client_ip: str | None, attempts_per_code: int
+) -> bool:
+    """Whether one more verification code may be tried for this address from this IP.
+
+    A code allows `attempts_per_code` tries and its last wrong try sends a new one, so
+    without a limit of its own the code form allowed endless guessing (and e-mailed
+    the person a code every few guesses). Tries are capped at what the codes the
+    request limits allow would take: `attempts_per_code` per allowed request, per
+    address and per client IP within the hour.
+    """
+    address_ok = _hit(
+        f"dsar:code:addr:{subject_ref}", settings.DSAR_RATE_LIMIT_PER_ADDRESS * attempts_per_code
+    )
+    ip_ok = _hit(
+        f"dsar:code:ip:{client_ip or 'unknown'}",
+        settings.DSAR_RATE_LIMIT_PER_IP * attempts_per_code,
+    )
+    return address_ok and ip_ok

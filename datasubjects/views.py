@@ -37,7 +37,7 @@ from datasubjects.notices import (
 )
 from datasubjects.permissions import may_handle_requests, may_manage_sources, may_read_requests
 from datasubjects.pseudonyms import customer_key
-from datasubjects.ratelimits import public_form_allowed
+from datasubjects.ratelimits import public_code_attempt_allowed, public_form_allowed
 from datasubjects.selectors import (
     consent_records,
     consent_state_for,
@@ -101,6 +101,12 @@ def public_verify(request: HttpRequest, public_id: str) -> HttpResponse:
         return render(request, "datasubjects/public/verified_already.html", {"dsr": dsr})
     form = forms.VerifyCodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        if not public_code_attempt_allowed(
+            subject_ref=dsr.subject_ref,
+            client_ip=client_ip_for_request(request),
+            attempts_per_code=services.CODE_MAX_ATTEMPTS,
+        ):
+            return _too_many(request)
         outcome = services.request_verify(
             request=dsr, code=form.cleaned_data["code"], client_ip=client_ip_for_request(request)
         )

@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-GS_URI = re.compile(r"^gs://(?P<bucket>[a-z0-9][a-z0-9._-]{1,220}[a-z0-9])/(?P<name>.*)$")
+GS_URI = re.compile(r"^gs://(?P<bucket>[a-z0-9][a-z0-9._-]{1,220}[a-z0-9])/(?P<name>.*)\Z")
 ENDPOINT_VARIABLE = "GCS_API_ENDPOINT"
 UPLOAD_CHUNK_BYTES = 8 << 20  # resumable upload chunk (a multiple of 256 KiB)
 

@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from pipelines import cloud_storage
 
-SNAPSHOT_ID_RE = re.compile(r"^sha256[:-]([0-9a-f]{64})$")
+SNAPSHOT_ID_RE = re.compile(r"^sha256[:-]([0-9a-f]{64})\Z")
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 CACHE_VARIABLE = "PIPELINES_LAKE_CACHE"

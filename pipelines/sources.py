@@ -39,9 +39,9 @@ from pipelines.lake import lake_cache
 
 BQ_URI = re.compile(
     r"^bq://(?P<project>[a-z][a-z0-9-]{4,29})\.(?P<dataset>\w{1,1024})\.(?P<table>[\w-]{1,1024})"
-    r"(?:@(?:(?P<snap_dataset>\w{1,1024})\.)?(?P<snapshot>[\w-]{1,1024}))?$"
+    r"(?:@(?:(?P<snap_dataset>\w{1,1024})\.)?(?P<snapshot>[\w-]{1,1024}))?\Z"
 )
-DVC_URI = re.compile(r"^dvc://(?P<repo>.+)@(?P<rev>[^@:]+):(?P<path>[^:]+)$")
+DVC_URI = re.compile(r"^dvc://(?P<repo>.+)@(?P<rev>[^@:]+):(?P<path>[^:\n]+)\Z")
 BIGQUERY_PAGE_ROWS = 50_000
 COPY_BLOCK = 8 << 20
 

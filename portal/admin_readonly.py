@@ -6,7 +6,8 @@ identity links, Django's groups, django-axes' lockout records); none of those ed
 would reach the audit ledger. The project's URL map calls `admin_site_read_only` once
 every app has registered its admins, and every registered ModelAdmin becomes a read-only
 subclass of itself: no add, change or delete, no bulk actions (beat's "run task",
-"enable"), whoever asks — superusers included.
+"enable"), whoever asks — superusers included; nor its password form, which would
+change the signed-in person's password without an audit event.
 
 Who may look is decided by the portal's roles, never by Django's `is_superuser` or
 `is_staff` flags (those are set outside the four-eyes path, by `createsuperuser` or a
@@ -103,6 +104,14 @@ def _admin_view_refusing_the_role_less(site: admin.AdminSite) -> Callable[..., C
     return wrap
 
 
+def _password_change_refused(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    # The admin's own form would change the signed-in person's password with no audit
+    # event; passwords are set only through the portal's one-time link.
+    raise PermissionDenied(
+        "Passwords are not changed in the Django admin: ask a portal admin for a set-password link."
+    )
+
+
 def admin_site_read_only(site: admin.AdminSite) -> None:
     """Swap every registered ModelAdmin for a read-only subclass of itself and make the
     site ask for the portal's roles (idempotent). Signing in goes through the portal's
@@ -111,6 +120,8 @@ def admin_site_read_only(site: admin.AdminSite) -> None:
         site.has_permission = _site_has_permission  # type: ignore[method-assign]
         site.login = _login_refusing_the_role_less(site.login)  # type: ignore[method-assign]
         site.admin_view = _admin_view_refusing_the_role_less(site)  # type: ignore[method-assign]
+        site.password_change = _password_change_refused  # type: ignore[method-assign]
+        site.password_change_done = _password_change_refused  # type: ignore[method-assign]
         site.portal_roles_required = True  # type: ignore[attr-defined]
     for model, model_admin in list(site._registry.items()):
         admin_class = type(model_admin)

@@ -88,6 +88,8 @@ MIDDLEWARE = [
     # Outside everything else that can answer an error (the security headers still
     # reach its answers): /api/ and /hooks/ errors are JSON.
     "portal.api.middleware.ApiJsonErrorMiddleware",
+    # A NUL in the URL is a 400 before any view puts it in a query (PostgreSQL refuses it).
+    "portal.api.middleware.NulRefusalMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

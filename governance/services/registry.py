@@ -33,11 +33,11 @@ from portal.jsonvalues import json_stored_form, json_value_check
 SEMVER_RE = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?\Z"
 )
-IMAGE_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-GIT_SHA_RE = re.compile(r"^[0-9a-f]{7,40}$")
-METRIC_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.@-]{0,63}$")
+IMAGE_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+GIT_SHA_RE = re.compile(r"^[0-9a-f]{7,40}\Z")
+METRIC_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.@-]{0,63}\Z")
 
 REGISTRATION_FIELDS = (
     "version",

@@ -23,7 +23,7 @@ from portal.audit.services import audit_record
 from worker.backends.vertex_registry import RegistryVersion, VertexModelRegistry
 
 # Vertex AI label values allow only [a-z0-9_-]: 2.1.0 is labelled 2-1-0.
-SEMVER_LABEL = re.compile(r"^(\d+)-(\d+)-(\d+)$")
+SEMVER_LABEL = re.compile(r"^(\d+)-(\d+)-(\d+)\Z")
 ALIAS_TARGETS = ("canary", "production")
 
 

@@ -31,7 +31,7 @@ from governance.selectors.registry import (
 )
 from governance.services.cards import AUDIT_OBJECT_TYPE
 from governance.services.registry import model_update
-from portal.accounts.permissions import may_manage_roles, user_passes
+from portal.accounts.permissions import may_manage_roles, may_read_audit, user_passes
 from portal.audit.actors import client_ip_for_request
 from portal.audit.selectors import (
     audit_actor_ref_name,
@@ -175,6 +175,7 @@ def version_detail(request: HttpRequest, model: str, version: str) -> HttpRespon
             "baseline": baseline,
             "targets": sorted(a.target for a in found.assignments.all()),
             "can_edit": may_edit_card(request.user, found.model),
+            "can_read_audit": may_read_audit(request.user),
             "events": audit_events_named(events[:AUDIT_HISTORY_LIMIT]),
             "registered_by_name": audit_actor_ref_name(found.registered_by)
             if found.registered_by

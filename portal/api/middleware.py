@@ -21,7 +21,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
 API_PREFIXES = ("/api/", "/hooks/")
 KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
@@ -82,3 +82,39 @@ class ApiJsonErrorMiddleware:
             if header in response:
                 shaped[header] = response[header]
         return shaped
+
+
+NUL_MESSAGE = "A NUL character (%00) is not allowed in a URL."
+
+
+class NulRefusalMiddleware:
+    """Refuse a request whose path or query string holds a NUL character: 400, in the
+    API's error shape (naming `path` or the query parameter) under /api/ and /hooks/.
+
+    PostgreSQL text cannot hold NUL, so a path segment (`versions/<version>`) or a
+    filter value reaching a query with one was a DataError, answered 500. Forms and
+    serializers already refuse NUL in bodies; this covers what views read from the URL.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        field = _nul_field(request)
+        if field is None:
+            return self.get_response(request)
+        if is_api_path(request):
+            return JsonResponse(
+                {"error": NUL_MESSAGE, "fields": {field: [NUL_MESSAGE]}}, status=400
+            )
+        return HttpResponseBadRequest(NUL_MESSAGE, content_type="text/plain; charset=utf-8")
+
+
+def _nul_field(request: HttpRequest) -> str | None:
+    """`path`, or the first query parameter whose name or value holds a NUL, or None."""
+    if "\x00" in request.path:
+        return "path"
+    for name, values in request.GET.lists():
+        if "\x00" in name or any("\x00" in value for value in values):
+            return name.replace("\x00", "") or "query"
+    return None

@@ -26,6 +26,7 @@ from portal.audit.services import audit_checkpoint_create
 from portal.audit.timeline import audit_timeline
 from portal.audit.verification import audit_chain_verify
 from portal.exports.services import export_job_request
+from portal.spreadsheets import spreadsheet_cell
 
 EXPORT_BATCH = 500
 PROOF_BUNDLE_TYPE = "audit-events-with-proofs"
@@ -140,7 +141,7 @@ def _csv_lines(rows: Iterator[dict]) -> Iterator[str]:
     for row in rows:
         payload = row["payload"]
         row["payload"] = "" if payload is None else json.dumps(payload, sort_keys=True)
-        yield writer.writerow(row)
+        yield writer.writerow({key: spreadsheet_cell(value) for key, value in row.items()})
 
 
 def _json_lines(rows: Iterator[dict]) -> Iterator[str]:

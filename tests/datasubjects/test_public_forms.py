@@ -134,6 +134,40 @@ def test_public_code_three_wrong_attempts_replace_the_code(
 
 
 @override_settings(DSAR_RATE_LIMIT_PER_ADDRESS=2, DSAR_RATE_LIMIT_PER_IP=100)
+def test_public_code_guessing_is_rate_limited_per_address(
+    client, django_capture_on_commit_callbacks
+):
+    """Each third wrong code sends a new one, so guessing never ran out: now the tries
+    for one address are capped at three per request the address may file in the hour
+    (2 x 3 here), from any client IP; past it the form answers 429, checks nothing and
+    e-mails nothing, and the right code is refused too."""
+    with django_capture_on_commit_callbacks(execute=True):
+        verify_url = _file(client)["Location"]
+    right = last_code("customer-1@example.com")
+    wrong = f"{(int(right) + 1) % 10**6:06d}"
+    with django_capture_on_commit_callbacks(execute=True):
+        statuses = [client.post(verify_url, {"code": wrong}).status_code for _ in range(6)]
+    assert statuses == [200] * 6
+    sent = len(mail.outbox)
+    assert sent == 3  # the first code and two replacements
+    other_ip = Client(REMOTE_ADDR="203.0.113.9")
+    with django_capture_on_commit_callbacks(execute=True):
+        refused = other_ip.post(verify_url, {"code": last_code("customer-1@example.com")})
+    assert refused.status_code == 429
+    assert len(mail.outbox) == sent
+    assert DataSubjectRequest.objects.get().verified_at is None
+
+
+@override_settings(DSAR_RATE_LIMIT_PER_ADDRESS=100, DSAR_RATE_LIMIT_PER_IP=1)
+def test_public_code_guessing_is_rate_limited_per_ip(client, django_capture_on_commit_callbacks):
+    """One client IP trying codes of many requests meets its own cap (1 x 3 here)."""
+    with django_capture_on_commit_callbacks(execute=True):
+        verify_url = _file(client)["Location"]
+    statuses = [client.post(verify_url, {"code": "000000"}).status_code for _ in range(4)]
+    assert statuses[-1] == 429 and statuses[:3] == [200, 200, 200]
+
+
+@override_settings(DSAR_RATE_LIMIT_PER_ADDRESS=2, DSAR_RATE_LIMIT_PER_IP=100)
 def test_public_form_rate_limits_per_address(client):
     """The third request for one address within the hour gets a 429 and files nothing."""
     assert _file(client).status_code == 302

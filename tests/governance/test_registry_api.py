@@ -123,6 +123,8 @@ def test_register_missing_lineage_is_400_naming_the_field(bearer, field):
             "metric_slices.region.north.mae",
         ),
         ({"metrcs": {"mae": 1}}, "metrcs"),
+        # A trailing newline passed the patterns' `$`: "mae\n" was stored beside "mae".
+        ({"metrics": {"mae\n": 1.0}}, "metrics.mae\n"),
     ],
 )
 def test_register_invalid_field_is_400_naming_it(bearer, override, field):
@@ -440,3 +442,35 @@ def test_register_too_long_text_is_400_naming_the_field(bearer, field, limit):
     assert response.status_code == 400
     assert field in response.json()["fields"]
     assert not ModelVersion.objects.filter(version="2.1.0").exists()
+
+
+def test_validation_patterns_refuse_a_trailing_newline():
+    """`$` also matches before a final newline; every pattern that validates a whole
+    value ends in `\\Z`, so "value\\n" is refused where "value" is accepted."""
+    from datasubjects.connectors import BQ_PROJECT, BQ_TABLE, IDENTIFIER
+    from governance.services.registry import (
+        GIT_SHA_RE,
+        IMAGE_DIGEST_RE,
+        METRIC_NAME_RE,
+        SEMVER_RE,
+    )
+    from pipelines.cloud_storage import GS_URI
+    from pipelines.lake import SNAPSHOT_ID_RE
+    from pipelines.sources import BQ_URI, DVC_URI
+
+    cases = [
+        (SEMVER_RE, "2.1.0"),
+        (IMAGE_DIGEST_RE, "sha256:" + "a" * 64),
+        (GIT_SHA_RE, "abcdef1"),
+        (METRIC_NAME_RE, "mae"),
+        (IDENTIFIER, "customers"),
+        (BQ_PROJECT, "my-project"),
+        (BQ_TABLE, "sales.customers"),
+        (GS_URI, "gs://bucket/x.csv"),
+        (SNAPSHOT_ID_RE, "sha256:" + "b" * 64),
+        (BQ_URI, "bq://project.dataset.table"),
+        (DVC_URI, "dvc://https://git.example/data.git@v3:tx.csv"),
+    ]
+    for pattern, good in cases:
+        assert pattern.match(good), pattern.pattern
+        assert not pattern.match(good + "\n"), pattern.pattern

@@ -138,3 +138,27 @@ def test_django_admin_refuses_other_roles(client, make_user, role):
     client = _signed_in(client, make_user(role, is_staff=True))
     assert client.get("/django-admin/").status_code == 403
     assert client.get("/django-admin/audit/auditevent/").status_code == 403
+
+
+def test_django_admin_password_form_is_refused_and_not_linked(client, make_user):
+    """The admin's own password form changed a portal admin's password with no audit
+    event; it is refused (a counted 403, GET and POST) and the header no longer links
+    it. Passwords are set through the portal's one-time link only."""
+    admin_user = make_user(Role.PORTAL_ADMIN)
+    admin_user.set_password("the-old-password-1")
+    admin_user.save()
+    client = _signed_in(client, admin_user)
+    assert b"/django-admin/password_change/" not in client.get("/django-admin/").content
+    assert client.get("/django-admin/password_change/").status_code == 403
+    response = client.post(
+        "/django-admin/password_change/",
+        {
+            "old_password": "the-old-password-1",
+            "new_password1": "Zx9!another-long-pass",
+            "new_password2": "Zx9!another-long-pass",
+        },
+    )
+    assert response.status_code == 403
+    assert client.get("/django-admin/password_change/done/").status_code == 403
+    admin_user.refresh_from_db()
+    assert admin_user.check_password("the-old-password-1")

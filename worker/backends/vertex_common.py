@@ -23,7 +23,7 @@ RETRYABLE_STATUSES = frozenset(
 
 
 # Vertex AI's rules for label keys and values (pipeline jobs, models, ...).
-_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}\Z")
 _LABEL_VALUE_INVALID = re.compile(r"[^a-z0-9_-]")
 LABEL_VALUE_MAX = 63
 

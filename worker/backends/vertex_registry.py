@@ -29,7 +29,7 @@ from worker.backends.vertex_common import (
 )
 
 # Vertex AI's rule for a version alias (MergeVersionAliasesRequest.version_aliases).
-VERSION_ALIAS_PATTERN = re.compile(r"^[a-z][a-zA-Z0-9-]{0,126}[a-z0-9-]$")
+VERSION_ALIAS_PATTERN = re.compile(r"^[a-z][a-zA-Z0-9-]{0,126}[a-z0-9-]\Z")
 
 
 class RegistryUnavailable(VertexError):

@@ -32,6 +32,7 @@ AUDIT_OBJECT_TYPE = "lake_import"
 IMPORT_ACTOR = Actor.system("lake-import")
 PROGRESS_EVERY_SECONDS = 1.0  # the progress row is written at most this often
 REMOTE_SCHEMES = ("gs://", "bq://", "dvc://")
+REMOTE_GIT_PREFIXES = ("https://", "ssh://", "git@")  # the git URLs a DVC source may name
 
 
 def _audit(job: LakeImport, action: str, actor: Actor, payload: dict, client_ip=None) -> None:
@@ -66,8 +67,15 @@ def import_source_check(*, uri: str) -> str:
         raise ValidationError(str(error)) from None
     if uri.startswith("dvc://"):
         repo = DVC_URI.match(uri).group("repo")  # type: ignore[union-attr]
-        local = "://" not in repo and not repo.startswith("git@")
-        if local and not _inside_import_root(repo):
+        remote = repo.startswith(REMOTE_GIT_PREFIXES)
+        if "://" in repo and not remote:
+            # file://, ext:: and the like would read (or run) anything on this machine.
+            raise ValidationError(
+                "A DVC repository's git URL must start with https://, ssh:// or git@; "
+                f"one on this machine must be inside the import folder "
+                f"({settings.PIPELINES_IMPORT_ROOT})."
+            )
+        if not remote and not _inside_import_root(repo):
             raise ValidationError(
                 "A DVC repository on this machine must be inside the import folder "
                 f"({settings.PIPELINES_IMPORT_ROOT}); or give its git URL."
@@ -180,7 +188,8 @@ class _ProgressWriter:
 
 
 def lake_import_run(*, import_id: int) -> LakeImport:
-    """Run the import `import_id` unless it already finished (idempotent).
+    """Run the import `import_id` unless it already finished (idempotent). Each source is
+    held to `import_source_check` again first: one it refuses fails the job unread.
 
     Side effects: the job's state, progress and stage while it runs; a new snapshot in
     PIPELINES_LAKE_ROOT when the data is new; then the outcome (snapshot, data version,
@@ -201,6 +210,13 @@ def lake_import_run(*, import_id: int) -> LakeImport:
     result: Any = None
     report: dict[str, Any] = {}
     try:
+        # Checked again where the files are read: a job queued before a rule tightened
+        # (or a local file swapped for a link since) is held to today's rule.
+        for source in job.sources:
+            try:
+                import_source_check(uri=source["uri"])
+            except ValidationError as refused:
+                raise ImportFailed(f"{source['uri']}: {' '.join(refused.messages)}") from None
         result = import_uris(
             root=settings.PIPELINES_LAKE_ROOT,
             items=[(s["table"], s["uri"]) for s in job.sources],

@@ -113,9 +113,33 @@ def test_version_evidence_pack_is_printed_by_an_export_job_for_the_auditor(
 def test_version_evidence_pack_refused_to_anyone_but_auditors_and_admins(
     version, client_for, make_user, role
 ):
-    response = client_for(make_user(role)).post(_url(version))
+    client = client_for(make_user(role))
+    response = client.post(_url(version))
     assert response.status_code == 403
     assert not ExportJob.objects.exists()
+
+
+@pytest.mark.parametrize("role", [Role.DATA_SCIENCE_LEAD, Role.DEVOPS, Role.PRIVACY_OFFICER])
+def test_version_page_offers_the_evidence_pack_and_timeline_only_to_audit_readers(
+    version, client_for, make_user, role
+):
+    """People who may not read the ledger are not offered a button and a timeline link
+    that would answer 403; the auditor's page keeps both."""
+    timeline = reverse(
+        "audit:timeline",
+        kwargs={
+            "object_type": "model_version",
+            "object_id": f"{version.model.slug}@{version.version}",
+        },
+    )
+    page = reverse(
+        "governance:version_detail",
+        kwargs={"model": version.model.slug, "version": version.version},
+    )
+    body = client_for(make_user(role)).get(page).content.decode()
+    assert _url(version) not in body and timeline not in body
+    body = client_for(make_user(Role.AUDITOR)).get(page).content.decode()
+    assert _url(version) in body and timeline in body
 
 
 def test_version_evidence_pack_refuses_get_and_unknown_versions(version, client_for, auditor):

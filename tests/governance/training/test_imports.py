@@ -246,6 +246,76 @@ def test_import_service_refuses_a_missing_transactions_source_and_stray_mapping(
 
 
 @pytest.mark.parametrize(
+    "repo",
+    [
+        "file://{outside}",  # a git URL onto this machine, outside the import folder
+        "file:///etc",
+        "ext::sh -c id",
+        "{imports}/../../elsewhere",
+        "/etc",
+    ],
+)
+def test_import_refuses_a_dvc_repository_outside_the_import_folder(lake_settings, tmp_path, repo):
+    """A DVC source names a git URL (https, ssh) or a repository inside the import
+    folder: a file:// URL (which dvc clones like any other) or a transport helper
+    would read any git repository on the portal's machine, so they are refused
+    before anything is fetched, as a plain local path outside the folder is."""
+    from django.core.exceptions import ValidationError
+
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    uri = "dvc://" + repo.format(outside=outside, imports=tmp_path / "imports") + "@HEAD:tx.csv"
+    with pytest.raises(ValidationError) as refused:
+        lake_import_start(
+            sources=[("transactions", uri)], mapping={}, max_rejected=0.05, actor=TESTER
+        )
+    assert "inside the import folder" in refused.value.message_dict["transactions"][0]
+    assert not LakeImport.objects.exists()
+
+
+def test_import_run_refuses_a_queued_source_the_rules_now_refuse(lake_settings, tmp_path):
+    """A job recorded before the import folder's rule caught its source (here written
+    straight into the row, as an older portal let it through) fails at run time,
+    naming the rule, and reads nothing."""
+    outside = tmp_path / "elsewhere.csv"
+    outside.write_text(EXPORT)
+    job = lake_import_start(
+        sources=[("transactions", str(tmp_path / "imports" / "export.csv"))],
+        mapping={},
+        max_rejected=0.5,
+        actor=TESTER,
+        queue=False,
+    )
+    LakeImport.objects.filter(pk=job.pk).update(
+        sources=[{"table": "transactions", "uri": str(outside)}]
+    )
+    job = lake_import_run(import_id=job.pk)
+    assert job.state == ImportState.FAILED
+    assert "inside the import folder" in job.outcome
+    assert job.snapshot_id in (None, "")
+    assert list_snapshots(root=tmp_path / "lake") == []
+
+
+def test_import_accepts_dvc_git_urls_and_a_repository_in_the_import_folder(lake_settings, tmp_path):
+    """The refusal above does not catch the sources the README documents."""
+    for repo in (
+        "https://git.example/data.git",
+        "ssh://git.example/data.git",
+        "git@git.example:data.git",
+        str(tmp_path / "imports" / "repo"),
+    ):
+        uri = f"dvc://{repo}@v3:tx.parquet"
+        job = lake_import_start(
+            sources=[("transactions", uri)],
+            mapping={},
+            max_rejected=0.05,
+            actor=TESTER,
+            queue=False,
+        )
+        assert job.sources == [{"table": "transactions", "uri": uri}]
+
+
+@pytest.mark.parametrize(
     "role", [Role.MODEL_OWNER, Role.DEVOPS, Role.AUDITOR, Role.PRIVACY_OFFICER]
 )
 def test_import_pages_refuse_other_roles(client_for, make_user, lake_settings, tmp_path, role):

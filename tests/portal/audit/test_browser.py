@@ -114,6 +114,29 @@ def test_audit_export_csv_streams_the_filtered_view(client_for, auditor, make_us
     assert rows[0]["hash"] == AuditEvent.objects.get(sequence=int(rows[0]["sequence"])).hash
 
 
+def test_audit_export_csv_keeps_formula_like_values_as_text(client_for, auditor, make_user):
+    """A name someone chose (a Google profile name) that starts like a spreadsheet
+    formula is written with a leading apostrophe, so the auditor's spreadsheet shows it
+    instead of running it; the JSON export keeps the value as it is."""
+    named = make_user(Role.DATA_SCIENCE_LEAD, full_name='=HYPERLINK("http://evil.example","x")')
+    audit_record(
+        action="test.formula",
+        actor=named.audit_actor(),
+        object_type="thing",
+        object_id="@SUM(1+1)",
+        payload={"n": -1},
+    )
+    response = client_for(auditor).get(reverse("audit:export", args=["csv"]), {"action": "test."})
+    (row,) = csv.DictReader(io.StringIO(_body(response)))
+    assert row["actor_name"].startswith("'=HYPERLINK(")
+    assert row["object_id"] == "'@SUM(1+1)"
+    assert json.loads(row["payload"]) == {"n": -1}
+    exported = json.loads(
+        _body(client_for(auditor).get(reverse("audit:export", args=["json"]), {"action": "test."}))
+    )
+    assert exported[0]["object_id"] == "@SUM(1+1)"
+
+
 def test_audit_export_json_is_one_parseable_array(client_for, admin_user):
     _events(2)
     response = client_for(admin_user).get(

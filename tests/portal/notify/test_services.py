@@ -525,6 +525,12 @@ def test_delivery_resend_gives_a_failed_delivery_a_new_run(
         "http://169.254.169.254/computeMetadata/v1/",
         "http://[::1]:8080/hook",
         "http://localhost/hook",
+        # IPv6 forms that carry a private IPv4 address ipaddress calls global or not:
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://[64:ff9b::7f00:1]/hook",  # NAT64 to 127.0.0.1
+        "http://[64:ff9b::a9fe:a9fe]/computeMetadata/v1/",  # NAT64 to the metadata server
+        "http://[2002:7f00:1::]/hook",  # 6to4 of 127.0.0.1
+        "http://[::127.0.0.1]/hook",  # IPv4-compatible
     ],
 )
 def test_webhook_to_a_private_address_is_refused_at_creation(settings, db, url):
