@@ -13,6 +13,8 @@ from datetime import datetime
 
 from django.utils.dateparse import parse_datetime
 
+from portal.jsonvalues import json_value_problems
+
 MAX_ALERTS = 1000
 # Text limits: Alertmanager's own values are short; longer ones are refused by field
 # (400), never cut silently or left to fail in the database. An incident's title is
@@ -113,13 +115,26 @@ def _alert(raw: object, path: str, errors: dict[str, str]) -> Alert | None:
 
 
 def notification_parse(body: bytes) -> Notification:
-    """The notification in a webhook body, or PayloadInvalid naming every bad field."""
+    """The notification in a webhook body, or PayloadInvalid naming every bad field.
+
+    Refused (PayloadInvalid): a body that is not a JSON object, nested too deeply, or
+    holding text or numbers the database cannot store (NUL characters, NaN, infinity),
+    a payload version other than "4", and any alert field out of shape or bounds.
+    """
     try:
         raw = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise PayloadInvalid({"body": "Not JSON."}) from None
+    except RecursionError:
+        raise PayloadInvalid({"body": "Nested too deeply."}) from None
     if not isinstance(raw, dict):
         raise PayloadInvalid({"body": "A JSON object."})
+    # Labels, annotations and the group key are stored as they came: a NUL character
+    # (which PostgreSQL text and jsonb refuse) or a non-finite number is refused here,
+    # by its path, rather than failing in the database.
+    problems = json_value_problems(raw)
+    if problems:
+        raise PayloadInvalid(problems)
     errors: dict[str, str] = {}
     if raw.get("version") != "4":
         errors["version"] = 'Only webhook payload version "4" is accepted.'

@@ -173,6 +173,24 @@ def _broken(mutate) -> dict:
             "alerts[0].generatorURL",
         ),
         (_broken(lambda b: b.update(receiver="r" * 201)), "receiver"),
+        # Text PostgreSQL refuses (NUL) anywhere it would be stored, and nesting deeper
+        # than the parser goes: a 400 naming the place, never a database error or a 500.
+        (
+            _broken(lambda b: b["alerts"][0]["labels"].update(alertname="Drift\x00")),
+            "alerts[0].labels.alertname",
+        ),
+        (
+            _broken(lambda b: b["alerts"][0]["labels"].update({"team\x00": "ml"})),
+            "alerts[0].labels.team\x00",
+        ),
+        (
+            _broken(lambda b: b["alerts"][0]["annotations"].update(summary="a\x00b")),
+            "alerts[0].annotations.summary",
+        ),
+        (_broken(lambda b: b["alerts"][0].update(fingerprint="ab\x00")), "alerts[0].fingerprint"),
+        (_broken(lambda b: b.update(groupKey="g\x00")), "groupKey"),
+        (_broken(lambda b: b.update(receiver="r\x00")), "receiver"),
+        ("[" * 100_000 + "]" * 100_000, "body"),
     ],
 )
 def test_malformed_payload_is_400_with_field_errors(client, body, field):
@@ -182,6 +200,17 @@ def test_malformed_payload_is_400_with_field_errors(client, body, field):
     assert field in response.json()["fields"], response.json()
     _nothing_recorded()
     assert RefusalWindow.objects.get(kind="hook.alertmanager.refused").count == 1
+
+
+def test_unicode_labels_are_recorded_as_sent(client):
+    """Labels and annotations in any script (accents, symbols, astral characters) are
+    recorded unchanged."""
+    body = notification()
+    body["alerts"][0]["labels"].update(alertname="Dérive ☃ \U0001d518", team="données")
+    response = post(client, body)
+    assert response.status_code == 200, response.json()
+    incident = Incident.objects.get()
+    assert incident.title == "Dérive ☃ \U0001d518 on demand-forecasting"
 
 
 def test_one_bad_alert_refuses_the_whole_notification(client):
