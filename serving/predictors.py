@@ -6,9 +6,10 @@ checked by pydantic first (422 naming the field); what only the model knows (a c
 it never saw) raises `InputError` naming the field.
 """
 
+import math
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,14 +31,24 @@ class InputError(ValueError):
         self.field = field
 
 
+# Every request model refuses NaN and infinity (JSON's NaN/Infinity extensions, or a
+# number beyond a float): a non-finite input has no prediction, would be observed into
+# the drift histograms as +Inf and written to the prediction log as non-standard JSON.
+STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+MAX_WEEKS = 4
+# The forecast's last day must exist in the calendar (a start in December 9999 would
+# run past date.max and fail inside the model rather than as a field error).
+LAST_START_DATE = date.max - timedelta(weeks=MAX_WEEKS)
+
+
 class ForecastRequest(BaseModel):
     """Units per day for one category (and store, the sticky key) from a start date."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     category_id: str = Field(min_length=1, max_length=64)
     store_id: str | None = Field(default=None, max_length=64)
-    start_date: date
-    weeks: int = Field(default=1, ge=1, le=4)
+    start_date: date = Field(le=LAST_START_DATE)
+    weeks: int = Field(default=1, ge=1, le=MAX_WEEKS)
     level_28: float = Field(ge=0, description="mean daily units over the last 28 days")
     same_weekday_4: float | None = Field(default=None, ge=0)
     last_year_7: float | None = Field(default=None, ge=0)
@@ -49,7 +60,8 @@ class ForecastRequest(BaseModel):
 
 
 class CustomerFeatures(BaseModel):
-    model_config = ConfigDict(extra="allow")  # department spend shares, by column name
+    # Department spend shares come as extra fields, by column name.
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     recency_days: float = Field(ge=0)
     frequency: float = Field(ge=0)
     monetary: float = Field(ge=0)
@@ -61,7 +73,7 @@ class CustomerFeatures(BaseModel):
 
 
 class SegmentRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     customer_id: str | None = Field(default=None, max_length=64)
     features: CustomerFeatures
 
@@ -70,13 +82,13 @@ class SegmentRequest(BaseModel):
 
 
 class Purchase(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     product_id: str = Field(min_length=1, max_length=64)
     age_days: float = Field(default=0.0, ge=0)
 
 
 class RecommendRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     customer_id: str = Field(min_length=1, max_length=64)
     k: int = Field(default=10, ge=1, le=100)
     history: list[Purchase] = Field(default_factory=list, max_length=1000)
@@ -165,8 +177,15 @@ class SegmentationPredictor(Predictor):
     def predict(self, request: SegmentRequest) -> Answer:
         values = request.features.model_dump()
         for name, value in values.items():
+            # Extra fields (department shares) are not checked by pydantic's types.
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise InputError(f"features.{name}", "must be a number")
+            try:
+                finite = math.isfinite(value)
+            except OverflowError:  # an integer beyond any float
+                finite = False
+            if not finite:
+                raise InputError(f"features.{name}", "must be a finite number")
         segment = int(self.model.assign(pd.DataFrame([values]))[0])
         return Answer(
             body={"customer_id": request.customer_id, "segment": segment},

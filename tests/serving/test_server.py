@@ -2,6 +2,7 @@
 errors it answers with, the sticky split, pinned versions, its metrics, and routing
 changes under steady load without a failed request."""
 
+import json
 import threading
 import time
 from collections import Counter
@@ -59,6 +60,44 @@ def test_predict_bad_input_names_field(model_server, sample_request):
     )
     assert answer.status_code == 422
     assert "features.online_share" in answer.json()["fields"]
+
+
+@pytest.mark.parametrize(
+    ("slug", "change", "field"),
+    [
+        ("demand-forecasting", {"level_28": "Infinity"}, "level_28"),
+        ("demand-forecasting", {"same_weekday_4": "NaN"}, "same_weekday_4"),
+        ("demand-forecasting", {"last_year": "1e400"}, "last_year"),
+        # The forecast's last day would fall after 9999-12-31.
+        ("demand-forecasting", {"start_date": '"9999-12-31"'}, "start_date"),
+        ("customer-segmentation", {"monetary": "-Infinity"}, "features.monetary"),
+        # A department share (an extra feature column) beyond any float.
+        ("customer-segmentation", {"share_bakery": "1" + "0" * 400}, "features.share_bakery"),
+        ("product-recommendation", {"age_days": "Infinity"}, "history.0.age_days"),
+    ],
+)
+def test_predict_non_finite_or_out_of_calendar_input_is_422(
+    model_server, sample_request, slug, change, field
+):
+    """NaN, infinity (JSON's extensions, or a number past a float) and a forecast that
+    would run off the calendar are 422s naming the field, never a 500 or a prediction
+    whose inputs go to the drift histograms and the log as +Inf."""
+    body = sample_request(slug)
+    (name, raw), marker = next(iter(change.items())), '"__value__"'
+    if slug == "customer-segmentation":
+        body["features"][name] = "__value__"
+    elif slug == "product-recommendation":
+        body["history"][0][name] = "__value__"
+    else:
+        body[name] = "__value__"
+    answer = requests.post(
+        f"{model_server.url}/v1/models/{slug}/predict",
+        data=json.dumps(body).replace(marker, raw),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert answer.status_code == 422, answer.text
+    assert field in answer.json()["fields"], answer.json()
 
 
 def test_predict_unknown_model_or_version_is_404(model_server, sample_request):
