@@ -129,6 +129,9 @@ class Command(BaseCommand):
             raise CommandError("--rate must be above 0 and at most 1000 requests per second.")
         if not 0 < duration <= MAX_DURATION:
             raise CommandError(f"--duration must be above 0 and at most {MAX_DURATION} s.")
+        # numpy's generators take only non-negative seeds; a negative one failed deep inside.
+        if options["seed"] < 0:
+            raise CommandError("--seed must be 0 or more.")
         models = options["model"] or sorted(MODEL_KINDS)
         scenario = options["scenario"]
         try:

@@ -26,6 +26,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["transactions"] < MIN_TRANSACTIONS:
             raise CommandError(f"--transactions must be at least {MIN_TRANSACTIONS:,}")
+        # numpy's generators take only non-negative seeds; a negative one failed deep inside.
+        if options["seed"] < 0:
+            raise CommandError("--seed must be 0 or more.")
         from pipelines import ensure_sample_snapshot  # -- slow
 
         snapshot = ensure_sample_snapshot(
