@@ -437,6 +437,11 @@ HOOK_REFUSAL_LIMIT = env_int("HOOK_REFUSAL_LIMIT", 20, minimum=1)
 # The bearer token Alertmanager sends to POST /hooks/alertmanager (its webhook
 # http_config.authorization.credentials). Empty: the hook refuses every notification.
 ALERTMANAGER_WEBHOOK_TOKEN = env_str("ALERTMANAGER_WEBHOOK_TOKEN")
+# The bearer token Prometheus sends to GET /metrics (a PodMonitoring's
+# endpoints[].authorization). /metrics carries every model's quality and drift figures,
+# which the monitoring pages show only to signed-in roles, and it is reachable through
+# the load balancer. Empty: /metrics answers anyone (the local demo's Prometheus).
+METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN")
 # Where the generated alert rules point their runbook links (the portal's monitoring
 # page of the model, anchored at the metric). Fixed, not PORTAL_BASE_URL, so the
 # committed rules file is the same on every machine.

@@ -9,12 +9,14 @@ knows no app. Such a collector reads the database, so it answers the same on eve
 and worker; one that fails yields nothing rather than failing the scrape.
 """
 
+import hmac
 import logging
 import os
 from collections.abc import Iterator
 
 import prometheus_client
-from django.http import HttpRequest, HttpResponse
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import multiprocess
 from prometheus_client.registry import Collector
 
@@ -51,7 +53,26 @@ def collector_register(*, name: str, collector: Collector) -> None:
     _APP_REGISTRY.register(_Guarded(name, collector))
 
 
+def _bearer_ok(header: str | None, expected: str) -> bool:
+    scheme, _, token = (header or "").partition(" ")
+    return (
+        scheme.lower() == "bearer"
+        and bool(token)
+        and hmac.compare_digest(token.strip().encode(), expected.encode())
+    )
+
+
 def metrics(request: HttpRequest) -> HttpResponse:
+    """The Prometheus text page. With METRICS_BEARER_TOKEN set, a request without that
+    bearer token is a 401 with the JSON error shape (the page names models, versions and
+    their quality and drift figures)."""
+    expected = settings.METRICS_BEARER_TOKEN
+    if expected and not _bearer_ok(request.headers.get("Authorization"), expected):
+        response = JsonResponse(
+            {"error": "The metrics need Prometheus's bearer token.", "fields": {}}, status=401
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ or "prometheus_multiproc_dir" in os.environ:
         registry = prometheus_client.CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

@@ -47,3 +47,20 @@ def test_metrics_are_in_prometheus_format(client):
     assert response.status_code == 200
     text = response.content.decode()
     assert "# TYPE django_http_requests_total_by_method_total counter" in text
+
+
+def test_metrics_with_a_token_set_refuse_requests_without_it(client, settings):
+    """With METRICS_BEARER_TOKEN set, /metrics (model quality and drift figures) is a
+    401 to anonymous callers and to a wrong token, and the page to the right one."""
+    settings.METRICS_BEARER_TOKEN = "scrape-secret"
+    refused = client.get("/metrics")
+    assert refused.status_code == 401
+    assert refused["WWW-Authenticate"] == 'Bearer realm="metrics"'
+    assert "django_http" not in refused.content.decode()
+    wrong = client.get("/metrics", HTTP_AUTHORIZATION="Bearer guessed")
+    assert wrong.status_code == 401
+    basic = client.get("/metrics", HTTP_AUTHORIZATION="Basic scrape-secret")
+    assert basic.status_code == 401
+    allowed = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret")
+    assert allowed.status_code == 200
+    assert "# TYPE django_http_requests_total_by_method_total counter" in allowed.content.decode()
