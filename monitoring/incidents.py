@@ -124,6 +124,14 @@ def _apply(alert: Alert, client_ip: str | None) -> Incident | None:
         .first()
     )
     if alert.status == "firing":
+        # A firing of an episode already reported resolved is stale: a peer
+        # Alertmanager or another group repeating it, or the resolution overtook it.
+        # Reopening (or opening) on it would leave an incident firing that no
+        # resolution will ever come for.
+        if AlertDelivery.objects.filter(
+            fingerprint=alert.fingerprint, starts_at=alert.starts_at, status="resolved"
+        ).exists():
+            return None
         if incident is None:
             try:
                 with transaction.atomic():
@@ -170,7 +178,9 @@ def alertmanager_receive(*, notification: Notification, client_ip: str | None) -
     An alert already received with the same group key, fingerprint, start time and
     status is a duplicate (Alertmanager repeats notifications) and changes nothing.
     A firing alert opens an incident (owner: the owner of the model in its `model`
-    label) or adds "fired" to the open one's timeline; a resolved alert resolves it.
+    label) or adds "fired" to the open one's timeline; a resolved alert resolves it. A
+    firing of an episode (fingerprint, start) already received as resolved is stale
+    and changes no incident.
     Each firing then gets the actions its labels call for (`incident_actions_take`).
     Side effects: AlertDelivery rows; incidents and timeline entries; audit
     `incident.opened` and `incident.resolved`; those of the actions.

@@ -110,6 +110,31 @@ def test_resolved_alert_resolves_and_refiring_reopens(client):
     ]
 
 
+def test_stale_firing_after_its_resolution_changes_nothing(client):
+    """A firing of an episode (fingerprint and start) already reported resolved, late
+    from another group or an Alertmanager peer, or after the resolution overtook it,
+    neither reopens the resolved incident nor opens a phantom one that never resolves."""
+    post(client, notification())
+    post(client, notification("resolved"))
+    late = notification()
+    late["groupKey"] = '{}:{alertname="ModelDataDrift", model="demand-forecasting"}'
+    assert post(client, late).status_code == 200
+    incident = Incident.objects.get()
+    assert incident.status == "resolved"
+    assert list(incident.timeline.exclude(kind="action_taken").values_list("kind", flat=True)) == [
+        "fired",
+        "resolved",
+    ]
+    # The resolution arrives first, its firing after: no incident left firing.
+    overtaken = notification(fingerprint="0a1b2c3d4e5f6071", startsAt="2026-11-29T13:00:00Z")
+    resolved_first = notification(
+        "resolved", fingerprint="0a1b2c3d4e5f6071", startsAt="2026-11-29T13:00:00Z"
+    )
+    post(client, resolved_first)
+    post(client, overtaken)
+    assert not Incident.objects.filter(fingerprint="0a1b2c3d4e5f6071").exists()
+
+
 def test_alert_without_known_model_has_no_owner(client):
     """An alert naming no registered model still opens an incident, without an owner."""
     body = notification(labels={"alertname": "PortalDown", "severity": "warning"})
