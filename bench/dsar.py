@@ -31,7 +31,6 @@ import cProfile
 import json
 import os
 import pstats
-import resource
 import shutil
 import sqlite3
 import subprocess  # nosec B404  # runs this script again, with fixed arguments
@@ -178,10 +177,16 @@ def floor_log_erase(log: Path, ids: list[str]) -> int:
 
 
 def _memory() -> dict[str, float]:
+    """This process's peak and current RSS and pyarrow's allocator peak, in MiB. The
+    peak is /proc's VmHWM: getrusage's ru_maxrss survives exec on Linux, so a child
+    would report the size of the process that started it."""
     import pyarrow as pa
 
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    kib = {key: int(status[key].split()[0]) for key in ("VmHWM", "VmRSS")}
     return {
-        "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_mib": kib["VmHWM"] / 1024,
+        "now_mib": kib["VmRSS"] / 1024,
         "arrow_mib": pa.default_memory_pool().max_memory() / 2**20,
     }
 
@@ -199,7 +204,7 @@ def rewrite_child(side: str, lake: Path, out: Path, suppression: Path, ids: list
         from pipelines.steps import RunContext, snapshot_without_suppressed
 
     snapshot = open_snapshot(root=lake)
-    baseline = _memory()["rss_mib"]
+    baseline = _memory()["now_mib"]
     started = time.perf_counter()
     if side == "portal":
         ctx = RunContext(
@@ -385,7 +390,10 @@ def bench_size(var: Path, size: int, repeat: int, profile: bool) -> None:
         return found
 
     for _ in range(repeat):
-        # Access: the portal, then the floor.
+        # Access: the portal, then the floor (the erasures below change the CRM and
+        # the log: each repeat starts from fresh copies).
+        sample_crm_create(url=f"sqlite:///{crm}", customers=customers)
+        write_prediction_log(log, customer_ids)
         request = new_request(RequestKind.ACCESS)
         profiler = cProfile.Profile() if profile else None
         if profiler:

@@ -267,9 +267,11 @@ def write_snapshot(
     return _snapshot_from_folder(final)
 
 
-# Rows per batch when a derived snapshot is written: what one step of the rewrite
-# decodes, so the memory it needs does not grow with the table.
-DERIVE_BATCH_ROWS = 262_144
+# Rows per batch when a derived snapshot is read and filtered (what one step of the
+# rewrite decodes), and per row group written: the memory it needs does not grow with
+# the table, and the file it writes can be read a row group at a time again.
+DERIVE_BATCH_ROWS = 65_536
+DERIVE_ROW_GROUP_ROWS = 262_144
 
 
 def rows_matching(
@@ -299,17 +301,24 @@ def rows_matching(
 
 def _derive_table(source: Path, target: Path, keep: pa.BooleanArray) -> int:
     """Copy the Parquet file `source` to `target` keeping the rows `keep` marks, one
-    batch at a time (canonical types, zstd, a row group per batch); the rows written."""
+    batch at a time (canonical types, zstd, row groups of about DERIVE_ROW_GROUP_ROWS);
+    the rows written."""
     parquet = pq.ParquetFile(source)
     schema = pa.schema([pa.field(f.name, _canonical_type(f.type)) for f in parquet.schema_arrow])
     offset = written = 0
+    pending: list[pa.Table] = []
     with pq.ParquetWriter(target, schema, compression="zstd") as writer:
         for batch in parquet.iter_batches(batch_size=DERIVE_BATCH_ROWS):
             part = pa.Table.from_batches([batch]).filter(keep.slice(offset, batch.num_rows))
             offset += batch.num_rows
             if part.num_rows:
-                writer.write_table(canonical_table(part).cast(schema))
+                pending.append(canonical_table(part).cast(schema))
                 written += part.num_rows
+            if sum(t.num_rows for t in pending) >= DERIVE_ROW_GROUP_ROWS:
+                writer.write_table(pa.concat_tables(pending))
+                pending = []
+        if pending:
+            writer.write_table(pa.concat_tables(pending))
     if offset != len(keep):
         raise SnapshotCorrupt(f"{source.name} has {offset} rows, its row mask {len(keep)}")
     return written
