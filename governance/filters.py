@@ -1,13 +1,17 @@
 """One filter per list, serving both the HTML page and the API."""
 
 import django_filters
+from django import forms
 
 from governance.choices import LifecycleState, ModelKind
 from governance.models import ModelVersion, RegisteredModel
 
 
 class VersionFilter(django_filters.FilterSet):
-    state = django_filters.MultipleChoiceFilter(choices=LifecycleState.choices)
+    # Checkboxes, not a multi-select list that needs Ctrl-click to choose two states.
+    state = django_filters.MultipleChoiceFilter(
+        choices=LifecycleState.choices, widget=forms.CheckboxSelectMultiple
+    )
 
     class Meta:
         model = ModelVersion

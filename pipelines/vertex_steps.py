@@ -107,15 +107,33 @@ def _scalars(values: dict[str, Any]) -> dict[str, Any]:
 LATEST = "latest"
 
 
-def snapshot(*, model_kind: str, data_version: str, artifact_root: str, output_dir: str) -> dict:
-    """Open the snapshot `data_version` names (`latest`: the newest in the lake) and
-    check its content hash."""
+class SuppressionListMissing(FileNotFoundError):
+    """The run names a suppression list that is not there; fails the job rather than
+    train on people who objected."""
+
+
+def snapshot(
+    *,
+    model_kind: str,
+    data_version: str,
+    artifact_root: str,
+    output_dir: str,
+    suppression_list: str = "",
+) -> dict:
+    """Open the snapshot `data_version` names (`latest`: the newest in the lake), check
+    its content hash, and leave out the customers the suppression list (`gs://` URI of
+    the file the portal uploaded for this run; empty: nobody) names for training.
+    SuppressionListMissing when a list is named but absent."""
+    suppression_path = fuse_path(suppression_list) if suppression_list else None
+    if suppression_path is not None and not Path(suppression_path).is_file():
+        raise SuppressionListMissing(f"the run's suppression list {suppression_list} is missing")
     ctx = RunContext(
         model_kind=model_kind,
         lake_root=lake_root_for(artifact_root),
         artifact_root=fuse_path(artifact_root),
         snapshot_id=None if data_version == LATEST else data_version,
         log=print,
+        suppression_path=suppression_path,
     )
     step_snapshot(ctx)
     _save(ctx, output_dir)

@@ -161,6 +161,8 @@ GOVERNANCE_CHANGE_TTL_HOURS = env_int("GOVERNANCE_CHANGE_TTL_HOURS", 72, minimum
 GOVERNANCE_FRESH_ROLE_HOURS = env_int("GOVERNANCE_FRESH_ROLE_HOURS", 24, minimum=0)
 
 AUTH_PASSWORD_VALIDATORS = [
+    # Django caps no new password; ours are at most 128 characters (portal.accounts.passwords).
+    {"NAME": "portal.accounts.passwords.MaximumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},

@@ -19,6 +19,7 @@ failed write drops lines and counts them in `serving_prediction_log_failures_tot
 (by reason), never raises into the request.
 """
 
+import fcntl
 import json
 import queue
 import threading
@@ -122,8 +123,17 @@ class PredictionLog:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 # One write per file and batch, in append mode: whole lines only, so a
                 # reader never sees half a line unless the disk fills up mid-write.
+                # On GKE every replica of a model appends to the same file on an NFS
+                # share, where O_APPEND alone is not atomic between machines: the
+                # POSIX lock makes the client find the current end and flush before
+                # the next replica writes.
                 with path.open("a", encoding="utf-8") as out:
-                    out.write("".join(f"{line}\n" for line in lines))
+                    fcntl.lockf(out, fcntl.LOCK_EX)
+                    try:
+                        out.write("".join(f"{line}\n" for line in lines))
+                        out.flush()
+                    finally:
+                        fcntl.lockf(out, fcntl.LOCK_UN)
             except OSError:
                 self.failures.labels(models[path], "write_error").inc(len(lines))
                 continue

@@ -27,9 +27,14 @@ component = dsl.component(base_image=PIPELINE_IMAGE, install_kfp_package=False)
 
 @component
 def snapshot(
-    model_kind: str, data_version: str, artifact_root: str, dataset: Output[Dataset]
+    model_kind: str,
+    data_version: str,
+    artifact_root: str,
+    suppression_list: str,
+    dataset: Output[Dataset],
 ) -> None:
-    """Materialise the data snapshot `data_version` names."""
+    """Materialise the data snapshot `data_version` names, without the customers the
+    suppression list (a gs:// URI the portal uploaded; empty: nobody) leaves out."""
     from pipelines import vertex_steps
 
     dataset.metadata.update(
@@ -38,6 +43,7 @@ def snapshot(
             data_version=data_version,
             artifact_root=artifact_root,
             output_dir=dataset.path,
+            suppression_list=suppression_list,
         )
     )
     dataset.metadata["dataVersion"] = data_version
@@ -141,9 +147,13 @@ def training_pipeline(
     data_version: str,
     code_version: str,
     artifact_root: str,
+    suppression_list: str = "",
 ) -> None:
     snapshot_task = snapshot(
-        model_kind=model_kind, data_version=data_version, artifact_root=artifact_root
+        model_kind=model_kind,
+        data_version=data_version,
+        artifact_root=artifact_root,
+        suppression_list=suppression_list,
     )
     validate_task = validate(model_kind=model_kind, dataset=snapshot_task.outputs["dataset"])
     features_task = features(model_kind=model_kind, dataset=snapshot_task.outputs["dataset"]).after(

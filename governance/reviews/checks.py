@@ -6,13 +6,14 @@ from typing import Any
 
 from django.db.models import prefetch_related_objects
 
-from governance.choices import CardSectionKey, Target
+from governance.choices import Target
 from governance.metrics import metric_spec
 from governance.models import ModelCard, ModelVersion
 from governance.reviews.choices import CheckKey, ReviewState
 from governance.reviews.models import Review
 from governance.selectors.baselines import production_comparison
 from governance.selectors.cards import card_missing_sections
+from governance.selectors.fairness import fairness_measures
 
 # Canary comes after staging, production after canary.
 PREVIOUS_TARGET: dict[str, str] = {Target.CANARY: Target.STAGING, Target.PRODUCTION: Target.CANARY}
@@ -47,18 +48,16 @@ def _card_complete(version: ModelVersion) -> tuple[bool, str]:
 
 
 def _fairness_present(version: ModelVersion) -> tuple[bool, str]:
-    card = _card(version)
-    section = None
-    if card is not None:
-        section = next(
-            (s for s in card.sections.all() if s.key == CardSectionKey.FAIRNESS_ASSESSMENT), None
+    """Passes on what the pipeline measured across groups (the version's slice metrics),
+    not on the card's text: a fairness section nobody measured proves nothing. The
+    card's section is the card-complete check's business."""
+    measures = fairness_measures(version=version)
+    if not measures:
+        return False, (
+            "Nothing measured across groups: the version's evaluation stored no slice "
+            "metrics by region, category, activity or age band to compare."
         )
-    if section is None or section.is_empty:
-        return False, "The card has no fairness assessment."
-    if section.inherited:
-        return False, "The fairness assessment is the previous version's, not yet confirmed."
-    rows = len(section.data.get("assessments", []))
-    return True, f"Present ({rows} assessment row{'s' if rows != 1 else ''})."
+    return True, "Measured: " + "; ".join(m.summary for m in measures) + "."
 
 
 def _lineage_complete(version: ModelVersion) -> tuple[bool, str]:

@@ -39,7 +39,7 @@ class ReviewSource(models.TextChoices):
 
 class CheckKey(models.TextChoices):
     CARD_COMPLETE = "card_complete", "Model card complete"
-    FAIRNESS_PRESENT = "fairness_present", "Fairness assessment present"
+    FAIRNESS_PRESENT = "fairness_present", "Fairness measured across groups"
     LINEAGE_COMPLETE = "lineage_complete", "Lineage complete"
     METRICS_NOT_WORSE = "metrics_not_worse", "Metrics not worse than production"
     PREVIOUS_TARGET_APPROVED = "previous_target_approved", "Approved for the previous target"

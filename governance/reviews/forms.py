@@ -123,7 +123,9 @@ class PolicyForm(forms.Form):
         min_value=1, max_value=365, help_text="Days an approval stays valid for deploying."
     )
     check_card_complete = forms.BooleanField(required=False, label="Model card complete")
-    check_fairness_present = forms.BooleanField(required=False, label="Fairness assessment present")
+    check_fairness_present = forms.BooleanField(
+        required=False, label="Fairness measured across groups (the version's slice metrics)"
+    )
     check_lineage_complete = forms.BooleanField(
         required=False, label="Lineage complete (data, code, image digest)"
     )

@@ -121,29 +121,63 @@ def production_version(*, model: RegisteredModel) -> ModelVersion | None:
     return assignment.version if assignment else None
 
 
-def metrics_trend(*, model: RegisteredModel) -> dict:
-    """The numeric metrics of every version in semantic-version order, for a chart:
-    {"versions": [...], "states": [...], "series": [{"name", "label", "values"}]}."""
+BASELINE_PREFIX = "baseline_"
+
+
+def metrics_trend(*, model: RegisteredModel, metric: str = "") -> dict:
+    """The numeric metrics of every version in semantic-version order, one series per
+    metric, for a chart that draws one metric at a time (metrics of different scales on
+    one axis hide each other):
+
+    {"versions": [str], "states": [str], "selected": str,
+     "series": [{"name", "label", "percent": bool, "values": [float | None],
+                 "baseline": [float | None] | None}]}
+
+    A metric `baseline_<name>` (the pipeline's naive forecast scored on the same
+    held-out data) is not a series of its own: it is `baseline` of the series `<name>`.
+    `values` holds None where a version did not report the metric. `selected` is
+    `metric` when it names a series, else the first series' name ("" with none)."""
     rows = list(
         ModelVersion.objects.filter(model=model)
         .order_by(*SEMVER_ASC)
         .values_list("version", "state", "metrics")
     )
-    names: set[str] = set()
-    for _, _, metrics in rows:
-        names |= {k for k, v in (metrics or {}).items() if isinstance(v, int | float)}
-    series = []
-    for name in metric_names_ordered(kind=model.kind, names=names):
-        values = [
-            (m or {}).get(name) if isinstance((m or {}).get(name), int | float) else None
+
+    def column(name: str) -> list[float | None]:
+        return [
+            value
+            if isinstance(value := (m or {}).get(name), int | float) and not isinstance(value, bool)
+            else None
             for _, _, m in rows
         ]
+
+    names: set[str] = set()
+    for _, _, metrics in rows:
+        names |= {
+            k
+            for k, v in (metrics or {}).items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+    series = []
+    for name in metric_names_ordered(kind=model.kind, names=names):
+        if name.startswith(BASELINE_PREFIX) and name[len(BASELINE_PREFIX) :] in names:
+            continue
+        spec = metric_spec(kind=model.kind, name=name)
+        baseline = BASELINE_PREFIX + name
         series.append(
-            {"name": name, "label": metric_label(kind=model.kind, name=name), "values": values}
+            {
+                "name": name,
+                "label": metric_label(kind=model.kind, name=name),
+                "percent": bool(spec and spec.percent),
+                "values": column(name),
+                "baseline": column(baseline) if baseline in names else None,
+            }
         )
+    known = [s["name"] for s in series]
     return {
         "versions": [v for v, _, _ in rows],
         "states": [s for _, s, _ in rows],
+        "selected": metric if metric in known else (known[0] if known else ""),
         "series": series,
     }
 

@@ -2,8 +2,10 @@
 app that knows (datasubjects) without the registry or training importing it.
 
 The data subjects app registers a writer in its AppConfig.ready(); before a run takes
-its snapshot, the local runner asks `training_suppression_list()` for the file to hand
-the pipeline (`pipelines.suppression`). No writer registered: nobody is left out.
+its snapshot, the runner asks `training_suppression_list()` for the file to hand the
+pipeline (`pipelines.suppression`): the local runner passes its path, the Vertex AI
+runner uploads it beside the run's artifacts and passes the `gs://` URI. No writer
+registered: nobody is left out.
 """
 
 from collections.abc import Callable

@@ -21,3 +21,22 @@ def percent_filter(value: float | None, digits: int = 1) -> str:
 @register.filter(name="get_item")
 def get_item(mapping: dict, key: str) -> object:
     return mapping.get(key) if isinstance(mapping, dict) else None
+
+
+@register.filter(name="slice_table")
+def slice_table(values: object) -> dict:
+    """One dimension's slices ({slice: {metric: value}}) as a table:
+    {"columns": [metric names, in first-seen order], "rows": [(slice, [value or None])]}.
+    Anything else gives an empty table."""
+    if not isinstance(values, dict):
+        return {"columns": [], "rows": []}
+    columns: list[str] = []
+    for metrics in values.values():
+        for name in metrics if isinstance(metrics, dict) else ():
+            if name not in columns:
+                columns.append(name)
+    rows = [
+        (value, [metrics.get(n) if isinstance(metrics, dict) else None for n in columns])
+        for value, metrics in values.items()
+    ]
+    return {"columns": columns, "rows": rows}

@@ -18,6 +18,7 @@ from governance.selectors.baselines import production_comparison
 from governance.selectors.cards import card_diff, card_missing_sections, card_sections
 from governance.selectors.data_subjects import version_subject_flags
 from governance.selectors.registry import (
+    headline_metrics,
     metrics_compare,
     metrics_trend,
     model_get,
@@ -79,6 +80,7 @@ def _model_page(
     page = Paginator(versions, 20).get_page(request.GET.get("page"))
     for version in page:
         version.missing_sections = card_missing_sections(card=version.card)
+        version.headline = headline_metrics(model=registered, version=version)
     all_versions = version_numbers(model=registered)
     compare_form = VersionCompareForm(
         model=registered,
@@ -101,7 +103,8 @@ def _model_page(
             "page": page,
             "filters": filters,
             "query": "&".join(f"state={s}" for s in states or []),
-            "trend": metrics_trend(model=registered),
+            "states": states or [],
+            "trend": metrics_trend(model=registered, metric=request.GET.get("metric", "")),
             "compare_form": compare_form,
             "settings_form": settings_form
             or (

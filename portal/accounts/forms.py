@@ -1,9 +1,10 @@
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, SetPasswordForm
 
 from portal.accounts.choices import Role
 from portal.accounts.identifiers import EmailAddressField
 from portal.accounts.models import User
+from portal.accounts.passwords import PASSWORD_MAX_LENGTH
 
 
 class EmailAuthenticationForm(AuthenticationForm):
@@ -46,3 +47,27 @@ class RoleForm(forms.Form):
 class UserFilterForm(forms.Form):
     q = forms.CharField(label="Search", required=False, max_length=254)
     role = forms.ChoiceField(choices=[("", "Any role"), *Role.choices], required=False)
+
+
+def password_field(label: str, help_text: str = "") -> forms.CharField:
+    """A new-password field capped at PASSWORD_MAX_LENGTH (a field error beyond it)."""
+    return forms.CharField(
+        label=label,
+        strip=False,
+        max_length=PASSWORD_MAX_LENGTH,
+        help_text=help_text,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+
+class CappedSetPasswordForm(SetPasswordForm):
+    """Django's set-password form with both fields capped: a too-long password is a
+    field error before anything hashes or validates it."""
+
+    new_password1 = password_field(
+        "New password", SetPasswordForm.base_fields["new_password1"].help_text
+    )
+    new_password2 = password_field(
+        "New password confirmation",
+        SetPasswordForm.base_fields["new_password2"].help_text,
+    )

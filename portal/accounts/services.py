@@ -20,6 +20,7 @@ from django.utils.http import urlsafe_base64_encode
 from portal.accounts.choices import FOUR_EYES_ROLES, Role
 from portal.accounts.identifiers import email_normalise, validate_email_address
 from portal.accounts.models import RoleGrant, User
+from portal.accounts.passwords import PASSWORD_MAX_LENGTH
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
 from portal.changes.configuration import password_login_allowed
@@ -139,8 +140,13 @@ def user_set_password_link_send(*, user: User, actor: Actor, client_ip: str | No
 
 
 def user_password_set_by_operator(*, user: User, password: str, operator: str) -> None:
-    """An operator on the server sets a password (the demo's logins). Side effects:
-    audit `user.password_set_by_operator`."""
+    """An operator on the server sets a password (the demo's logins). Refuses a
+    password longer than PASSWORD_MAX_LENGTH (ValidationError on `password`). Side
+    effects: audit `user.password_set_by_operator`."""
+    if len(password) > PASSWORD_MAX_LENGTH:
+        raise ValidationError(
+            {"password": f"A password has at most {PASSWORD_MAX_LENGTH} characters."}
+        )
     with transaction.atomic():
         user.set_password(password)
         user.save(update_fields=["password"])

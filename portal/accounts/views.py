@@ -8,7 +8,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from portal.accounts.forms import EmailAuthenticationForm, RoleForm, UserCreateForm, UserFilterForm
+from portal.accounts.forms import (
+    CappedSetPasswordForm,
+    EmailAuthenticationForm,
+    RoleForm,
+    UserCreateForm,
+    UserFilterForm,
+)
 from portal.accounts.models import RoleGrant, User
 from portal.accounts.permissions import may_manage_roles, user_passes
 from portal.accounts.selectors import users_list
@@ -49,6 +55,7 @@ class SetPasswordView(auth_views.PasswordResetConfirmView):
     password reset confirmation: the token dies once the password is set)."""
 
     template_name = "accounts/set_password.html"
+    form_class = CappedSetPasswordForm
     post_reset_login = False
 
     def dispatch(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:

@@ -277,3 +277,66 @@ def test_dockerfile_is_multi_stage_pinned_non_root_without_build_tools():
     for tool in ("gcc", "build-essential", "pip install", "python3-dev"):
         assert tool not in final, tool
     assert "\nUSER 10001:10001" in final
+
+
+def _share_path(spec: dict, container: dict, path: str) -> tuple[str, str, bool] | None:
+    """Where `path` inside `container` lives on an NFS share: (server, path on the
+    share, mounted read-only), through the deepest mount holding it; None when no NFS
+    volume holds it."""
+    volumes = {volume["name"]: volume for volume in spec.get("volumes", [])}
+    mounts = sorted(
+        (
+            m
+            for m in container.get("volumeMounts", [])
+            if f"{path}/".startswith(f"{m['mountPath']}/")
+        ),
+        key=lambda m: len(m["mountPath"]),
+    )
+    if not mounts or "nfs" not in volumes[mounts[-1]["name"]]:
+        return None
+    mount, nfs = mounts[-1], volumes[mounts[-1]["name"]]["nfs"]
+    inside = path.removeprefix(mount["mountPath"]).lstrip("/")
+    read_only = bool(mount.get("readOnly") or nfs.get("readOnly"))
+    return nfs["server"], f"{nfs['path'].rstrip('/')}/{inside}".rstrip("/"), read_only
+
+
+def _flag(command: list[str], name: str) -> str:
+    (value,) = [part.split("=", 1)[1] for part in command if part.startswith(f"{name}=")]
+    return value
+
+
+@pytest.mark.parametrize("environment", ["staging", "canary", "production"])
+def test_model_servers_log_predictions_and_read_the_portals_suppression_list(environment):
+    """Every model server listens on the pod's address, appends its prediction log to
+    the monitoring share (writable) and reads the suppression list from it (read-only);
+    in staging and production the portal's web and worker pods write the list to, and
+    read the log from, the very same places on that share."""
+    docs = render(K8S / "overlays" / environment)
+    servers = [(d, s) for d, s in pod_specs(docs) if d["metadata"]["name"] == "model-server"]
+    assert len(servers) == len(MODELS)
+    places = set()
+    for _, spec in servers:
+        (container,) = spec["containers"]
+        command = container["command"]
+        assert command[:3] == ["python", "-m", "serving"]
+        # Every interface of the pod: the Service and the probes reach it there.
+        assert _flag(command, "--host") == "0.0.0.0"  # noqa: S104
+        log = _share_path(spec, container, _flag(command, "--prediction-log-dir"))
+        listed = _share_path(spec, container, _flag(command, "--suppression-list"))
+        assert log is not None and listed is not None, command
+        assert log[2] is False, "the server must be able to append its log"
+        assert listed[2] is True, "the server only reads the suppression list"
+        places.add((log[:2], listed[:2]))
+    assert len(places) == 1, places  # every model on one share
+    ((log_place, list_place),) = places
+    if environment == "canary":
+        return
+    (config,) = (d for d in docs if d["kind"] == "ConfigMap" and "portal" in d["metadata"]["name"])
+    for deployment, spec in pod_specs(docs):
+        if deployment["metadata"].get("labels", {}).get("component") not in ("web", "worker"):
+            continue
+        container = spec["containers"][0]
+        written = _share_path(spec, container, config["data"]["DSAR_SUPPRESSION_LIST"])
+        read = _share_path(spec, container, config["data"]["MONITORING_PREDICTION_LOG_DIR"])
+        assert written is not None and written[:2] == list_place and written[2] is False
+        assert read is not None and read[:2] == log_place

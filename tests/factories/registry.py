@@ -18,6 +18,10 @@ def _hex(*parts: object, length: int = 64) -> str:
     return hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:length]
 
 
+REGION_SLICES = {
+    "north": {"mae": 340.0, "mape": 0.115, "silhouette": 0.41, "hit_rate_at_k": 0.22},
+    "south": {"mae": 362.0, "mape": 0.127, "silhouette": 0.39, "hit_rate_at_k": 0.2},
+}
 FAIRNESS_DATA = {
     "assessments": [
         {
@@ -56,6 +60,8 @@ class ModelVersionFactory(factory.django.DjangoModelFactory):
     data_version = factory.LazyAttribute(lambda o: f"bq-snapshot-{_hex(o.version, length=12)}")
     code_version = factory.LazyAttribute(lambda o: _hex(o.version, "code", length=40))
     metrics = factory.LazyFunction(lambda: {"mae": 350.0, "mape": 0.12, "rmse": 480.0})
+    # Measured across regions, as the fairness check asks (one metric of each kind).
+    metric_slices = factory.LazyFunction(lambda: {"region": dict(REGION_SLICES)})
     state = LifecycleState.REGISTERED
     registered_at = factory.LazyFunction(timezone.now)
 

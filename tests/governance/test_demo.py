@@ -6,6 +6,7 @@ from django.core.management import call_command
 
 from governance.models import ModelVersion, TargetAssignment
 from governance.selectors.cards import card_missing_sections
+from governance.selectors.fairness import fairness_assessment_rows
 from portal.audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -39,6 +40,12 @@ def test_demo_registry_loads_consistent_data_and_is_idempotent():
     assert 0 < recommendation.metrics["hit_rate_at_10"] < recommendation.metrics["coverage"] < 1
     retired = ModelVersion.objects.get(model__slug="demand-forecasting", version="1.0.0")
     assert retired.state == "retired"
+
+    # Each card's fairness rows state what its version's slices hold, nothing invented.
+    for first in ModelVersion.objects.filter(version="1.0.0").select_related("model"):
+        rows = first.card.sections.get(key="fairness_assessment").data["assessments"]
+        assert rows == fairness_assessment_rows(version=first, assessed_by="Data science lead")
+        assert rows and all(row["result"].startswith("measured on the held-out") for row in rows)
 
     events = AuditEvent.objects.count()
     call_command("demo_registry")

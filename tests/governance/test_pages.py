@@ -107,6 +107,56 @@ def test_model_page_has_timeline_and_chart_data_without_inline_js(client_for, au
     assert no_inline_script(html)
 
 
+def _trend(html: str) -> dict:
+    return json.loads(
+        re.search(r'id="metrics-trend-data"[^>]*>(.*?)</script>', html, re.S).group(1)
+    )
+
+
+def test_model_page_chart_draws_the_picked_metric_with_its_naive_baseline(
+    client_for, auditor, register
+):
+    """The naive forecast's score is the dashed line of its metric, not a metric of its
+    own in the picker."""
+    register("1.0.0", metrics={"mae": 6.5, "baseline_mae": 9.0, "mape": 0.2})
+    register("1.1.0", metrics={"mae": 6.1, "mape": 0.18})
+    url = reverse("governance:model_detail", kwargs={"model": MODEL})
+    html = client_for(auditor).get(url + "?metric=mape").content.decode()
+    trend = _trend(html)
+    assert [s["name"] for s in trend["series"]] == ["mae", "mape"]
+    assert trend["selected"] == "mape"
+    mae, mape = trend["series"]
+    assert mae["baseline"] == [9.0, None] and mape["baseline"] is None
+    assert mape["percent"] is True and mae["percent"] is False
+    picker = html[html.index('data-testid="metric-picker"') : html.index('id="metrics-trend"')]
+    assert 'value="mape" checked' in picker and 'value="mae">' in picker
+    assert "baseline_mae" not in picker
+
+
+def test_model_page_chart_falls_back_to_the_first_metric_for_an_unknown_one(
+    client_for, auditor, served
+):
+    url = reverse("governance:model_detail", kwargs={"model": MODEL})
+    response = client_for(auditor).get(url + "?metric=%3Cscript%3E")
+    assert response.status_code == 200
+    assert _trend(response.content.decode())["selected"] == "mae"
+
+
+def test_model_page_state_filter_is_checkboxes_keeping_the_metric(client_for, auditor, served):
+    url = reverse("governance:model_detail", kwargs={"model": MODEL})
+    html = client_for(auditor).get(url + "?state=canary&state=production&metric=mape")
+    html = html.content.decode()
+    filters = html[html.index('data-testid="version-filters"') :]
+    filters = filters[: filters.index("</form>")]
+    assert "<select" not in filters
+    assert re.search(r'type="checkbox" name="state" value="canary"[^>]*checked', filters)
+    assert re.search(r'type="checkbox" name="state" value="production"[^>]*checked', filters)
+    assert '<input type="hidden" name="metric" value="mape">' in filters
+    timeline = html[html.index('data-testid="versions"') :]
+    assert ">1.1.0</strong>" in timeline and ">1.0.0</strong>" in timeline
+    assert ">1.2.0</strong>" not in timeline
+
+
 def test_model_page_filters_versions_by_state(client_for, auditor, served):
     url = reverse("governance:model_detail", kwargs={"model": MODEL}) + "?state=canary"
     html = client_for(auditor).get(url).content.decode()

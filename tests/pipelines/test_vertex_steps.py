@@ -6,6 +6,7 @@ import pytest
 from pipelines import vertex_steps
 from pipelines.lake import write_snapshot
 from pipelines.sample_data import generate_retail_data
+from pipelines.suppression import customer_key, suppression_write
 from pipelines.validation import ValidationFailed
 
 SHA = "3f9a1c7e2b8d4f6a0c5e9b1d7f3a8c2e6b4d0f9a"
@@ -133,3 +134,41 @@ def test_evaluate_refuses_slices_too_large_for_the_metadata(tmp_path, bucket, mo
             model_dir=str(out / "model"),
             output_dir=str(out / "eval"),
         )
+
+
+def test_snapshot_component_leaves_out_the_customers_of_the_runs_suppression_list(tmp_path, bucket):
+    """The list the portal uploaded for the run, read through the FUSE mount: the job
+    trains on a derived snapshot without the listed customer."""
+    customer = str(bucket.load(["transactions"])["transactions"]["customer_id"].iloc[0])
+    key = b"k" * 32
+    suppression_write(
+        tmp_path / "gcs" / "zm-ml" / "artifacts" / "suppression" / "portal-run-7.json",
+        key=key,
+        purposes={"training": [customer_key(key, customer)]},
+        written_at="2026-11-29T00:00:00+00:00",
+    )
+    snap = vertex_steps.snapshot(
+        model_kind="forecasting",
+        data_version=bucket.id,
+        artifact_root="gs://zm-ml/artifacts",
+        output_dir=str(tmp_path / "out"),
+        suppression_list="gs://zm-ml/artifacts/suppression/portal-run-7.json",
+    )
+    assert snap["snapshotId"] != bucket.id
+    ctx = vertex_steps._load(str(tmp_path / "out"))
+    assert ctx.snapshot.source["suppressed"]["parent"] == bucket.id
+    assert customer not in set(ctx.tables["transactions"]["customer_id"].astype(str))
+
+
+def test_snapshot_component_fails_the_job_when_the_named_list_is_missing(tmp_path, bucket):
+    """A run that names a list which is not there stops, rather than train on people
+    who objected."""
+    with pytest.raises(vertex_steps.SuppressionListMissing, match=r"portal-run-8\.json"):
+        vertex_steps.snapshot(
+            model_kind="forecasting",
+            data_version=bucket.id,
+            artifact_root="gs://zm-ml/artifacts",
+            output_dir=str(tmp_path / "out"),
+            suppression_list="gs://zm-ml/artifacts/suppression/portal-run-8.json",
+        )
+    assert not (tmp_path / "out").exists()

@@ -30,6 +30,7 @@ PARAMETERS = {
     "data_version": "sha256:5f2a9c",
     "code_version": "a1b2c3d",
     "artifact_root": "gs://zm-models/demand-forecasting/run-42",
+    "suppression_list": "gs://zm-models/suppression/portal-run-42.json",
 }
 STEPS = ["snapshot", "validate", "features", "train", "evaluate", "register"]
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -368,7 +369,7 @@ def test_pipeline_job_id_keeps_lossy_run_ids_apart() -> None:
 
 def test_compiled_pipeline_declares_steps_in_order_and_parameters() -> None:
     """The shipped definition is a KFP v2 PipelineSpec with the six steps in order
-    (snapshot → validate → features → train → evaluate → register), the four run
+    (snapshot → validate → features → train → evaluate → register), the five run
     parameters, and each step calling its pipelines.vertex_steps function."""
     raw = json.loads(TEMPLATE.read_text())
     spec = load_pipeline_spec(TEMPLATE)
@@ -392,6 +393,16 @@ def test_compiled_pipeline_declares_steps_in_order_and_parameters() -> None:
         container = spec["deploymentSpec"]["executors"][component["executorLabel"]]["container"]
         assert container["image"]
         assert f"vertex_steps.{step}(" in "\n".join(container["command"])
+    # The suppression list is optional (a portal keeping none hands ""), and reaches the
+    # snapshot step, which leaves the listed customers out.
+    declared = spec["root"]["inputDefinitions"]["parameters"]["suppression_list"]
+    assert declared == {"defaultValue": "", "isOptional": True, "parameterType": "STRING"}
+    wired = tasks["snapshot"]["inputs"]["parameters"]["suppression_list"]
+    assert wired == {"componentInputParameter": "suppression_list"}
+    snapshot_code = "\n".join(
+        spec["deploymentSpec"]["executors"]["exec-snapshot"]["container"]["command"]
+    )
+    assert "suppression_list=suppression_list" in snapshot_code
     register_outputs = spec["components"]["comp-register"]["outputDefinitions"]["artifacts"]
     assert "registered_model" in register_outputs
     metrics_output = spec["components"]["comp-evaluate"]["outputDefinitions"]["artifacts"]

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from governance.choices import CardSectionKey, LifecycleState, Target
 from governance.models import ModelVersion
+from governance.selectors.fairness import fairness_assessment_rows
 from governance.services.cards import card_section_write
 from governance.services.registry import target_assign, version_register, version_set_state
 from portal.audit.actors import Actor
@@ -340,42 +341,6 @@ TEXT: dict[str, dict[str, str]] = {
         "evaluation_data": "Last 2 weeks of sessions, held out.",
     },
 }
-FAIRNESS: dict[str, list[dict[str, str]]] = {
-    "demand-forecasting": [
-        {
-            "groups": "stores by area income quartile",
-            "metric": "MAPE",
-            "result": "within 1.2 points across quartiles",
-            "assessed_by": "Data science lead",
-            "assessed_on": "",
-        },
-    ],
-    "customer-segmentation": [
-        {
-            "groups": "age bands 18-34 / 35-54 / 55+",
-            "metric": "segment share difference",
-            "result": "no segment over 1.5x its population share",
-            "assessed_by": "Privacy officer",
-            "assessed_on": "",
-        },
-        {
-            "groups": "regions",
-            "metric": "silhouette by region",
-            "result": "0.45 to 0.48",
-            "assessed_by": "Data science lead",
-            "assessed_on": "",
-        },
-    ],
-    "product-recommendation": [
-        {
-            "groups": "new vs loyal customers",
-            "metric": "hit rate@10",
-            "result": "new customers 38% lower; mitigated by popularity blend",
-            "assessed_by": "Data science lead",
-            "assessed_on": "",
-        },
-    ],
-}
 
 
 class Command(BaseCommand):
@@ -409,6 +374,7 @@ class Command(BaseCommand):
                     registered_at=now - timedelta(days=days_ago),
                     metrics_updated_at=now - timedelta(days=days_ago),
                 )
+                version.refresh_from_db(fields=["registered_at", "metrics_updated_at"])
                 self._write_card(version, days_ago)
         self._place()
         self.stdout.write(
@@ -438,9 +404,15 @@ class Command(BaseCommand):
                 ),
                 CardSectionKey.EVALUATION_DATA: (text["evaluation_data"], None),
                 CardSectionKey.LIMITATIONS: (text["limitations"], None),
+                # The rows state what the version's slices hold, not a finding
+                # written beside them.
                 CardSectionKey.FAIRNESS_ASSESSMENT: (
                     text["fairness_assessment"],
-                    {"assessments": FAIRNESS[slug]},
+                    {
+                        "assessments": fairness_assessment_rows(
+                            version=version, assessed_by="Data science lead"
+                        )
+                    },
                 ),
                 CardSectionKey.ETHICAL_CONSIDERATIONS: (text["ethical_considerations"], None),
             }

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from governance.clients import vertex_registry
 from governance.models import ModelVersion, RegisteredModel
+from governance.services.data_subjects import training_suppression_list
 from governance.training.choices import RunState, StepState
 from governance.training.clients import vertex_pipelines
 from governance.training.models import PipelineRun, PipelineStepRun
@@ -119,19 +120,59 @@ def _image_digest(image: str) -> str:
     return digest
 
 
+def suppression_list_uri(*, run: PipelineRun) -> str:
+    """Where a run's copy of the suppression list goes: beside the artifacts the run
+    trains, `<VERTEX_ARTIFACT_ROOT>/suppression/<run ref>.json`."""
+    return f"{settings.VERTEX_ARTIFACT_ROOT.rstrip('/')}/suppression/{run.pipeline_run_ref}.json"
+
+
+def _suppression_list_upload(*, run: PipelineRun) -> str:
+    """Write the suppression list for the run and upload it beside its artifacts; the
+    URI, or "" when no app keeps a list. A retried submit uploads the list as it is
+    then (the job reads it once, in its snapshot step). OSError (CloudStorageError)
+    when the file cannot be written or uploaded."""
+    from pipelines.cloud_storage import upload_file  # -- slow
+
+    path = training_suppression_list(purpose=f"training run {run.pipeline_run_ref}")
+    if path is None:
+        return ""
+    uri = suppression_list_uri(run=run)
+    upload_file(path, uri)
+    return uri
+
+
 def vertex_run_submit(*, run: PipelineRun) -> None:
     """Submit (or find, on a retry) the run's PipelineJob and queue the first poll.
 
-    Side effects: the job in Vertex AI, the run's external_ref, audit
-    `pipeline_run.submitted`; a submit Vertex AI refuses fails the run.
+    People who objected, restricted, were erased or withdrew consent are left out of
+    what the job trains on (GDPR Arts. 17, 18, 21), as on the local runner: the list is
+    written, uploaded beside the run's artifacts and handed to the pipeline as its
+    `suppression_list` parameter.
+
+    Side effects: the suppression list's file and its `gs://` copy (with the writer's
+    audit event), the job in Vertex AI, the run's external_ref, audit
+    `pipeline_run.submitted` (naming the list's URI); a submit Vertex AI refuses fails
+    the run. A list that cannot be written or uploaded fails the run and submits
+    nothing: a job must never train without it.
     """
     runner = VertexRunAttempt(run=run, attempt=run.attempts, echo=None)
     runner.begin("snapshot")
+    try:
+        suppression = _suppression_list_upload(run=run)
+    except OSError as error:  # CloudStorageError is one
+        runner.fail(
+            "snapshot",
+            f"Could not hand the job the suppression list, so nothing was submitted: {error}",
+        )
+        return
+    if suppression:
+        runner.log(f"suppression list uploaded for the job: {suppression}")
     parameters = {
         "model_kind": run.model.slug,
         "data_version": run.snapshot_id or "latest",
         "code_version": code_version_for(""),
         "artifact_root": settings.VERTEX_ARTIFACT_ROOT,
+        "suppression_list": suppression,
     }
     try:
         job = vertex_pipelines().submit(
@@ -162,7 +203,12 @@ def vertex_run_submit(*, run: PipelineRun) -> None:
             actor=PIPELINE_ACTOR,
             object_type="pipeline_run",
             object_id=run.pk,
-            payload={"job": job.name, "created": job.created, "attempt": runner.attempt},
+            payload={
+                "job": job.name,
+                "created": job.created,
+                "attempt": runner.attempt,
+                "suppression_list": suppression,
+            },
         )
     runner.log(
         f"{'submitted' if job.created else 'found the already submitted'} Vertex AI "

@@ -1,6 +1,6 @@
 """The version evidence pack's later sections: the gate's answers and the attestations
 it handed out, rollouts (added by governance.rollouts) and the monitoring summary with
-its drift chart and incidents (added by monitoring through the pack's hook), checked
+its quality record, drift chart and incidents (added by monitoring through the pack's hook), checked
 in the PDF's extracted text."""
 
 import hashlib
@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from defusedxml import ElementTree as ET
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from pypdf import PdfReader
 
@@ -18,8 +20,8 @@ from governance.reviews.gates import gate_attestation
 from governance.reviews.selectors import gate_answer
 from governance.reviews.services import review_decide
 from governance.rollouts.models import Rollout, RolloutStep
-from monitoring.evidence import drift_chart_svg, monitoring_evidence
-from monitoring.models import DriftResult, Incident, IncidentAction
+from monitoring.evidence import QUALITY_WINDOWS_LISTED, drift_chart_svg, monitoring_evidence
+from monitoring.models import DriftResult, Incident, IncidentAction, MetricThreshold, QualityResult
 from portal.accounts.choices import Role
 from tests.factories import ModelVersionFactory
 
@@ -132,6 +134,7 @@ def test_evidence_pack_says_so_when_a_version_has_no_rollout_or_monitoring():
 
     assert "This version was never rolled out." in text
     assert "No drift was computed for this version." in text
+    assert "No prediction quality was computed for this version." in text
     assert "No incident concerned this version." in text
     assert "The gate has not answered for this version." in text
 
@@ -169,3 +172,129 @@ def test_drift_chart_svg_draws_one_line_per_series_and_the_threshold():
 
 def test_drift_chart_svg_is_empty_without_values():
     assert drift_chart_svg({"price (psi)": []}, threshold=0.2) == ""
+
+
+def _quality(version, metric, value, *, day, track="stable", samples=120):
+    end = datetime(2026, 11, day, 12, tzinfo=UTC)
+    return QualityResult.objects.create(
+        version=version, track=track, metric=metric, value=value, sample_count=samples,
+        window_start=end - timedelta(hours=1), window_end=end,
+    )  # fmt: skip
+
+
+@pytest.fixture()
+def quality_record():
+    """A forecasting version: four stable MAE windows (one with too few joined
+    predictions), against the catalogue's MAE thresholds 400 / 500, and one canary
+    MAPE window."""
+    version = ModelVersionFactory()
+    for day, value in ((1, 300.0), (2, 450.0), (3, 600.0), (4, None)):
+        _quality(version, "mae", value, day=day, samples=120 if value else 12)
+    _quality(version, "mape", 0.12, day=4, track="canary")
+    return version
+
+
+def test_monitoring_evidence_summarises_quality_per_track_and_metric(quality_record):
+    """Windows with and without a figure, mean / min / max over the figures, the
+    latest figure (not the later empty window) with its status, and how many windows
+    were beyond each threshold in force."""
+    rows = {
+        (r["track"], r["metric"]): r for r in monitoring_evidence(quality_record)["quality_rows"]
+    }
+
+    assert list(rows) == [("canary", "mape"), ("stable", "mae")]
+    mae = rows[("stable", "mae")]
+    assert (mae["windows"], mae["figures"]) == (4, 3)
+    assert (mae["mean"], mae["low"], mae["high"]) == (pytest.approx(450.0), 300.0, 600.0)
+    assert mae["latest"] == 600.0 and mae["latest_end"] == datetime(2026, 11, 3, 12, tzinfo=UTC)
+    assert mae["status"] == "critical"
+    assert (mae["warning"], mae["critical"]) == (400, 500)
+    assert (mae["warnings"], mae["criticals"]) == (2, 1)
+    mape = rows[("canary", "mape")]
+    assert (mape["latest"], mape["status"], mape["warnings"]) == (0.12, "ok", 0)
+
+
+def test_monitoring_evidence_quality_counts_breaches_against_the_models_own_thresholds(
+    quality_record,
+):
+    MetricThreshold.objects.create(
+        model=quality_record.model, metric="mae", warning=250, critical=350
+    )
+
+    (mae,) = [
+        r for r in monitoring_evidence(quality_record)["quality_rows"] if r["metric"] == "mae"
+    ]
+    assert (mae["warning"], mae["critical"], mae["warnings"], mae["criticals"]) == (250, 350, 3, 2)
+
+
+def test_monitoring_evidence_quality_of_a_higher_is_better_metric_breaches_below():
+    """Hit rate is better high: a window below the threshold is the one beyond it."""
+    version = ModelVersionFactory(model__kind="recommendation")
+    for day, value in ((1, 0.35), (2, 0.15), (3, 0.05)):
+        _quality(version, "hit_rate_at_10", value, day=day)
+
+    (row,) = monitoring_evidence(version)["quality_rows"]
+    assert row["label"] == "Hit rate@10"
+    assert (row["warnings"], row["criticals"], row["status"]) == (2, 1, "critical")
+
+
+def test_monitoring_evidence_lists_the_latest_quality_windows_newest_first(quality_record):
+    evidence = monitoring_evidence(quality_record)
+
+    assert evidence["quality_metrics"] == ["MAE", "MAPE"]
+    windows = [
+        (w["track"], w["end"].day, w["samples"], w["values"]) for w in evidence["quality_windows"]
+    ]
+    assert windows == [
+        ("canary", 4, 120, [None, 0.12]),
+        ("stable", 4, 12, [None, None]),
+        ("stable", 3, 120, [600.0, None]),
+        ("stable", 2, 120, [450.0, None]),
+        ("stable", 1, 120, [300.0, None]),
+    ]
+    assert evidence["quality_windows_total"] == 5
+
+
+def test_monitoring_evidence_quality_table_is_capped_and_its_queries_do_not_grow():
+    """A version that served for long has many windows: the table lists the latest
+    QUALITY_WINDOWS_LISTED, says how many there are, and costs as many queries as a
+    version with three."""
+
+    def queries(windows: int) -> tuple[int, dict]:
+        version = ModelVersionFactory()
+        start = datetime(2026, 10, 1, tzinfo=UTC)
+        QualityResult.objects.bulk_create(
+            QualityResult(
+                version=version,
+                metric=metric,
+                value=float(n),
+                sample_count=100,
+                window_start=start + timedelta(minutes=5 * n),
+                window_end=start + timedelta(minutes=5 * n + 60),
+            )
+            for n in range(windows)
+            for metric in ("mae", "rmse")
+        )
+        with CaptureQueriesContext(connection) as captured:
+            evidence = monitoring_evidence(version)
+        return len(captured), evidence
+
+    small, _ = queries(3)
+    large, evidence = queries(QUALITY_WINDOWS_LISTED + 12)
+    assert small == large
+    assert len(evidence["quality_windows"]) == QUALITY_WINDOWS_LISTED
+    assert evidence["quality_windows_total"] == QUALITY_WINDOWS_LISTED + 12
+    assert evidence["quality_windows"][0]["values"] == [float(QUALITY_WINDOWS_LISTED + 11)] * 2
+
+
+def test_evidence_pack_prints_the_quality_summary_and_windows(quality_record):
+    text = _pdf(quality_record)
+
+    assert "Prediction quality" in text
+    assert "450.0000 (300.0000 to 600.0000)" in text  # mean (min to max) of MAE
+    assert "4 (3)" in text  # windows (with a figure)
+    assert "600.0000 (critical)" in text
+    assert "400.0000 / 500.0000" in text and "2 / 1" in text
+    assert "Not enough data" not in text  # the latest figure, not the empty window
+    assert "2026-11-04 11:00 to 2026-11-04 12:00" in text
+    assert "0.1200" in text  # the canary's MAPE

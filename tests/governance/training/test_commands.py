@@ -86,6 +86,17 @@ def test_demo_reviews_leaves_a_version_at_the_door_of_production(
     version = reviews.filter(target=Target.CANARY, state="approved").get().version
     assert reviews.filter(version=version, target=Target.STAGING, state="approved").exists()
     assert not reviews.filter(version=version, target=Target.PRODUCTION).exists()
+    # The fairness evidence is the run's measurement across categories: the card's rows
+    # and the check's verdict both come from the slices the pipeline stored.
+    version.refresh_from_db()
+    fairness = version.card.sections.get(key="fairness_assessment")
+    (row,) = fairness.data["assessments"]
+    assert row["metric"] == "MAPE per category"
+    assert set(version.metric_slices["category"]) <= set(row["groups"].split(": ")[1].split(", "))
+    canary = reviews.get(version=version, target=Target.CANARY)
+    (check,) = [c for c in canary.checks if c["key"] == "fairness_present"]
+    assert check["passed"] and check["detail"].startswith("Measured: MAPE by category: from ")
+    assert "evaluates no region" in fairness.content
     owner = version.model.owner
     token = apitoken_create(
         name="ci", owner=owner, scopes=["gates:read"], expires_at=None, actor=Actor.system("t")

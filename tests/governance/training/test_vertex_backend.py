@@ -1,14 +1,19 @@
 """Training runs on Vertex AI Pipelines: the real client library against the local
 stand-in that answers in Vertex AI's REST format."""
 
+import json
+from pathlib import Path
+
 import pytest
 
+from datasubjects.models import Suppression
 from governance.models import ModelVersion, RegisteredModel
 from governance.reviews.models import Review
 from governance.training.choices import RunState, RunTrigger, StepState
 from governance.training.models import PipelineRun
 from governance.training.services import run_execute, run_start, vertex_run_poll
 from portal.audit.models import AuditEvent
+from tests.fakes.storage_server import FakeStorageServer
 from tests.fakes.vertex_server import FakeVertexServer
 from tests.fakes.vertex_server import vertex_server as vertex_server
 from tests.governance.training.conftest import CODE_VERSION, TESTER
@@ -21,7 +26,17 @@ DATA = "sha256:" + "d" * 64
 
 
 @pytest.fixture()
-def vertex(vertex_server, settings):
+def storage(monkeypatch):
+    """Cloud Storage's stand-in, holding the artifact bucket the runs upload to."""
+    with FakeStorageServer() as fake:
+        fake.add_bucket("zm-ml")
+        monkeypatch.setenv("GCS_API_ENDPOINT", fake.url)
+        yield fake
+
+
+@pytest.fixture()
+def vertex(vertex_server, storage, settings, tmp_path):
+    settings.DSAR_SUPPRESSION_LIST = str(tmp_path / "suppression.json")
     settings.PIPELINES_BACKEND = "vertex"
     settings.GOOGLE_CLOUD_PROJECT = PROJECT
     settings.GOOGLE_CLOUD_REGION = REGION
@@ -90,20 +105,48 @@ def _succeed(server: FakeVertexServer, job: str, payload: dict) -> None:
     server.set_pipeline_job_state(job, "SUCCEEDED", task_details=tasks)
 
 
-def test_vertex_run_submits_one_pipeline_job(vertex, django_capture_on_commit_callbacks):
+def test_vertex_run_submits_one_pipeline_job(
+    vertex, storage, settings, django_capture_on_commit_callbacks
+):
+    """The job gets the run's parameters, among them the suppression list the portal
+    wrote for the run and uploaded beside its artifacts, naming the suppressed
+    customer's key."""
+    Suppression.objects.create(customer_key="c0ffee" * 4, reason="objection", request_ref="r-1")
     run = _start(django_capture_on_commit_callbacks)
     assert run.state == RunState.RUNNING
     assert run.external_ref.endswith(f"/pipelineJobs/portal-{run.pk}")
     (submit,) = vertex.requests_to("POST", r"/pipelineJobs$")
     params = submit.body["runtimeConfig"]["parameterValues"]
+    uri = f"gs://zm-ml/artifacts/suppression/portal-run-{run.pk}.json"
     assert params == {
         "model_kind": "demand-forecasting",
         "data_version": DATA,
         "code_version": CODE_VERSION,
         "artifact_root": "gs://zm-ml/artifacts",
+        "suppression_list": uri,
     }
     assert submit.body["runtimeConfig"]["gcsOutputDirectory"] == "gs://zm-ml/pipeline-root"
-    assert AuditEvent.objects.filter(action="pipeline_run.submitted").count() == 1
+    uploaded = storage.get(uri)
+    assert uploaded == Path(settings.DSAR_SUPPRESSION_LIST).read_bytes()
+    assert "c0ffee" * 4 in json.loads(uploaded)["purposes"]["training"]
+    assert len(storage.requests_to("POST", r"^/upload/")) == 1
+    (event,) = AuditEvent.objects.filter(action="pipeline_run.submitted")
+    assert event.payload_record.data["suppression_list"] == uri
+    written = AuditEvent.objects.get(action="suppression.list_written")
+    assert written.payload_record.data["for"] == f"training run portal-run-{run.pk}"
+
+
+def test_vertex_run_without_its_suppression_list_is_failed_not_submitted(
+    vertex, storage, django_capture_on_commit_callbacks
+):
+    """The artifact bucket is unreachable (gone here): the run fails saying why and no
+    job trains without the list."""
+    storage.buckets.pop("zm-ml")
+    run = _start(django_capture_on_commit_callbacks)
+    assert run.state == RunState.FAILED
+    assert "suppression list" in run.outcome and "nothing was submitted" in run.outcome
+    assert not vertex.requests_to("POST", r"/pipelineJobs$")
+    assert not AuditEvent.objects.filter(action="pipeline_run.submitted").exists()
 
 
 def test_vertex_run_retried_submit_finds_the_job(vertex, django_capture_on_commit_callbacks):
