@@ -157,11 +157,16 @@ def snapshot_without_suppressed(ctx: RunContext) -> Snapshot:
     suppression = suppression_read(ctx.suppression_path)
     if not suppression.keys(TRAINING):
         return snapshot
-    drop = rows_matching(
-        snapshot,
-        column=CUSTOMER_COLUMN,
-        select=lambda ids: suppression.suppressed_among(ids, TRAINING),
-    )
+    # Each id is hashed once: the transactions' customers are the customers table's.
+    verdicts: dict[str, bool] = {}
+
+    def suppressed(ids: list[str]) -> list[str]:
+        fresh = [i for i in ids if i not in verdicts]
+        listed = suppression.suppressed_among(fresh, TRAINING)
+        verdicts.update((i, i in listed) for i in fresh)
+        return [i for i in ids if verdicts[i]]
+
+    drop = rows_matching(snapshot, column=CUSTOMER_COLUMN, select=suppressed)
     if not drop:
         ctx.log("suppression list: nobody in this snapshot is left out of training")
         return snapshot
