@@ -618,13 +618,14 @@ class PredictionLogConnector:
         ]
 
     @staticmethod
-    def _needles(ids: Iterable[str]) -> list[bytes]:
-        # A cheap byte search first; only lines holding an id's JSON string are parsed.
-        return [json.dumps(str(i)).encode() for i in ids]
+    def _needles(ids: Iterable[str]) -> "re.Pattern[bytes]":
+        # A cheap byte search first, one regular expression for every id (one call per
+        # line, not one per id); only lines holding an id's JSON string are parsed.
+        return re.compile(b"|".join(re.escape(json.dumps(str(i)).encode()) for i in sorted(ids)))
 
     @staticmethod
-    def _line_of(line: bytes, ids: set[str], needles: list[bytes]) -> dict[str, Any] | None:
-        if not any(needle in line for needle in needles):
+    def _line_of(line: bytes, ids: set[str], needles: "re.Pattern[bytes]") -> dict[str, Any] | None:
+        if needles.search(line) is None:
             return None
         try:
             parsed = json.loads(line)
@@ -656,7 +657,7 @@ class PredictionLogConnector:
         )
         return finding
 
-    def _rewrite(self, path: Path, ids: set[str], needles: list[bytes]) -> int:
+    def _rewrite(self, path: Path, ids: set[str], needles: "re.Pattern[bytes]") -> int:
         """Replace `path` with a copy without the person's lines; how many went."""
         staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
         removed = 0

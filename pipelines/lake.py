@@ -24,7 +24,8 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,8 +82,10 @@ def canonical_table(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(columns, names=table.column_names).combine_chunks()
 
 
-def _array_bytes(array: pa.Array) -> Iterable[bytes]:
-    yield np.asarray(array.is_valid(), dtype=np.uint8).tobytes()
+def _array_bytes(array: pa.Array) -> Iterable[np.ndarray | memoryview]:
+    """The parts of an array's content the hash covers, as buffers (no copy where the
+    data already has the layout: hashing a large column should not double it)."""
+    yield np.asarray(array.is_valid(), dtype=np.uint8)
     data_type = array.type
     if pa.types.is_null(data_type):
         return
@@ -93,18 +96,18 @@ def _array_bytes(array: pa.Array) -> Iterable[bytes]:
             array.offset : array.offset + len(array) + 1
         ]
         start, end = (int(offsets[0]), int(offsets[-1])) if len(offsets) else (0, 0)
-        yield (offsets - start).astype("<i8").tobytes()
+        yield offsets - start if start else offsets
         if buffers[2] is not None:
-            yield memoryview(buffers[2])[start:end].tobytes()
+            yield memoryview(buffers[2])[start:end]
         return
     if pa.types.is_boolean(data_type):
         values = array.fill_null(False).to_numpy(zero_copy_only=False)
-        yield values.astype(np.uint8).tobytes()
+        yield values.astype(np.uint8)
         return
     if pa.types.is_temporal(data_type):
         array = array.view(pa.int32() if pa.types.is_date32(data_type) else pa.int64())
     values = array.fill_null(0).to_numpy(zero_copy_only=False)
-    yield np.ascontiguousarray(values).astype(values.dtype.newbyteorder("<")).tobytes()
+    yield np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<"))
 
 
 def hash_column(digest: Any, name: str, column: pa.Array | pa.ChunkedArray) -> None:
@@ -113,8 +116,9 @@ def hash_column(digest: Any, name: str, column: pa.Array | pa.ChunkedArray) -> N
     digest.update(f"column {name} {column.type}\n".encode())
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     for part in _array_bytes(array):
-        digest.update(len(part).to_bytes(8, "little"))
-        digest.update(part)
+        view = memoryview(part).cast("B")
+        digest.update(view.nbytes.to_bytes(8, "little"))
+        digest.update(view)
 
 
 def table_hash(table: pa.Table) -> str:
@@ -191,9 +195,15 @@ def _snapshot_from_folder(folder: Path) -> Snapshot:
 
 
 def _period(table: pa.Table | None) -> dict[str, str]:
-    if table is None or "ts" not in table.column_names or table.num_rows == 0:
+    if table is None or "ts" not in table.column_names:
         return {}
-    column = table.column("ts")
+    return _period_of(table.column("ts"))
+
+
+def _period_of(column: pa.Array | pa.ChunkedArray) -> dict[str, str]:
+    """{"start", "end"} dates of a `ts` column; {} when it is empty or not a timestamp."""
+    if len(column) == 0:
+        return {}
     if not pa.types.is_timestamp(column.type) or column.null_count == len(column):
         return {}
     low, high = pc.min(column).as_py(), pc.max(column).as_py()
@@ -249,6 +259,164 @@ def write_snapshot(
             os.rename(staging, final)
         except OSError:
             # Another writer stored the same content first: theirs is as good as ours.
+            if not (final / MANIFEST).exists():
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return _snapshot_from_folder(final)
+
+
+# Rows per batch when a derived snapshot is read and filtered (what one step of the
+# rewrite decodes), and per row group written: the memory it needs does not grow with
+# the table, and the file it writes can be read a row group at a time again.
+DERIVE_BATCH_ROWS = 65_536
+DERIVE_ROW_GROUP_ROWS = 262_144
+
+
+def rows_matching(
+    snapshot: Snapshot, *, column: str, select: Callable[[list[str]], Iterable[str]]
+) -> dict[str, pa.BooleanArray]:
+    """Which rows of each table hold one of the values `select` picks in `column`.
+
+    Reads only `column` of the tables that have it (each value as a string); `select`
+    gets the distinct values of a table and returns those whose rows match. Returns
+    {table: a boolean array as long as the table}, only for tables with a match.
+    """
+    found: dict[str, pa.BooleanArray] = {}
+    for name, info in snapshot.tables.items():
+        path = snapshot.path / info["file"]
+        if column not in pq.read_schema(path).names:
+            continue
+        values = pq.read_table(path, columns=[column]).column(0).cast(pa.large_string())
+        picked = list(select(pc.unique(values).drop_null().to_pylist()))
+        if not picked:
+            continue
+        mask = pc.fill_null(pc.is_in(values, value_set=pa.array(picked, pa.large_string())), False)
+        mask = mask.combine_chunks()
+        if pc.any(mask).as_py():
+            found[name] = mask
+    return found
+
+
+def _derive_table(source: Path, target: Path, keep: pa.BooleanArray) -> int:
+    """Copy the Parquet file `source` to `target` keeping the rows `keep` marks, one
+    batch at a time (canonical types, zstd, row groups of about DERIVE_ROW_GROUP_ROWS);
+    the rows written."""
+    parquet = pq.ParquetFile(source)
+    schema = pa.schema([pa.field(f.name, _canonical_type(f.type)) for f in parquet.schema_arrow])
+    offset = written = 0
+    pending: list[pa.Table] = []
+    with pq.ParquetWriter(target, schema, compression="zstd") as writer:
+        for batch in parquet.iter_batches(batch_size=DERIVE_BATCH_ROWS):
+            part = pa.Table.from_batches([batch]).filter(keep.slice(offset, batch.num_rows))
+            offset += batch.num_rows
+            if part.num_rows:
+                pending.append(canonical_table(part).cast(schema))
+                written += part.num_rows
+            if sum(t.num_rows for t in pending) >= DERIVE_ROW_GROUP_ROWS:
+                writer.write_table(pa.concat_tables(pending))
+                pending = []
+        if pending:
+            writer.write_table(pa.concat_tables(pending))
+    if offset != len(keep):
+        raise SnapshotCorrupt(f"{source.name} has {offset} rows, its row mask {len(keep)}")
+    return written
+
+
+def _hash_tables(
+    parent: Snapshot, name: str, keep: pa.BooleanArray | None
+) -> tuple[str, int, dict[str, str]]:
+    """Check one table of `parent` against its content hash and hash its derived
+    copy, a column at a time (the hash is column by column, so a column is the unit
+    here, never the whole table). Returns (derived hash, rows, period of `ts`)."""
+    info = parent.tables[name]
+    path = parent.path / info["file"]
+    own, derived = hashlib.sha256(), hashlib.sha256()
+    rows, period = int(info["rows"]), {}
+    for column_name in pq.read_schema(path).names:
+        column = pq.read_table(path, columns=[column_name]).column(0)
+        column = column.cast(_canonical_type(column.type)).combine_chunks()
+        hash_column(own, column_name, column)
+        kept = column if keep is None else column.filter(keep)
+        hash_column(derived, column_name, kept)
+        rows = len(kept)
+        if name == "transactions" and column_name == "ts":
+            period = _period_of(kept)
+    if own.hexdigest() != info["sha256"]:
+        raise SnapshotCorrupt(
+            f"table {name} of snapshot {parent.id} does not match its content hash"
+        )
+    return derived.hexdigest(), rows, period
+
+
+def snapshot_derive(
+    snapshot: Snapshot,
+    *,
+    root: str | Path,
+    drop: Mapping[str, pa.BooleanArray],
+    source: Mapping[str, Any],
+) -> Snapshot:
+    """A new snapshot of the lake: `snapshot` without the rows `drop` marks per table
+    (tables not named are copied as they are), with its own content hash and `source`.
+
+    Streams: each changed table is rewritten one batch of DERIVE_BATCH_ROWS at a time,
+    and every table is hashed a column at a time, so memory follows the batch and the
+    largest column, not the table. Each table of `snapshot` is checked against its
+    content hash on the way (SnapshotCorrupt if a file was changed). Idempotent, as
+    `write_snapshot`: the same derived content returns the snapshot already there.
+    Side effects: a `sha256-<hex>/` folder under `root` (on gs://, written in the
+    local cache and uploaded).
+    """
+    if cloud_storage.is_gs_uri(root):
+        local = snapshot_derive(snapshot, root=lake_cache(str(root)), drop=drop, source=source)
+        snapshot_publish(local, root=str(root))
+        return local
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f".tmp-{uuid.uuid4().hex}"
+    staging.mkdir()
+    try:
+        info: dict[str, dict[str, Any]] = {}
+        period: dict[str, str] = dict(snapshot.period)
+        for name, table in snapshot.tables.items():
+            keep = pc.invert(drop[name]) if name in drop else None
+            target = staging / table["file"]
+            if keep is None:
+                shutil.copyfile(snapshot.path / table["file"], target)
+                digest, rows, table_period = _hash_tables(snapshot, name, keep)
+            else:
+                # The rewrite (zstd) and the hashing (SHA-256) both run outside the
+                # GIL and read only the parent's file: they overlap.
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    written = pool.submit(
+                        _derive_table, snapshot.path / table["file"], target, keep
+                    )
+                    digest, rows, table_period = _hash_tables(snapshot, name, keep)
+                    if written.result() != rows:
+                        raise SnapshotCorrupt(
+                            f"derived {name}: wrote {written.result()} rows, hashed {rows}"
+                        )
+            info[name] = {"rows": rows, "sha256": digest, "file": table["file"]}
+            if keep is not None and name == "transactions":
+                period = table_period
+        snapshot_id = snapshot_hash({name: t["sha256"] for name, t in info.items()})
+        final = root / _folder_name(snapshot_id)
+        if (final / MANIFEST).exists():
+            return _snapshot_from_folder(final)
+        manifest = {
+            "format": FORMAT_VERSION,
+            "id": snapshot_id,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "tables": info,
+            "source": dict(source),
+            "period": period,
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        try:
+            os.rename(staging, final)
+        except OSError:
+            # Another writer derived the same content first: theirs is as good as ours.
             if not (final / MANIFEST).exists():
                 raise
     finally:

@@ -20,14 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.compute as pc
 
 from pipelines.artifacts import save_artifact, store_for
 from pipelines.kinds import kind_for
 from pipelines.kinds.base import Evaluation, ModelKindPipeline, Settings, compute_threads
-from pipelines.lake import Snapshot, open_snapshot, write_snapshot
+from pipelines.lake import Snapshot, open_snapshot, rows_matching, snapshot_derive
 from pipelines.lineage import code_version
 from pipelines.reference import serving_reference
-from pipelines.suppression import TRAINING, suppression_read, tables_without_suppressed
+from pipelines.suppression import CUSTOMER_COLUMN, TRAINING, suppression_read
 from pipelines.validation import ValidationFailed, validate_tables
 
 DATASET = "Zero Margin retail data lake"
@@ -148,18 +149,32 @@ def snapshot_without_suppressed(ctx: RunContext) -> Snapshot:
     """The run's snapshot without the customers the suppression list leaves out of
     training: a new snapshot of the lake (its own content hash, so lineage names the
     data actually trained on), or the snapshot itself when nobody in it is suppressed.
-    The new snapshot's `source` keeps the original's and says what was removed."""
+    The new snapshot's `source` keeps the original's and says what was removed.
+
+    Only the customer column is read to find the rows; the tables are then rewritten
+    a batch at a time (`snapshot_derive`), so a lake of any size fits in memory."""
     snapshot = _require(ctx.snapshot, "snapshot")
     suppression = suppression_read(ctx.suppression_path)
     if not suppression.keys(TRAINING):
         return snapshot
-    tables, removed = tables_without_suppressed(snapshot.load(verify=True), suppression)
-    if not removed:
+    # Each id is hashed once: the transactions' customers are the customers table's.
+    verdicts: dict[str, bool] = {}
+
+    def suppressed(ids: list[str]) -> list[str]:
+        fresh = [i for i in ids if i not in verdicts]
+        listed = suppression.suppressed_among(fresh, TRAINING)
+        verdicts.update((i, i in listed) for i in fresh)
+        return [i for i in ids if verdicts[i]]
+
+    drop = rows_matching(snapshot, column=CUSTOMER_COLUMN, select=suppressed)
+    if not drop:
         ctx.log("suppression list: nobody in this snapshot is left out of training")
         return snapshot
-    derived = write_snapshot(
+    removed = {name: int(pc.sum(mask).as_py()) for name, mask in drop.items()}
+    derived = snapshot_derive(
+        snapshot,
         root=ctx.lake_root,
-        tables=tables,
+        drop=drop,
         source={
             **snapshot.source,
             "suppressed": {

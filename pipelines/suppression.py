@@ -64,6 +64,22 @@ class SuppressionList:
         keys = self.keys(purpose)
         return bool(keys) and customer_key(self.key, customer_id) in keys
 
+    def suppressed_among(self, customer_ids: Iterable[object], purpose: str) -> set[str]:
+        """The ids among `customer_ids` (as strings) left out of `purpose`."""
+        keys = self.keys(purpose)
+        if not keys:
+            return set()
+        # HMAC's keyed start computed once and copied per id: a lake's worth of ids
+        # costs one SHA-256 pair each, not a new HMAC object.
+        start = hmac.new(self.key, digestmod=hashlib.sha256)
+        found = set()
+        for customer_id in customer_ids:
+            mac = start.copy()
+            mac.update(str(customer_id).encode())
+            if mac.hexdigest() in keys:
+                found.add(str(customer_id))
+        return found
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
@@ -117,27 +133,3 @@ def suppression_read(path: str | Path | None) -> SuppressionList:
         if isinstance(error, SuppressionListInvalid):
             raise
         raise SuppressionListInvalid(f"{path}: {error}") from error
-
-
-def tables_without_suppressed(
-    tables: Mapping[str, Any], suppression: SuppressionList
-) -> tuple[dict[str, Any], dict[str, int]]:
-    """The tables (pandas DataFrames) without the rows of customers left out of
-    training, and how many rows each table lost. Tables without a customer column
-    are returned as they are."""
-    keys = suppression.keys(TRAINING)
-    kept: dict[str, Any] = {}
-    removed: dict[str, int] = {}
-    for name, frame in tables.items():
-        if not keys or CUSTOMER_COLUMN not in frame.columns:
-            kept[name] = frame
-            continue
-        ids = frame[CUSTOMER_COLUMN].astype(str)
-        hashed = {value: customer_key(suppression.key, value) in keys for value in ids.unique()}
-        drop = ids.map(hashed).to_numpy(dtype=bool)
-        if drop.any():
-            removed[name] = int(drop.sum())
-            kept[name] = frame.loc[~drop].reset_index(drop=True)
-        else:
-            kept[name] = frame
-    return kept, removed

@@ -276,3 +276,26 @@ def test_erasure_carries_over_lines_the_server_appended_during_the_rewrite(
     ids = [json.loads(line)["request_id"] for line in day.read_text().splitlines()]
     assert "late-other" in ids and "late-person" not in ids
     assert erased.remaining == 0
+
+
+def test_search_matches_whole_ids_only_with_several_ids(tmp_path):
+    """The one-pattern byte search for several ids still matches whole JSON strings:
+    C1 does not find C10's lines, and an id with regex characters is taken literally."""
+    _write_log(tmp_path, "C1")
+    folder = tmp_path / "customer-segmentation"
+    with (folder / "2026-11-27.jsonl").open("a") as log:
+        log.write('{"customer_id": "C10", "prediction": {}}\n')
+        log.write('{"customer_id": "a.b", "prediction": {}}\n')
+        log.write('{"customer_id": "axb", "prediction": {}}\n')
+    connector = PredictionLogConnector({"root": str(tmp_path)})
+    found = connector.find(
+        Identity(email="x@example.com", subject_ref="r", customer_ids=("C1", "a.b"))
+    )
+    ids = sorted(row["customer_id"] for row in found.tables["predictions"])
+    assert ids == ["C1", "C1", "C1", "C1", "a.b"]
+    erasure = connector.erase(
+        Identity(email="x@example.com", subject_ref="r", customer_ids=("a.b", "C1")), {}
+    )
+    assert (erasure.rows_changed, erasure.remaining) == (5, 0)
+    left = (folder / "2026-11-27.jsonl").read_text()
+    assert '"C10"' in left and '"axb"' in left and '"C0000002"' in left

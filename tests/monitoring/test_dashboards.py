@@ -37,7 +37,7 @@ def test_dashboard_when_prometheus_is_down_says_so_and_shows_records(
     body = response.content.decode()
     assert response.status_code == 200
     assert "cannot be reached" in body and "apt-get install prometheus" in body
-    assert "0.3100" in body and "Drift" in body
+    assert ">0.31<" in body and "Drift" in body  # the drift score, as readable numbers show it
     for panel in ("accuracy", "latency", "drift", "anomaly"):
         assert f'data-testid="panel-{panel}"' in body
     assert '<option value="7d" selected>' in body

@@ -5,11 +5,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines import lake as lake_module
 from pipelines.lake import (
     SnapshotCorrupt,
     SnapshotNotFound,
     list_snapshots,
     open_snapshot,
+    rows_matching,
+    snapshot_derive,
     write_snapshot,
 )
 
@@ -92,3 +95,68 @@ def test_open_snapshot_without_id_is_the_newest(tmp_path):
 def test_write_snapshot_refuses_bad_table_names(tmp_path):
     with pytest.raises(ValueError, match="table name"):
         write_snapshot(root=tmp_path, tables={"../escape": pd.DataFrame({"a": [1]})})
+
+
+def _many(rows: int) -> dict[str, pd.DataFrame]:
+    return {
+        "transactions": pd.DataFrame(
+            {
+                "transaction_id": range(rows),
+                "ts": pd.date_range("2024-01-01", periods=rows, freq="h"),
+                "customer_id": [None if n % 50 == 7 else f"C{n % 9}" for n in range(rows)],
+                "amount": [n / 4 for n in range(rows)],
+            }
+        ),
+        "promotions": pd.DataFrame({"code": ["P1", "P2"], "discount": [0.1, 0.2]}),
+    }
+
+
+def test_snapshot_derive_streams_in_batches_with_the_same_content_hash(tmp_path, monkeypatch):
+    """The rewrite reads 50 rows at a time and writes row groups of about 100, yet its
+    id is the one a whole-table write of the same rows gets, its period follows the
+    rows kept, and it loads with its hash verified."""
+    monkeypatch.setattr(lake_module, "DERIVE_BATCH_ROWS", 50)
+    monkeypatch.setattr(lake_module, "DERIVE_ROW_GROUP_ROWS", 100)
+    parent = write_snapshot(root=tmp_path / "lake", tables=_many(1_000))
+    drop = rows_matching(parent, column="customer_id", select=lambda ids: {"C0", "C8"} & set(ids))
+    assert set(drop) == {"transactions"}  # promotions has no customer column
+    derived = snapshot_derive(parent, root=tmp_path / "lake", drop=drop, source={"why": "test"})
+
+    frames = _many(1_000)
+    kept = frames["transactions"]["customer_id"].isin(["C0", "C8"])
+    frames["transactions"] = frames["transactions"].loc[~kept].reset_index(drop=True)
+    whole = write_snapshot(root=tmp_path / "other", tables=frames)
+    assert derived.id == whole.id != parent.id
+    assert derived.row_counts == {"transactions": int((~kept).sum()), "promotions": 2}
+    assert derived.source == {"why": "test"}
+    assert derived.period == whole.period
+    written = pq.ParquetFile(derived.path / "transactions.parquet").metadata
+    groups = [written.row_group(i).num_rows for i in range(written.num_row_groups)]
+    assert len(groups) > 1 and max(groups) < 100 + 50
+    loaded = derived.load(verify=True)["transactions"]
+    assert not loaded["customer_id"].isin(["C0", "C8"]).any()
+    assert loaded["customer_id"].isna().sum() == frames["transactions"]["customer_id"].isna().sum()
+    # Deriving the same content again returns the snapshot already there.
+    again = snapshot_derive(parent, root=tmp_path / "lake", drop=drop, source={"why": "again"})
+    assert again.id == derived.id and again.source == {"why": "test"}
+    assert len(list_snapshots(root=tmp_path / "lake")) == 2
+
+
+def test_snapshot_derive_refuses_a_tampered_parent(tmp_path):
+    """The parent is checked against its content hash on the way: a changed file is
+    not laundered into a derived snapshot with a fresh hash."""
+    parent = write_snapshot(root=tmp_path, tables=_many(300))
+    path = parent.path / "promotions.parquet"
+    table = pq.read_table(path)
+    pq.write_table(table.set_column(1, "discount", pa.array([0.1, 0.9])), path)
+    drop = rows_matching(parent, column="customer_id", select=lambda ids: {"C1"})
+    with pytest.raises(SnapshotCorrupt, match="promotions"):
+        snapshot_derive(parent, root=tmp_path, drop=drop, source={})
+    assert [s.id for s in list_snapshots(root=tmp_path)] == [parent.id]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_rows_matching_without_a_match_names_no_table(tmp_path):
+    parent = write_snapshot(root=tmp_path, tables=_many(200))
+    assert rows_matching(parent, column="customer_id", select=lambda ids: set()) == {}
+    assert rows_matching(parent, column="customer_id", select=lambda ids: {"nobody"}) == {}

@@ -7,6 +7,7 @@ from pipelines.lake import open_snapshot
 from pipelines.sample_data import ensure_sample_snapshot
 from pipelines.steps import RunContext, step_snapshot
 from pipelines.suppression import (
+    SuppressionList,
     SuppressionListInvalid,
     customer_key,
     suppression_read,
@@ -73,3 +74,12 @@ def test_suppression_list_of_another_shape_is_refused(tmp_path):
         suppression_read(tmp_path / "bad.json")
     with pytest.raises(SuppressionListInvalid):
         suppression_write(tmp_path / "x.json", key=KEY, purposes={"marketing": []}, written_at="")
+
+
+def test_suppressed_among_names_the_ids_whose_key_is_listed():
+    """The batch check hashes ids exactly as `customer_key` (what the portal lists)."""
+    listed = SuppressionList(
+        key=KEY, purposes={"training": frozenset({customer_key(KEY, "C7"), customer_key(KEY, 9)})}
+    )
+    assert listed.suppressed_among(["C1", "C7", "9", "C70"], "training") == {"C7", "9"}
+    assert listed.suppressed_among(["C7"], "profiling") == set()
