@@ -213,7 +213,7 @@ def rollout_decide(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
     """A person's decision on a rollout (DevOps and portal admins; refused and recorded
     for anyone else). Answers htmx with a client redirect to the rollout's page."""
     if verb not in _DECISIONS:
-        raise PermissionDenied(f"No decision {verb!r}.")
+        raise Http404(f"No decision {verb!r}.")
     service, done, takes_reason = _DECISIONS[verb]
     rollout = rollout_get(pk=pk)
     form = RolloutDecisionForm(request.POST)

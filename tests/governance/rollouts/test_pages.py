@@ -220,6 +220,18 @@ def test_rollout_decision_by_wrong_role_is_refused_and_counted_once(client_for, 
     assert window.event.payload_record.data["verb"] in (verb, "roll back")
 
 
+def test_rollout_decision_unknown_verb_or_rollout_is_404(client_for, devops):
+    """A verb that is no decision, or a rollout that does not exist, is a 404 (not a
+    refusal counted against DevOps); the rollout is unchanged."""
+    rollout = RolloutFactory()
+    before = Rollout.objects.values().get(pk=rollout.pk)
+    client = client_for(devops)
+    assert client.post(f"/rollouts/{rollout.pk}/resume/").status_code == 404
+    assert client.post(f"/rollouts/{rollout.pk + 1000}/promote/").status_code == 404
+    assert Rollout.objects.values().get(pk=rollout.pk) == before
+    assert not RefusalWindow.objects.exists()
+
+
 def test_rollout_decision_in_wrong_state_says_why(client_for, devops):
     """Promoting a progressing rollout is refused with a message, nothing changes."""
     rollout = RolloutFactory()
