@@ -17,6 +17,7 @@ holds the snapshot it started with until it ends.
 """
 
 import asyncio
+import json
 import random
 import threading
 import time
@@ -48,6 +49,9 @@ from serving.routing import ModelRoute, Routing, RoutingError, Track, routing_re
 from serving.suppression import SuppressionWatch
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# The largest prediction request (a recommendation with 1,000 purchases) is about
+# 100 kB; a larger body is refused before it is read whole into memory.
+MAX_BODY_BYTES = 1_000_000
 VALUE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
 
 
@@ -284,9 +288,21 @@ def create_app(
         route = served.routing.models.get(model)
         if route is None:
             return JSONResponse(error_body(f"no model {model!r} is served"), status_code=404)
+        too_large = JSONResponse(
+            error_body("the body is too large", {"body": [f"at most {MAX_BODY_BYTES:,} bytes"]}),
+            status_code=413,
+        )
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return too_large
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                return too_large
         try:
-            raw = await request.json()
-        except ValueError:
+            raw = json.loads(body)
+        except (ValueError, RecursionError):
             return JSONResponse(
                 error_body("the body must be JSON", {"body": ["not JSON"]}), status_code=400
             )

@@ -100,6 +100,27 @@ def test_predict_non_finite_or_out_of_calendar_input_is_422(
     assert field in answer.json()["fields"], answer.json()
 
 
+def test_predict_oversized_or_too_deep_body_is_refused(model_server, sample_request):
+    """A body past 1 MB is a 413 naming the body, and JSON nested past the parser's
+    depth a 400, before any of it reaches a model; the server still answers after."""
+    url = f"{model_server.url}/v1/models/product-recommendation/predict"
+    body = sample_request("product-recommendation")
+    body["customer_id"] = "C" * 2_000_000
+    answer = requests.post(url, json=body, timeout=30)
+    assert answer.status_code == 413
+    assert "body" in answer.json()["fields"]
+    answer = requests.post(
+        url,
+        data="[" * 200_000 + "]" * 200_000,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert answer.status_code == 400
+    assert answer.json()["fields"] == {"body": ["not JSON"]}
+    ok = requests.post(url, json=sample_request("product-recommendation"), timeout=10)
+    assert ok.status_code == 200
+
+
 def test_predict_unknown_model_or_version_is_404(model_server, sample_request):
     """An unknown model and a version that does not serve are 404s with the error shape."""
     answer = requests.post(f"{model_server.url}/v1/models/nope/predict", json={}, timeout=10)
