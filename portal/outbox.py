@@ -2,8 +2,9 @@
 
 A row in an outbox table says "this must reach an outside system" (a webhook, an
 e-mail, an answer to Cloud Deploy, an attestation in Container Analysis, the ledger's
-copy in Cloud Logging). The row is written in the transaction that decided it was owed,
-so it exists exactly when that decision committed. Sending it takes three steps:
+copy in Cloud Logging, a data subject request's work in one data source). The row is
+written in the transaction that decided it was owed, so it exists exactly when that
+decision committed. Sending it takes three steps:
 
 1. **Claim**, a short transaction: lock the row (`SELECT ... FOR UPDATE`), let the
    sender decide whether this run may take it (still pending and due, or taken by a
