@@ -2,8 +2,9 @@
 
 A row in an outbox table says "this must reach an outside system" (a webhook, an
 e-mail, an answer to Cloud Deploy, an attestation in Container Analysis, the ledger's
-copy in Cloud Logging). The row is written in the transaction that decided it was owed,
-so it exists exactly when that decision committed. Sending it takes three steps:
+copy in Cloud Logging, a data subject request's work in one data source). The row is
+written in the transaction that decided it was owed, so it exists exactly when that
+decision committed. Sending it takes three steps:
 
 1. **Claim**, a short transaction: lock the row (`SELECT ... FOR UPDATE`), let the
    sender decide whether this run may take it (still pending and due, or taken by a
@@ -18,6 +19,10 @@ so it exists exactly when that decision committed. Sending it takes three steps:
    sender records the outcome (sent, retry after a backoff, failed) and its audit
    event, so the chain head is locked last, as DESIGN.md's lock order says.
 
+Outboxes whose rows fail for good after a number of attempts (the Cloud Deploy
+answers, the attestations) record a failed send with `outbox_failure_record`: back to
+pending while the error is retryable and attempts remain, failed (finished) otherwise.
+
 A worker that dies between the send and the record leaves the row in flight; once
 the lease has run out the next run takes it again, so each sender either asks the
 outside system first (Cloud Deploy, Container Analysis) or relies on the receiver
@@ -26,6 +31,7 @@ deduplicating (webhook event ids, Cloud Logging's insertId).
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +40,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.utils import timezone
+
+logger = logging.getLogger(__name__)
 
 RowT = TypeVar("RowT", bound=Model)
 OutcomeT = TypeVar("OutcomeT")
@@ -142,6 +150,39 @@ def outbox_record(
             # Our lease ran out and another run took the row over: its record stands.
             return outbox.taken_over(locked)
         return outbox.record(locked, outcome=outcome, error=error, now=timezone.now())
+
+
+def outbox_failure_record(
+    row: Any,
+    *,
+    error: Exception,
+    now: datetime,
+    max_attempts: int,
+    retry_state: str,
+    failed_state: str,
+    what: str,
+) -> bool:
+    """Record a failed send on a row with `state`, `attempts`, `last_error` and
+    `finished_at`; call it from an outbox's `record` (the row is locked).
+
+    Returns True when the row is back in `retry_state` for another attempt: the error
+    says trying again may help (its `retryable` is true) and fewer than `max_attempts`
+    were made. Returns False when the row is `failed_state` for good, finished `now`
+    (the caller audits that). Side effects: the row saved, with the error (cut to
+    1,000 characters) as `last_error`; a log line naming `what` and the row's id.
+    """
+    row.last_error = str(error)[:1000]
+    if getattr(error, "retryable", False) and row.attempts < max_attempts:
+        row.state = retry_state
+        row.save()
+        logger.warning(
+            "%s %s failed (attempt %s), will retry: %s", what, row.pk, row.attempts, error
+        )
+        return True
+    row.state, row.finished_at = failed_state, now
+    row.save()
+    logger.error("%s %s failed for good: %s", what, row.pk, error)
+    return False
 
 
 def outbox_send(outbox: Outbox[RowT, Any, ResultT], pk: int) -> ResultT:

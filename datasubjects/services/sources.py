@@ -1,18 +1,20 @@
 """Writes for data sources and the per-source work of a request.
 
 A started request fans out into one `SourceTask` per active source, each run by a
-Celery worker. A run claims its task (row locked, state `running`, a lease), commits,
-then reads the source with no lock held, writes its evidence file, and records the
-outcome under the lock again. A worker killed in the middle leaves the lease to run
-out and Celery (acks_late) hands the message to another worker, which starts over:
-reading is harmless to repeat and the evidence file is replaced atomically.
+Celery worker on the portal's shared outbox steps (`portal.outbox`). A run claims its
+task (row locked, state `running`, a lease), commits, then reads the source with no
+lock held, writes its evidence file, and records the outcome under the lock again,
+unless its lease ran out and another worker took the task over (that run's record
+stands). A worker killed in the middle leaves the lease to run out and Celery
+(acks_late) hands the message to another worker, which starts over: reading is
+harmless to repeat and the evidence file is replaced atomically.
 """
 
 import json
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from datasubjects.choices import (
@@ -39,10 +42,12 @@ from datasubjects.models import (
 from datasubjects.permissions import may_handle_requests, may_manage_sources
 from datasubjects.pseudonyms import customer_ids_seal, customer_ids_unseal, customer_key
 from datasubjects.selectors import sources_active
+from governance.models import ModelVersion
 from governance.selectors.registry import versions_trained_on
 from portal.accounts.models import User
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
+from portal.outbox import Outbox, outbox_send
 
 SOURCE_AUDIT_TYPE = "data_source"
 # Longer than the slowest source read we expect (a 1M-row lake, a remote database).
@@ -185,97 +190,142 @@ def _write_atomically(path: Path, content: dict[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class TaskRun:
-    task: SourceTask
+    task: SourceTask | None
     ran: bool  # False: done already, running elsewhere, or waiting for a person
     retry: bool = False  # failed, and worth another attempt
 
 
-def _claim(task_id: int) -> SourceTask | None:
-    now = timezone.now()
-    with transaction.atomic():
-        task = (
-            SourceTask.objects.select_for_update(of=("self",))
-            .select_related("request", "source")
-            .filter(pk=task_id)
-            .first()
+class ErasureIncomplete(Exception):
+    """The source's verification query still finds the person after the erasure."""
+
+
+@dataclass(frozen=True)
+class _SourceOutcome:
+    """What one run found or did in the source, to record on the task: its new state
+    and fields, the audit event saying so, and for a lake erasure the lineage found
+    (kept on the request) with the versions trained on it and their rows."""
+
+    state: str
+    fields: dict[str, Any]
+    audit_action: str
+    audit_payload: dict[str, Any]
+    lineage: list[dict[str, Any]] | None = None
+    trained_on: tuple[tuple[ModelVersion, int], ...] = ()
+
+
+class _SourceTaskOutbox(Outbox[SourceTask, _SourceOutcome, TaskRun]):
+    """A request's work in one source on the shared claim -> lease -> send -> record
+    steps: the "send" reads (or erases in) the source and writes the evidence file."""
+
+    model = SourceTask
+    errors = (ConnectorError, OSError, ErasureIncomplete)
+
+    def rows(self) -> QuerySet[SourceTask]:
+        return SourceTask.objects.select_related("request", "source")
+
+    def missing(self, pk: int) -> TaskRun:
+        return TaskRun(task=None, ran=False)
+
+    def claim(self, row: SourceTask, now: datetime) -> TaskRun | None:
+        """Take the task unless it is done, waits for a person, or another worker's
+        lease on it still runs: state running, attempt counted, lease stamped."""
+        if row.state in (TaskState.DONE, TaskState.AWAITING_PERSON):
+            return TaskRun(task=row, ran=False)
+        if row.state == TaskState.RUNNING and row.lease_until and row.lease_until > now:
+            return TaskRun(task=row, ran=False)  # another worker holds it
+        row.state = TaskState.RUNNING
+        row.attempts += 1
+        row.lease_until = now + TASK_LEASE
+        row.started_at = now
+        row.error = ""
+        row.save()
+        return None
+
+    def send(self, row: SourceTask) -> _SourceOutcome:
+        identity = subject_identity(request=row.request)
+        connector = connector_for(kind=row.source.kind, config=row.source.config)
+        if row.action == TaskAction.ERASURE:
+            return _erasure_run(row, connector, identity)
+        finding = connector.find(identity)
+        path = _evidence_path(row)
+        _write_atomically(
+            path,
+            {"source": row.source.name, "tables": finding.tables, "queries": finding.queries},
         )
-        if task is None or task.state in (TaskState.DONE, TaskState.AWAITING_PERSON):
-            return None
-        if task.state == TaskState.RUNNING and task.lease_until and task.lease_until > now:
-            return None  # another worker holds it
-        task.state = TaskState.RUNNING
-        task.attempts += 1
-        task.lease_until = now + TASK_LEASE
-        task.started_at = now
-        task.error = ""
-        task.save()
-    return task
+        return _SourceOutcome(
+            state=TaskState.DONE,
+            fields={
+                "rows_found": finding.rows,
+                "query": "\n".join(finding.queries),
+                "evidence_file": str(path.relative_to(settings.DSAR_FILES_DIR)),
+            },
+            audit_action="dsr.source_task_done",
+            audit_payload={"rows_found": finding.rows},
+        )
+
+    def in_flight(self, row: SourceTask) -> bool:
+        return row.state == TaskState.RUNNING
+
+    def taken_over(self, row: SourceTask) -> TaskRun:
+        return TaskRun(task=row, ran=False)
+
+    def record(
+        self,
+        row: SourceTask,
+        *,
+        outcome: _SourceOutcome | None,
+        error: Exception | None,
+        now: datetime,
+    ) -> TaskRun:
+        worker = Actor.system("datasubjects.worker")
+        row.lease_until = None
+        if error is not None:
+            row.state, row.error = TaskState.FAILED, str(error)[:2000]
+            row.save(update_fields=["state", "error", "lease_until"])
+            _task_audit(row, "dsr.source_task_failed", worker, {"attempt": row.attempts})
+            return TaskRun(task=row, ran=True, retry=row.attempts < TASK_MAX_ATTEMPTS)
+        # Narrows the type for the checker: without an error the send returned.
+        assert outcome is not None  # nosec B101
+        if outcome.lineage is not None:
+            DataSubjectRequest.objects.filter(pk=row.request_id).update(lineage=outcome.lineage)
+            # One row per version: what the version page flags (a retry adds nothing).
+            for version, rows in outcome.trained_on:
+                VersionTrainedOnSubject.objects.get_or_create(
+                    request_id=row.request_id,
+                    version=version,
+                    defaults={"snapshot": version.data_version, "rows": rows},
+                )
+        for name, value in outcome.fields.items():
+            setattr(row, name, value)
+        row.state = outcome.state
+        fields = ["state", "lease_until", *outcome.fields]
+        if outcome.state == TaskState.DONE:
+            row.finished_at = now
+            fields.append("finished_at")
+        row.save(update_fields=fields)
+        _task_audit(row, outcome.audit_action, worker, outcome.audit_payload)
+        return TaskRun(task=row, ran=True)
 
 
 def source_task_run(*, task_id: int) -> TaskRun:
     """Run one request's work in one source (access: find and keep the evidence).
 
+    The shared outbox steps (`portal.outbox`): claim the task under its lock (running,
+    with a lease), read the source holding no lock, record under the lock again unless
+    the lease ran out and another worker took the task over (its record stands).
     Side effects: the task goes running → done (rows found, the queries, the evidence
     file under DSAR_FILES_DIR) or failed (the error); records `dsr.source_task_done`
     or `dsr.source_task_failed` with counts only, never the rows.
     """
-    task = _claim(task_id)
-    if task is None:
-        found = SourceTask.objects.select_related("request", "source").filter(pk=task_id).first()
-        return TaskRun(task=found, ran=False)
-    worker = Actor.system("datasubjects.worker")
-    try:
-        identity = subject_identity(request=task.request)
-        connector = connector_for(kind=task.source.kind, config=task.source.config)
-        if task.action == TaskAction.ERASURE:
-            return _erasure_run(task, connector, identity, worker)
-        finding = connector.find(identity)
-        path = _evidence_path(task)
-        _write_atomically(
-            path,
-            {
-                "source": task.source.name,
-                "tables": finding.tables,
-                "queries": finding.queries,
-            },
-        )
-    except (ConnectorError, OSError) as error:
-        with transaction.atomic():
-            SourceTask.objects.select_for_update().filter(pk=task.pk).update(
-                state=TaskState.FAILED, error=str(error)[:2000], lease_until=None
-            )
-            task.refresh_from_db()
-            _task_audit(task, "dsr.source_task_failed", worker, {"attempt": task.attempts})
-        return TaskRun(task=task, ran=True, retry=task.attempts < TASK_MAX_ATTEMPTS)
-    with transaction.atomic():
-        SourceTask.objects.select_for_update().filter(pk=task.pk).update(
-            state=TaskState.DONE,
-            rows_found=finding.rows,
-            query="\n".join(finding.queries),
-            evidence_file=str(path.relative_to(settings.DSAR_FILES_DIR)),
-            lease_until=None,
-            finished_at=timezone.now(),
-        )
-        task.refresh_from_db()
-        _task_audit(task, "dsr.source_task_done", worker, {"rows_found": finding.rows})
-    return TaskRun(task=task, ran=True)
+    return outbox_send(_SourceTaskOutbox(), task_id)
 
 
-def _task_failed(task: SourceTask, error: str, worker: Actor) -> TaskRun:
-    with transaction.atomic():
-        SourceTask.objects.select_for_update().filter(pk=task.pk).update(
-            state=TaskState.FAILED, error=error[:2000], lease_until=None
-        )
-        task.refresh_from_db()
-        _task_audit(task, "dsr.source_task_failed", worker, {"attempt": task.attempts})
-    return TaskRun(task=task, ran=True, retry=task.attempts < TASK_MAX_ATTEMPTS)
-
-
-def _erasure_run(task: SourceTask, connector: Any, identity: Identity, worker: Actor) -> TaskRun:
+def _erasure_run(task: SourceTask, connector: Any, identity: Identity) -> _SourceOutcome:
     """Erase in a source that can, then check with the verification query; in the lake
     (immutable, content-addressed snapshots) find the lineage impact and hand the rest
-    to a person."""
+    to a person. ErasureIncomplete when the verification query still finds rows."""
     path = _evidence_path(task)
+    evidence_file = str(path.relative_to(settings.DSAR_FILES_DIR))
     if not hasattr(connector, "erase"):
         snapshots = connector.snapshots_containing(identity)
         by_snapshot = dict(snapshots)
@@ -298,37 +348,22 @@ def _erasure_run(task: SourceTask, connector: Any, identity: Identity, worker: A
             "the next training snapshot; retire or retrain the versions named, then "
             "record it here."
         )
-        with transaction.atomic():
-            DataSubjectRequest.objects.filter(pk=task.request_id).update(lineage=lineage)
-            # One row per version: what the version page flags (a retry adds nothing).
-            for version in versions:
-                VersionTrainedOnSubject.objects.get_or_create(
-                    request_id=task.request_id,
-                    version=version,
-                    defaults={
-                        "snapshot": version.data_version,
-                        "rows": by_snapshot[version.data_version],
-                    },
-                )
-            SourceTask.objects.filter(pk=task.pk).update(
-                state=TaskState.AWAITING_PERSON,
-                rows_found=sum(by_snapshot.values()),
-                query="\n".join(f"snapshot {sid}: {rows} row(s)" for sid, rows in snapshots),
-                note=note,
-                evidence_file=str(path.relative_to(settings.DSAR_FILES_DIR)),
-                lease_until=None,
-            )
-            task.refresh_from_db()
-            _task_audit(
-                task,
-                "dsr.lineage_found",
-                worker,
-                {
-                    "snapshots": len(snapshots),
-                    "versions": [f"{v['model']}@{v['version']}" for v in lineage],
-                },
-            )
-        return TaskRun(task=task, ran=True)
+        return _SourceOutcome(
+            state=TaskState.AWAITING_PERSON,
+            fields={
+                "rows_found": sum(by_snapshot.values()),
+                "query": "\n".join(f"snapshot {sid}: {rows} row(s)" for sid, rows in snapshots),
+                "note": note,
+                "evidence_file": evidence_file,
+            },
+            audit_action="dsr.lineage_found",
+            audit_payload={
+                "snapshots": len(snapshots),
+                "versions": [f"{v['model']}@{v['version']}" for v in lineage],
+            },
+            lineage=lineage,
+            trained_on=tuple((v, by_snapshot[v.data_version]) for v in versions),
+        )
     erasure = connector.erase(identity, task.source.config.get("erasure") or {})
     _write_atomically(
         path,
@@ -341,28 +376,23 @@ def _erasure_run(task: SourceTask, connector: Any, identity: Identity, worker: A
         },
     )
     if erasure.remaining:
-        return _task_failed(
-            task, f"the verification query still finds {erasure.remaining} row(s)", worker
-        )
-    with transaction.atomic():
-        SourceTask.objects.select_for_update().filter(pk=task.pk).update(
-            state=TaskState.DONE,
-            rows_found=erasure.rows_changed + erasure.rows_held,
-            rows_changed=erasure.rows_changed,
-            query="\n".join(erasure.queries),
-            note="; ".join(f"{t} kept: {why}" for t, why in erasure.holds.items()),
-            evidence_file=str(path.relative_to(settings.DSAR_FILES_DIR)),
-            lease_until=None,
-            finished_at=timezone.now(),
-        )
-        task.refresh_from_db()
-        _task_audit(
-            task,
-            "dsr.source_task_done",
-            worker,
-            {"rows_changed": erasure.rows_changed, "rows_held": erasure.rows_held, "remaining": 0},
-        )
-    return TaskRun(task=task, ran=True)
+        raise ErasureIncomplete(f"the verification query still finds {erasure.remaining} row(s)")
+    return _SourceOutcome(
+        state=TaskState.DONE,
+        fields={
+            "rows_found": erasure.rows_changed + erasure.rows_held,
+            "rows_changed": erasure.rows_changed,
+            "query": "\n".join(erasure.queries),
+            "note": "; ".join(f"{t} kept: {why}" for t, why in erasure.holds.items()),
+            "evidence_file": evidence_file,
+        },
+        audit_action="dsr.source_task_done",
+        audit_payload={
+            "rows_changed": erasure.rows_changed,
+            "rows_held": erasure.rows_held,
+            "remaining": 0,
+        },
+    )
 
 
 def source_task_record_manual(

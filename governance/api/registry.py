@@ -33,6 +33,7 @@ from governance.services.registry import VersionConflict, version_register
 from portal.api.exceptions import Conflict
 from portal.api.inputs import input_validated
 from portal.api.pagination import StrictLimitOffsetPagination
+from portal.api.responses import created_response
 from portal.api.schema import error_response
 from portal.apitokens.choices import Scope
 from portal.audit.actors import actor_for_request, client_ip_for_request
@@ -263,7 +264,7 @@ class VersionsApi(APIView):
         version = versions_for_model(model=version.model).get(pk=version.pk)
         data = VersionOutputSerializer(version).data
         if created:
-            return Response(data, status=status.HTTP_201_CREATED, headers={"Location": data["url"]})
+            return created_response(data)
         return Response(data, status=status.HTTP_200_OK)
 
 

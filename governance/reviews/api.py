@@ -25,6 +25,7 @@ from governance.reviews.selectors import gate_answer, missing_roles, review_get
 from governance.reviews.services import review_open
 from governance.selectors.registry import version_get
 from portal.api.inputs import input_validated
+from portal.api.responses import created_response
 from portal.api.schema import error_response
 from portal.apitokens.choices import Scope
 from portal.audit.actors import actor_for_request, client_ip_for_request
@@ -121,7 +122,7 @@ class ReviewOpenApi(APIView):
         )
         body = ReviewOutputSerializer(review_get(pk=review.pk)).data
         if created:
-            return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
+            return created_response(body)
         return Response(body, status=status.HTTP_200_OK)
 
 

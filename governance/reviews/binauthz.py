@@ -19,7 +19,6 @@ id). Without BINAUTHZ_ATTESTOR the signed statement is kept in the portal only.
 import base64
 import hashlib
 import json
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -34,10 +33,8 @@ from governance.reviews.models import ImageAttestation, ImageAttestationState, R
 from portal.attestation import SigningKey, signing_keys
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
-from portal.outbox import Backoff, Outbox, lease_left, outbox_send
+from portal.outbox import Backoff, Outbox, lease_left, outbox_failure_record, outbox_send
 from worker.backends.binauthz import AttestationUnavailable, ContainerAnalysisAttestor
-
-logger = logging.getLogger(__name__)
 
 WORKER = Actor.system("worker")
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -244,25 +241,23 @@ class _AttestationOutbox(Outbox[ImageAttestation, AttestOutcome, AttestResult]):
         now: datetime,
     ) -> AttestResult:
         if error is not None:
-            row.last_error = str(error)[:1000]
-            retryable = isinstance(error, AttestationUnavailable) and error.retryable
-            if retryable and row.attempts < ATTEST_MAX_ATTEMPTS:
-                row.state = ImageAttestationState.PENDING
-                row.save()
-                logger.warning("attestation %s failed, will retry: %s", row.pk, error)
-                return AttestResult(
-                    attestation_id=row.pk,
-                    state=row.state,
-                    attempts=row.attempts,
-                    retry=True,
-                    error=row.last_error,
-                )
-            row.state, row.finished_at = ImageAttestationState.FAILED, now
-            row.save()
-            _audit(row, "review.binauthz_failed", WORKER, error=row.last_error)
-            logger.error("attestation %s failed for good: %s", row.pk, error)
+            retry = outbox_failure_record(
+                row,
+                error=error,
+                now=now,
+                max_attempts=ATTEST_MAX_ATTEMPTS,
+                retry_state=ImageAttestationState.PENDING,
+                failed_state=ImageAttestationState.FAILED,
+                what="attestation",
+            )
+            if not retry:
+                _audit(row, "review.binauthz_failed", WORKER, error=row.last_error)
             return AttestResult(
-                attestation_id=row.pk, state=row.state, attempts=row.attempts, error=row.last_error
+                attestation_id=row.pk,
+                state=row.state,
+                attempts=row.attempts,
+                retry=retry,
+                error=row.last_error,
             )
         # Narrows the type for the checker: without an error the send returned.
         assert outcome is not None  # nosec B101

@@ -41,7 +41,14 @@ from governance.reviews.clients import clouddeploy_approvals
 from governance.reviews.models import PubSubMessage, Review, RolloutApprovalOutbox
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
-from portal.outbox import Backoff, Outbox, lease_left, outbox_claim, outbox_send
+from portal.outbox import (
+    Backoff,
+    Outbox,
+    lease_left,
+    outbox_claim,
+    outbox_failure_record,
+    outbox_send,
+)
 from worker.backends.clouddeploy import CloudDeployApprovals, CloudDeployUnavailable, RolloutInfo
 
 logger = logging.getLogger(__name__)
@@ -298,30 +305,25 @@ class _AnswerOutbox(Outbox[RolloutApprovalOutbox, tuple[str, RolloutInfo], Forwa
         """Record what one attempt found or did, under the row's lock; the chain head
         last (its audit event)."""
         if error is not None:
-            retryable = isinstance(error, CloudDeployUnavailable) and error.retryable
-            row.last_error = str(error)[:1000]
-            if retryable and row.attempts < FORWARD_MAX_ATTEMPTS:
-                row.state = OutboxState.PENDING
-                row.save()
-                logger.warning(
-                    "forwarding outbox %s failed (attempt %s), will retry: %s",
-                    row.pk,
-                    row.attempts,
-                    error,
+            retry = outbox_failure_record(
+                row,
+                error=error,
+                now=now,
+                max_attempts=FORWARD_MAX_ATTEMPTS,
+                retry_state=OutboxState.PENDING,
+                failed_state=OutboxState.FAILED,
+                what="forwarding outbox",
+            )
+            if not retry:
+                _audit_outbox(
+                    row, "review.clouddeploy_forward_failed", WORKER, error=row.last_error
                 )
-                return ForwardResult(
-                    outbox_id=row.pk,
-                    state=row.state,
-                    attempts=row.attempts,
-                    retry=True,
-                    error=row.last_error,
-                )
-            row.state, row.finished_at = OutboxState.FAILED, now
-            row.save()
-            _audit_outbox(row, "review.clouddeploy_forward_failed", WORKER, error=row.last_error)
-            logger.error("forwarding outbox %s failed for good: %s", row.pk, error)
             return ForwardResult(
-                outbox_id=row.pk, state=row.state, attempts=row.attempts, error=row.last_error
+                outbox_id=row.pk,
+                state=row.state,
+                attempts=row.attempts,
+                retry=retry,
+                error=row.last_error,
             )
         # Narrows the type for the checker: without an error the send returned.
         assert outcome is not None  # nosec B101

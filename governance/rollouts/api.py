@@ -9,7 +9,7 @@ model to the target is a 409.
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,6 +24,7 @@ from governance.rollouts.selectors import rollout_get
 from governance.rollouts.services import RolloutRefused, rollout_rollback, rollout_start
 from portal.api.exceptions import Conflict
 from portal.api.inputs import input_validated
+from portal.api.responses import created_response
 from portal.api.schema import error_response
 from portal.apitokens.choices import Scope
 from portal.audit.actors import actor_for_request, client_ip_for_request
@@ -129,7 +130,7 @@ class RolloutStartApi(APIView):
         except RolloutRefused as refused:
             _raise_refused(request, refused)
         body = RolloutOutputSerializer(rollout_get(pk=rollout.pk)).data
-        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
+        return created_response(body)
 
 
 class RolloutDetailApi(APIView):

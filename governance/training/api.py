@@ -8,7 +8,7 @@ active run's id.
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,6 +22,7 @@ from governance.training.selectors import run_get
 from governance.training.services import RunAlreadyActive, run_start
 from portal.api.exceptions import Conflict
 from portal.api.inputs import input_validated
+from portal.api.responses import created_response
 from portal.api.schema import error_response
 from portal.apitokens.choices import Scope
 from portal.audit.actors import actor_for_request, client_ip_for_request
@@ -136,7 +137,7 @@ class RunStartApi(APIView):
                 },
             ) from None
         body = RunOutputSerializer(run_get(pk=run.pk)).data
-        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
+        return created_response(body)
 
 
 class RunDetailApi(APIView):

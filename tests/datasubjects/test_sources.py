@@ -18,7 +18,9 @@ from datasubjects.services import (
     source_task_record_manual,
     source_task_run,
 )
+from datasubjects.services.sources import _SourceTaskOutbox
 from portal.audit.models import AuditEvent, AuditPayload
+from portal.outbox import outbox_claim, outbox_record
 from worker.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db
@@ -117,6 +119,33 @@ def test_source_task_killed_worker_is_claimed_again_after_its_lease(
     run = source_task_run(task_id=task.pk)
     assert run.ran and run.task.state == TaskState.DONE and run.task.attempts == 2
     assert run.task.rows_found > 1
+
+
+def test_source_task_run_overtaken_after_its_lease_records_nothing(
+    registered_sources, seeded_person, verified_request, privacy_officer
+):
+    """A run still reading when its lease ran out, whose task another run then took
+    over and finished, records nothing: the task keeps the other run's result and the
+    ledger its one `dsr.source_task_done`."""
+    dsr = verified_request(email=seeded_person["email"])
+    request_set_state(request=dsr, state="in_progress", user=privacy_officer)
+    task = SourceTask.objects.get(request=dsr, source__slug="crm")
+    outbox = _SourceTaskOutbox()
+    slow = outbox_claim(outbox, task.pk)
+    outcome = outbox.send(slow)
+    SourceTask.objects.filter(pk=task.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    fast = source_task_run(task_id=task.pk)
+    assert fast.ran and fast.task.attempts == 2
+    events = AuditEvent.objects.count()
+
+    late = outbox_record(outbox, slow, outcome=outcome)
+
+    assert not late.ran
+    task.refresh_from_db()
+    assert (task.state, task.attempts) == (TaskState.DONE, 2)
+    assert AuditEvent.objects.count() == events
+    done = AuditEvent.objects.filter(action="dsr.source_task_done", object_id=str(dsr.public_id))
+    assert done.count() == 1
 
 
 def test_source_task_unreachable_source_fails_and_asks_for_retry(

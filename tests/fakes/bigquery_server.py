@@ -24,16 +24,13 @@ parameters (the fake refuses a value written into the query text):
 from __future__ import annotations
 
 import base64
-import json
 import re
-import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
-from tests.fakes.json_http import Failure, JsonHttpFake, RecordedRequest
+from tests.fakes.json_http import Failure, JsonHttpFake, route_find
 
 _TABLE = r"projects/(?P<project>[^/]+)/datasets/(?P<dataset>[^/]+)/tables/(?P<table>[^/]+)"
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -117,10 +114,7 @@ class FakeBigQueryServer(JsonHttpFake):
     tabledata.list page holds, so the client's paging is exercised."""
 
     page_size: int = 1000
-    requests: list[RecordedRequest] = field(default_factory=list)
     tables: dict[str, FakeTable] = field(default_factory=dict)
-    _failures: list[Failure] = field(default_factory=list)
-    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     # --- what tests arrange and read ---------------------------------------------------
 
@@ -159,32 +153,17 @@ class FakeBigQueryServer(JsonHttpFake):
     def handle(
         self, method: str, raw_path: str, headers: dict[str, str], raw_body: bytes
     ) -> tuple[int, Any]:
-        split = urlsplit(raw_path)
-        path = unquote(split.path)
-        query = parse_qs(split.query, keep_blank_values=True)
-        body = json.loads(raw_body) if raw_body else None
+        request = self._request_keep(method, raw_path, headers, raw_body)
+        path, query, body = request.path, request.query, request.body
         with self._lock:
-            self.requests.append(
-                RecordedRequest(
-                    method=method,
-                    path=path,
-                    raw_path=split.path,
-                    query=query,
-                    body=body,
-                    headers={k.lower(): v for k, v in headers.items()},
-                )
-            )
             try:
                 injected = self._injected_failure(method, path)
                 if injected is not None:
                     raise BigQueryApiError(injected.status, injected.message)
-                for route_method, pattern, action in _ROUTES:
-                    match = pattern.match(path)
-                    if match and route_method == method:
-                        return 200, getattr(self, f"_{action}")(
-                            query=query, body=body, **match.groupdict()
-                        )
-                raise BigQueryApiError(404, f"Not found: URL {path}")
+                action, params = route_find(_ROUTES, method, path)
+                if not action:
+                    raise BigQueryApiError(404, f"Not found: URL {path}")
+                return 200, getattr(self, f"_{action}")(query=query, body=body, **params)
             except BigQueryApiError as error:
                 return error.status, {
                     "error": {

@@ -32,12 +32,9 @@ from __future__ import annotations
 import copy
 import json
 import re
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import jwt
 from cryptography import x509
@@ -45,7 +42,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from tests.fakes.json_http import Failure, JsonHttpFake, RecordedRequest, rfc3339
+from tests.fakes.json_http import Failure, JsonHttpFake, RawResponse, rfc3339, route_find
 
 # google.cloud.deploy.v1.Rollout.ApprovalState and Rollout.State, as numbered in the
 # API's proto definitions.
@@ -132,7 +129,6 @@ class CloudDeployApiError(Exception):
 class FakeCloudDeployServer(JsonHttpFake):
     """Cloud Deploy's releases and rollouts REST API, in memory, on 127.0.0.1."""
 
-    requests: list[RecordedRequest] = field(default_factory=list)
     releases: dict[str, dict[str, Any]] = field(default_factory=dict)
     rollouts: dict[str, dict[str, Any]] = field(default_factory=dict)
     # project number -> project id: requests may name a project either way, as Cloud
@@ -142,8 +138,6 @@ class FakeCloudDeployServer(JsonHttpFake):
     canary_percentages: tuple[int, ...] = (10, 50)
     # Target ids whose rollouts wait for approval.
     approval_targets: set[str] = field(default_factory=set)
-    _failures: list[Failure] = field(default_factory=list)
-    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     # --- what tests arrange -----------------------------------------------------------
 
@@ -242,31 +236,20 @@ class FakeCloudDeployServer(JsonHttpFake):
     def handle(
         self, method: str, raw_path: str, headers: dict[str, str], raw_body: bytes
     ) -> tuple[int, Any]:
-        split = urlsplit(raw_path)
-        path = unquote(split.path)
-        query = parse_qs(split.query, keep_blank_values=True)
-        try:
-            body = json.loads(raw_body) if raw_body else None
-        except ValueError:
-            body = raw_body.decode(errors="replace")
+        request = self._request_keep(method, raw_path, headers, raw_body)
+        path, query, body = request.path, request.query, request.body
         with self._lock:
-            self.requests.append(
-                RecordedRequest(method=method, path=path, query=query, body=body, headers=headers)
-            )
             try:
                 injected = self._injected_failure(method, path)
                 if injected is not None:
                     raise CloudDeployApiError(
                         injected.status, injected.message, code_name=injected.status_name
                     )
-                for route_method, pattern, action in _ROUTES:
-                    match = pattern.match(path)
-                    if match and route_method == method:
-                        result = getattr(self, f"_{action}")(
-                            body=body, query=query, **match.groupdict()
-                        )
-                        return 200, _encode_enums(result, numeric=_numeric_enums(query))
-                raise CloudDeployApiError(404, f"The requested URL {path} was not found.")
+                action, params = route_find(_ROUTES, method, path)
+                if not action:
+                    raise CloudDeployApiError(404, f"The requested URL {path} was not found.")
+                result = getattr(self, f"_{action}")(body=body, query=query, **params)
+                return 200, _encode_enums(result, numeric=_numeric_enums(query))
             except CloudDeployApiError as error:
                 return error.status, {
                     "error": {
@@ -474,7 +457,7 @@ def _encode_enums(value: Any, *, numeric: bool) -> Any:
 # --- Pub/Sub push, signed the way Google signs it ------------------------------------------
 
 
-class FakeGoogleOidc:
+class FakeGoogleOidc(JsonHttpFake):
     """Google's side of a Pub/Sub push: an RSA key, its certificate served at `certs_url`
     (the `{"kid": "PEM x509"}` format of https://www.googleapis.com/oauth2/v1/certs, or
     a JWK set with `certs_format="jwk"`), and ID tokens signed with it.
@@ -492,6 +475,7 @@ class FakeGoogleOidc:
         certs_format: str = "x509",
         max_age: int | None = None,
     ) -> None:
+        super().__init__()
         self.audience = audience
         self.service_account = service_account
         self.certs_format = certs_format
@@ -500,7 +484,6 @@ class FakeGoogleOidc:
         self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.certs_status = 200
         self.certs_requests = 0
-        self._server: ThreadingHTTPServer | None = None
 
     def certs_document(self) -> dict[str, Any]:
         if self.certs_format == "jwk":
@@ -550,41 +533,23 @@ class FakeGoogleOidc:
     def authorization(self, **overrides: Any) -> str:
         return f"Bearer {self.token(**overrides)}"
 
-    def __enter__(self) -> FakeGoogleOidc:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                fake.certs_requests += 1
-                body = json.dumps(fake.certs_document()).encode()
-                self.send_response(fake.certs_status)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
-                if fake.max_age is not None:
-                    self.send_header("Cache-Control", f"public, max-age={fake.max_age}")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+    def handle(
+        self, method: str, raw_path: str, headers: dict[str, str], raw_body: bytes
+    ) -> tuple[int, Any]:
+        """Every request gets the certificates (with `certs_status`, and Cache-Control
+        when `max_age` is set)."""
+        self.certs_requests += 1
+        cache = (
+            () if self.max_age is None else (("Cache-Control", f"public, max-age={self.max_age}"),)
+        )
+        body = json.dumps(self.certs_document()).encode()
+        return self.certs_status, RawResponse(
+            body, content_type="application/json; charset=UTF-8", headers=cache
+        )
 
     @property
     def certs_url(self) -> str:
-        assert self._server is not None, "enter the fake first"
-        return f"http://127.0.0.1:{self._server.server_port}/oauth2/v1/certs"
+        return f"{self.url}/oauth2/v1/certs"
 
 
 def approvals_push_body(

@@ -14,12 +14,9 @@ an entry it refuses (no logName, no resource) stores nothing.
 
 from __future__ import annotations
 
-import json
 import re
-import threading
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.fakes.json_http import Failure, JsonHttpFake, RecordedRequest
 
@@ -38,11 +35,8 @@ class ApiError(Exception):
 class FakeCloudLoggingServer(JsonHttpFake):
     """Accepted entries in memory (`stored`, in arrival order), on 127.0.0.1."""
 
-    requests: list[RecordedRequest] = field(default_factory=list)
     stored: list[dict[str, Any]] = field(default_factory=list)
     _keys: set[tuple[str, str, str]] = field(default_factory=set)
-    _failures: list[Failure] = field(default_factory=list)
-    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def fail(self, status: int, *, times: int | None = 1) -> None:
         """The next `times` writes (None: until clear_failures()) get `status`."""
@@ -64,20 +58,9 @@ class FakeCloudLoggingServer(JsonHttpFake):
     def handle(
         self, method: str, raw_path: str, headers: dict[str, str], raw_body: bytes
     ) -> tuple[int, Any]:
-        split = urlsplit(raw_path)
-        path = unquote(split.path)
-        body = json.loads(raw_body) if raw_body else None
+        request = self._request_keep(method, raw_path, headers, raw_body)
+        path, body = request.path, request.body
         with self._lock:
-            self.requests.append(
-                RecordedRequest(
-                    method=method,
-                    path=path,
-                    raw_path=split.path,
-                    query=parse_qs(split.query, keep_blank_values=True),
-                    body=body,
-                    headers={k.lower(): v for k, v in headers.items()},
-                )
-            )
             try:
                 injected = self._injected_failure(method, path)
                 if injected is not None:

@@ -18,15 +18,12 @@ refused as Container Analysis refuses it (INVALID_ARGUMENT / NOT_FOUND).
 
 from __future__ import annotations
 
-import json
 import re
-import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
-from tests.fakes.json_http import Failure, JsonHttpFake, RecordedRequest, rfc3339
+from tests.fakes.json_http import Failure, JsonHttpFake, rfc3339, route_find
 
 ATTESTATION_KIND = 7  # grafeas.v1.NoteKind.ATTESTATION
 
@@ -57,12 +54,9 @@ class ApiError(Exception):
 class FakeContainerAnalysisServer(JsonHttpFake):
     """Attestors, notes and occurrences in memory, on 127.0.0.1."""
 
-    requests: list[RecordedRequest] = field(default_factory=list)
     attestors: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: set[str] = field(default_factory=set)
     occurrences: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _failures: list[Failure] = field(default_factory=list)
-    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def add_attestor(self, name: str, *, note: str, public_key_id: str, pem: str) -> None:
         """An attestor with its note and one PKIX public key."""
@@ -101,32 +95,17 @@ class FakeContainerAnalysisServer(JsonHttpFake):
     def handle(
         self, method: str, raw_path: str, headers: dict[str, str], raw_body: bytes
     ) -> tuple[int, Any]:
-        split = urlsplit(raw_path)
-        path = unquote(split.path)
-        query = parse_qs(split.query, keep_blank_values=True)
-        body = json.loads(raw_body) if raw_body else None
+        request = self._request_keep(method, raw_path, headers, raw_body)
+        path, query, body = request.path, request.query, request.body
         with self._lock:
-            self.requests.append(
-                RecordedRequest(
-                    method=method,
-                    path=path,
-                    raw_path=split.path,
-                    query=query,
-                    body=body,
-                    headers={k.lower(): v for k, v in headers.items()},
-                )
-            )
             try:
                 injected = self._injected_failure(method, path)
                 if injected is not None:
                     raise ApiError(injected.status, injected.message)
-                for route_method, pattern, action in _ROUTES:
-                    match = pattern.match(path)
-                    if match and route_method == method:
-                        return 200, getattr(self, f"_{action}")(
-                            query=query, body=body, **match.groupdict()
-                        )
-                raise ApiError(404, f"The requested URL {path} was not found.")
+                action, params = route_find(_ROUTES, method, path)
+                if not action:
+                    raise ApiError(404, f"The requested URL {path} was not found.")
+                return 200, getattr(self, f"_{action}")(query=query, body=body, **params)
             except ApiError as error:
                 return error.status, {
                     "error": {

@@ -1,16 +1,24 @@
 """The HTTP side every JSON stand-in server shares: a threaded server on 127.0.0.1 with
-a port the OS picks, started and stopped by the test. A subclass answers requests in
-`handle(method, raw_path, headers, raw_body) -> (status, JSON payload)`."""
+a port the OS picks, started and stopped by the test, the requests it received and the
+failures a test injects. A subclass answers requests in
+`handle(method, raw_path, headers, raw_body) -> (status, JSON payload)`, usually by
+keeping the request (`_request_keep`), answering an injected failure
+(`_injected_failure`) and finding the route (`_route`)."""
 
 from __future__ import annotations
 
 import json
 import re
 import threading
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
+from urllib.parse import parse_qs, unquote, urlsplit
+
+# A route of a fake's API: (method, path regex with named groups, action name).
+Route = tuple[str, re.Pattern[str], str]
 
 
 def rfc3339(moment: datetime | None = None) -> str:
@@ -56,9 +64,12 @@ class RawResponse:
 
 @dataclass
 class JsonHttpFake:
-    """Subclasses keep `requests` (what was received, each with `method` and a decoded
-    `path`), `_failures` (errors to inject) and `_lock`."""
+    """`requests` is what was received; `_failures` the errors to inject; `_lock`
+    guards both and the subclass's own state (the server answers on threads)."""
 
+    requests: list[RecordedRequest] = field(default_factory=list)
+    _failures: list[Failure] = field(default_factory=list)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
@@ -88,27 +99,57 @@ class JsonHttpFake:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _request_keep(
+        self,
+        method: str,
+        raw_path: str,
+        headers: dict[str, str],
+        raw_body: bytes,
+        *,
+        body: Any = None,
+    ) -> RecordedRequest:
+        """Parse one request and add it to `requests`: the path percent-decoded, the
+        query parsed, the header names lower-cased, and the body (unless given) JSON,
+        or text when it is not JSON, or None when empty."""
+        split = urlsplit(raw_path)
+        if body is None and raw_body:
+            try:
+                body = json.loads(raw_body)
+            except ValueError:
+                body = raw_body.decode(errors="replace")
+        request = RecordedRequest(
+            method=method,
+            path=unquote(split.path),
+            raw_path=split.path,
+            query=parse_qs(split.query, keep_blank_values=True),
+            body=body,
+            headers={k.lower(): v for k, v in headers.items()},
+        )
+        with self._lock:
+            self.requests.append(request)
+        return request
+
     def _injected_failure(self, method: str, path: str) -> Failure | None:
         """The failure this request gets, if any (call with the lock held)."""
-        for failure in self._failures:  # type: ignore[attr-defined]
+        for failure in self._failures:
             if failure.method == method and failure.path.search(path):
                 if failure.remaining is not None:
                     failure.remaining -= 1
                     if failure.remaining <= 0:
-                        self._failures.remove(failure)  # type: ignore[attr-defined]
+                        self._failures.remove(failure)
                 return failure
         return None
 
     def clear_failures(self) -> None:
-        with self._lock:  # type: ignore[attr-defined]
-            self._failures.clear()  # type: ignore[attr-defined]
+        with self._lock:
+            self._failures.clear()
 
     def requests_to(self, method: str, path_pattern: str = "") -> list[Any]:
         """Recorded requests with this method whose path matches the regex."""
-        with self._lock:  # type: ignore[attr-defined]
+        with self._lock:
             return [
                 r
-                for r in self.requests  # type: ignore[attr-defined]
+                for r in self.requests
                 if r.method == method.upper() and re.search(path_pattern, r.path)
             ]
 
@@ -121,6 +162,16 @@ class JsonHttpFake:
     def url(self) -> str:
         """The `api_endpoint` to give the client library."""
         return f"http://127.0.0.1:{self.port}"
+
+
+def route_find(routes: Iterable[Route], method: str, path: str) -> tuple[str, dict[str, str]]:
+    """The action of the first route that takes this method and path, and the path's
+    named groups; ("", {}) when none does."""
+    for route_method, pattern, action in routes:
+        match = pattern.match(path)
+        if match and route_method == method:
+            return action, match.groupdict()
+    return "", {}
 
 
 def _handler_for(fake: JsonHttpFake) -> type[BaseHTTPRequestHandler]:

@@ -18,7 +18,6 @@ the API server refuses an unauthenticated client.
 from __future__ import annotations
 
 import re
-import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,11 +68,8 @@ class FakeKubernetesServer(JsonHttpFake):
     """Namespaces and pods in memory, on 127.0.0.1."""
 
     token: str = ""
-    requests: list[RecordedRequest] = field(default_factory=list)
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> labels
     pods: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    _failures: list[Failure] = field(default_factory=list)
-    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     # --- the cluster's state, as tests set it -----------------------------------------
 

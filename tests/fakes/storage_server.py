@@ -28,15 +28,14 @@ import base64
 import hashlib
 import json
 import re
-import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 import google_crc32c
 
-from tests.fakes.json_http import Failure, JsonHttpFake, RawResponse, RecordedRequest, rfc3339
+from tests.fakes.json_http import Failure, JsonHttpFake, RawResponse, rfc3339, route_find
 
 _OBJECT = r"/b/(?P<bucket>[^/]+)/o/(?P<name>[^/?]+)"
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -106,13 +105,10 @@ class FakeStorageServer(JsonHttpFake):
     objects.list answers, so paging is exercised with a few objects."""
 
     page_size: int = 1000
-    requests: list[RecordedRequest] = field(default_factory=list)
     buckets: dict[str, dict[str, StoredObject]] = field(default_factory=dict)
     # upload_id -> {"bucket", "name", "content_type", "metadata", "data" (bytearray)}
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     _generation: int = 1_700_000_000_000_000
-    _failures: list[Failure] = field(default_factory=list)
-    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     # --- what tests arrange and read ---------------------------------------------------
 
@@ -147,36 +143,28 @@ class FakeStorageServer(JsonHttpFake):
     def handle(
         self, method: str, raw_path: str, headers: dict[str, str], raw_body: bytes
     ) -> tuple[int, Any]:
-        headers = {k.lower(): v for k, v in headers.items()}
-        split = urlsplit(raw_path)
-        query = parse_qs(split.query, keep_blank_values=True)
-        content_type = headers.get("content-type", "")
+        content_type = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
         body: Any = raw_body
         if content_type.startswith("application/json") and raw_body:
             body = json.loads(raw_body)
+        request = self._request_keep(method, raw_path, headers, raw_body, body=body)
         with self._lock:
-            self.requests.append(
-                RecordedRequest(
-                    method=method,
-                    path=unquote(split.path),
-                    raw_path=split.path,
-                    query=query,
-                    body=body,
-                    headers=headers,
-                )
-            )
             try:
-                injected = self._injected_failure(method, unquote(split.path))
+                injected = self._injected_failure(method, request.path)
                 if injected is not None:
                     raise StorageApiError(injected.status, injected.message)
-                for route_method, pattern, action in _ROUTES:
-                    match = pattern.match(split.path)
-                    if match and route_method == method:
-                        params = {k: unquote(v) for k, v in match.groupdict().items()}
-                        return getattr(self, f"_{action}")(
-                            query=query, headers=headers, raw_body=raw_body, **params
-                        )
-                raise StorageApiError(404, f"The requested URL {split.path} was not found.")
+                # Object names are percent-encoded in the path: match before decoding.
+                action, params = route_find(_ROUTES, method, request.raw_path)
+                if not action:
+                    raise StorageApiError(
+                        404, f"The requested URL {request.raw_path} was not found."
+                    )
+                return getattr(self, f"_{action}")(
+                    query=request.query,
+                    headers=request.headers,
+                    raw_body=raw_body,
+                    **{k: unquote(v) for k, v in params.items()},
+                )
             except StorageApiError as error:
                 return error.status, {
                     "error": {

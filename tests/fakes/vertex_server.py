@@ -28,18 +28,15 @@ enums as numbers when asked and as names otherwise, as Google does.
 from __future__ import annotations
 
 import copy
-import json
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from tests.fakes.json_http import Failure, JsonHttpFake, RecordedRequest, rfc3339
+from tests.fakes.json_http import Failure, JsonHttpFake, rfc3339, route_find
 
 # google.cloud.aiplatform.v1.PipelineState and PipelineTaskDetail.State, as numbered
 # in the API's proto definitions.
@@ -138,7 +135,6 @@ class FakeVertexServer(JsonHttpFake):
     """
 
     page_size: int = 50
-    requests: list[RecordedRequest] = field(default_factory=list)
     # model resource name -> versions (Model JSON, name without "@version")
     models: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # pipeline job resource name -> PipelineJob JSON (state held as its enum name)
@@ -147,8 +143,6 @@ class FakeVertexServer(JsonHttpFake):
     upload_pending_polls: int = 1
     # operation resource name -> {"polls_left", "upload" (add_model_version args), "done"}
     operations: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _failures: list[Failure] = field(default_factory=list)
-    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     # --- what tests arrange -----------------------------------------------------------
 
@@ -280,37 +274,18 @@ class FakeVertexServer(JsonHttpFake):
     def handle(
         self, method: str, raw_path: str, headers: dict[str, str], raw_body: bytes
     ) -> tuple[int, Any]:
-        headers = {k.lower(): v for k, v in headers.items()}
-        split = urlsplit(raw_path)
-        path = unquote(split.path)
-        query = parse_qs(split.query, keep_blank_values=True)
-        try:
-            body = json.loads(raw_body) if raw_body else None
-        except ValueError:
-            body = raw_body.decode(errors="replace")
+        request = self._request_keep(method, raw_path, headers, raw_body)
+        path, query, body = request.path, request.query, request.body
         with self._lock:
-            self.requests.append(
-                RecordedRequest(
-                    method=method,
-                    path=path,
-                    raw_path=split.path,
-                    query=query,
-                    body=body,
-                    headers=headers,
-                )
-            )
             try:
                 injected = self._injected_failure(method, path)
                 if injected is not None:
                     raise VertexApiError(injected.status, injected.message, injected.status_name)
-                for route_method, pattern, action in _ROUTES:
-                    match = pattern.match(path)
-                    if match and route_method == method:
-                        result = getattr(self, f"_{action}")(
-                            query=query, body=body, **match.groupdict()
-                        )
-                        return 200, _encode_enums(result, numeric=_numeric_enums(query))
-                raise VertexApiError(404, f"The requested URL {path} was not found.")
+                action, params = route_find(_ROUTES, method, path)
+                if not action:
+                    raise VertexApiError(404, f"The requested URL {path} was not found.")
+                result = getattr(self, f"_{action}")(query=query, body=body, **params)
+                return 200, _encode_enums(result, numeric=_numeric_enums(query))
             except VertexApiError as error:
                 return error.status, {
                     "error": {

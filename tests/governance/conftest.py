@@ -1,9 +1,11 @@
 """Fixtures for the registry and cards: registration bodies, registered versions, tokens."""
 
 import hashlib
+import importlib
 from typing import Any
 
 import pytest
+from django.apps import apps
 
 from governance.models import ModelVersion
 from governance.services.registry import version_register
@@ -81,3 +83,13 @@ def bearer(client, token):
         return client, record
 
     return make
+
+
+@pytest.fixture()
+def registry_defaults(transactional_db):
+    """Transactional tests start with empty tables: the three models and the default
+    review policies, as their data migrations create them."""
+    importlib.import_module("governance.migrations.0002_the_three_models").create_models(apps, None)
+    importlib.import_module("governance.reviews.migrations.0002_default_policies").create_defaults(
+        apps, None
+    )

@@ -2,31 +2,19 @@
 test PostgreSQL database): the job page follows it to the download."""
 
 import importlib
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from celery import Celery
 from django.apps import apps
-from django.db import connection
 from django.urls import reverse
 
 from governance.models import ModelVersion
 from portal.exports.choices import ExportState
 from portal.exports.models import ExportJob
-from tests.conftest import REDIS_URL
 from tests.governance.test_card_pdf_jobs import STORES, pdf_url
 from tests.governance.test_cards import fill_card
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _database_url() -> str:
-    s = connection.settings_dict
-    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+from tests.support.celery_worker import BROKER, celery_workers
 
 
 @pytest.fixture()
@@ -42,27 +30,9 @@ def worker(transactional_db, settings, tmp_path):
             "OPTIONS": {"location": exports},
         },
     }
-    Celery(broker=REDIS_URL).connection_for_write().default_channel.client.flushdb()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker.celery", "worker", "--concurrency", "1",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "warning"],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "DATABASE_URL": _database_url(),
-            "CELERY_BROKER_URL": REDIS_URL,
-            "DJANGO_SETTINGS_MODULE": "portal.settings",
-            "EXPORTS_DIR": str(exports),
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    yield exports
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    with celery_workers({"EXPORTS_DIR": str(exports)}, loglevel="warning") as start:
+        start()
+        yield exports
 
 
 @pytest.mark.postgres
@@ -79,7 +49,7 @@ def test_card_pdf_job_runs_on_a_real_worker(worker, register, make_user, client_
     assert job.state == ExportState.QUEUED
     # The test process's own Celery app talks to an in-memory broker; hand the job to
     # the worker's broker as the web pod would.
-    Celery(broker=REDIS_URL).send_task("exports.run", args=[job.pk])
+    Celery(broker=BROKER).send_task("exports.run", args=[job.pk])
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

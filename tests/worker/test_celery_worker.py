@@ -1,22 +1,16 @@
 """A real Celery worker process, on Redis, running a portal task against PostgreSQL."""
 
-import os
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from celery import Celery
-from django.db import connection
 
 from portal.audit.actors import Actor
 from portal.audit.models import AuditEvent
 from portal.audit.services import audit_record
-from tests.conftest import REDIS_URL
+from tests.support.celery_worker import BROKER, celery_workers
 from worker.celery import app
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_celery_app_acknowledges_late_and_requeues_on_worker_loss():
@@ -26,47 +20,11 @@ def test_celery_app_acknowledges_late_and_requeues_on_worker_loss():
     assert "audit.verify_chain" in {entry["task"] for entry in app.conf.beat_schedule.values()}
 
 
-def _database_url() -> str:
-    s = connection.settings_dict
-    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
 @pytest.fixture()
 def worker_process():
-    env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "CELERY_BROKER_URL": REDIS_URL,
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-    }
-    Celery(broker=REDIS_URL).connection_for_write().default_channel.client.flushdb()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker.celery",
-            "worker",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "info",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    output = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
+    with celery_workers(pool=("--pool", "solo"), **output) as start:
+        yield start()
 
 
 @pytest.mark.postgres
@@ -74,7 +32,7 @@ def worker_process():
 @pytest.mark.django_db(transaction=True)
 def test_worker_runs_the_audit_verification_task(worker_process):
     audit_record(action="test.before_worker", actor=Actor.system("test"))
-    sender = Celery(broker=REDIS_URL)
+    sender = Celery(broker=BROKER)
     sender.send_task("audit.verify_chain")
 
     deadline = time.monotonic() + 60

@@ -6,13 +6,10 @@ the rollout where it stood, and no step is decided or recorded twice."""
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 import requests
@@ -24,16 +21,7 @@ from governance.rollouts.models import Rollout
 from governance.rollouts.services import rollout_start
 from tests.governance.rollouts.conftest import FAST, routing_of
 from tests.governance.rollouts.test_rollouts import actions
-from tests.governance.training.test_worker import (
-    BROKER,
-    _children,
-    _database_url,
-    _wait_for,
-    registry_defaults,
-)
-
-ROOT = Path(__file__).resolve().parents[3]
-registry_defaults = registry_defaults  # a fixture shared with training's worker test
+from tests.support.celery_worker import BROKER, celery_workers, pool_children, wait_for
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.postgres, pytest.mark.redis]
 
@@ -84,56 +72,15 @@ def readiness(stack):
 @pytest.fixture()
 def rollout_worker(registry_defaults, stack, readiness):
     """Start workers that drive rollouts through the test's model server and Prometheus."""
-    Celery(broker=BROKER).connection_for_write().default_channel.client.flushdb()
     env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "CELERY_BROKER_URL": BROKER,
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
         "ROLLOUTS_BACKEND": "local",
         "SERVING_ROUTING_FILE": str(stack.server.routing_path),
         "SERVING_URL": readiness.url,
         "SERVING_READY_TIMEOUT": "120",
         "PROMETHEUS_URL": stack.prometheus.url,
     }
-    started: list[subprocess.Popen] = []
-
-    def start(name: str) -> subprocess.Popen:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "worker.celery",
-                "worker",
-                "--concurrency",
-                "1",
-                "--hostname",
-                f"{name}@%h",
-                "--loglevel",
-                "info",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.terminate()
-    for process in started:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with celery_workers(env) as start:
+        yield start
 
 
 @pytest.mark.django_db(transaction=True)
@@ -159,14 +106,14 @@ def test_rollout_resumes_after_its_worker_is_killed_mid_step(
     # Once step 1 (30%) is applied, hold the readiness the worker follows: the worker
     # analyses the step from Prometheus (the server keeps serving and being scraped),
     # decides to advance, writes "60%", and waits for the server to say it serves it.
-    _wait_for(
+    wait_for(
         lambda: Rollout.objects.filter(pk=rollout.pk, step_index=0, synced=True).exists(),
         90,
         "the first step to be applied",
     )
     readiness.held.set()
     try:
-        decided = _wait_for(
+        decided = wait_for(
             lambda: (
                 Rollout.objects.filter(pk=rollout.pk).exclude(step_index=0).first()
                 or Rollout.objects.filter(pk=rollout.pk, state=RolloutState.PAUSED).first()
@@ -175,21 +122,21 @@ def test_rollout_resumes_after_its_worker_is_killed_mid_step(
             "the first step's decision",
         )
         assert (decided.step_index, decided.synced) == (1, False), decided.outcome
-        _wait_for(
+        wait_for(
             lambda: routing_of(stack.server.routing_path).get("canary", {}).get("weight") == 60,
             30,
             "the worker to write the 60% routing",
         )
         time.sleep(1.0)  # the task is in its readiness wait now, whatever the load
         assert not Rollout.objects.get(pk=rollout.pk).synced
-        children = _children(worker.pid)
+        children = pool_children(worker.pid)
         assert children, "the prefork worker has no pool process"
         for child in children:
             os.kill(child, signal.SIGKILL)  # the pool process waiting for readiness dies
     finally:
         readiness.held.clear()
 
-    finished = _wait_for(
+    finished = wait_for(
         lambda: Rollout.objects.filter(
             pk=rollout.pk, state=RolloutState.SUCCEEDED, synced=True
         ).first(),
