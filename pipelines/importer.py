@@ -14,9 +14,10 @@ a rule is rejected under its first broken rule and counted, never dropped silent
 past `max_rejected` (a share of a table's rows) nothing is stored.
 
 Files are streamed batch by batch (pyarrow's CSV streaming reader, Parquet row groups)
-into Parquet files and hashed column by column afterwards, so memory stays flat in the
-file size: what grows with the rows is one int64 per key of the table being imported
-(to find duplicates) and, while hashing, one column of one table.
+into Parquet files, and hashed as they are written (the hashed bytes are spooled to
+disk and hashed in the lake's order at the end), so memory stays flat in the file size:
+what grows with the rows is one int64 per key of the table being imported (to find
+duplicates).
 """
 
 import csv
@@ -27,7 +28,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,7 +63,9 @@ IMPORT_ORDER = ("categories", "customers", "products", "promotions", "transactio
 REQUIRED_COLUMNS = {"transactions": ("ts", "quantity")}
 SAMPLE_SIZE = 5
 DEFAULT_MAX_REJECTED = 0.05
-BLOCK_BYTES = 16 << 20
+# The CSV reader reads up to 32 blocks ahead of the rows being checked: 4 MiB blocks
+# bound that to 128 MiB (16 MiB ones let it hold half a GiB of a large file).
+BLOCK_BYTES = 4 << 20
 TIMESTAMP_FORMATS = (
     "%Y-%m-%dT%H:%M:%S",
     "%Y-%m-%d %H:%M:%S",
@@ -72,6 +75,9 @@ TIMESTAMP_FORMATS = (
 )
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
 FALSE_WORDS = ("false", "f", "no", "n", "0")
+# The spellings the CSV reader turns into booleans itself (each one of the words above).
+CSV_TRUE_WORDS = ("true", "True", "TRUE", "1")
+CSV_FALSE_WORDS = ("false", "False", "FALSE", "0")
 INTEGER_RE = r"^[+-]?[0-9]+(\.0*)?$"
 FLOAT_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 
@@ -234,6 +240,20 @@ def _source_name(source: ImportSource) -> str:
     return Path(source.uri or source.path).name
 
 
+def source_data_version(source: Mapping[str, Any], snapshot_id: str) -> str:
+    """The data version a person recognises for a snapshot with this `source` record:
+    the versions its import's sources named (`bq:<table>@<snapshot time>`,
+    `dvc:<repo>@<rev>:<path>`, `gs://…#<generation>`), else its files' checksums
+    (`<name>@sha256:<hex>`, `; `-separated), else the snapshot's content hash
+    `snapshot_id` (the lake's own data, e.g. the generated sample)."""
+    if source.get("data_version"):
+        return str(source["data_version"])
+    files = source.get("files") or []
+    if source.get("kind") == "import" and files:
+        return "; ".join(f"{f['name']}@sha256:{f['sha256']}" for f in files)
+    return snapshot_id
+
+
 def file_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -253,50 +273,103 @@ def _csv_header(path: Path, delimiter: str) -> list[str]:
     return next(csv.reader(io.StringIO(first), delimiter=delimiter))
 
 
-def _batches(
-    source: ImportSource, delimiter: str, progress: Progress | None
-) -> Iterator[pa.RecordBatch]:
+def _file_columns(source: ImportSource, delimiter: str) -> list[str]:
+    """The column names of a source file, as its header or Parquet schema gives them."""
     path = Path(source.path)
-    if source.file_format == "parquet":
-        try:
-            parquet = pq.ParquetFile(path)
-        except (OSError, pa.ArrowInvalid) as error:
-            raise ImportFailed(f"{path.name}: not a Parquet file ({error})") from None
-        total, done = parquet.metadata.num_rows, 0
-        for batch in parquet.iter_batches(batch_size=256_000):
-            done += batch.num_rows
-            if progress:
-                progress(source.table, done, total)
-            yield batch
-        return
-    header = _csv_header(path, delimiter)
-    total = path.stat().st_size
-    stream = pa.OSFile(str(path))
+    if source.file_format == "csv":
+        return _csv_header(path, delimiter)
     try:
-        reader = pacsv.open_csv(
-            stream,
-            read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter),
-            convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.large_string() for name in header},
-                strings_can_be_null=False,
-                null_values=[],
-            ),
-        )
-        while True:
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                break
-            except pa.ArrowInvalid as error:
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    except (OSError, pa.ArrowInvalid) as error:
+        raise ImportFailed(f"{path.name}: not a Parquet file ({error})") from None
+
+
+def _batches(
+    source: ImportSource,
+    delimiter: str,
+    progress: Progress | None,
+    columns: Mapping[str, pa.DataType],
+) -> Iterator[pa.RecordBatch]:
+    """The rows of `source` in batches, with its `columns` (file name -> lake type)."""
+    path = Path(source.path)
+    if source.file_format == "csv":
+        yield from _csv_batches(source, delimiter, progress, columns)
+        return
+    try:
+        parquet = pq.ParquetFile(path)
+    except (OSError, pa.ArrowInvalid) as error:
+        raise ImportFailed(f"{path.name}: not a Parquet file ({error})") from None
+    total, done = parquet.metadata.num_rows, 0
+    for batch in parquet.iter_batches(batch_size=256_000):
+        done += batch.num_rows
+        if progress:
+            progress(source.table, done, total)
+        yield batch
+
+
+def _csv_batches(
+    source: ImportSource,
+    delimiter: str,
+    progress: Progress | None,
+    columns: Mapping[str, pa.DataType],
+) -> Iterator[pa.RecordBatch]:
+    """A CSV file's rows in blocks of BLOCK_BYTES, only its `columns`.
+
+    They are read as their lake types while every value converts as `_convert`'s plain
+    cast would convert it (the reader converts in its own threads, and no column is
+    held as text). From the first block where one does not, or a number is NaN or
+    infinite, the rest of the file is read again as text, from that block's first
+    row: the rules then find and name each bad value."""
+    path = Path(source.path)
+    total = path.stat().st_size
+    if not columns:  # nothing of the file is kept: its rows still count
+        columns = {_csv_header(path, delimiter)[0]: pa.large_string()}
+    text_types = {name: pa.large_string() for name in columns}
+    typed = any(kind != pa.large_string() for kind in columns.values())
+    rows = shown = 0
+    while True:
+        stream = pa.OSFile(str(path))
+        try:
+            reader = pacsv.open_csv(
+                stream,
+                read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, skip_rows_after_names=rows),
+                parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict(columns) if typed else text_types,
+                    include_columns=list(columns),
+                    strings_can_be_null=False,
+                    null_values=[],
+                    true_values=list(CSV_TRUE_WORDS),
+                    false_values=list(CSV_FALSE_WORDS),
+                ),
+            )
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                if typed and not _finite(batch):
+                    break
+                rows += batch.num_rows
+                if progress:
+                    shown = max(shown, min(stream.tell(), total))
+                    progress(source.table, shown, total)
+                yield batch
+        except pa.ArrowInvalid as error:
+            if not typed:
                 raise ImportFailed(f"{path.name}: unreadable CSV ({error})") from None
-            if progress:
-                progress(source.table, min(stream.tell(), total), total)
-            yield batch
-    except pa.ArrowInvalid as error:
-        raise ImportFailed(f"{path.name}: unreadable CSV ({error})") from None
-    finally:
-        stream.close()
+        finally:
+            stream.close()
+        typed = False
+
+
+def _finite(batch: pa.RecordBatch) -> bool:
+    """Whether every floating-point value of the batch is a finite number."""
+    return all(
+        pc.all(pc.is_finite(column)).as_py() is not False
+        for column in batch.columns
+        if pa.types.is_floating(column.type)
+    )
 
 
 # --- conversion and rules -----------------------------------------------------------
@@ -790,6 +863,11 @@ def import_files(
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def _store(writer: pq.ParquetWriter, hasher: SpooledTableHash, table: pa.Table) -> None:
+    writer.write_table(table)
+    hasher.add(table)
+
+
 def _import_table(
     source: ImportSource,
     mapping: Mapping[str, str],
@@ -801,42 +879,47 @@ def _import_table(
 ) -> _TableImport:
     """Stream one file through the rules into `staging/<table>.parquet`, hashing the
     accepted rows on the way (`state.sha256`)."""
-    writer: pq.ParquetWriter | None = None
-    state: _TableImport | None = None
+    spec = TABLES[source.table]
+    renames, kept, generated = _plan(source, _file_columns(source, delimiter), mapping)
+    state = _TableImport(
+        source=source,
+        spec_columns=kept,
+        renames=dict(renames),
+        generated_key=generated,
+        report=TableReport(table=source.table, columns=[c.name for c in kept]),
+    )
+    columns = {client: ARROW_TYPES[spec.column(lake).type] for client, lake in renames.items()}
+    schema = pa.schema([pa.field(c.name, ARROW_TYPES[c.type]) for c in kept])
+    schema = canonical_table(schema.empty_table()).schema
     target = staging / f"{source.table}.parquet"
     spool = staging / f".spool-{source.table}"
     spool.mkdir()
     hasher = SpooledTableHash(spool)
     try:
-        for batch in _batches(source, delimiter, progress):
-            if state is None:
-                renames, kept, generated = _plan(source, batch.schema.names, mapping)
-                state = _TableImport(
-                    source=source,
-                    spec_columns=kept,
-                    renames=dict(renames),
-                    generated_key=generated,
-                    report=TableReport(table=source.table, columns=[c.name for c in kept]),
-                )
-                schema = pa.schema([pa.field(c.name, ARROW_TYPES[c.type]) for c in kept])
-                schema = canonical_table(schema.empty_table()).schema
-                writer = pq.ParquetWriter(target, schema, compression="zstd")
-            state.report.rows_read += batch.num_rows
-            accepted = canonical_table(_apply_rules(state, batch, now, references))
-            state.report.rows_accepted += accepted.num_rows
-            if "ts" in accepted.column_names and accepted.num_rows:
-                low, high = pc.min(accepted["ts"]).as_py(), pc.max(accepted["ts"]).as_py()
-                state.ts_low = low if state.ts_low is None else min(state.ts_low, low)
-                state.ts_high = high if state.ts_high is None else max(state.ts_high, high)
-            writer.write_table(accepted)
-            hasher.add(accepted)
-    finally:
-        if writer is not None:
-            writer.close()
-        if state is None:
-            hasher.discard()
-    if state is None:
-        raise ImportFailed(f"{Path(source.uri or source.path).name}: no rows")
+        # A batch is written and spooled in the background while the next one is read
+        # and checked (Parquet's encoder and file writes run outside the GIL); at most
+        # one batch waits, so memory stays that of two batches.
+        with (
+            pq.ParquetWriter(target, schema, compression="zstd") as writer,
+            ThreadPoolExecutor(max_workers=1) as background,
+        ):
+            stored: Future | None = None
+            for batch in _batches(source, delimiter, progress, columns):
+                state.report.rows_read += batch.num_rows
+                accepted = canonical_table(_apply_rules(state, batch, now, references))
+                state.report.rows_accepted += accepted.num_rows
+                if "ts" in accepted.column_names and accepted.num_rows:
+                    low, high = pc.min(accepted["ts"]).as_py(), pc.max(accepted["ts"]).as_py()
+                    state.ts_low = low if state.ts_low is None else min(state.ts_low, low)
+                    state.ts_high = high if state.ts_high is None else max(state.ts_high, high)
+                if stored is not None:
+                    stored.result()
+                stored = background.submit(_store, writer, hasher, accepted)
+            if stored is not None:
+                stored.result()
+    except BaseException:
+        hasher.discard()
+        raise
     state.sha256 = hasher.hexdigest() or _hash_parquet(target)[0]
     spool.rmdir()
     return state
