@@ -54,9 +54,7 @@ def test_forecasting_on_an_import_puts_its_data_version_on_run_card_and_api(
     assert body["data_version"] == file_version
     assert body["snapshot_id"] == snapshot.id
     listed = client.get("/api/v1/models/demand-forecasting/versions").json()["results"]
-    assert [(v["data_version"], v["snapshot_id"]) for v in listed] == [
-        (file_version, snapshot.id)
-    ]
+    assert [(v["data_version"], v["snapshot_id"]) for v in listed] == [(file_version, snapshot.id)]
     client, _ = bearer("pipelines:read")
     body = client.get(f"/api/v1/pipelines/runs/{run.pk}").json()
     assert (body["data_version"], body["snapshot_id"]) == (file_version, snapshot.id)
