@@ -33,6 +33,7 @@ _EXPORTS = {
     "ensure_sample_snapshot": "pipelines.sample_data",
     "generate_retail_data": "pipelines.sample_data",
     "STEPS": "pipelines.steps",
+    "source_data_version": "pipelines.importer",
     "CardFacts": "pipelines.steps",
     "RunContext": "pipelines.steps",
     "Step": "pipelines.steps",

@@ -14,9 +14,10 @@ a rule is rejected under its first broken rule and counted, never dropped silent
 past `max_rejected` (a share of a table's rows) nothing is stored.
 
 Files are streamed batch by batch (pyarrow's CSV streaming reader, Parquet row groups)
-into Parquet files and hashed column by column afterwards, so memory stays flat in the
-file size: what grows with the rows is one int64 per key of the table being imported
-(to find duplicates) and, while hashing, one column of one table.
+into Parquet files, and hashed as they are written (the hashed bytes are spooled to
+disk and hashed in the lake's order at the end), so memory stays flat in the file size:
+what grows with the rows is one int64 per key of the table being imported (to find
+duplicates).
 """
 
 import csv
@@ -27,6 +28,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +46,7 @@ from pipelines.lake import (
     FORMAT_VERSION,
     MANIFEST,
     Snapshot,
+    SpooledTableHash,
     _folder_name,
     _snapshot_from_folder,
     canonical_table,
@@ -60,7 +63,9 @@ IMPORT_ORDER = ("categories", "customers", "products", "promotions", "transactio
 REQUIRED_COLUMNS = {"transactions": ("ts", "quantity")}
 SAMPLE_SIZE = 5
 DEFAULT_MAX_REJECTED = 0.05
-BLOCK_BYTES = 16 << 20
+# The CSV reader reads up to 32 blocks ahead of the rows being checked: 4 MiB blocks
+# bound that to 128 MiB (16 MiB ones let it hold half a GiB of a large file).
+BLOCK_BYTES = 4 << 20
 TIMESTAMP_FORMATS = (
     "%Y-%m-%dT%H:%M:%S",
     "%Y-%m-%d %H:%M:%S",
@@ -70,6 +75,9 @@ TIMESTAMP_FORMATS = (
 )
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
 FALSE_WORDS = ("false", "f", "no", "n", "0")
+# The spellings the CSV reader turns into booleans itself (each one of the words above).
+CSV_TRUE_WORDS = ("true", "True", "TRUE", "1")
+CSV_FALSE_WORDS = ("false", "False", "FALSE", "0")
 INTEGER_RE = r"^[+-]?[0-9]+(\.0*)?$"
 FLOAT_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 
@@ -232,6 +240,20 @@ def _source_name(source: ImportSource) -> str:
     return Path(source.uri or source.path).name
 
 
+def source_data_version(source: Mapping[str, Any], snapshot_id: str) -> str:
+    """The data version a person recognises for a snapshot with this `source` record:
+    the versions its import's sources named (`bq:<table>@<snapshot time>`,
+    `dvc:<repo>@<rev>:<path>`, `gs://…#<generation>`), else its files' checksums
+    (`<name>@sha256:<hex>`, `; `-separated), else the snapshot's content hash
+    `snapshot_id` (the lake's own data, e.g. the generated sample)."""
+    if source.get("data_version"):
+        return str(source["data_version"])
+    files = source.get("files") or []
+    if source.get("kind") == "import" and files:
+        return "; ".join(f"{f['name']}@sha256:{f['sha256']}" for f in files)
+    return snapshot_id
+
+
 def file_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -251,58 +273,135 @@ def _csv_header(path: Path, delimiter: str) -> list[str]:
     return next(csv.reader(io.StringIO(first), delimiter=delimiter))
 
 
-def _batches(
-    source: ImportSource, delimiter: str, progress: Progress | None
-) -> Iterator[pa.RecordBatch]:
+def _file_columns(source: ImportSource, delimiter: str) -> list[str]:
+    """The column names of a source file, as its header or Parquet schema gives them."""
     path = Path(source.path)
-    if source.file_format == "parquet":
-        try:
-            parquet = pq.ParquetFile(path)
-        except (OSError, pa.ArrowInvalid) as error:
-            raise ImportFailed(f"{path.name}: not a Parquet file ({error})") from None
-        total, done = parquet.metadata.num_rows, 0
-        for batch in parquet.iter_batches(batch_size=256_000):
-            done += batch.num_rows
-            if progress:
-                progress(source.table, done, total)
-            yield batch
-        return
-    header = _csv_header(path, delimiter)
-    total = path.stat().st_size
-    stream = pa.OSFile(str(path))
+    if source.file_format == "csv":
+        return _csv_header(path, delimiter)
     try:
-        reader = pacsv.open_csv(
-            stream,
-            read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter),
-            convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.large_string() for name in header},
-                strings_can_be_null=False,
-                null_values=[],
-            ),
-        )
-        while True:
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                break
-            except pa.ArrowInvalid as error:
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    except (OSError, pa.ArrowInvalid) as error:
+        raise ImportFailed(f"{path.name}: not a Parquet file ({error})") from None
+
+
+def _batches(
+    source: ImportSource,
+    delimiter: str,
+    progress: Progress | None,
+    columns: Mapping[str, pa.DataType],
+) -> Iterator[pa.RecordBatch]:
+    """The rows of `source` in batches, with its `columns` (file name -> lake type)."""
+    path = Path(source.path)
+    if source.file_format == "csv":
+        yield from _csv_batches(source, delimiter, progress, columns)
+        return
+    try:
+        parquet = pq.ParquetFile(path)
+    except (OSError, pa.ArrowInvalid) as error:
+        raise ImportFailed(f"{path.name}: not a Parquet file ({error})") from None
+    total, done = parquet.metadata.num_rows, 0
+    for batch in parquet.iter_batches(batch_size=256_000):
+        done += batch.num_rows
+        if progress:
+            progress(source.table, done, total)
+        yield batch
+
+
+def _csv_batches(
+    source: ImportSource,
+    delimiter: str,
+    progress: Progress | None,
+    columns: Mapping[str, pa.DataType],
+) -> Iterator[pa.RecordBatch]:
+    """A CSV file's rows in blocks of BLOCK_BYTES, only its `columns`.
+
+    They are read as their lake types while every value converts as `_convert`'s plain
+    cast would convert it (the reader converts in its own threads, and no column is
+    held as text). From the first block where one does not, or a number is NaN or
+    infinite, the rest of the file is read again as text, from that block's first
+    row: the rules then find and name each bad value."""
+    path = Path(source.path)
+    total = path.stat().st_size
+    if not columns:  # nothing of the file is kept: its rows still count
+        columns = {_csv_header(path, delimiter)[0]: pa.large_string()}
+    text_types = {name: pa.large_string() for name in columns}
+    typed = any(kind != pa.large_string() for kind in columns.values())
+    rows = shown = 0
+    while True:
+        stream = pa.OSFile(str(path))
+        try:
+            reader = pacsv.open_csv(
+                stream,
+                read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, skip_rows_after_names=rows),
+                parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict(columns) if typed else text_types,
+                    include_columns=list(columns),
+                    strings_can_be_null=False,
+                    null_values=[],
+                    true_values=list(CSV_TRUE_WORDS),
+                    false_values=list(CSV_FALSE_WORDS),
+                ),
+            )
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                if typed and not _finite(batch):
+                    break
+                rows += batch.num_rows
+                if progress:
+                    shown = max(shown, min(stream.tell(), total))
+                    progress(source.table, shown, total)
+                yield batch
+        except pa.ArrowInvalid as error:
+            if not typed:
                 raise ImportFailed(f"{path.name}: unreadable CSV ({error})") from None
-            if progress:
-                progress(source.table, min(stream.tell(), total), total)
-            yield batch
-    except pa.ArrowInvalid as error:
-        raise ImportFailed(f"{path.name}: unreadable CSV ({error})") from None
-    finally:
-        stream.close()
+        finally:
+            stream.close()
+        typed = False
+
+
+def _finite(batch: pa.RecordBatch) -> bool:
+    """Whether every floating-point value of the batch is a finite number."""
+    return all(
+        pc.all(pc.is_finite(column)).as_py() is not False
+        for column in batch.columns
+        if pa.types.is_floating(column.type)
+    )
 
 
 # --- conversion and rules -----------------------------------------------------------
 
 
+# Bytes a value may start or end with when it has whitespace to trim: ASCII controls,
+# the space, and any non-ASCII byte (a Unicode space is several bytes, none ASCII).
+_MAYBE_SPACE = np.array([b <= 0x20 or b >= 0x7F for b in range(256)], dtype=bool)
+
+
 def _as_text(array: pa.Array) -> pa.Array:
-    text = pc.utf8_trim_whitespace(array.cast(pa.large_string()))
+    """Text without surrounding whitespace, empty text as null."""
+    array = array.cast(pa.large_string())
+    if _trimmed(array):
+        return array
+    text = pc.utf8_trim_whitespace(array)
     return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.large_string()), text)
+
+
+def _trimmed(array: pa.Array) -> bool:
+    """Whether a large_string array has no nulls, no empty values and no value that
+    starts or ends with a byte of whitespace: then trimming would leave it as it is.
+    Reads only each value's first and last byte."""
+    if array.null_count or not len(array):
+        return not len(array)
+    buffers = array.buffers()
+    offsets = np.frombuffer(buffers[1], dtype="<i8")[array.offset : array.offset + len(array) + 1]
+    starts, ends = offsets[:-1], offsets[1:]
+    if buffers[2] is None or not (ends > starts).all():
+        return False
+    data = np.frombuffer(buffers[2], dtype=np.uint8)
+    return not (_MAYBE_SPACE[data[starts]].any() or _MAYBE_SPACE[data[ends - 1]].any())
 
 
 def _parse_text(text: pa.Array, kind: ColumnType) -> pa.Array:
@@ -332,8 +431,9 @@ def _parse_text(text: pa.Array, kind: ColumnType) -> pa.Array:
     return parsed.cast(target) if kind is ColumnType.DATE else parsed
 
 
-def _convert(array: pa.Array, kind: ColumnType) -> tuple[pa.Array, pa.Array]:
-    """(converted, bad): bad marks values present in the file that are no `kind`."""
+def _convert(array: pa.Array, kind: ColumnType) -> tuple[pa.Array, pa.Array | None]:
+    """(converted, bad): bad marks values present in the file that are no `kind`;
+    None when no value is."""
     target = ARROW_TYPES[kind]
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
@@ -348,33 +448,42 @@ def _convert(array: pa.Array, kind: ColumnType) -> tuple[pa.Array, pa.Array]:
             else:
                 finite = kind is not ColumnType.FLOAT or pc.all(pc.is_finite(converted)).as_py()
                 if finite:  # "nan" and "inf" cast too, but are no prices
-                    return converted, pa.array(np.zeros(len(array), dtype=bool))
+                    return converted, None
         text = _as_text(array)
+        if kind is ColumnType.STRING:
+            return text, None
         converted = _parse_text(text, kind)
         bad = pc.and_(pc.is_valid(text), pc.is_null(converted))
         return converted, bad
     if kind is ColumnType.DATE and pa.types.is_timestamp(array.type):
         converted = array.cast(pa.timestamp("us")).cast(pa.date32())
-        return converted, pa.array(np.zeros(len(array), dtype=bool))
+        return converted, None
     try:
         converted = array.cast(target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return _convert(array.cast(pa.large_string()), kind)
-    return converted, pa.array(np.zeros(len(array), dtype=bool))
+    return converted, None
 
 
 class _KeyIndex:
     """The keys accepted so far, to refuse duplicates across batches: sorted int64
-    chunks for integer keys (8 bytes a key), a set for text keys."""
+    chunks for integer keys (8 bytes a key), a set for text keys.
+
+    Keys that only grow (line numbers, as exports usually have them) cost one
+    comparison with the largest key so far per batch, and no sorting."""
 
     def __init__(self) -> None:
         self.chunks: list[np.ndarray] = []
+        self.high: int | None = None  # the largest integer key so far
+        self.in_order = True
         self.texts: set[str] = set()
 
     def seen(self, values: pa.Array) -> np.ndarray:
         if pa.types.is_integer(values.type):
             keys = values.to_numpy(zero_copy_only=False)
             found = np.zeros(len(keys), dtype=bool)
+            if self.high is None or not len(keys) or keys.min() > self.high:
+                return found
             for chunk in self.chunks:
                 where = np.searchsorted(chunk, keys).clip(0, len(chunk) - 1)
                 found |= chunk[where] == keys
@@ -383,14 +492,30 @@ class _KeyIndex:
 
     def add(self, values: pa.Array) -> None:
         if pa.types.is_integer(values.type):
-            self.chunks.append(np.sort(values.to_numpy(zero_copy_only=False)))
+            keys = values.to_numpy(zero_copy_only=False)
+            if not len(keys):
+                return
+            if not _increasing(keys):
+                keys = np.sort(keys)
+            # In order: each chunk's keys above the ones before, so joined they are sorted.
+            self.in_order = self.in_order and (self.high is None or keys[0] > self.high)
+            self.chunks.append(keys)
+            self.high = int(keys[-1]) if self.high is None else max(self.high, int(keys[-1]))
             if len(self.chunks) > 16:
-                self.chunks = [np.sort(np.concatenate(self.chunks))]
+                merged = np.concatenate(self.chunks)
+                if not self.in_order:
+                    merged.sort()
+                self.chunks, self.in_order = [merged], True
         else:
             self.texts.update(values.to_pylist())
 
-    def all_text(self) -> set[str]:
-        return set(self.texts)
+    def all_text(self) -> pa.Array:
+        return pa.array(sorted(self.texts), pa.large_string())
+
+
+def _increasing(keys: np.ndarray) -> bool:
+    """Whether each key is larger than the one before it."""
+    return bool((keys[1:] > keys[:-1]).all())
 
 
 @dataclass
@@ -406,6 +531,7 @@ class _TableImport:
     rows_seen: int = 0
     ts_low: Any = None
     ts_high: Any = None
+    sha256: str = ""  # content hash of the accepted rows, once all are written
 
 
 def _plan(
@@ -445,10 +571,13 @@ def _apply_rules(
     state: _TableImport,
     batch: pa.RecordBatch,
     now: datetime,
-    references: Mapping[tuple[str, str], set[str]],
+    references: Mapping[tuple[str, str], pa.Array],
 ) -> pa.Table:
     """The batch's accepted rows, in the lake's columns and types; rejected rows are
-    counted in the report under their first broken rule."""
+    counted in the report under their first broken rule.
+
+    Each rule first asks Arrow whether any row of the batch breaks it (a minimum, a
+    maximum, a count) and builds a row mask only when some row does."""
     spec = TABLES[state.source.table]
     n = batch.num_rows
     rows = np.arange(state.rows_seen + 1, state.rows_seen + n + 1)
@@ -457,7 +586,9 @@ def _apply_rules(
     raw = {lake: batch.column(client) for client, lake in state.renames.items()}
     converted: dict[str, pa.Array] = {}
 
-    def reject(mask: np.ndarray, reason: str, values: pa.Array | None) -> None:
+    def reject(mask: np.ndarray | pa.Array, reason: str, values: pa.Array | None) -> None:
+        if isinstance(mask, pa.Array):
+            mask = np.asarray(mask.fill_null(False).to_numpy(zero_copy_only=False), bool)
         hit = mask & ok
         if not hit.any():
             return
@@ -470,55 +601,29 @@ def _apply_rules(
             converted[column.name] = pa.array(rows, pa.int64())
             continue
         values, bad = _convert(raw[column.name], column.type)
-        reject(
-            np.asarray(bad.to_numpy(zero_copy_only=False), bool),
-            _type_reason(column),
-            raw[column.name],
-        )
+        if bad is not None:
+            reject(bad, _type_reason(column), raw[column.name])
         converted[column.name] = values
     for column in state.spec_columns:
         values = converted[column.name]
-        if not column.nullable:
-            reject(
-                np.asarray(values.is_null().to_numpy(zero_copy_only=False)),
-                f"{column.name}: missing value",
-                None,
-            )
+        if not column.nullable and values.null_count:
+            reject(values.is_null(), f"{column.name}: missing value", None)
         if column.minimum is not None or column.maximum is not None:
-            numbers = values.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
-            with np.errstate(invalid="ignore"):
-                if column.minimum is not None:
-                    reject(
-                        numbers < column.minimum, f"{column.name}: below {column.minimum:g}", values
-                    )
-                if column.maximum is not None:
-                    reject(
-                        numbers > column.maximum, f"{column.name}: above {column.maximum:g}", values
-                    )
+            _check_range(column, values, reject)
         if column.allowed:
             outside = pc.invert(pc.is_in(values, pa.array(column.allowed, pa.large_string())))
-            reject(
-                np.asarray(outside.fill_null(False).to_numpy(zero_copy_only=False)),
-                f"{column.name}: not one of {list(column.allowed)}",
-                values,
-            )
+            if pc.any(outside).as_py():
+                reject(outside, f"{column.name}: not one of {list(column.allowed)}", values)
         if column.type in (ColumnType.TIMESTAMP, ColumnType.DATE):
             limit = pa.scalar(now.replace(tzinfo=None), pa.timestamp("us"))
-            future = pc.greater(values.cast(pa.timestamp("us")), limit).fill_null(False)
-            reject(
-                np.asarray(future.to_numpy(zero_copy_only=False)),
-                f"{column.name}: in the future",
-                values,
-            )
+            stamps = values.cast(pa.timestamp("us"))
+            latest = pc.max(stamps)
+            if latest.is_valid and latest.as_py() > limit.as_py():
+                reject(pc.greater(stamps, limit), f"{column.name}: in the future", values)
     if {"quantity", "unit_price", "amount"} <= set(converted):
-        quantity = (
-            converted["quantity"]
-            .cast(pa.float64())
-            .fill_null(np.nan)
-            .to_numpy(zero_copy_only=False)
-        )
-        price = converted["unit_price"].fill_null(np.nan).to_numpy(zero_copy_only=False)
-        amount = converted["amount"].fill_null(np.nan).to_numpy(zero_copy_only=False)
+        quantity = _floats(converted["quantity"])
+        price = _floats(converted["unit_price"])
+        amount = _floats(converted["amount"])
         expected = quantity * price
         with np.errstate(invalid="ignore"):
             off = np.abs(amount - expected) > 0.01 + 1e-9 * np.abs(expected)
@@ -533,24 +638,52 @@ def _apply_rules(
                 state.report.unchecked.append(note)
             continue
         values = converted[column]
-        members = pa.array([v in known for v in values.to_pylist()])
-        unknown = pc.and_(values.is_valid(), pc.invert(members))
-        reject(
-            np.asarray(unknown.to_numpy(zero_copy_only=False)),
-            f"{column}: unknown {target_table}.{target_column}",
-            values,
-        )
+        unknown = pc.and_(values.is_valid(), pc.invert(pc.is_in(values, value_set=known)))
+        if pc.any(unknown).as_py():
+            reject(unknown, f"{column}: unknown {target_table}.{target_column}", values)
     keys = converted[spec.key]
-    in_batch = _duplicated(keys, ok)
-    reject(in_batch | state.keys.seen(keys), f"{spec.key}: duplicate key", keys)
-    mask = pa.array(ok)
-    accepted = pa.table({c.name: converted[c.name].filter(mask) for c in state.spec_columns})
+    reject(_duplicated(keys, ok) | state.keys.seen(keys), f"{spec.key}: duplicate key", keys)
+    columns = {c.name: converted[c.name] for c in state.spec_columns}
+    if not ok.all():
+        mask = pa.array(ok)
+        columns = {name: values.filter(mask) for name, values in columns.items()}
+    accepted = pa.table(columns)
     state.keys.add(accepted.column(spec.key).combine_chunks())
     return accepted
 
 
+def _check_range(
+    column: Column, values: pa.Array, reject: Callable[[np.ndarray, str, pa.Array], None]
+) -> None:
+    """Reject the values below the column's minimum or above its maximum (NaN and
+    nulls are neither; other rules catch them)."""
+    numbers = values.cast(pa.float64()) if not pa.types.is_floating(values.type) else values
+    bounds = pc.min_max(numbers)
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    if low is None:
+        return
+    if column.minimum is not None and low < column.minimum:
+        below = pc.less(numbers, pa.scalar(float(column.minimum)))
+        reject(below, f"{column.name}: below {column.minimum:g}", values)
+    if column.maximum is not None and high > column.maximum:
+        above = pc.greater(numbers, pa.scalar(float(column.maximum)))
+        reject(above, f"{column.name}: above {column.maximum:g}", values)
+
+
+def _floats(values: pa.Array) -> np.ndarray:
+    """The values as float64, NaN for nulls."""
+    numbers = values.cast(pa.float64())
+    if numbers.null_count:
+        numbers = numbers.fill_null(np.nan)
+    return numbers.to_numpy(zero_copy_only=False)
+
+
 def _duplicated(keys: pa.Array, ok: np.ndarray) -> np.ndarray:
     """Rows whose key appeared in an earlier accepted row of the same batch."""
+    if pa.types.is_integer(keys.type) and not keys.null_count:
+        numbers = keys.to_numpy(zero_copy_only=False)
+        if _increasing(numbers[ok]):
+            return np.zeros(len(numbers), dtype=bool)
     values = keys.to_pandas()
     duplicated = np.zeros(len(values), dtype=bool)
     candidates = values[ok]
@@ -574,7 +707,8 @@ def _type_reason(column: Column) -> str:
 
 
 def _hash_parquet(path: Path) -> tuple[str, int]:
-    """The lake's content hash of a Parquet file, read one column at a time."""
+    """The lake's content hash of a Parquet file, read one column at a time (for a
+    table with no accepted rows, which the spooled hash does not cover)."""
     parquet = pq.ParquetFile(path)
     digest = hashlib.sha256()
     for name in parquet.schema_arrow.names:
@@ -641,8 +775,10 @@ def import_files(
     root.mkdir(parents=True, exist_ok=True)
     staging = root / f".tmp-{uuid.uuid4().hex}"
     staging.mkdir()
+    # The files' checksums are read beside the import (hashlib works outside the GIL).
+    checksums = ThreadPoolExecutor(max_workers=1)
     try:
-        files, references, period = [], {}, {}
+        files, references, period, info, hashes = [], {}, {}, {}, {}
         for table in IMPORT_ORDER:
             source = by_table.get(table)
             if source is None:
@@ -650,13 +786,13 @@ def import_files(
             path = Path(source.path)
             if not path.is_file():
                 raise ImportFailed(f"{source.uri or path}: no such file")
+            checksum = checksums.submit(file_sha256, path)
             record = {
                 "table": table,
                 "name": _source_name(source),
                 "uri": source.uri or path.name,
                 "format": source.file_format,
                 "bytes": path.stat().st_size,
-                "sha256": file_sha256(path),
             }
             if source.version:
                 record["version"] = source.version
@@ -666,6 +802,7 @@ def import_files(
             state = _import_table(
                 source, mapping.get(table, {}), delimiter, now, references, staging, progress
             )
+            record["sha256"] = checksum.result()
             report.tables[table] = state.report
             if state.report.rows_read == 0:
                 raise ImportFailed(f"{files[-1]['name']}: no rows")
@@ -684,11 +821,12 @@ def import_files(
                     "start": state.ts_low.date().isoformat(),
                     "end": state.ts_high.date().isoformat(),
                 }
-        info, hashes = {}, {}
-        for table in report.tables:
-            digest, count = _hash_parquet(staging / f"{table}.parquet")
-            hashes[table] = digest
-            info[table] = {"rows": count, "sha256": digest, "file": f"{table}.parquet"}
+            hashes[table] = state.sha256
+            info[table] = {
+                "rows": state.report.rows_accepted,
+                "sha256": state.sha256,
+                "file": f"{table}.parquet",
+            }
         snapshot_id = snapshot_hash(hashes)
         final = root / _folder_name(snapshot_id)
         if (final / MANIFEST).exists():
@@ -720,8 +858,14 @@ def import_files(
             return ImportResult(_snapshot_from_folder(final), report, created=False)
         return ImportResult(_snapshot_from_folder(final), report, created=True)
     finally:
+        checksums.shutdown(cancel_futures=True)
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _store(writer: pq.ParquetWriter, hasher: SpooledTableHash, table: pa.Table) -> None:
+    writer.write_table(table)
+    hasher.add(table)
 
 
 def _import_table(
@@ -729,39 +873,53 @@ def _import_table(
     mapping: Mapping[str, str],
     delimiter: str,
     now: datetime,
-    references: Mapping[tuple[str, str], set[str]],
+    references: Mapping[tuple[str, str], pa.Array],
     staging: Path,
     progress: Progress | None,
 ) -> _TableImport:
-    writer: pq.ParquetWriter | None = None
-    state: _TableImport | None = None
+    """Stream one file through the rules into `staging/<table>.parquet`, hashing the
+    accepted rows on the way (`state.sha256`)."""
+    spec = TABLES[source.table]
+    renames, kept, generated = _plan(source, _file_columns(source, delimiter), mapping)
+    state = _TableImport(
+        source=source,
+        spec_columns=kept,
+        renames=dict(renames),
+        generated_key=generated,
+        report=TableReport(table=source.table, columns=[c.name for c in kept]),
+    )
+    columns = {client: ARROW_TYPES[spec.column(lake).type] for client, lake in renames.items()}
+    schema = pa.schema([pa.field(c.name, ARROW_TYPES[c.type]) for c in kept])
+    schema = canonical_table(schema.empty_table()).schema
+    target = staging / f"{source.table}.parquet"
+    spool = staging / f".spool-{source.table}"
+    spool.mkdir()
+    hasher = SpooledTableHash(spool)
     try:
-        for batch in _batches(source, delimiter, progress):
-            if state is None:
-                renames, kept, generated = _plan(source, batch.schema.names, mapping)
-                state = _TableImport(
-                    source=source,
-                    spec_columns=kept,
-                    renames=dict(renames),
-                    generated_key=generated,
-                    report=TableReport(table=source.table, columns=[c.name for c in kept]),
-                )
-                schema = pa.schema([pa.field(c.name, ARROW_TYPES[c.type]) for c in kept])
-                schema = canonical_table(schema.empty_table()).schema
-                writer = pq.ParquetWriter(
-                    staging / f"{source.table}.parquet", schema, compression="zstd"
-                )
-            state.report.rows_read += batch.num_rows
-            accepted = canonical_table(_apply_rules(state, batch, now, references))
-            state.report.rows_accepted += accepted.num_rows
-            if "ts" in accepted.column_names and accepted.num_rows:
-                low, high = pc.min(accepted["ts"]).as_py(), pc.max(accepted["ts"]).as_py()
-                state.ts_low = low if state.ts_low is None else min(state.ts_low, low)
-                state.ts_high = high if state.ts_high is None else max(state.ts_high, high)
-            writer.write_table(accepted)
-    finally:
-        if writer is not None:
-            writer.close()
-    if state is None:
-        raise ImportFailed(f"{Path(source.uri or source.path).name}: no rows")
+        # A batch is written and spooled in the background while the next one is read
+        # and checked (Parquet's encoder and file writes run outside the GIL); at most
+        # one batch waits, so memory stays that of two batches.
+        with (
+            pq.ParquetWriter(target, schema, compression="zstd") as writer,
+            ThreadPoolExecutor(max_workers=1) as background,
+        ):
+            stored: Future | None = None
+            for batch in _batches(source, delimiter, progress, columns):
+                state.report.rows_read += batch.num_rows
+                accepted = canonical_table(_apply_rules(state, batch, now, references))
+                state.report.rows_accepted += accepted.num_rows
+                if "ts" in accepted.column_names and accepted.num_rows:
+                    low, high = pc.min(accepted["ts"]).as_py(), pc.max(accepted["ts"]).as_py()
+                    state.ts_low = low if state.ts_low is None else min(state.ts_low, low)
+                    state.ts_high = high if state.ts_high is None else max(state.ts_high, high)
+                if stored is not None:
+                    stored.result()
+                stored = background.submit(_store, writer, hasher, accepted)
+            if stored is not None:
+                stored.result()
+    except BaseException:
+        hasher.discard()
+        raise
+    state.sha256 = hasher.hexdigest() or _hash_parquet(target)[0]
+    spool.rmdir()
     return state

@@ -129,6 +129,74 @@ def table_hash(table: pa.Table) -> str:
     return digest.hexdigest()
 
 
+class SpooledTableHash:
+    """`table_hash` of a table that arrives in batches, without holding the table or
+    reading it back: each column's hashed parts (validity, string offsets and bytes,
+    values) are appended to spool files in `folder` as batches arrive, and hashed in
+    the table's order by `hexdigest`. Disk: about the table's uncompressed size.
+
+    Batches must be canonical (`canonical_table`) with the columns of the first one.
+    An empty table gives "" from `hexdigest`: hash what was written instead (an empty
+    Parquet file reads back with its own buffers).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.columns: list[tuple[str, pa.DataType]] = []
+        self.files: list[list[Any]] = []  # per column, one open file per part
+        self.string_bytes: list[int] = []  # per column, string bytes so far (offset base)
+        self.rows = 0
+
+    def add(self, table: pa.Table) -> None:
+        """Append a canonical table's rows (a batch of the table being hashed)."""
+        if not self.columns:
+            self.columns = list(zip(table.column_names, table.schema.types, strict=True))
+            self.files = [[] for _ in self.columns]
+            self.string_bytes = [0] * len(self.columns)
+        for index, column in enumerate(table.columns):
+            array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+            handles = self.files[index]
+            for part_index, part in enumerate(_array_bytes(array)):
+                if len(handles) <= part_index:
+                    path = self.folder / f"{index}.{part_index}.spool"
+                    handles.append(open(path, "wb"))  # noqa: SIM115  # closed in hexdigest
+                if pa.types.is_large_string(array.type) and part_index == 1:
+                    # Offsets continue from the bytes of the earlier batches; the
+                    # whole column's offsets start with one 0, not one per batch.
+                    offsets = np.asarray(part) + self.string_bytes[index]
+                    if len(offsets):
+                        self.string_bytes[index] = int(offsets[-1])
+                    part = offsets[1:] if handles[part_index].tell() else offsets
+                handles[part_index].write(memoryview(part).cast("B"))
+        self.rows += table.num_rows
+
+    def hexdigest(self) -> str:
+        """The table's content hash, as table_hash gives it; closes and removes the
+        spool files. "" when no rows were added."""
+        digest = hashlib.sha256()
+        buffer = bytearray(8 << 20)
+        try:
+            for (name, data_type), handles in zip(self.columns, self.files, strict=True):
+                digest.update(f"column {name} {data_type}\n".encode())
+                for handle in handles:
+                    handle.flush()
+                    digest.update(handle.tell().to_bytes(8, "little"))
+                    with open(handle.name, "rb") as spool:
+                        while count := spool.readinto(buffer):
+                            digest.update(memoryview(buffer)[:count])
+        finally:
+            self.discard()
+        return digest.hexdigest() if self.rows else ""
+
+    def discard(self) -> None:
+        """Close and remove the spool files."""
+        for handles in self.files:
+            for handle in handles:
+                handle.close()
+                Path(handle.name).unlink(missing_ok=True)
+        self.files = [[] for _ in self.columns]
+
+
 def snapshot_hash(table_hashes: Mapping[str, str]) -> str:
     """The snapshot id: `sha256:` and the SHA-256 over each table's name and hash."""
     digest = hashlib.sha256()

@@ -4,6 +4,9 @@ Tokens need `registry:write` to register and `registry:read` to read; signed-in 
 read with any role.
 """
 
+import re
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 from drf_spectacular.utils import (
@@ -38,6 +41,9 @@ from portal.api.schema import error_response
 from portal.apitokens.choices import Scope
 from portal.audit.actors import actor_for_request, client_ip_for_request
 
+# A lake snapshot id, as a version registered from outside may give it for its data.
+SNAPSHOT_ID_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+
 
 class VersionOutputSerializer(serializers.Serializer):
     class Meta:
@@ -54,7 +60,21 @@ class VersionOutputSerializer(serializers.Serializer):
     registry_resource_name = serializers.CharField()
     registry_version_id = serializers.CharField()
     registry_aliases = serializers.ListField(child=serializers.CharField())
-    data_version = serializers.CharField()
+    data_version = serializers.SerializerMethodField(
+        help_text=(
+            "The version of the data it was trained on, as its source names it: an "
+            "import's files and their SHA-256 (`name@sha256:<hex>`), a BigQuery table "
+            "snapshot, a DVC revision (`dvc:<repo>@<rev>:<path>`), a Cloud Storage "
+            "object generation; for the lake's own sample, the snapshot's content hash. "
+            "For a version registered from outside, what its registration gave."
+        )
+    )
+    snapshot_id = serializers.SerializerMethodField(
+        help_text=(
+            "The lake snapshot it was trained on (`sha256:<hex>`, a content hash of the "
+            "tables), or null when it was not trained on a lake snapshot."
+        )
+    )
     code_version = serializers.CharField()
     pipeline_run_id = serializers.CharField()
     hyperparameters = serializers.DictField()
@@ -70,10 +90,26 @@ class VersionOutputSerializer(serializers.Serializer):
     def get_targets(self, version: ModelVersion) -> list[str]:
         return sorted(a.target for a in version.assignments.all())
 
+    def get_data_version(self, version: ModelVersion) -> str:
+        run = _training_run(version)
+        return run.data_version if run is not None and run.data_version else version.data_version
+
+    def get_snapshot_id(self, version: ModelVersion) -> str | None:
+        run = _training_run(version)
+        if run is not None:
+            return run.snapshot_id
+        return version.data_version if SNAPSHOT_ID_RE.match(version.data_version) else None
+
     def get_url(self, version: ModelVersion) -> str:
         return reverse(
             "api-version-detail", kwargs={"model": version.model.slug, "version": version.version}
         )
+
+
+def _training_run(version: ModelVersion) -> Any:
+    """The portal's training run that registered `version` and recorded its snapshot
+    (prefetched by versions_for_model), or None for a version registered from outside."""
+    return next((run for run in version.runs.all() if run.snapshot_id), None)
 
 
 def _paginated(name: str, item: serializers.Serializer) -> serializers.Serializer:

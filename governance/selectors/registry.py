@@ -86,13 +86,14 @@ def model_targets(*, model: RegisteredModel) -> dict[str, ModelVersion]:
 
 def versions_for_model(*, model: RegisteredModel, state: str | list[str] = "") -> QuerySet:
     """Versions of one model, highest semantic version first, with their target
-    assignments and card sections prefetched."""
+    assignments, card sections and training runs prefetched."""
     versions = (
         ModelVersion.objects.filter(model=model)
         .select_related("model", "card")
         .prefetch_related(
             Prefetch("assignments", queryset=TargetAssignment.objects.order_by("target")),
             Prefetch("card__sections", queryset=CardSection.objects.order_by("key")),
+            "runs",  # the training run's data version and snapshot (the API's lineage)
         )
         .order_by(*SEMVER_DESC)
     )

@@ -56,7 +56,16 @@ class RunOutputSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=RunState.choices)
     planned_version = serializers.CharField()
     version = serializers.CharField(source="version.version", allow_null=True, default=None)
-    snapshot_id = serializers.CharField()
+    snapshot_id = serializers.CharField(
+        help_text="The lake snapshot trained on (`sha256:<hex>`, a content hash of the tables)."
+    )
+    data_version = serializers.CharField(
+        help_text=(
+            "The version of that data as its source names it: an import's files and their "
+            "SHA-256, a BigQuery table snapshot, a DVC revision, a Cloud Storage object "
+            "generation; the snapshot's content hash for the lake's own sample."
+        )
+    )
     params = serializers.DictField()
     attempts = serializers.IntegerField()
     outcome = serializers.CharField()

@@ -30,7 +30,10 @@ class PipelineRun(models.Model):
     backend = models.CharField(max_length=16, choices=RunBackend.choices, default=RunBackend.LOCAL)
     state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.QUEUED)
     planned_version = models.CharField(max_length=64)
-    snapshot_id = models.CharField(max_length=200, blank=True)  # data version trained on
+    snapshot_id = models.CharField(max_length=200, blank=True)  # the lake's content hash
+    # The data version of the source the snapshot came from: an import's file
+    # checksums, a BigQuery snapshot, a DVC revision; the content hash for the sample.
+    data_version = models.CharField(max_length=1000, blank=True)
     params = models.JSONField(default=dict, blank=True)
     external_ref = models.CharField(max_length=300, blank=True)  # Vertex AI PipelineJob name
     # The Vertex AI UploadModel operation of the run's version, kept before it is waited

@@ -188,6 +188,42 @@ def test_import_duplicate_keys_across_batches_are_rejected(tmp_path, monkeypatch
     assert report.rows_accepted == 300
 
 
+def test_import_bad_values_in_a_later_block_are_found_and_no_row_is_read_twice(
+    tmp_path, monkeypatch
+):
+    """Clean blocks convert as they are read; from the first block with a value that
+    does not convert ("two") or a price that is no number ("inf"), the rest is read as
+    text: each bad row is rejected with its own text, every good row kept once, and
+    the snapshot is the one the same good rows make on their own."""
+    monkeypatch.setattr("pipelines.importer.BLOCK_BYTES", 1024)
+    row = "{},2024-01-01 10:00,C1,P1,{},1.0,{},false,store"
+    lines = [row.format(i, 1, "1.0") for i in range(1, 401)]
+    lines[149] = row.format(150, "two", "1.0")
+    lines[299] = "300,2024-01-01 10:00,C1,P1,1,inf,1.0,false,store"
+    result = import_files(
+        root=tmp_path / "lake",
+        sources=[ImportSource("transactions", _csv(tmp_path, lines))],
+        mapping=MAPPING,
+        now=NOW,
+    )
+    report = result.report.tables["transactions"]
+    assert report.rows_read == 400 and report.rows_accepted == 398
+    assert report.rejected == {
+        "quantity: not a whole number": {"count": 1, "sample": [{"row": 150, "value": "two"}]},
+        "unit_price: not a number": {"count": 1, "sample": [{"row": 300, "value": "inf"}]},
+    }
+    tx = result.snapshot.load()["transactions"]
+    assert tx["transaction_id"].tolist() == [i for i in range(1, 401) if i not in (150, 300)]
+    clean = [line for i, line in enumerate(lines, 1) if i not in (150, 300)]
+    alone = import_files(
+        root=tmp_path / "other",
+        sources=[ImportSource("transactions", _csv(tmp_path, clean, name="clean.csv"))],
+        mapping=MAPPING,
+        now=NOW,
+    )
+    assert alone.snapshot.id == result.snapshot.id
+
+
 def test_import_past_the_rejection_rate_is_refused_and_stores_nothing(tmp_path):
     """One bad row in four is 25%: refused at 20%, accepted at 30%."""
     path = _csv(tmp_path, [*GOOD, "4,2024-01-04,C1,P1,0,1.5,0,false,store"])

@@ -18,7 +18,7 @@ class LocalRunAttempt(RunAttempt):
     """One attempt at a run on this machine: the pipeline's steps, then the decision."""
 
     def execute(self) -> None:
-        from pipelines import STEPS, RunContext, ValidationFailed  # -- slow
+        from pipelines import STEPS, RunContext, ValidationFailed, source_data_version  # -- slow
 
         if self.run.version_id is None:
             ctx = RunContext(
@@ -56,9 +56,13 @@ class LocalRunAttempt(RunAttempt):
                     self.log(traceback.format_exc(limit=-3).rstrip())
                     self.fail(step.name, f"Failed in step {step.name}: {error_describe(error)}")
                     return
-                if step.name == "snapshot" and not self.run.snapshot_id:
-                    self._owned().update(snapshot_id=ctx.snapshot.id)
-                    self.run.snapshot_id = ctx.snapshot.id
+                if step.name == "snapshot" and not self.run.data_version:
+                    # A run started on a named snapshot keeps that id; the source's data
+                    # version comes from the snapshot either way.
+                    version = source_data_version(ctx.snapshot.source, ctx.snapshot.id)[:1000]
+                    self.run.snapshot_id = self.run.snapshot_id or ctx.snapshot.id
+                    self.run.data_version = version
+                    self._owned().update(snapshot_id=self.run.snapshot_id, data_version=version)
                 self.end(step.name)
             self.begin("register")
             try:

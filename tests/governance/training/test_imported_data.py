@@ -1,5 +1,6 @@
 """Training on the client's own import: the run, the version, the card and the API all
-name the imported snapshot, and the card describes the files and the rejected rows."""
+name the imported snapshot, the API and the run the import's data version (its files'
+checksums), and the card describes the files and the rejected rows."""
 
 import pytest
 
@@ -13,7 +14,9 @@ pytestmark = pytest.mark.django_db
 def test_forecasting_on_an_import_puts_its_data_version_on_run_card_and_api(
     train, lake, pipelines_settings, tmp_path, bearer
 ):
-    """A transactions-only export with the client's column names and one bad row."""
+    """A transactions-only export with the client's column names and one bad row: the
+    API's `data_version` of the version and the run is the import's (the file and its
+    SHA-256), `snapshot_id` the lake's content hash."""
     tx = lake.base.load(["transactions"])["transactions"]
     export = tx[["ts", "product_id", "quantity"]].rename(
         columns={"ts": "InvoiceDate", "product_id": "StockCode", "quantity": "Qty"}
@@ -44,6 +47,14 @@ def test_forecasting_on_an_import_puts_its_data_version_on_run_card_and_api(
     fields = {f["name"] for f in sections[CardSectionKey.DATA_SCHEMA].data["fields"]}
     assert fields == {"transactions.ts", "transactions.product_id", "transactions.quantity"}
 
+    file_version = f"sales.csv@sha256:{snapshot.source['files'][0]['sha256']}"
+    assert run.data_version == file_version
     client, _ = bearer("registry:read")
     body = client.get(f"/api/v1/models/demand-forecasting/versions/{version.version}").json()
-    assert body["data_version"] == snapshot.id
+    assert body["data_version"] == file_version
+    assert body["snapshot_id"] == snapshot.id
+    listed = client.get("/api/v1/models/demand-forecasting/versions").json()["results"]
+    assert [(v["data_version"], v["snapshot_id"]) for v in listed] == [(file_version, snapshot.id)]
+    client, _ = bearer("pipelines:read")
+    body = client.get(f"/api/v1/pipelines/runs/{run.pk}").json()
+    assert (body["data_version"], body["snapshot_id"]) == (file_version, snapshot.id)
