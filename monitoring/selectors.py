@@ -8,10 +8,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, QuerySet
+from django.db.models import CharField, Count, F, OuterRef, Q, QuerySet, Subquery, Value
 from django.http import Http404
 
-from governance.selectors.registry import models_overview
+from governance.choices import Target
+from governance.models import ModelVersion, RegisteredModel, TargetAssignment
+from governance.selectors.registry import SEMVER_DESC, models_overview
 from monitoring.catalogue import CatalogueEntry, catalogue_for
 from monitoring.choices import IncidentStatus, Panel, Severity, Unit
 from monitoring.models import DriftResult, Incident, MetricThreshold, QualityResult
@@ -138,27 +140,49 @@ class StoredFigures:
         return max(found, key=lambda figure: figure[1], default=None)
 
 
+def _recent_figures(model, model_ids: list[int], since: datetime, *, name: str, feature: Any):
+    """One table's recent figures as the columns `stored_figures` reads, in one order
+    for both tables (a UNION pairs columns by position)."""
+    return (
+        model.objects.filter(
+            version__model_id__in=model_ids, window_end__gte=since, value__isnull=False
+        )
+        .order_by()
+        .annotate(
+            f_source=Value(model._meta.model_name, output_field=CharField()),
+            f_model=F("version__model_id"),
+            f_version=F("version__version"),
+            f_track=F("track"),
+            f_name=F(name),
+            f_feature=feature,
+            f_value=F("value"),
+            f_end=F("window_end"),
+            f_pk=F("pk"),
+        )
+        .values_list(
+            "f_source", "f_model", "f_version", "f_track", "f_name", "f_feature", "f_value",
+            "f_end", "f_pk",
+        )
+    )  # fmt: skip
+
+
 def stored_figures(*, model_ids: list[int], now: datetime) -> StoredFigures:
     """The figures of the windows that ended within two window lengths of `now`, the
-    latest per key. Two queries whatever the number of models."""
+    latest per key. One query (quality and drift records together) whatever the number
+    of models or records."""
     since = now - timedelta(minutes=2 * settings.MONITORING_WINDOW_MINUTES)
+    quality = _recent_figures(
+        QualityResult, model_ids, since, name="metric", feature=Value("", CharField())
+    )
+    drift = _recent_figures(DriftResult, model_ids, since, name="method", feature=F("feature"))
     figures = StoredFigures()
-    for model_id, version, track, metric, value in (
-        QualityResult.objects.filter(
-            version__model_id__in=model_ids, window_end__gte=since, value__isnull=False
-        )
-        .order_by("window_end", "pk")
-        .values_list("version__model_id", "version__version", "track", "metric", "value")
-    ):
-        figures.quality[(model_id, track, metric)] = (version, value)
-    for model_id, version, track, method, feature, value in (
-        DriftResult.objects.filter(
-            version__model_id__in=model_ids, window_end__gte=since, value__isnull=False
-        )
-        .order_by("window_end", "pk")
-        .values_list("version__model_id", "version__version", "track", "method", "feature", "value")
-    ):
-        figures.drift[(model_id, track, method, feature)] = (version, value)
+    drift_source = DriftResult._meta.model_name
+    rows = quality.union(drift, all=True).order_by("f_end", "f_pk")
+    for source, model_id, version, track, name, feature, value, _end, _pk in rows:
+        if source == drift_source:
+            figures.drift[(model_id, track, name, feature)] = (version, value)
+        else:
+            figures.quality[(model_id, track, name)] = (version, value)
     return figures
 
 
@@ -208,20 +232,46 @@ class FleetRow:
     open_incidents: int
 
 
-def fleet_status(*, models: list, now: datetime) -> list[FleetRow]:
-    """Each model's worst current status: its stored quality and drift figures against
-    its thresholds, and its open incidents (an alert on latency or errors arrives as
-    one). A fixed number of queries whatever the number of models."""
+def fleet_models() -> list[RegisteredModel]:
+    """Every model by slug, each with the versions serving production and canary and
+    its highest version (`production_version`, `canary_version`, `latest_version`:
+    version strings, None when there is none) and its open incidents (`open_critical`,
+    `open_other`: counts of firing or acknowledged ones). One query whatever the number
+    of models, versions or incidents."""
+
+    def serving(target: str) -> Subquery:
+        return Subquery(
+            TargetAssignment.objects.filter(model=OuterRef("pk"), target=target).values(
+                "version__version"
+            )[:1]
+        )
+
+    latest = ModelVersion.objects.filter(model=OuterRef("pk")).order_by(*SEMVER_DESC)
+    open_incident = Q(incidents__status__in=(IncidentStatus.FIRING, IncidentStatus.ACKNOWLEDGED))
+    critical = Q(incidents__severity=Severity.CRITICAL)
+    return list(
+        RegisteredModel.objects.annotate(
+            production_version=serving(Target.PRODUCTION),
+            canary_version=serving(Target.CANARY),
+            latest_version=Subquery(latest.values("version")[:1]),
+            # incidents is the only to-many join: the counts are not multiplied.
+            open_critical=Count("incidents", filter=open_incident & critical),
+            open_other=Count("incidents", filter=open_incident & ~critical),
+        ).order_by("slug")
+    )
+
+
+def fleet_status(*, now: datetime) -> list[FleetRow]:
+    """Each model's worst current status (`fleet_models` gives the rows): its stored
+    quality and drift figures against its thresholds, and its open incidents (an alert
+    on latency or errors arrives as one). Three queries whatever the number of models,
+    versions, figures or incidents."""
+    models = fleet_models()
     ids = [model.pk for model in models]
     own: dict[int, dict[str, MetricThreshold]] = {}
     for threshold in MetricThreshold.objects.filter(model_id__in=ids):
         own.setdefault(threshold.model_id, {})[threshold.metric] = threshold
     figures = stored_figures(model_ids=ids, now=now)
-    incidents: dict[int, list[str]] = {}
-    for model_id, severity in Incident.objects.filter(
-        model_id__in=ids, status__in=(IncidentStatus.FIRING, IncidentStatus.ACKNOWLEDGED)
-    ).values_list("model_id", "severity"):
-        incidents.setdefault(model_id, []).append(severity)
     rows = []
     for model in models:
         statuses, reasons = [], []
@@ -242,17 +292,16 @@ def fleet_status(*, models: list, now: datetime) -> list[FleetRow]:
                 statuses.append(status)
                 if status in ("warning", "critical"):
                     reasons.append(f"{entry.label} {figure[1]:.4g} on {track} ({status})")
-        open_severities = incidents.get(model.pk, [])
-        for severity in open_severities:
-            statuses.append("critical" if severity == Severity.CRITICAL else "warning")
-        if open_severities:
-            reasons.append(f"{len(open_severities)} open incident(s)")
+        open_incidents = model.open_critical + model.open_other
+        statuses += ["critical"] * model.open_critical + ["warning"] * model.open_other
+        if open_incidents:
+            reasons.append(f"{open_incidents} open incident(s)")
         rows.append(
             FleetRow(
                 model=model,
                 status=_worst(statuses),
                 reasons=reasons,
-                open_incidents=len(open_severities),
+                open_incidents=open_incidents,
             )
         )
     return rows

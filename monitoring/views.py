@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from governance.selectors.registry import model_get, model_targets, models_overview
+from governance.selectors.registry import model_get, model_targets
 from monitoring.dashboards import DEFAULT_RANGE, RANGES, dashboard_build
 from monitoring.filters import IncidentFilter
 from monitoring.forms import IncidentCloseForm, ThresholdForm
@@ -34,12 +34,11 @@ from portal.audit.actors import client_ip_for_request
 
 @user_passes(may_read_monitoring)
 def overview(request: HttpRequest) -> HttpResponse:
-    models = sorted(models_overview(), key=lambda model: model.slug)
     return render(
         request,
         "monitoring/overview.html",
         {
-            "fleet": fleet_status(models=models, now=timezone.now()),
+            "fleet": fleet_status(now=timezone.now()),
             "grafana_url": grafana_link(range_key="24h"),
         },
     )

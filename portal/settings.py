@@ -326,6 +326,10 @@ GCS_API_ENDPOINT = env_str("GCS_API_ENDPOINT")
 # The one folder of this machine the Training pages may import local files from (a
 # path typed into the form must lie inside it); gs://, bq:// and dvc:// need none.
 PIPELINES_IMPORT_ROOT = env_str("PIPELINES_IMPORT_ROOT", str(VAR_DIR / "imports"))
+# Git hosts a dvc:// source may name although they resolve to a private, loopback or
+# link-local address (a git server inside the network); every other such host is
+# refused, as webhook hosts are (WEBHOOK_PRIVATE_HOSTS).
+PIPELINES_DVC_ALLOWED_HOSTS = env_list("PIPELINES_DVC_ALLOWED_HOSTS")
 BIGQUERY_API_ENDPOINT = env_str("BIGQUERY_API_ENDPOINT")
 BIGQUERY_PROJECT = env_str("BIGQUERY_PROJECT")
 # The git SHA of the running code, for lineage where the checkout has no .git (images).

@@ -220,7 +220,7 @@ def review_decide_view(request: HttpRequest, pk: int) -> HttpResponse:
         if withdrawing
         else DecisionForm(request.POST, roles=sorted(BOARD_ROLES))
     )
-    status = 400
+    status, conflict = 400, ""
     if form.is_valid():
         try:
             outcome = review_decide(
@@ -232,9 +232,14 @@ def review_decide_view(request: HttpRequest, pk: int) -> HttpResponse:
                 client_ip=client_ip_for_request(request),
             )
         except DecisionRefused as refused:
-            refusal_note(request, code=refused.code, reason=refused.message)
-            messages.error(request, refused.message)
-            status = 403
+            if refused.is_state_conflict:
+                # The review has closed (or expired): a conflict with its state, shown
+                # where the decision was asked for, not a refusal of the person.
+                status, conflict = 409, refused.message
+            else:
+                refusal_note(request, code=refused.code, reason=refused.message)
+                messages.error(request, refused.message)
+                status = 403
         except ValidationError as error:
             for field, errors in error.message_dict.items():
                 form.add_error(field if field in form.fields else None, errors)
@@ -243,6 +248,7 @@ def review_decide_view(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, f"Your decision is recorded. The review is {label}.")
             return redirect("governance:review_detail", pk=review.pk)
     context = _detail_context(request, review_get(pk=pk))
+    context["conflict"] = conflict
     if withdrawing:
         context.update(form=DecisionForm(roles=roles), withdraw_form=form)
     else:

@@ -3,7 +3,8 @@ rollouts:write), follows it (`GET /api/v1/rollouts/{id}`, rollouts:read) and rol
 back (`POST /api/v1/rollouts/{id}/rollback`, rollouts:write).
 
 A start the gate does not allow is a 403 naming why; a second active rollout of the
-model to the target is a 409.
+model to the target is a 409, and so is rolling back a rollout that has ended (its
+body's `state` names the rollout's state).
 """
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -76,6 +77,8 @@ def _raise_refused(request: Request, refused: RolloutRefused) -> None:
         request._request.refusals_recorded_by_view = True
     if refused.code == "active":
         raise Conflict(refused.message_text) from None
+    if refused.code == "state":
+        raise Conflict(refused.message_text, extra={"state": refused.state}) from None
     if refused.code in ("no_gate", "forbidden"):
         raise PermissionDenied(refused.message_text) from None
     raise ValidationError({"version": refused.message_text}) from None
@@ -168,9 +171,10 @@ class RolloutRollbackApi(APIView):
         request=InputSerializer,
         responses={
             200: RolloutOutputSerializer,
-            400: error_response("Not active, or no reason given."),
+            400: error_response("No reason given."),
             403: error_response("Missing scope or role."),
             404: error_response("No such rollout."),
+            409: error_response("The rollout has ended; `state` names its state."),
         },
         tags=["rollouts"],
     )

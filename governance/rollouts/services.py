@@ -61,12 +61,19 @@ SYSTEM = Actor.system("rollouts")
 
 class RolloutRefused(ValidationError):
     """A rollout may not start or change; `code` says why (no_gate, forbidden, active,
-    state, no_stable)."""
+    state, no_stable). `state` is the rollout's state when that is why (code state)."""
 
-    def __init__(self, message: str, *, code: str, field: str = "version") -> None:
+    def __init__(self, message: str, *, code: str, field: str = "version", state: str = "") -> None:
         super().__init__({field: message})
         self.code = code
         self.message_text = message
+        self.state = state
+
+    @property
+    def is_state_conflict(self) -> bool:
+        """Refused because of what is recorded (the rollout's state, another active
+        rollout), not because of who asks or what was sent: a 409."""
+        return self.code in ("state", "active")
 
 
 def rollout_backend() -> RolloutBackend:
@@ -494,6 +501,7 @@ def _person_decides(
             f"This rollout is {locked.get_state_display().lower()}: it cannot {verb} now.",
             code="state",
             field="rollout",
+            state=locked.state,
         )
     return locked
 

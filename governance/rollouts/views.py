@@ -91,9 +91,11 @@ def rollout_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @user_passes(may_read_rollouts)
 def rollout_start_view(request: HttpRequest) -> HttpResponse:
-    """Start a rollout from the portal: the same service (and gate) as the API."""
+    """Start a rollout from the portal: the same service (and gate) as the API. Another
+    active rollout of the model to the target is a 409."""
     models = list(RegisteredModel.objects.order_by("slug"))
     form = RolloutStartForm(request.POST, models=models)
+    status = 400
     if form.is_valid():
         data = form.cleaned_data
         version = (
@@ -115,6 +117,7 @@ def rollout_start_view(request: HttpRequest) -> HttpResponse:
             except RolloutRefused as refused:
                 _refused(request, refused)
                 form.add_error("version", refused.message_text)
+                status = 409 if refused.is_state_conflict else 400
             else:
                 messages.success(request, f"Rollout #{rollout.pk} started; a worker drives it.")
                 return redirect("governance:rollout_detail", pk=rollout.pk)
@@ -131,7 +134,7 @@ def rollout_start_view(request: HttpRequest) -> HttpResponse:
             "start_form": form,
             "may_set_thresholds": may_set_canary_thresholds(request.user),
         },
-        status=400,
+        status=status,
     )
 
 
@@ -211,7 +214,9 @@ _DECISIONS: dict[str, tuple[Callable[..., Rollout], str, bool]] = {
 @user_passes(may_read_rollouts)
 def rollout_decide(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
     """A person's decision on a rollout (DevOps and portal admins; refused and recorded
-    for anyone else). Answers htmx with a client redirect to the rollout's page."""
+    for anyone else). Answers htmx with a client redirect to the rollout's page; a
+    decision the rollout's state no longer allows (promoting a finished rollout, pausing
+    a paused one) is a 409 with the rollout's page saying why."""
     if verb not in _DECISIONS:
         raise Http404(f"No decision {verb!r}.")
     service, done, takes_reason = _DECISIONS[verb]
@@ -229,6 +234,9 @@ def rollout_decide(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
         )
     except RolloutRefused as refused:
         _refused(request, refused)
+        if refused.is_state_conflict:
+            context = {**_detail_context(request, pk), "conflict": refused.message_text}
+            return render(request, "rollouts/rollout_detail.html", context, status=409)
         messages.error(request, refused.message_text)
     else:
         messages.success(request, f"Rollout #{rollout.pk} {done}.")

@@ -5,12 +5,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from portal.accounts.permissions import may_manage_roles, user_passes
+from portal.accounts.permissions import may_manage_roles, may_read_audit, user_passes
 from portal.audit.actors import client_ip_for_request
 from portal.changes.forms import ChangeFilterForm, DecisionForm
 from portal.changes.models import ChangeRequest
 from portal.changes.registry import change_kind_label
-from portal.changes.selectors import changes_list
+from portal.changes.selectors import change_sides_named, changes_list
 from portal.changes.services import change_approve, change_refusal_for, change_reject
 
 
@@ -37,11 +37,14 @@ def change_detail(request: HttpRequest, pk: int) -> HttpResponse:
     change = get_object_or_404(
         ChangeRequest.objects.select_related("proposed_by", "decided_by"), pk=pk
     )
+    before, after = change_sides_named(change=change, names_visible=may_read_audit(request.user))
     return render(
         request,
         "changes/change_detail.html",
         {
             "change": change,
+            "before": before,
+            "after": after,
             "kind_label": change_kind_label(change.kind),
             "refusal": change_refusal_for(change=change, user=request.user),
             "form": DecisionForm(),

@@ -1,12 +1,12 @@
 """The one outside system notify talks to: whatever HTTP server an endpoint names."""
 
-import ipaddress
-import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
+
+from portal.outbound import private_address_of
 
 TIMEOUT_SECONDS = 10
 _ERROR_TEXT_LIMIT = 200
@@ -29,25 +29,6 @@ class WebhookResponse:
     permanent_error: bool = False
 
 
-_NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
-
-
-def _addresses_behind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list:
-    """The address and any IPv4 address an IPv6 one carries (IPv4-mapped, 6to4, the
-    NAT64 prefix, the deprecated IPv4-compatible form): `64:ff9b::7f00:1` or
-    `2002:7f00:1::` count as global to `ipaddress` yet lead to 127.0.0.1."""
-    found = [address]
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped:
-            found.append(address.ipv4_mapped)
-        if address.sixtofour:
-            found.append(address.sixtofour)
-        packed = int(address)
-        if address in _NAT64_PREFIX or packed >> 32 == 0:
-            found.append(ipaddress.IPv4Address(packed & 0xFFFFFFFF))
-    return found
-
-
 def webhook_url_refusal(url: str) -> str:
     """Why the portal will not post to `url`, or "" when it may.
 
@@ -61,17 +42,11 @@ def webhook_url_refusal(url: str) -> str:
     host = urlsplit(url).hostname or ""
     if host in settings.WEBHOOK_PRIVATE_HOSTS:
         return ""
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except (socket.gaierror, UnicodeError):
-        return ""
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if not all(part.is_global for part in _addresses_behind(address)):
-            return (
-                f"{host} resolves to {address}, a private or local address; add it to "
-                "WEBHOOK_PRIVATE_HOSTS if it really is a receiver"
-            )
+    if address := private_address_of(host):
+        return (
+            f"{host} resolves to {address}, a private or local address; add it to "
+            "WEBHOOK_PRIVATE_HOSTS if it really is a receiver"
+        )
     return ""
 
 

@@ -10,9 +10,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from governance.models import RegisteredModel
+from governance.models import RegisteredModel, TargetAssignment
 from monitoring.catalogue import CATALOGUE
-from monitoring.models import DriftResult, Incident, QualityResult
+from monitoring.models import DriftResult, Incident, MetricThreshold, QualityResult
 from tests.monitoring.conftest import _free_port
 
 pytestmark = pytest.mark.django_db
@@ -57,18 +57,45 @@ def test_overview_shows_each_models_worst_status(client_for, auditor, register):
     assert 'data-status="unknown"' in recommendation and "No quality or drift" in recommendation
 
 
-@pytest.mark.parametrize("count", [1, 3])
-def test_overview_query_count_independent_of_records(client_for, auditor, register, count):
-    """The fleet page's queries do not grow with stored figures or open incidents."""
-    version = register("1.0.0")
-    for n in range(count):
-        _quality(version, "mae", 10.0 + n, minutes_ago=5 + n)
-        _incident("product-recommendation", "critical", n)
+SLUGS = ("demand-forecasting", "customer-segmentation", "product-recommendation")
+
+
+@pytest.mark.parametrize("models", [1, 3])
+def test_overview_query_count_does_not_grow_with_models_versions_or_records(
+    client_for, auditor, register, models
+):
+    """The fleet page takes six queries (three for the session, its user and roles;
+    one for the models with their serving and latest versions and open incidents, one
+    for thresholds, one for quality and drift figures together) whether one model or
+    three has versions serving production and canary, thresholds of its own, stored
+    figures on both tracks and open incidents of each severity."""
+    for slug in SLUGS[:models]:
+        versions = [register(f"1.{minor}.0", model=slug) for minor in range(4)]
+        model = versions[0].model
+        TargetAssignment.objects.create(model=model, target="production", version=versions[0])
+        TargetAssignment.objects.create(model=model, target="canary", version=versions[1])
+        entry = CATALOGUE[model.kind][0]
+        MetricThreshold.objects.create(
+            model=model, metric=entry.key, warning=entry.warning, critical=entry.critical
+        )
+        for n, (version, track) in enumerate(((versions[0], "stable"), (versions[1], "canary"))):
+            _quality(version, "mae", 10.0 + n, track=track)
+            DriftResult.objects.create(
+                version=version, track=track, feature="basket_value", method="psi", value=0.05,
+                threshold=0.2, verdict="ok", reference_count=2000, current_count=300,
+                window_start=timezone.now() - timedelta(hours=1), window_end=timezone.now(),
+            )  # fmt: skip
+        for n, severity in enumerate(("critical", "warning", "info")):
+            _incident(slug, severity, n)
     client = client_for(auditor)
     client.get("/monitoring/")
     with CaptureQueriesContext(connection) as queries:
-        client.get("/monitoring/")
-    assert len(queries) == 10
+        body = client.get("/monitoring/").content.decode()
+    assert len(queries) == 6, [q["sql"][:80] for q in queries.captured_queries]
+    for slug in SLUGS[:models]:
+        row = _fleet_row(body, slug)
+        assert "<td>1.0.0</td>" in row and "<td>1.1.0</td>" in row and "<td>1.3.0</td>" in row
+        assert "3 open incident(s)" in row and 'data-status="critical"' in row
 
 
 def test_model_page_compares_canary_with_stable(client_for, auditor, register, settings):

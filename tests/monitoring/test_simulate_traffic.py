@@ -5,13 +5,17 @@ scenarios written into the routing document and taken out again, input drift."""
 import json
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from io import StringIO
 
 import pytest
+import requests
 from django.core.management import CommandError, call_command
 
 from serving.routing import routing_read, routing_write
-from tests.serving.conftest import start_server, trained_versions  # noqa: F401  # fixture
+from tests.serving.conftest import sample_request, start_server, trained_versions  # noqa: F401
+from worker.backends.rollouts import PHASE_PROMOTE, PHASE_REVERT, RolloutPlan
+from worker.backends.rollouts_local import LocalRolloutBackend
 
 
 @pytest.fixture()
@@ -104,6 +108,63 @@ def test_simulate_traffic_canary_errors_injects_and_removes_the_fault(server_wit
     assert "answered 200" in report
     routing = routing_read(server.routing_path)
     assert all(not route.faults for route in routing.models.values())
+
+
+def _end_rollout_once_faulted(server, trained_versions, phase):  # noqa: F811  # the fixture
+    """Wait for the run's fault on segmentation's canary, then end that rollout through
+    the local rollout backend, as the worker does on a rollback or a promotion."""
+    model = "customer-segmentation"
+    deadline = time.monotonic() + 60
+    while not routing_read(server.routing_path).models[model].faults:
+        if time.monotonic() > deadline:
+            raise AssertionError("the scenario never injected its fault")
+        time.sleep(0.05)  # polling a file another thread writes
+    artifacts = trained_versions.artifacts[model]
+    backend = LocalRolloutBackend(routing_file=server.routing_path, server_url=server.url)
+    backend.apply(
+        RolloutPlan(
+            rollout_id=1, model=model, kind="segmentation", target="canary", phase=phase,
+            version="1.1.0", artifact_uri=artifacts["1.1.0"], image_digest="",
+            stable_version="1.0.0", stable_artifact_uri=artifacts["1.0.0"], weight=0,
+        )
+    )  # fmt: skip
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("phase", "serving"), [(PHASE_REVERT, "1.0.0"), (PHASE_PROMOTE, "1.1.0")])
+def test_simulate_traffic_leaves_no_fault_when_the_rollout_ends_mid_run(
+    server_with_log,
+    trained_versions,  # noqa: F811  # the fixture
+    sample_request,  # noqa: F811  # the fixture
+    phase,
+    serving,
+):
+    """The canary-errors scenario's canary is rolled back (or promoted) while the run
+    goes on: afterwards the routing document keeps no injected fault for any version, and
+    the one version left serving answers every request."""
+    server, _log_dir, outcomes = server_with_log
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ending = pool.submit(_end_rollout_once_faulted, server, trained_versions, phase)
+        _simulate(
+            server, outcomes, "--scenario", "canary-errors", "--model", "customer-segmentation",
+            "--rate", "20", "--duration", "3",
+        )  # fmt: skip
+        ending.result()
+    routing = routing_read(server.routing_path)
+    assert all(not route.faults for route in routing.models.values())
+    route = routing.models["customer-segmentation"]
+    assert (route.stable.version, route.canary) == (serving, None)
+    server.route(routing)  # waits until the server serves this last revision
+    answers = [
+        requests.post(
+            f"{server.url}/v1/models/customer-segmentation/predict",
+            json=sample_request("customer-segmentation", n),
+            timeout=10,
+        )
+        for n in range(40)
+    ]
+    assert [a.status_code for a in answers] == [200] * 40
+    assert {a.json()["version"] for a in answers} == {serving}
 
 
 @pytest.mark.django_db

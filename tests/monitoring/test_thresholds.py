@@ -143,7 +143,7 @@ def test_overview_query_count_independent_of_models(client_for, auditor, count, 
     client.get("/monitoring/")
     with CaptureQueriesContext(connection) as queries:
         client.get("/monitoring/")
-    assert len(queries) == 10  # thresholds, quality, drift and open incidents: 4 of them
+    assert len(queries) == 6  # session, user, roles; models, thresholds, stored figures
 
 
 def test_model_page_shows_thresholds_read_only_to_auditors(client_for, auditor):

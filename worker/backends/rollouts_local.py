@@ -11,7 +11,14 @@ from pathlib import Path
 
 import requests
 
-from serving.routing import ModelRoute, RoutingError, Track, routing_read, routing_write
+from serving.routing import (
+    Fault,
+    ModelRoute,
+    RoutingError,
+    Track,
+    routing_read,
+    routing_write,
+)
 from worker.backends.rollouts import (
     PHASE_CANARY,
     PHASE_PROMOTE,
@@ -19,6 +26,12 @@ from worker.backends.rollouts import (
     RolloutBackendError,
     RolloutPlan,
 )
+
+
+def _served(faults: dict[str, Fault], track: Track) -> dict[str, Fault]:
+    """The injected faults of the one version a finished rollout leaves serving. A fault
+    kept for the version that left would come back with it as a later canary."""
+    return {version: fault for version, fault in faults.items() if version == track.version}
 
 
 class LocalRolloutBackend:
@@ -39,11 +52,11 @@ class LocalRolloutBackend:
             return ModelRoute(plan.model, plan.kind, stable, canary, faults)
         if plan.phase == PHASE_PROMOTE:
             promoted = Track(version=plan.version, artifact=plan.artifact_uri)
-            return ModelRoute(plan.model, plan.kind, promoted, None, faults)
+            return ModelRoute(plan.model, plan.kind, promoted, None, _served(faults, promoted))
         if plan.phase == PHASE_REVERT:
             if current is not None and current.stable.version != plan.version:
                 stable = current.stable
-            return ModelRoute(plan.model, plan.kind, stable, None, faults)
+            return ModelRoute(plan.model, plan.kind, stable, None, _served(faults, stable))
         raise ValueError(f"unknown phase {plan.phase!r}")
 
     def apply(self, plan: RolloutPlan) -> str:

@@ -53,12 +53,20 @@ AUDIT_OBJECT_TYPE = "review"
 class DecisionRefused(PermissionDenied):
     """A board member may not make this decision now; `code` says which rule refused
     it (not_board_member, role_not_held, role_not_required, self_approval,
-    already_decided, review_closed, review_expired, nothing_to_withdraw)."""
+    already_decided, review_closed, review_expired, nothing_to_withdraw). `state` is
+    the review's state when that is why (review_closed, review_expired)."""
 
-    def __init__(self, message: str, *, code: str) -> None:
+    def __init__(self, message: str, *, code: str, state: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.state = state
+
+    @property
+    def is_state_conflict(self) -> bool:
+        """Refused because the review is closed or expired, not because of who asks:
+        a 409, not a security event."""
+        return bool(self.state)
 
 
 @dataclass(frozen=True)
@@ -327,9 +335,12 @@ def _refuse_unless_may_decide(
         raise DecisionRefused(
             f"This review is {review.get_state_display().lower()}: it takes no more decisions.",
             code="review_closed",
+            state=review.state,
         )
     if review.expires_at <= now:
-        raise DecisionRefused("This review has expired.", code="review_expired")
+        raise DecisionRefused(
+            "This review has expired.", code="review_expired", state=ReviewState.EXPIRED
+        )
     if not reviewer.board_roles:
         raise DecisionRefused("Only review board members decide.", code="not_board_member")
     if role not in reviewer.board_roles:
@@ -392,8 +403,12 @@ def review_decide(
         previous_state = review.state
         if verdict == Verdict.WITHDRAW:
             if review.state not in LIVE_STATES or review.expires_at <= now:
+                state = review.state if review.state not in LIVE_STATES else ReviewState.EXPIRED
                 raise DecisionRefused(
-                    "This review is closed; there is nothing to withdraw.", code="review_closed"
+                    f"This review is closed ({ReviewState(state).label.lower()}): there is "
+                    "nothing to withdraw.",
+                    code="review_closed",
+                    state=state,
                 )
             earlier = (
                 review.decisions.select_for_update()

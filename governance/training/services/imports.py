@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -25,6 +26,7 @@ from governance.training.clients import import_endpoints
 from governance.training.models import LakeImport
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
+from portal.outbound import private_address_of
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +54,20 @@ def _inside_import_root(path: str) -> bool:
     return resolved == root or root in resolved.parents
 
 
+def _git_host(repo: str) -> str:
+    """The host of a remote git URL: https://host/..., ssh://user@host:port/... or the
+    scp form git@host:path."""
+    if repo.startswith("git@"):
+        return repo.removeprefix("git@").split(":", 1)[0]
+    return urlsplit(repo).hostname or ""
+
+
 def import_source_check(*, uri: str) -> str:
     """The source if this portal may import it, else ValidationError saying why: a
-    malformed gs://, bq:// or dvc:// URI, or a local path (or local DVC repository)
+    malformed gs://, bq:// or dvc:// URI, a local path (or local DVC repository)
     outside PIPELINES_IMPORT_ROOT, which keeps the form from reading any file of the
-    machine the portal runs on."""
+    machine the portal runs on, or a DVC repository whose git host resolves to a
+    private, loopback or link-local address and is not in PIPELINES_DVC_ALLOWED_HOSTS."""
     from pipelines.importer import ImportFailed  # -- slow
     from pipelines.sources import DVC_URI, check_source_uri  # -- slow
 
@@ -79,6 +90,19 @@ def import_source_check(*, uri: str) -> str:
             raise ValidationError(
                 "A DVC repository on this machine must be inside the import folder "
                 f"({settings.PIPELINES_IMPORT_ROOT}); or give its git URL."
+            )
+        # The same rule as webhook targets: a typed URL must not make the worker reach
+        # what only it can (the cluster's services, the metadata server).
+        host = _git_host(repo) if remote else ""
+        if (
+            remote
+            and host not in settings.PIPELINES_DVC_ALLOWED_HOSTS
+            and (address := private_address_of(host))
+        ):
+            raise ValidationError(
+                f"The DVC repository's host {host} resolves to {address}, a private or "
+                "local address; add it to PIPELINES_DVC_ALLOWED_HOSTS if it really is "
+                "your git server."
             )
     elif not uri.startswith(REMOTE_SCHEMES) and not _inside_import_root(uri):
         raise ValidationError(

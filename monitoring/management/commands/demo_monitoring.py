@@ -46,6 +46,9 @@ from portal.audit.actors import Actor
 
 ACTOR = Actor.system("demo")
 DRIFT_MODEL = "demand-forecasting"
+# Per model and window: the serving logs are written line by line, and 90 days of
+# hourly windows at this rate are already some 30 million lines.
+MAX_REQUESTS = 5_000
 DRIFT_DAYS = (12, 9)  # the episode: from 12 days ago to 9 days ago
 GROUP_KEY = '{}:{alertname=~"^(?:.*)$"}/demo-drift'
 
@@ -79,6 +82,8 @@ class Command(BaseCommand):
         days, hours = options["days"], options["window_hours"]
         if not 1 <= hours <= 24 or not DRIFT_DAYS[0] < days <= 90:
             raise CommandError(f"--window-hours 1 to 24; --days {DRIFT_DAYS[0] + 1} to 90.")
+        if not 1 <= options["requests"] <= MAX_REQUESTS:
+            raise CommandError(f"--requests 1 to {MAX_REQUESTS:,} per model and window.")
         served = self._served()
         if DRIFT_MODEL not in served:
             raise CommandError(

@@ -20,7 +20,8 @@ Scenarios:
   drift          the inputs shift (dearer baskets, deeper discounts, thin histories)
 
 The two canary scenarios write a fault into the routing document for the run and take
-it out afterwards; the server honours it only when started with `--allow-faults`.
+it out afterwards, also when a rollout rolled the canary back or promoted it meanwhile;
+the server honours it only when started with `--allow-faults`.
 """
 
 import json
@@ -28,6 +29,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,31 +72,41 @@ class OutcomeWriter:
             self.written += 1
 
 
-def _faults_set(routing_path: Path, models: list[str], fault: Fault | None) -> list[str]:
-    """Put `fault` on (or, with None, take every fault off) the canary of each model;
-    the models that have a canary. Writes a new revision only when something changes."""
+def _faults_inject(routing_path: Path, models: list[str], fault: Fault) -> dict[str, str]:
+    """Put `fault` on the canary of each of `models` that has one and write a new
+    revision; {model slug: the canary version faulted} (empty: nothing written)."""
     routing = routing_read(routing_path)
-    changed, canaries = {}, []
-    for slug, route in routing.models.items():
-        if slug not in models or route.canary is None:
-            changed[slug] = route
-            continue
-        canaries.append(slug)
-        faults = dict(route.faults)
-        if fault is None:
-            faults.pop(route.canary.version, None)
-        else:
-            faults[route.canary.version] = fault
-        changed[slug] = type(route)(
-            model=route.model,
-            kind=route.kind,
-            stable=route.stable,
-            canary=route.canary,
-            faults=faults,
-        )
-    if canaries:
+    injected = {
+        slug: route.canary.version
+        for slug, route in routing.models.items()
+        if slug in models and route.canary is not None
+    }
+    if injected:
+        changed = {
+            slug: replace(route, faults={**route.faults, injected[slug]: fault})
+            if slug in injected
+            else route
+            for slug, route in routing.models.items()
+        }
         routing_write(routing_path, Routing(revision=routing.revision + 1, models=changed))
-    return canaries
+    return injected
+
+
+def _faults_remove(routing_path: Path, injected: dict[str, str]) -> None:
+    """Take out the faults `_faults_inject` put in, by model and version, whatever the
+    routing looks like now: a rollout may have been rolled back or promoted meanwhile,
+    and a fault left on the withdrawn or promoted version would come back with it.
+    Writes a new revision only when something changes."""
+    routing = routing_read(routing_path)
+    changed = {}
+    for slug, route in routing.models.items():
+        version = injected.get(slug)
+        if version is not None and version in route.faults:
+            faults = {v: f for v, f in route.faults.items() if v != version}
+            changed[slug] = replace(route, faults=faults)
+    if changed:
+        models = {**routing.models, **changed}
+        routing_write(routing_path, Routing(revision=routing.revision + 1, models=models))
 
 
 class Command(BaseCommand):
@@ -150,13 +162,13 @@ class Command(BaseCommand):
         routing_path = Path(options["routing"])
         fault = FAULTS.get(scenario)
         if fault is not None:
-            canaries = _faults_set(routing_path, models, fault)
-            if not canaries:
+            injected = _faults_inject(routing_path, models, fault)
+            if not injected:
                 raise CommandError(
                     f"The {scenario} scenario needs a canary: none of {', '.join(models)} "
                     "has one in the routing document. Start a canary rollout first."
                 )
-            self.stdout.write(f"Fault {fault} on the canary of {', '.join(canaries)}")
+            self.stdout.write(f"Fault {fault} on the canary of {', '.join(injected)}")
             time.sleep(1.0)  # the server re-reads the routing document within its poll
         counts: Counter[tuple[str, int | str]] = Counter()
         counts_lock = threading.Lock()
@@ -206,7 +218,7 @@ class Command(BaseCommand):
                     sent += 1
         finally:
             if fault is not None:
-                _faults_set(routing_path, models, None)
+                _faults_remove(routing_path, injected)
         elapsed = time.monotonic() - started
         for (slug, status), count in sorted(counts.items(), key=str):
             self.stdout.write(f"{slug}: {count} answered {status}")

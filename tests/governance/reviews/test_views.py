@@ -1,9 +1,12 @@
 """Review board pages: the queue (tabs, filters, query counts), the review page and
 deciding on it, opening a review, policies; and the refusals for each."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from governance.choices import Target
 from governance.reviews.choices import ReviewState, Verdict
@@ -13,6 +16,7 @@ from portal.accounts.choices import Role
 from portal.audit.models import AuditEvent
 from portal.changes.models import ChangeRequest
 from portal.changes.services import change_approve
+from portal.security.models import RefusalWindow
 from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
@@ -157,8 +161,37 @@ def test_decide_page_refuses_double_decision_and_decided_review(
         comment="No",
     )
     closed = client.post(f"/reviews/{review.pk}/decide/", {"verdict": "withdraw", "comment": ""})
-    assert closed.status_code == 403 and "closed" in closed.content.decode()
+    assert closed.status_code == 409 and "closed" in closed.content.decode()
     assert ReviewDecision.objects.filter(reviewer=lead).count() == 1
+
+
+def test_decide_page_on_a_closed_or_expired_review_is_a_409_naming_its_state(
+    client_for, version, open_review, lead, privacy
+):
+    """Deciding on a review that was rejected, or has run out of time, is a conflict
+    with the review's state, not a refusal of the person: 409, the page says the state
+    where the decision was asked for, no decision recorded, no security event."""
+    rejected = open_review(version)
+    review_decide(
+        review=rejected,
+        reviewer=privacy,
+        verdict=Verdict.REJECT,
+        role="privacy_officer",
+        comment="No",
+    )
+    expired = open_review(ModelVersionFactory(), Target.CANARY)
+    Review.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    client = client_for(lead)
+    for review, message in (
+        (rejected, "This review is rejected: it takes no more decisions."),
+        (expired, "This review has expired."),
+    ):
+        answer = client.post(f"/reviews/{review.pk}/decide/", {"verdict": "approve", "role": DSL})
+        assert answer.status_code == 409
+        assert f'data-testid="decision-error">{message}</p>' in answer.content.decode()
+    assert not ReviewDecision.objects.filter(reviewer=lead).exists()
+    assert not RefusalWindow.objects.exists()
+    assert not AuditEvent.objects.filter(action="security.access_refused").exists()
 
 
 def test_decide_page_refuses_non_board_member(client_for, version, open_review, auditor):

@@ -94,6 +94,26 @@ def test_rollouts_api_second_active_rollout_is_409(bearer, versions):
     assert answer.json()["error"] == f"A rollout of {MODEL} to canary is active."
 
 
+def test_rollouts_api_rolling_back_an_ended_rollout_is_409_naming_its_state(bearer, versions):
+    """Rolling back a rollout already rolled back is a conflict with its state: 409, the
+    JSON error body names the state, and the rollout (outcome, finish time) is as the
+    first rollback left it."""
+    client = bearer(Role.DEVOPS)
+    url = _start(client).json()["url"]
+    first = client.post(f"{url}/rollback", {"reason": "bad"}, content_type="application/json")
+    assert first.status_code == 200
+    ended = Rollout.objects.values().get()
+    again = client.post(f"{url}/rollback", {"reason": "worse"}, content_type="application/json")
+    assert again.status_code == 409
+    assert again.json() == {
+        "error": "This rollout is rolled back: it cannot roll back now.",
+        "fields": {},
+        "state": RolloutState.ROLLED_BACK,
+    }
+    assert Rollout.objects.values().get() == ended
+    assert not RefusalWindow.objects.exists()
+
+
 def test_rollouts_api_refuses_wrong_role_and_bad_input(bearer, versions):
     """A data science lead's token may read but not start; bad input is a 400 naming
     the field; an unknown rollout a 404."""

@@ -232,13 +232,31 @@ def test_rollout_decision_unknown_verb_or_rollout_is_404(client_for, devops):
     assert not RefusalWindow.objects.exists()
 
 
-def test_rollout_decision_in_wrong_state_says_why(client_for, devops):
-    """Promoting a progressing rollout is refused with a message, nothing changes."""
-    rollout = RolloutFactory()
-    answer = client_for(devops).post(f"/rollouts/{rollout.pk}/promote/", follow=True)
-    assert "it cannot promote now" in answer.content.decode()
-    rollout.refresh_from_db()
-    assert rollout.state == RolloutState.PROGRESSING
+@pytest.mark.parametrize(
+    ("state", "verb", "message"),
+    [
+        (RolloutState.PROGRESSING, "promote", "This rollout is progressing: it cannot promote"),
+        (RolloutState.SUCCEEDED, "promote", "This rollout is succeeded: it cannot promote"),
+        (RolloutState.PAUSED, "pause", "This rollout is paused for a decision: it cannot pause"),
+        (RolloutState.ROLLED_BACK, "rollback", "This rollout is rolled back: it cannot roll back"),
+        (RolloutState.ABORTED, "abort", "This rollout is aborted: it cannot abort"),
+    ],
+)
+def test_rollout_decision_in_wrong_state_is_a_409_saying_why(
+    client_for, devops, state, verb, message
+):
+    """A decision the rollout's state does not allow (promoting a progressing or
+    finished rollout, pausing a paused one, rolling back or aborting an ended one) is a
+    conflict: 409, the rollout's page naming its state, nothing changed, and no
+    security refusal counted (the person may decide; the rollout moved on)."""
+    rollout = RolloutFactory(state=state)
+    before = Rollout.objects.values().get(pk=rollout.pk)
+    answer = client_for(devops).post(f"/rollouts/{rollout.pk}/{verb}/", {"reason": "again"})
+    assert answer.status_code == 409
+    error = answer.content.decode().split('data-testid="decision-error">')[1]
+    assert error.startswith(message)
+    assert Rollout.objects.values().get(pk=rollout.pk) == before
+    assert not RefusalWindow.objects.exists()
 
 
 def test_rollout_start_from_the_portal(client_for, devops, rollout_versions):
@@ -277,11 +295,13 @@ def test_rollout_start_by_wrong_role_is_refused(client_for, reader, rollout_vers
 
 
 def test_second_active_rollout_from_the_portal_is_refused(client_for, devops, rollout_versions):
+    """A second active rollout of the model to the target is a conflict: 409, the reason
+    beside the version, no second rollout, the refusal counted."""
     client = client_for(devops)
     data = {"model": MODEL, "version": "1.1.0", "target": "canary"}
     client.post("/rollouts/start/", data)
     answer = client.post("/rollouts/start/", data)
-    assert answer.status_code == 400
+    assert answer.status_code == 409
     assert "is active" in answer.context["start_form"].errors["version"][0]
     assert Rollout.objects.count() == 1
     assert RefusalWindow.objects.get().kind == "domain.rollout_active"

@@ -87,7 +87,8 @@ def test_rollout_healthy_canary_succeeds_under_load_without_failed_requests(stac
 
 def test_rollout_canary_errors_roll_back_at_first_analysis(stack, traffic, devops):
     """Half the canary's answers fail: the first analysis after the bake time fails the
-    canary, traffic goes back to the stable version, and the reason is recorded."""
+    canary, traffic goes back to the stable version with no injected fault left, and the
+    reason is recorded."""
     stack.faults({"1.1.0": {"error_rate": 0.5}})
     rollout = rollout_start(
         version=stack.canary,
@@ -103,6 +104,8 @@ def test_rollout_canary_errors_roll_back_at_first_analysis(stack, traffic, devop
     assert (steps[0].analysed_at - steps[0].started_at).total_seconds() < FAST["bake_seconds"] + 3
     assert "error rate" in rollout.outcome
     assert "canary" not in routing_of(stack.server.routing_path)
+    # The withdrawn version's fault leaves with it: it would come back with its next canary.
+    assert "faults" not in routing_of(stack.server.routing_path)
     assert TargetAssignment.objects.get(model=rollout.model, target=Target.CANARY).version == (
         stack.stable
     )

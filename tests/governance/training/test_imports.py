@@ -316,6 +316,74 @@ def test_import_accepts_dvc_git_urls_and_a_repository_in_the_import_folder(lake_
 
 
 @pytest.mark.parametrize(
+    ("repo", "address"),
+    [
+        ("https://127.0.0.1/data.git", "127.0.0.1"),
+        ("https://localhost:8443/data.git", "127.0.0.1"),
+        ("https://10.1.2.3/data.git", "10.1.2.3"),
+        ("https://169.254.169.254/computeMetadata.git", "169.254.169.254"),
+        ("https://[::1]/data.git", "::1"),
+        ("https://[64:ff9b::7f00:1]/data.git", "64:ff9b::7f00:1"),
+        ("ssh://git@192.168.0.9:2222/data.git", "192.168.0.9"),
+        ("git@172.16.0.4:data.git", "172.16.0.4"),
+    ],
+)
+def test_import_refuses_a_dvc_repository_on_a_private_host(lake_settings, repo, address):
+    """A DVC repository's git host that resolves to a loopback, private, link-local or
+    NAT64-wrapped address is refused before anything is fetched, naming the address and
+    the setting that would allow it, as webhook targets are."""
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        lake_import_start(
+            sources=[("transactions", f"dvc://{repo}@v3:tx.parquet")],
+            mapping={},
+            max_rejected=0.05,
+            actor=TESTER,
+        )
+    message = refused.value.message_dict["transactions"][0]
+    assert f"resolves to {address}" in message and "PIPELINES_DVC_ALLOWED_HOSTS" in message
+    assert not LakeImport.objects.exists()
+
+
+def test_import_accepts_a_private_dvc_host_named_in_the_setting(lake_settings, settings):
+    """A git server inside the network is accepted once named in
+    PIPELINES_DVC_ALLOWED_HOSTS; other private hosts stay refused."""
+    from django.core.exceptions import ValidationError
+
+    settings.PIPELINES_DVC_ALLOWED_HOSTS = ["10.1.2.3"]
+    uri = "dvc://https://10.1.2.3/data.git@v3:tx.parquet"
+    job = lake_import_start(
+        sources=[("transactions", uri)], mapping={}, max_rejected=0.05, actor=TESTER, queue=False
+    )
+    assert job.sources == [{"table": "transactions", "uri": uri}]
+    with pytest.raises(ValidationError, match=r"10\.1\.2\.4"):
+        lake_import_start(
+            sources=[("transactions", "dvc://https://10.1.2.4/data.git@v3:tx.parquet")],
+            mapping={},
+            max_rejected=0.05,
+            actor=TESTER,
+        )
+
+
+def test_import_run_refuses_a_queued_dvc_source_on_a_private_host(lake_settings, settings):
+    """A job queued while its host was allowed fails at run time once the setting no
+    longer names it, naming the address, and reads nothing."""
+    settings.PIPELINES_DVC_ALLOWED_HOSTS = ["127.0.0.1"]
+    job = lake_import_start(
+        sources=[("transactions", "dvc://https://127.0.0.1/data.git@v3:tx.parquet")],
+        mapping={},
+        max_rejected=0.05,
+        actor=TESTER,
+        queue=False,
+    )
+    settings.PIPELINES_DVC_ALLOWED_HOSTS = []
+    job = lake_import_run(import_id=job.pk)
+    assert job.state == ImportState.FAILED
+    assert "resolves to 127.0.0.1" in job.outcome
+
+
+@pytest.mark.parametrize(
     "role", [Role.MODEL_OWNER, Role.DEVOPS, Role.AUDITOR, Role.PRIVACY_OFFICER]
 )
 def test_import_pages_refuse_other_roles(client_for, make_user, lake_settings, tmp_path, role):

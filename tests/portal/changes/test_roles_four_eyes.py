@@ -15,6 +15,7 @@ from portal.accounts.services import role_grant, role_revoke
 from portal.audit.models import AuditEvent
 from portal.changes.choices import ChangeState
 from portal.changes.models import ChangeRequest
+from portal.changes.selectors import change_sides_named
 from portal.changes.services import change_approve, change_reject
 from portal.changes.tasks import expire as expire_task
 from portal.notify.models import EmailNotification
@@ -200,6 +201,37 @@ def test_change_pages_let_a_second_admin_approve(client_for, admin_user, second_
     assert holds(outsider, Role.DEVOPS)
     page = client.get(reverse("accounts:user_detail", args=[outsider.pk])).content.decode()
     assert admin_user.email in page and second_admin.email in page
+
+
+def test_change_page_names_the_person_a_role_change_is_about(
+    client_for, admin_user, second_admin, make_user
+):
+    """The change's before and after name the person (name and roles now, as the audit
+    browser names actors) instead of their bare id."""
+    person = make_user(Role.AUDITOR, full_name="Ada Lovelace")
+    change = role_grant(user=person, role=Role.DATA_SCIENCE_LEAD, granted_by=admin_user)
+    html = client_for(second_admin).get(reverse("changes:change_detail", args=[change.pk]))
+    html = html.content.decode()
+    before = html.split("<h2>Before</h2>")[1].split("</section>")[0]
+    after = html.split("<h2>After</h2>")[1].split("</section>")[0]
+    for side in (before, after):
+        assert "<dt>user</dt><dd>Ada Lovelace (Auditor)</dd>" in side
+        assert "<dt>role</dt><dd>Data science lead</dd>" in side
+        assert f"<dd>{person.pk}</dd>" not in side
+
+
+def test_change_sides_keep_ids_unless_names_may_be_shown(admin_user, outsider):
+    """Without the right to see names the documents are shown as stored; a person no
+    longer there stays an id; the stored change is never altered."""
+    change = role_grant(user=outsider, role=Role.DEVOPS, granted_by=admin_user)
+    stored = (dict(change.before), dict(change.after))
+    hidden = change_sides_named(change=change, names_visible=False)
+    assert [side["user"] for side in hidden] == [outsider.pk, outsider.pk]
+    change.before["user"] = change.after["user"] = outsider.pk + 1000
+    gone = change_sides_named(change=change, names_visible=True)
+    assert [side["user"] for side in gone] == [outsider.pk + 1000] * 2
+    change.refresh_from_db()
+    assert (change.before, change.after) == stored
 
 
 def test_home_page_lists_pending_changes_to_those_who_may_decide(

@@ -17,7 +17,6 @@ import subprocess  # nosec B404 -- starts the demo's model server and Prometheus
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,7 +36,6 @@ from governance.selectors.registry import production_version
 from governance.services.registry import target_assign
 from portal.accounts.models import User
 from portal.audit.actors import Actor
-from serving.routing import routing_read, routing_write
 
 DEMO = Actor.system("demo")
 MODEL = "demand-forecasting"
@@ -100,7 +98,6 @@ class Command(BaseCommand):
         processes = [self._serve(), self._prometheus(prometheus, folder)]
         try:
             self._run(candidate, devops, "canary-errors", RolloutState.ROLLED_BACK, 25)
-            self._faults_clear()
             self._run(candidate, devops, "healthy", RolloutState.SUCCEEDED, 45)
         finally:
             for process in processes:
@@ -191,20 +188,6 @@ class Command(BaseCommand):
                 pass
             time.sleep(0.25)
         raise CommandError(f"{what} did not start at {url}")
-
-    @staticmethod
-    def _faults_clear() -> None:
-        """Take the error burst out of the routing document: it is kept per version,
-        and the same version comes back as the next rollout's canary."""
-        routing = routing_read(settings.SERVING_ROUTING_FILE)
-        route = routing.models.get(MODEL)
-        if route is None or not route.faults:
-            return
-        models = {**routing.models, MODEL: replace(route, faults={})}
-        routing_write(
-            settings.SERVING_ROUTING_FILE,
-            replace(routing, revision=routing.revision + 1, models=models),
-        )
 
     @staticmethod
     def _requests_served() -> float:

@@ -18,6 +18,11 @@ from governance.models import RegisteredModel
 from governance.selectors.registry import production_version
 from governance.services.registry import target_assign, version_set_state
 from governance.training.choices import RunState, RunTrigger
+from governance.training.management.commands.lake_sample import (
+    MAX_TRANSACTIONS,
+    MIN_TRANSACTIONS,
+    transactions_checked,
+)
 from governance.training.models import PipelineRun
 from governance.training.services import run_execute, run_start
 from portal.audit.actors import Actor
@@ -26,22 +31,19 @@ ACTOR = Actor.system("demo")
 DONE = (RunState.SUCCEEDED, RunState.DISCARDED)
 
 
-# The generator's own floor (pipelines.sample_data): fewer rows than this cannot fill
-# every category and customer segment.
-MIN_TRANSACTIONS = 1000
-
-
 class Command(BaseCommand):
     help = "Train the three models on the sample data, then retrain on a shifted snapshot."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--transactions", type=int, default=100_000, help=f"at least {MIN_TRANSACTIONS:,}"
+            "--transactions",
+            type=int,
+            default=100_000,
+            help=f"from {MIN_TRANSACTIONS:,} to {MAX_TRANSACTIONS:,}",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["transactions"] < MIN_TRANSACTIONS:
-            raise CommandError(f"--transactions must be at least {MIN_TRANSACTIONS:,}")
+        transactions_checked(options["transactions"])
         from pipelines import DEMO_SHIFT, ensure_sample_snapshot  # -- slow
 
         root = settings.PIPELINES_LAKE_ROOT
