@@ -83,6 +83,13 @@ def _quoted(model: type[AuditEvent | AuditPayload | AuditChainHead]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
+def client_ip_stored_form(client_ip: str | None) -> str | None:
+    """The address as the column gives it back: IPv6 compressed and in lower case (the
+    field's own cleaning, which PostgreSQL's inet agrees with), an empty one as None.
+    The payload digest is over this form, as it is over the payload's stored form."""
+    return _CLIENT_IP_FIELD.get_prep_value(client_ip) or None
+
+
 @cache
 def _postgresql_statements() -> tuple[str, str]:
     """(lock the head, append), with the tables' names."""

@@ -16,7 +16,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from portal.audit.actors import Actor
-from portal.audit.appending import NewEvent, chain_append, chain_head_lock
+from portal.audit.appending import (
+    NewEvent,
+    chain_append,
+    chain_head_lock,
+    client_ip_stored_form,
+)
 from portal.audit.checkpoints import checkpoint_statement_sign, event_leaf
 from portal.audit.hashing import (
     canonical_payload_json,
@@ -55,6 +60,7 @@ def audit_record(
     transaction, as it must, since the change may not commit without its record.
     """
     data = normalise_payload(payload)
+    client_ip = client_ip_stored_form(client_ip)
     data_json = canonical_payload_json(data)
     digest = hashlib.sha256(payload_body(data_json, client_ip)).hexdigest()
     with transaction.atomic(savepoint=False):

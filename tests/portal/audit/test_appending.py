@@ -138,3 +138,26 @@ def test_a_failed_append_fails_the_callers_transaction():
         audit_record(action="x" * 65, actor=SYSTEM)
     assert list(AuditEvent.objects.values_list("action", flat=True)) == ["test.before"]
     assert audit_chain_verify().ok
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("2001:DB8:0::1", "2001:db8::1"),
+        ("2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"),
+        ("::ffff:192.0.2.1", "::ffff:192.0.2.1"),
+        ("192.0.2.1", "192.0.2.1"),
+        ("", None),
+    ],
+)
+def test_a_client_ip_is_hashed_as_the_column_keeps_it(given, stored):
+    """An IPv6 address in upper case or uncompressed is kept compressed in lower case;
+    the digest is over that form, so the event verifies rather than reading as an
+    edited payload."""
+    event = audit_record(action="test.ip", actor=SYSTEM, client_ip=given)
+    record = AuditPayload.objects.get(event_id=event.pk)
+    assert record.client_ip == stored
+    assert payload_digest(record.data, record.client_ip) == event.payload_digest
+    report = audit_chain_verify()
+    assert report.ok, report.summary()
