@@ -157,14 +157,17 @@ def audit_checkpoint_create() -> AuditCheckpoint | None:
     """Sign a checkpoint of the ledger as committed now; None when nothing was appended
     since the last one (or the ledger is empty).
 
-    Takes no lock: committed events up to the head's sequence never change (the table is
-    append-only and the head moves in the same transaction as its event), so this reads
-    the head, then hashes only the events after the previous checkpoint, continuing its
-    Merkle frontier. Each new event must follow the previous one's hash, so a gap or a
-    rewritten link is refused (AuditCheckpointRefused) rather than signed; the full
-    recomputation is `audit_verify`'s. Side effects: one AuditCheckpoint row. It is not
-    itself an audit event, or every checkpoint would leave the ledger one event ahead
-    of it.
+    Reads without a lock: committed events up to the head's sequence never change (the
+    table is append-only and the head moves in the same transaction as its event), so
+    this reads the head, then hashes only the events after the previous checkpoint,
+    continuing its Merkle frontier. Each new event must follow the previous one's hash,
+    so a gap or a rewritten link is refused (AuditCheckpointRefused) rather than signed;
+    the full recomputation is `audit_verify`'s. The row is written under the chain
+    head's lock, for a moment, and not when a checkpoint as large or larger committed
+    meanwhile (that one is returned instead): checkpoints commit in the order of their
+    sizes, so none commits behind one the Cloud Logging export has passed. Side effects:
+    one AuditCheckpoint row. It is not itself an audit event, or every checkpoint would
+    leave the ledger one event ahead of it.
     """
     head = AuditChainHead.objects.filter(pk=1).first()
     previous = AuditCheckpoint.objects.order_by("-tree_size").first()
@@ -195,6 +198,13 @@ def audit_checkpoint_create() -> AuditCheckpoint | None:
     )
     try:
         with transaction.atomic():
+            # Checkpoints commit in the order of their sizes, which the Cloud Logging
+            # export's cursor relies on: under the head's lock (briefly, at the end),
+            # one signed meanwhile by another worker at this size or larger wins.
+            chain_head_lock()
+            latest = AuditCheckpoint.objects.order_by("-tree_size").first()
+            if latest is not None and latest.tree_size >= tree.size:
+                return latest
             return AuditCheckpoint.objects.create(
                 tree_size=tree.size,
                 root_hash=root_hash,
