@@ -1,5 +1,6 @@
-"""The ledger's copy outside the portal's database: every event, in sequence order, as
-a structured entry in Cloud Logging, exactly once per event.
+"""The ledger's copy outside the portal's database: every event, in sequence order, and
+every signed checkpoint, in the order of its size, as a structured entry in Cloud
+Logging, exactly once each.
 
 The outbox is the ledger itself plus one cursor row per destination (`AuditExport`):
 the ledger is append-only and gap-free, so the events still owed are those after the
@@ -27,6 +28,17 @@ The entry carries the event's chained fields and its payload's digest, not the
 payload: payloads may hold personal data a GDPR redaction must be able to remove,
 while the digest is enough to recompute every hash from the exported copy alone.
 
+Checkpoints take the same steps on a cursor row of their own (CLOUD_LOGGING_CHECKPOINTS:
+the last exported checkpoint's tree size and root hash), so an outage holds back and
+retries each stream on its own. A checkpoint's entry is its exported file
+(`checkpoint_document`: the signed statement beside its claims, the very JSON
+`audit_verify --checkpoint` and the offline verifier read), with `insertId`
+`checkpoint-<tree size>-<root hash>` and its signing time as `timestamp`, so it too is
+stored once however often it is sent. Why every committed checkpoint is seen:
+`audit_checkpoint_create` writes its row under the chain head's lock and never one
+smaller than a committed one, so checkpoints commit in the order of their sizes and
+those after the cursor are exactly the ones owed.
+
 Lock order: the cursor row first, the chain head last (the stalled/resumed audit
 events); no lock is held across the call to Cloud Logging. The export writes no audit
 event for an ordinary batch: that event would itself be owed, and the export would
@@ -34,15 +46,17 @@ never be done.
 """
 
 import logging
+from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 
 from portal.audit.actors import Actor
+from portal.audit.checkpoints import checkpoint_document
 from portal.audit.choices import ExportState
 from portal.audit.clients import cloud_logging_writer
-from portal.audit.models import AuditChainHead, AuditEvent, AuditExport
+from portal.audit.models import AuditChainHead, AuditCheckpoint, AuditEvent, AuditExport
 from portal.audit.services import audit_record
 from portal.outbox import Backoff, Outbox, lease_left, outbox_send
 from worker.backends.cloudlogging import CloudLoggingWriter, LedgerLogEntry, LoggingUnavailable
@@ -50,6 +64,8 @@ from worker.backends.cloudlogging import CloudLoggingWriter, LedgerLogEntry, Log
 logger = logging.getLogger(__name__)
 
 CLOUD_LOGGING = "cloud_logging"
+# The checkpoints' cursor: the same log, its own position, lease and backoff.
+CLOUD_LOGGING_CHECKPOINTS = "cloud_logging_checkpoints"
 WORKER = Actor.system("worker")
 # Longer than one entries:write can take (the client's 60 s timeout): while it runs, a
 # second run leaves the cursor alone.
@@ -105,8 +121,31 @@ def ledger_entry(event: AuditEvent, *, destination_log: str = "") -> LedgerLogEn
     )
 
 
-class _LedgerExportOutbox(Outbox[AuditExport, tuple[int, str], ExportResult]):
-    """The cursor row on the shared claim -> lease -> send -> record steps."""
+def checkpoint_log_entry(checkpoint: AuditCheckpoint) -> LedgerLogEntry:
+    """The structured entry one signed checkpoint becomes: its exported file's fields
+    (checkpoint_document, so the jsonPayload saved as a file is what `audit_verify
+    --checkpoint` and the offline verifier read), `insertId` from its tree size and root
+    so a retried write deduplicates, and its signing time as the entry's time."""
+    return LedgerLogEntry(
+        insert_id=f"checkpoint-{checkpoint.tree_size}-{checkpoint.root_hash}",
+        timestamp=checkpoint.issued_at.astimezone(UTC),
+        payload=checkpoint_document(checkpoint),
+        labels={"kind": "checkpoint", "tree_size": str(checkpoint.tree_size)},
+    )
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """A batch written: the cursor's new position and hash, and how many entries."""
+
+    position: int
+    hash: str
+    count: int
+
+
+class _CursorOutbox(Outbox[AuditExport, _Sent, ExportResult]):
+    """One cursor row on the shared claim -> lease -> send -> record steps; subclasses
+    say where the next batch ends (`next_batch_end`) and write it (`send`)."""
 
     model = AuditExport
     errors = (LoggingUnavailable, ExportGap)
@@ -114,6 +153,11 @@ class _LedgerExportOutbox(Outbox[AuditExport, tuple[int, str], ExportResult]):
     def __init__(self, writer: CloudLoggingWriter, batch_size: int) -> None:
         self.writer = writer
         self.batch_size = batch_size
+
+    @abstractmethod
+    def next_batch_end(self, row: AuditExport) -> int | None:
+        """Under the claim's lock: the position the next batch ends at, or None when
+        nothing is owed."""
 
     def missing(self, pk: int) -> ExportResult:
         return ExportResult("missing", exported_sequence=0)
@@ -134,39 +178,18 @@ class _LedgerExportOutbox(Outbox[AuditExport, tuple[int, str], ExportResult]):
                 exported_sequence=row.exported_sequence,
                 retry_in=int((row.next_attempt_at - now).total_seconds()) + 1,
             )
-        head = AuditChainHead.objects.filter(pk=1).values_list("sequence", flat=True).first()
-        if not head or head <= row.exported_sequence:
+        batch_end = self.next_batch_end(row)
+        if batch_end is None:
             if row.state == ExportState.SENDING:
                 row.state = ExportState.IDLE
                 row.save(update_fields=["state"])
             return ExportResult("up_to_date", exported_sequence=row.exported_sequence)
         row.state = ExportState.SENDING
-        row.batch_end = min(head, row.exported_sequence + self.batch_size)
+        row.batch_end = batch_end
         row.attempts += 1
         row.attempted_at = now
         row.save(update_fields=["state", "batch_end", "attempts", "attempted_at"])
         return None
-
-    def send(self, row: AuditExport) -> tuple[int, str]:
-        """Read the batch, check it continues the chain, write it. Returns its last
-        (sequence, hash)."""
-        events = list(
-            AuditEvent.objects.filter(
-                sequence__gt=row.exported_sequence, sequence__lte=row.batch_end
-            ).order_by("sequence")
-        )
-        expected_prev, expected_sequence = row.exported_hash, row.exported_sequence + 1
-        for event in events:
-            if event.sequence != expected_sequence or event.prev_hash != expected_prev:
-                raise ExportGap(
-                    f"event #{expected_sequence} does not follow #{expected_sequence - 1} "
-                    "in the chain; run audit_verify"
-                )
-            expected_prev, expected_sequence = event.hash, expected_sequence + 1
-        if expected_sequence != row.batch_end + 1:
-            raise ExportGap(f"events up to #{row.batch_end} are missing; run audit_verify")
-        self.writer.entries_write([ledger_entry(event) for event in events])
-        return events[-1].sequence, events[-1].hash
 
     def in_flight(self, row: AuditExport) -> bool:
         return row.state == ExportState.SENDING
@@ -178,7 +201,7 @@ class _LedgerExportOutbox(Outbox[AuditExport, tuple[int, str], ExportResult]):
         self,
         row: AuditExport,
         *,
-        outcome: tuple[int, str] | None,
+        outcome: _Sent | None,
         error: Exception | None,
         now: datetime,
     ) -> ExportResult:
@@ -209,16 +232,73 @@ class _LedgerExportOutbox(Outbox[AuditExport, tuple[int, str], ExportResult]):
             )
         # Narrows the type for the checker: without an error the send returned.
         assert outcome is not None  # nosec B101
-        sequence, event_hash = outcome
-        count = sequence - row.exported_sequence
         stalled = row.failures >= EXPORT_STALLED_AFTER
-        row.exported_sequence, row.exported_hash = sequence, event_hash
+        row.exported_sequence, row.exported_hash = outcome.position, outcome.hash
         row.state, row.failures, row.last_error = ExportState.IDLE, 0, ""
         row.last_exported_at = row.next_attempt_at = now
         row.save()
         if stalled:
             _audit_export(row, "audit.export_resumed")
-        return ExportResult("exported", exported_sequence=sequence, count=count)
+        return ExportResult("exported", exported_sequence=outcome.position, count=outcome.count)
+
+
+class _LedgerExportOutbox(_CursorOutbox):
+    """The events: the cursor is the last exported event's sequence and hash."""
+
+    def next_batch_end(self, row: AuditExport) -> int | None:
+        head = AuditChainHead.objects.filter(pk=1).values_list("sequence", flat=True).first()
+        if not head or head <= row.exported_sequence:
+            return None
+        return min(head, row.exported_sequence + self.batch_size)
+
+    def send(self, row: AuditExport) -> _Sent:
+        """Read the batch, check it continues the chain, write it."""
+        events = list(
+            AuditEvent.objects.filter(
+                sequence__gt=row.exported_sequence, sequence__lte=row.batch_end
+            ).order_by("sequence")
+        )
+        expected_prev, expected_sequence = row.exported_hash, row.exported_sequence + 1
+        for event in events:
+            if event.sequence != expected_sequence or event.prev_hash != expected_prev:
+                raise ExportGap(
+                    f"event #{expected_sequence} does not follow #{expected_sequence - 1} "
+                    "in the chain; run audit_verify"
+                )
+            expected_prev, expected_sequence = event.hash, expected_sequence + 1
+        if expected_sequence != row.batch_end + 1:
+            raise ExportGap(f"events up to #{row.batch_end} are missing; run audit_verify")
+        self.writer.entries_write([ledger_entry(event) for event in events])
+        return _Sent(events[-1].sequence, events[-1].hash, len(events))
+
+
+class _CheckpointExportOutbox(_CursorOutbox):
+    """The signed checkpoints: the cursor is the last exported checkpoint's tree size
+    and root hash. Checkpoints commit in the order of their sizes (audit_checkpoint_create
+    signs under the chain head's lock and never behind a larger one), so those still
+    owed are exactly the ones larger than the cursor."""
+
+    def next_batch_end(self, row: AuditExport) -> int | None:
+        sizes = list(
+            AuditCheckpoint.objects.filter(tree_size__gt=row.exported_sequence)
+            .order_by("tree_size")
+            .values_list("tree_size", flat=True)[: self.batch_size]
+        )
+        return sizes[-1] if sizes else None
+
+    def send(self, row: AuditExport) -> _Sent:
+        checkpoints = list(
+            AuditCheckpoint.objects.filter(
+                tree_size__gt=row.exported_sequence, tree_size__lte=row.batch_end
+            ).order_by("tree_size")
+        )
+        if not checkpoints or checkpoints[-1].tree_size != row.batch_end:
+            raise ExportGap(
+                f"the checkpoint of {row.batch_end} events is missing; run audit_verify"
+            )
+        self.writer.entries_write([checkpoint_log_entry(cp) for cp in checkpoints])
+        last = checkpoints[-1]
+        return _Sent(last.tree_size, last.root_hash, len(checkpoints))
 
 
 def _audit_export(row: AuditExport, action: str, **extra: object) -> None:
@@ -252,8 +332,30 @@ def ledger_export_send(
     writer = writer or cloud_logging_writer()
     if writer is None:
         return []
-    cursor, _ = AuditExport.objects.get_or_create(destination=CLOUD_LOGGING)
     outbox = _LedgerExportOutbox(writer, batch_size or settings.AUDIT_EXPORT_BATCH_SIZE)
+    return _send_batches(outbox, CLOUD_LOGGING, max_batches)
+
+
+def checkpoint_export_send(
+    *,
+    writer: CloudLoggingWriter | None = None,
+    batch_size: int | None = None,
+    max_batches: int = 20,
+) -> list[ExportResult]:
+    """Export the signed checkpoints not yet in Cloud Logging (to the events' log), as
+    ledger_export_send does the events, on a cursor of their own: an outage of one
+    holds back neither the other's entries nor its backoff. `count` in each result is
+    the checkpoints written. Same side effects and errors, with the stalled and
+    resumed events naming CLOUD_LOGGING_CHECKPOINTS."""
+    writer = writer or cloud_logging_writer()
+    if writer is None:
+        return []
+    outbox = _CheckpointExportOutbox(writer, batch_size or settings.AUDIT_EXPORT_BATCH_SIZE)
+    return _send_batches(outbox, CLOUD_LOGGING_CHECKPOINTS, max_batches)
+
+
+def _send_batches(outbox: _CursorOutbox, destination: str, max_batches: int) -> list[ExportResult]:
+    cursor, _ = AuditExport.objects.get_or_create(destination=destination)
     results = []
     for _ in range(max_batches):
         result = outbox_send(outbox, cursor.pk)

@@ -130,6 +130,13 @@ def event_body(
     ).encode()
 
 
+def payload_body(data_json: bytes, client_ip: str | None) -> bytes:
+    """canonical_json({"data": data, "client_ip": client_ip}) given `data_json`, the
+    canonical bytes of `data` (canonical_json(data)): the keys sort as written here."""
+    ip = b"null" if client_ip is None else _json_string(client_ip).encode()
+    return b'{"client_ip":%s,"data":%s}' % (ip, data_json)
+
+
 def _payload_bytes_fast(data_text: str, client_ip: str | None) -> bytes | None:
     """canonical_json({"data": ..., "client_ip": ...}) through orjson, or None when
     orjson cannot read the text or may have read a number differently from json.loads."""
@@ -142,8 +149,37 @@ def _payload_bytes_fast(data_text: str, client_ip: str | None) -> bytes | None:
     # reference path.
     if b"e+" in data:
         return None
-    ip = b"null" if client_ip is None else _json_string(client_ip).encode()
-    return b'{"client_ip":%s,"data":%s}' % (ip, data)
+    return payload_body(data, client_ip)
+
+
+def _floats_written_alike(value: Any) -> bool:
+    """Whether orjson writes every float in `value` as json.dumps does (repr)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float) and orjson.dumps(item) != float.__repr__(item).encode():
+            return False
+    return True
+
+
+def canonical_payload_json(data: Any) -> bytes:
+    """canonical_json(data) for a payload in its stored form (normalise_payload), through
+    orjson where it writes the same bytes.
+
+    orjson writes text, key order, integers up to 64 bits and the usual floats exactly
+    as json.dumps does (tests pin it); it refuses larger integers and writes floats
+    below 1e-4 without json's exponent (`0.00001` for `1e-05`), so a payload holding
+    one of those is encoded the reference way.
+    """
+    try:
+        fast = orjson.dumps(data, option=_ORJSON_SORTED)
+    except orjson.JSONEncodeError:
+        return canonical_json(data)
+    return fast if _floats_written_alike(data) else canonical_json(data)
 
 
 def payload_digest_matches(data_text: str, client_ip: str | None, digest: str) -> bool:

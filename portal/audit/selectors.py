@@ -192,6 +192,33 @@ class AuditExportStatus:
     last_error: str
 
 
+def audit_checkpoint_export_status(*, destination: str) -> AuditExportStatus:
+    """The checkpoints' export against the latest signed checkpoint (three or four
+    queries): here `head_sequence` and `exported_sequence` are tree sizes (of the
+    latest checkpoint and of the last one exported), `lag_events` counts checkpoints."""
+    latest = AuditCheckpoint.objects.order_by("-tree_size").values_list("tree_size", flat=True)
+    head = latest.first() or 0
+    cursor = AuditExport.objects.filter(destination=destination).first()
+    exported = cursor.exported_sequence if cursor else 0
+    pending = AuditCheckpoint.objects.filter(tree_size__gt=exported)
+    oldest = None
+    if head > exported:
+        oldest = pending.order_by("tree_size").values_list("issued_at", flat=True).first()
+    return AuditExportStatus(
+        destination=destination,
+        head_sequence=head,
+        exported_sequence=exported,
+        lag_events=pending.count() if oldest else 0,
+        oldest_pending_at=oldest,
+        lag_seconds=max(0.0, (timezone.now() - oldest).total_seconds()) if oldest else 0.0,
+        state=cursor.state if cursor else "never run",
+        failures=cursor.failures if cursor else 0,
+        next_attempt_at=cursor.next_attempt_at if cursor else None,
+        last_exported_at=cursor.last_exported_at if cursor else None,
+        last_error=cursor.last_error if cursor else "",
+    )
+
+
 def audit_export_status(*, destination: str) -> AuditExportStatus:
     """The export's position against the chain head (two or three queries)."""
     head = AuditChainHead.objects.filter(pk=1).values_list("sequence", flat=True).first() or 0

@@ -4,7 +4,8 @@ from celery import shared_task
 from django.db import transaction
 
 from portal.audit.actors import Actor
-from portal.audit.exporting import ledger_export_send
+from portal.audit.clients import cloud_logging_writer
+from portal.audit.exporting import checkpoint_export_send, ledger_export_send
 from portal.audit.services import audit_checkpoint_create, audit_record
 from portal.audit.verification import audit_chain_verify
 
@@ -40,7 +41,12 @@ def checkpoint() -> int | None:
 
 @shared_task(name="audit.export_ledger", acks_late=True)
 def export_ledger() -> int:
-    """Copy the events not yet in Cloud Logging there (nothing when the export is off).
-    Beat runs it every minute; the cursor's lease and backoff make a second run at the
-    same time, or one during an outage's backoff, do nothing. Returns the events sent."""
-    return sum(result.count for result in ledger_export_send())
+    """Copy the events and then the signed checkpoints not yet in Cloud Logging there
+    (nothing when the export is off). Beat runs it every minute; each cursor's lease and
+    backoff make a second run at the same time, or one during an outage's backoff, do
+    nothing. Returns the entries sent (events and checkpoints)."""
+    writer = cloud_logging_writer()
+    if writer is None:
+        return 0
+    results = [*ledger_export_send(writer=writer), *checkpoint_export_send(writer=writer)]
+    return sum(result.count for result in results)

@@ -3,6 +3,8 @@
 
 import base64
 import json
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import connection, connections, transaction
 
 from portal.attestation import attestation_sign, public_jwks
 from portal.audit.actors import Actor
@@ -270,3 +272,43 @@ def test_checkpoint_document_verify_refuses_an_attestation_in_its_place():
     document = json.dumps({"type": "audit-checkpoint", "statement": token})
     with pytest.raises(CheckpointInvalid, match="typ header"):
         checkpoint_document_verify(document, public_jwks())
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_checkpoint_never_commits_behind_a_larger_one():
+    """A worker that hashed the ledger at 3 events, then waits while another signs at 4,
+    signs nothing smaller after it: it returns the larger checkpoint. Checkpoints so
+    commit in the order of their sizes, which the Cloud Logging export's cursor needs."""
+    _record(3)
+    signed: dict[str, AuditCheckpoint | None] = {}
+
+    def sign() -> None:
+        try:
+            signed["late"] = audit_checkpoint_create()
+        finally:
+            connections.close_all()
+
+    with transaction.atomic():
+        _record(1, start=3)  # holds the chain head until this block ends
+        worker = threading.Thread(target=sign)
+        worker.start()
+        with connection.cursor() as cursor:
+            for _ in range(200):
+                # Within a transaction the activity view is read once unless cleared.
+                cursor.execute("SELECT pg_stat_clear_snapshot()")
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+                if cursor.fetchone()[0]:
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the other worker never waited for the chain head")
+        larger = audit_checkpoint_create()
+    worker.join(timeout=30)
+
+    assert larger is not None and larger.tree_size == 4
+    assert signed["late"] is not None and signed["late"].pk == larger.pk
+    assert list(AuditCheckpoint.objects.values_list("tree_size", flat=True)) == [4]

@@ -14,8 +14,10 @@ from portal.audit.actors import Actor
 from portal.audit.hashing import (
     _payload_bytes_fast,
     canonical_json,
+    canonical_payload_json,
     event_body,
     event_hash_body,
+    normalise_payload,
     occurred_at_text,
     payload_digest,
     payload_digest_matches,
@@ -157,6 +159,27 @@ def test_payload_canonical_bytes_are_the_reference_for_plain_payloads():
         text = json.dumps(payload)
         expected = canonical_json({"data": json.loads(text), "client_ip": "192.0.2.10"})
         assert _payload_bytes_fast(text, "192.0.2.10") == expected
+
+
+@pytest.mark.parametrize("payload", TRICKY_PAYLOADS)
+def test_canonical_payload_json_is_the_reference_encoding(payload):
+    """The bytes an append hashes and stores are canonical_json's for every tricky
+    payload: orjson's where it writes the same, the reference's for tiny floats and
+    integers beyond 64 bits."""
+    data = normalise_payload(payload)
+    assert canonical_payload_json(data) == canonical_json(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=st.dictionaries(st.text(max_size=8), _json_values, max_size=5))
+def test_canonical_payload_json_is_the_reference_encoding_for_any_json(payload):
+    """Property: for any payload in its stored form, the append's bytes are the
+    reference bytes."""
+    try:
+        data = normalise_payload(payload)
+    except ValueError:  # a float the stored form cannot hold
+        return
+    assert canonical_payload_json(data) == canonical_json(data)
 
 
 # --- the walk, across its fetch chunks --------------------------------------------------
