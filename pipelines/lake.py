@@ -253,25 +253,13 @@ def write_snapshot(
         for name, table in arrow.items():
             pq.write_table(table, staging / f"{name}.parquet", compression="zstd")
             info[name] = {"rows": table.num_rows, "sha256": hashes[name], "file": f"{name}.parquet"}
-        manifest = {
-            "format": FORMAT_VERSION,
-            "id": snapshot_id,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "tables": info,
-            "source": dict(source or {}),
-            "period": _period(arrow.get("transactions")),
-        }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        try:
-            os.rename(staging, final)
-        except OSError:
-            # Another writer stored the same content first: theirs is as good as ours.
-            if not (final / MANIFEST).exists():
-                raise
+        period = _period(arrow.get("transactions"))
+        return _commit_staged(
+            staging, root=root, snapshot_id=snapshot_id, tables=info, source=source, period=period
+        )
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    return _snapshot_from_folder(final)
 
 
 # Rows per batch when a derived snapshot is read and filtered (what one step of the

@@ -1,6 +1,7 @@
 """The data lake: snapshots named by a hash of their content, immutable, verified."""
 
 import datetime
+import json
 
 import pandas as pd
 import pyarrow as pa
@@ -278,3 +279,44 @@ def test_rows_where_reads_matching_rows_batch_by_batch(tmp_path, monkeypatch):
     )
     none = rows_where(path, column="customer_id", values=["nobody"])
     assert none.num_rows == 0 and none.column_names == list(expected.columns)
+
+
+def _without_file_hashes(snapshot):
+    """The snapshot as one written before manifests recorded file hashes."""
+    manifest_path = snapshot.path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for info in manifest["tables"].values():
+        del info["file_sha256"]
+    manifest_path.write_text(json.dumps(manifest))
+    return open_snapshot(root=snapshot.path.parent, snapshot_id=snapshot.id)
+
+
+def test_write_snapshot_records_each_files_hash(tmp_path):
+    """The manifest holds the SHA-256 of every table file's bytes beside its content hash."""
+    snapshot = write_snapshot(root=tmp_path, tables=_tables())
+    for info in snapshot.tables.values():
+        assert info["file_sha256"] == lake_module.file_sha256(snapshot.path / info["file"])
+
+
+@pytest.mark.parametrize("tamper", [None, "transactions", "promotions"])
+def test_a_parent_without_file_hashes_is_checked_by_its_content_hash(tmp_path, tamper):
+    """Older snapshots record no file hashes: each table is then checked against its
+    content hash (the rewritten one in the same pass), a changed value refused."""
+    parent = _without_file_hashes(write_snapshot(root=tmp_path / "lake", tables=_many(300)))
+    if tamper:
+        path = parent.path / f"{tamper}.parquet"
+        changed = pq.read_table(path)
+        index = changed.schema.get_field_index("amount" if tamper == "transactions" else "discount")
+        values = changed.column(index).to_pylist()
+        values[0] += 1
+        pq.write_table(changed.set_column(index, changed.field(index), pa.array(values)), path)
+    drop = rows_matching(parent, column="customer_id", select=lambda ids: {"C4"} & set(ids))
+    if tamper:
+        with pytest.raises(SnapshotCorrupt, match=tamper):
+            snapshot_derive(parent, root=tmp_path / "lake", drop=drop, source={})
+        return
+    derived = snapshot_derive(parent, root=tmp_path / "lake", drop=drop, source={})
+    frames = _many(300)
+    tx = frames["transactions"]
+    frames["transactions"] = tx.loc[tx["customer_id"] != "C4"].reset_index(drop=True)
+    assert derived.id == write_snapshot(root=tmp_path / "other", tables=frames).id
