@@ -236,6 +236,10 @@ def rewrite_child(side: str, lake: Path, out: Path, suppression: Path, ids: list
 
 
 def rewrite_run(side: str, lake: Path, out: Path, suppression: Path, ids: list[str]) -> dict:
+    """One side's rewrite in a process of its own, which gets the suppression list's
+    hashing key as a training job does: from its environment."""
+    from datasubjects.pseudonyms import suppression_key
+
     shutil.rmtree(out, ignore_errors=True)
     done = subprocess.run(  # nosec B603  # this interpreter, this script, our own arguments
         [
@@ -251,7 +255,11 @@ def rewrite_run(side: str, lake: Path, out: Path, suppression: Path, ids: list[s
         check=False,
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "DSAR_SUPPRESSION_KEY": suppression_key().hex(),
+        },
     )
     if done.returncode:
         raise SystemExit(f"the {side} lake rewrite failed:\n{done.stderr}")

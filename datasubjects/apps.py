@@ -12,14 +12,17 @@ class DataSubjectsConfig(AppConfig):
             training_suppression_list_write,
             version_erasure_flags,
         )
+        from datasubjects.pseudonyms import suppression_key  # noqa: PLC0415 -- ready
         from governance.selectors.data_subjects import (  # noqa: PLC0415 -- ready
             version_subject_flag_provider_register,
         )
         from governance.services.data_subjects import (  # noqa: PLC0415 -- ready
+            training_suppression_key_register,
             training_suppression_writer_register,
         )
 
         training_suppression_writer_register(training_suppression_list_write)
+        training_suppression_key_register(suppression_key)
         version_subject_flag_provider_register(version_erasure_flags)
 
         # The portal's export jobs know no app: offer a request's evidence pack there.

@@ -142,30 +142,32 @@ class LakeConnector:
         except SnapshotNotFound as error:
             raise ConnectorError(str(error)) from error
 
-    def _read(self, name: str, filters: list) -> Any:
-        import pyarrow.parquet as pq  # -- slow
+    def _read(self, snapshot: Any, name: str, column: str, values: list[str]) -> Any:
+        """The rows of table `name` whose `column` is one of `values`, as a DataFrame,
+        read a batch at a time (a table of any size, the memory of a batch)."""
+        from pipelines.lake import rows_where  # -- slow
 
-        snapshot = self._snapshot()
         if name not in snapshot.tables:
             raise ConnectorError(f"snapshot {snapshot.id} has no table {name}")
         path = Path(snapshot.path) / snapshot.tables[name]["file"]
-        return pq.read_table(path, filters=filters).to_pandas(), snapshot.id
+        return rows_where(path, column=column, values=values).to_pandas()
 
     def customer_ids(self, email: str) -> set[str]:
-        frame, _ = self._read(self.person_table, [(self.email_column, "=", email)])
+        frame = self._read(self._snapshot(), self.person_table, self.email_column, [email])
         return {str(value) for value in frame[self.id_column]}
 
     def find(self, identity: Identity) -> Finding:
         finding = Finding()
         ids = sorted(identity.ids_with(self))
+        snapshot = self._snapshot()
         for name, column in self.tables.items():
             if not ids:
                 finding.tables[name] = []
                 continue
-            frame, snapshot_id = self._read(name, [(column, "in", ids)])
+            frame = self._read(snapshot, name, column, ids)
             finding.tables[name] = _json_rows(frame)
             finding.queries.append(
-                f"snapshot {snapshot_id}: {name}.parquet WHERE {column} IN ({', '.join(ids)})"
+                f"snapshot {snapshot.id}: {name}.parquet WHERE {column} IN ({', '.join(ids)})"
             )
         return finding
 

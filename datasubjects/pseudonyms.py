@@ -6,7 +6,8 @@ key that links them back is kept apart from the data).
 
 - `customer_key(id)`: a keyed hash, one way; what the suppression list and the
   consent ledger keep, and what the pipelines and the model server compare against
-  (the same HMAC as `pipelines.suppression.customer_key`, with `suppression_key()`).
+  (the same HMAC as `pipelines.suppression.customer_key`, with `suppression_key()`,
+  a secret the list's readers share).
 - `customer_ids_seal(ids)` / `customer_ids_unseal(token)`: the ids encrypted (Fernet)
   while a request still needs to search the sources by them.
 """
@@ -18,6 +19,7 @@ import json
 from collections.abc import Iterable
 
 from cryptography.fernet import Fernet, InvalidToken
+from django.conf import settings
 from django.utils.crypto import salted_hmac
 
 
@@ -28,7 +30,11 @@ def subject_ref_for(email: str) -> str:
 
 
 def suppression_key() -> bytes:
-    """The key of customer keys (32 bytes); the suppression list file carries it."""
+    """The key of customer keys: DSAR_SUPPRESSION_KEY, or (unset) 32 bytes derived from
+    SECRET_KEY. A secret: the suppression list file names it by id only, its readers
+    get it as a secret of their own."""
+    if settings.DSAR_SUPPRESSION_KEY:
+        return bytes.fromhex(settings.DSAR_SUPPRESSION_KEY.strip())
     return salted_hmac("datasubjects.suppression-key", "customer ids", algorithm="sha256").digest()
 
 

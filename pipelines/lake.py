@@ -4,7 +4,11 @@ hash; that hash (`sha256:<64 hex>`) is the data version recorded in lineage.
 The hash covers the tables' content, not the Parquet bytes: names, column names, Arrow
 types and values, in row order. Compression, encoding or the Parquet writer's version
 do not change it; one changed value does. A snapshot is written once, atomically, and
-never changed: writing the same content again returns the existing snapshot.
+never changed: writing the same content again returns the existing snapshot. Its
+manifest also records the SHA-256 of each Parquet file's bytes (`file_sha256`, in
+snapshots written since it was added): a quick check that a file is still the one
+written, which `snapshot_derive` uses before the content hash (a mismatch falls back to
+the content hash, so re-encoding a file is no corruption; a changed value is).
 
 The lake's root is a local folder or a Cloud Storage location (`gs://bucket/lake`, the
 same layout: `sha256-<hex>/` folders of Parquet files and `manifest.json`). Snapshots
@@ -24,8 +28,9 @@ import re
 import shutil
 import tempfile
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -220,7 +225,9 @@ class Snapshot:
 
     id: str
     path: Path
-    tables: dict[str, dict[str, Any]]  # name -> {"rows": int, "sha256": hex, "file": name}
+    # name -> {"rows": int, "sha256": content hash, "file": name, "file_sha256": hex of
+    # the file's bytes (absent in snapshots written before it was recorded)}
+    tables: dict[str, dict[str, Any]]
     source: dict[str, Any] = field(default_factory=dict)
     period: dict[str, str] = field(default_factory=dict)  # {"start": ..., "end": ...} of ts
     created_at: str = ""
@@ -314,25 +321,13 @@ def write_snapshot(
         for name, table in arrow.items():
             pq.write_table(table, staging / f"{name}.parquet", compression="zstd")
             info[name] = {"rows": table.num_rows, "sha256": hashes[name], "file": f"{name}.parquet"}
-        manifest = {
-            "format": FORMAT_VERSION,
-            "id": snapshot_id,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "tables": info,
-            "source": dict(source or {}),
-            "period": _period(arrow.get("transactions")),
-        }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        try:
-            os.rename(staging, final)
-        except OSError:
-            # Another writer stored the same content first: theirs is as good as ours.
-            if not (final / MANIFEST).exists():
-                raise
+        period = _period(arrow.get("transactions"))
+        return _commit_staged(
+            staging, root=root, snapshot_id=snapshot_id, tables=info, source=source, period=period
+        )
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    return _snapshot_from_folder(final)
 
 
 # Rows per batch when a derived snapshot is read and filtered (what one step of the
@@ -340,6 +335,100 @@ def write_snapshot(
 # the table, and the file it writes can be read a row group at a time again.
 DERIVE_BATCH_ROWS = 65_536
 DERIVE_ROW_GROUP_ROWS = 262_144
+# Bytes read at a time when a spooled part of a column is fed to a digest.
+_SPOOL_READ_BYTES = 1 << 20
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read a chunk at a time."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+class _Spool:
+    """One part of one column (validity, values or offsets, string bytes) as it
+    arrives, in an anonymous temporary file, and its length so far."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.file = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 -- closed by close()
+        self.size = 0
+
+    def write(self, part: np.ndarray | memoryview) -> None:
+        view = memoryview(part).cast("B")
+        self.file.write(view)
+        self.size += view.nbytes
+
+
+class StreamedTableHash:
+    """`table_hash` of a canonical table that arrives one batch at a time, in memory
+    that follows the batch, not the table.
+
+    The hash takes the columns in order, each as length-prefixed parts (validity, then
+    values or offsets, then a string column's bytes), so nothing of a column can reach
+    the digest before its last batch has been seen. Each part is therefore spooled to
+    an anonymous temporary file in `spool_dir` (by default the temporary folder) as the
+    batches arrive, and `hexdigest` feeds the spools to one digest in `table_hash`'s
+    order: the same bytes in the same order, so the same hash as `table_hash` over the
+    batches concatenated. Use as a context manager (the spools are closed on exit).
+    """
+
+    def __init__(self, schema: pa.Schema, *, spool_dir: Path | None = None) -> None:
+        self.schema = schema
+        self.rows = 0
+        self._spool_dir = spool_dir
+        self._spools: list[list[_Spool]] = [[] for _ in schema]
+        self._string_bytes = [0] * len(schema)  # per string column: its bytes so far
+        self._batches = 0
+
+    def __enter__(self) -> "StreamedTableHash":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for spools in self._spools:
+            for spool in spools:
+                spool.file.close()
+
+    def update(self, batch: pa.Table | pa.RecordBatch) -> None:
+        """Add the next rows (canonical types, the schema's columns in its order;
+        ValueError otherwise)."""
+        if batch.schema.names != self.schema.names or batch.schema.types != self.schema.types:
+            raise ValueError(f"batch schema {batch.schema} is not the table's {self.schema}")
+        for index, column in enumerate(batch.columns):
+            array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+            parts = list(_array_bytes(array))
+            if pa.types.is_large_string(array.type):
+                if len(parts) == 2:  # no bytes buffer at all: as a buffer of none
+                    parts.append(memoryview(b""))
+                offsets = parts[1]  # this batch's, from 0; the column's continue them
+                if self._batches:
+                    parts[1] = offsets[1:] + self._string_bytes[index]
+                self._string_bytes[index] += int(offsets[-1])
+            spools = self._spools[index]
+            while len(spools) < len(parts):
+                spools.append(_Spool(self._spool_dir))
+            for spool, part in zip(spools, parts, strict=True):
+                spool.write(part)
+        self.rows += batch.num_rows
+        self._batches += 1
+
+    def hexdigest(self) -> str:
+        """The table's hash (hex), as `table_hash` gives it; call once, at the end."""
+        if not self._batches:
+            self.update(self.schema.empty_table())
+        digest = hashlib.sha256()
+        buffer = bytearray(_SPOOL_READ_BYTES)
+        view = memoryview(buffer)
+        for field_, spools in zip(self.schema, self._spools, strict=True):
+            digest.update(f"column {field_.name} {field_.type}\n".encode())
+            for spool in spools:
+                digest.update(spool.size.to_bytes(8, "little"))
+                spool.file.seek(0)
+                while read := spool.file.readinto(buffer):
+                    digest.update(view[:read])
+        return digest.hexdigest()
 
 
 def rows_matching(
@@ -347,75 +436,181 @@ def rows_matching(
 ) -> dict[str, pa.BooleanArray]:
     """Which rows of each table hold one of the values `select` picks in `column`.
 
-    Reads only `column` of the tables that have it (each value as a string); `select`
-    gets the distinct values of a table and returns those whose rows match. Returns
-    {table: a boolean array as long as the table}, only for tables with a match.
+    Reads only `column` of the tables that have it (each value as a string), a batch
+    of DERIVE_BATCH_ROWS at a time and twice: for its distinct values, which `select`
+    gets (once per table) and returns those whose rows match, then for the rows. Memory
+    follows the batch and the distinct values, not the table. Returns {table: a
+    boolean array as long as the table}, only for tables with a match.
     """
     found: dict[str, pa.BooleanArray] = {}
     for name, info in snapshot.tables.items():
-        path = snapshot.path / info["file"]
-        if column not in pq.read_schema(path).names:
+        parquet = pq.ParquetFile(snapshot.path / info["file"])
+        if column not in parquet.schema_arrow.names:
             continue
-        values = pq.read_table(path, columns=[column]).column(0).cast(pa.large_string())
-        picked = list(select(pc.unique(values).drop_null().to_pylist()))
+
+        def values(parquet: pq.ParquetFile = parquet) -> Iterable[pa.Array]:
+            for batch in parquet.iter_batches(batch_size=DERIVE_BATCH_ROWS, columns=[column]):
+                yield batch.column(0).cast(pa.large_string())
+
+        distinct = pa.array([], pa.large_string())
+        for batch in values():
+            distinct = pc.unique(pa.concat_arrays([distinct, pc.unique(batch).drop_null()]))
+        picked = list(select(distinct.to_pylist()))
         if not picked:
             continue
-        mask = pc.fill_null(pc.is_in(values, value_set=pa.array(picked, pa.large_string())), False)
-        mask = mask.combine_chunks()
+        value_set = pa.array(picked, pa.large_string())
+        mask = pa.concat_arrays(
+            [pc.fill_null(pc.is_in(batch, value_set=value_set), False) for batch in values()]
+            or [pa.array([], pa.bool_())]
+        )
         if pc.any(mask).as_py():
             found[name] = mask
     return found
 
 
-def _derive_table(source: Path, target: Path, keep: pa.BooleanArray) -> int:
-    """Copy the Parquet file `source` to `target` keeping the rows `keep` marks, one
-    batch at a time (canonical types, zstd, row groups of about DERIVE_ROW_GROUP_ROWS);
-    the rows written."""
+def rows_where(
+    path: str | Path, *, column: str, values: Iterable[str], columns: list[str] | None = None
+) -> pa.Table:
+    """The rows of a Parquet file whose `column` (compared as a string) is one of
+    `values`, with `columns` (all by default), read a batch of DERIVE_BATCH_ROWS at a
+    time: memory follows the batch and the rows found, not the file."""
+    parquet = pq.ParquetFile(path)
+    value_set = pa.array(sorted(set(values)), pa.large_string())
+    wanted = None if columns is None else list(dict.fromkeys([*columns, column]))
+    found = []
+    for batch in parquet.iter_batches(batch_size=DERIVE_BATCH_ROWS, columns=wanted):
+        keys = batch.column(column).cast(pa.large_string())
+        mask = pc.fill_null(pc.is_in(keys, value_set=value_set), False)
+        if pc.any(mask).as_py():
+            found.append(batch.filter(mask))
+    schema = (
+        parquet.schema_arrow
+        if wanted is None
+        else pa.schema([parquet.schema_arrow.field(name) for name in wanted])
+    )
+    table = pa.Table.from_batches(found) if found else schema.empty_table()
+    return table if columns is None else table.select(columns)
+
+
+@dataclass(frozen=True)
+class _Derived:
+    rows: int
+    sha256: str  # the derived table's content hash
+    period: dict[str, str]  # of its `ts`, for the transactions
+    parent_sha256: str | None  # the parent's content hash, when it was asked for
+
+
+def _canonical_schema(parquet: pq.ParquetFile) -> pa.Schema:
+    return pa.schema([pa.field(f.name, _canonical_type(f.type)) for f in parquet.schema_arrow])
+
+
+class _RowGroups:
+    """Parts of a table gathered into row groups of about DERIVE_ROW_GROUP_ROWS and
+    written (zstd). Its methods run on one thread, in order."""
+
+    def __init__(self, target: Path, schema: pa.Schema) -> None:
+        self.writer = pq.ParquetWriter(target, schema, compression="zstd")
+        self.pending: list[pa.Table] = []
+
+    def add(self, part: pa.Table) -> None:
+        if part.num_rows:
+            self.pending.append(part)
+        if sum(t.num_rows for t in self.pending) >= DERIVE_ROW_GROUP_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.writer.write_table(pa.concat_tables(self.pending))
+            self.pending = []
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _derive_table(
+    source: Path, target: Path, keep: pa.BooleanArray, *, check_parent: bool, spool_dir: Path
+) -> _Derived:
+    """Copy the Parquet file `source` to `target` keeping the rows `keep` marks, in one
+    pass of batches (canonical types, zstd, row groups of about DERIVE_ROW_GROUP_ROWS),
+    hashing what is written on the way; with `check_parent`, the rows read are hashed
+    too (the caller compares with the parent's hash). Memory follows the batch.
+
+    Reading, filtering and hashing run here, compressing on a second thread (both
+    release the GIL most of the time): at most two batches wait between them."""
     parquet = pq.ParquetFile(source)
-    schema = pa.schema([pa.field(f.name, _canonical_type(f.type)) for f in parquet.schema_arrow])
+    schema = _canonical_schema(parquet)
     offset = written = 0
-    pending: list[pa.Table] = []
-    with pq.ParquetWriter(target, schema, compression="zstd") as writer:
-        for batch in parquet.iter_batches(batch_size=DERIVE_BATCH_ROWS):
-            part = pa.Table.from_batches([batch]).filter(keep.slice(offset, batch.num_rows))
-            offset += batch.num_rows
-            if part.num_rows:
-                pending.append(canonical_table(part).cast(schema))
+    ts_bounds: list[pa.Array] = []
+    timestamped = "ts" in schema.names and pa.types.is_timestamp(schema.field("ts").type)
+    with (
+        StreamedTableHash(schema, spool_dir=spool_dir) as derived,
+        StreamedTableHash(schema, spool_dir=spool_dir) as parent,
+        ThreadPoolExecutor(max_workers=1) as thread,
+    ):
+        sink = _RowGroups(target, schema)
+        waiting: deque[Future] = deque()
+        try:
+            for batch in parquet.iter_batches(batch_size=DERIVE_BATCH_ROWS):
+                whole = canonical_table(pa.Table.from_batches([batch])).cast(schema)
+                if check_parent:
+                    parent.update(whole)
+                part = whole.filter(keep.slice(offset, batch.num_rows))
+                offset += batch.num_rows
                 written += part.num_rows
-            if sum(t.num_rows for t in pending) >= DERIVE_ROW_GROUP_ROWS:
-                writer.write_table(pa.concat_tables(pending))
-                pending = []
-        if pending:
-            writer.write_table(pa.concat_tables(pending))
-    if offset != len(keep):
-        raise SnapshotCorrupt(f"{source.name} has {offset} rows, its row mask {len(keep)}")
-    return written
-
-
-def _hash_tables(
-    parent: Snapshot, name: str, keep: pa.BooleanArray | None
-) -> tuple[str, int, dict[str, str]]:
-    """Check one table of `parent` against its content hash and hash its derived
-    copy, a column at a time (the hash is column by column, so a column is the unit
-    here, never the whole table). Returns (derived hash, rows, period of `ts`)."""
-    info = parent.tables[name]
-    path = parent.path / info["file"]
-    own, derived = hashlib.sha256(), hashlib.sha256()
-    rows, period = int(info["rows"]), {}
-    for column_name in pq.read_schema(path).names:
-        column = pq.read_table(path, columns=[column_name]).column(0)
-        column = column.cast(_canonical_type(column.type)).combine_chunks()
-        hash_column(own, column_name, column)
-        kept = column if keep is None else column.filter(keep)
-        hash_column(derived, column_name, kept)
-        rows = len(kept)
-        if name == "transactions" and column_name == "ts":
-            period = _period_of(kept)
-    if own.hexdigest() != info["sha256"]:
-        raise SnapshotCorrupt(
-            f"table {name} of snapshot {parent.id} does not match its content hash"
+                derived.update(part)
+                if timestamped and part.num_rows:
+                    bounds = pc.min_max(part.column("ts"))
+                    ts_bounds.append(
+                        pa.array(
+                            [bounds["min"].as_py(), bounds["max"].as_py()],
+                            schema.field("ts").type,
+                        )
+                    )
+                waiting.append(thread.submit(sink.add, part))
+                if len(waiting) > 2:
+                    waiting.popleft().result()
+            waiting.append(thread.submit(sink.flush))
+            while waiting:
+                waiting.popleft().result()
+        finally:
+            for future in waiting:
+                future.cancel()
+            thread.shutdown(wait=True)
+            sink.close()
+        if offset != len(keep):
+            raise SnapshotCorrupt(f"{source.name} has {offset} rows, its row mask {len(keep)}")
+        period = (
+            _period_of(pa.chunked_array(ts_bounds, schema.field("ts").type)) if ts_bounds else {}
         )
-    return derived.hexdigest(), rows, period
+        return _Derived(
+            rows=written,
+            sha256=derived.hexdigest(),
+            period=period,
+            parent_sha256=parent.hexdigest() if check_parent else None,
+        )
+
+
+def _content_hash(path: Path, *, spool_dir: Path) -> str:
+    """The lake's content hash of a Parquet file, read a batch at a time."""
+    parquet = pq.ParquetFile(path)
+    schema = _canonical_schema(parquet)
+    with StreamedTableHash(schema, spool_dir=spool_dir) as digest:
+        for batch in parquet.iter_batches(batch_size=DERIVE_BATCH_ROWS):
+            digest.update(canonical_table(pa.Table.from_batches([batch])).cast(schema))
+        return digest.hexdigest()
+
+
+def _file_intact(path: Path, info: Mapping[str, Any]) -> bool:
+    """Whether a table's file still has the bytes its manifest recorded (False when the
+    manifest recorded none: snapshots written before file hashes were kept)."""
+    recorded = info.get("file_sha256")
+    return bool(recorded) and file_sha256(path) == recorded
+
+
+def _corrupt(snapshot: Snapshot, name: str) -> SnapshotCorrupt:
+    return SnapshotCorrupt(
+        f"table {name} of snapshot {snapshot.id} does not match its content hash"
+    )
 
 
 def snapshot_derive(
@@ -428,13 +623,18 @@ def snapshot_derive(
     """A new snapshot of the lake: `snapshot` without the rows `drop` marks per table
     (tables not named are copied as they are), with its own content hash and `source`.
 
-    Streams: each changed table is rewritten one batch of DERIVE_BATCH_ROWS at a time,
-    and every table is hashed a column at a time, so memory follows the batch and the
-    largest column, not the table. Each table of `snapshot` is checked against its
-    content hash on the way (SnapshotCorrupt if a file was changed). Idempotent, as
-    `write_snapshot`: the same derived content returns the snapshot already there.
-    Side effects: a `sha256-<hex>/` folder under `root` (on gs://, written in the
-    local cache and uploaded).
+    Streams: each changed table is rewritten and hashed in one pass of
+    DERIVE_BATCH_ROWS batches, so memory follows the batch, not the table.
+
+    Each table of `snapshot` is checked before it is used (SnapshotCorrupt if its
+    content changed): against the SHA-256 of its file's bytes that the manifest
+    records (one read of the compressed file), and only where that does not match or
+    was not recorded (older snapshots, a file re-encoded since) against its content
+    hash, in the same pass as the rewrite for a changed table. The guarantee is the
+    content hash's: a derived snapshot never carries content its parent's manifest
+    did not vouch for. Idempotent, as `write_snapshot`: the same derived content
+    returns the snapshot already there. Side effects: a `sha256-<hex>/` folder under
+    `root` (on gs://, written in the local cache and uploaded).
     """
     if cloud_storage.is_gs_uri(root):
         local = snapshot_derive(snapshot, root=lake_cache(str(root)), drop=drop, source=source)
@@ -448,48 +648,70 @@ def snapshot_derive(
         info: dict[str, dict[str, Any]] = {}
         period: dict[str, str] = dict(snapshot.period)
         for name, table in snapshot.tables.items():
-            keep = pc.invert(drop[name]) if name in drop else None
-            target = staging / table["file"]
-            if keep is None:
-                shutil.copyfile(snapshot.path / table["file"], target)
-                digest, rows, table_period = _hash_tables(snapshot, name, keep)
-            else:
-                # The rewrite (zstd) and the hashing (SHA-256) both run outside the
-                # GIL and read only the parent's file: they overlap.
-                with ThreadPoolExecutor(max_workers=1) as pool:
-                    written = pool.submit(
-                        _derive_table, snapshot.path / table["file"], target, keep
-                    )
-                    digest, rows, table_period = _hash_tables(snapshot, name, keep)
-                    if written.result() != rows:
-                        raise SnapshotCorrupt(
-                            f"derived {name}: wrote {written.result()} rows, hashed {rows}"
-                        )
-            info[name] = {"rows": rows, "sha256": digest, "file": table["file"]}
-            if keep is not None and name == "transactions":
-                period = table_period
+            parent_file = snapshot.path / table["file"]
+            intact = _file_intact(parent_file, table)
+            entry = {"rows": table["rows"], "sha256": table["sha256"], "file": table["file"]}
+            if name not in drop:
+                if not intact and _content_hash(parent_file, spool_dir=root) != table["sha256"]:
+                    raise _corrupt(snapshot, name)
+                shutil.copyfile(parent_file, staging / table["file"])
+                info[name] = {**entry, "file_sha256": table["file_sha256"]} if intact else entry
+                continue
+            derived = _derive_table(
+                parent_file,
+                staging / table["file"],
+                pc.invert(drop[name]),
+                check_parent=not intact,
+                spool_dir=root,
+            )
+            if not intact and derived.parent_sha256 != table["sha256"]:
+                raise _corrupt(snapshot, name)
+            info[name] = {**entry, "rows": derived.rows, "sha256": derived.sha256}
+            if name == "transactions":
+                period = derived.period
         snapshot_id = snapshot_hash({name: t["sha256"] for name, t in info.items()})
-        final = root / _folder_name(snapshot_id)
-        if (final / MANIFEST).exists():
-            return _snapshot_from_folder(final)
-        manifest = {
-            "format": FORMAT_VERSION,
-            "id": snapshot_id,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "tables": info,
-            "source": dict(source),
-            "period": period,
-        }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        try:
-            os.rename(staging, final)
-        except OSError:
-            # Another writer derived the same content first: theirs is as good as ours.
-            if not (final / MANIFEST).exists():
-                raise
+        return _commit_staged(
+            staging, root=root, snapshot_id=snapshot_id, tables=info, source=source, period=period
+        )
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _commit_staged(
+    staging: Path,
+    *,
+    root: Path,
+    snapshot_id: str,
+    tables: dict[str, dict[str, Any]],
+    source: Mapping[str, Any] | None,
+    period: dict[str, str],
+) -> Snapshot:
+    """Put a staged snapshot folder (its Parquet files written) in place as
+    `root/sha256-<hex>/`: the manifest is written into it last, with the SHA-256 of
+    each table's file's bytes where `tables` does not give it, and the folder renamed.
+    Returns the snapshot; the one already there when another writer stored the same
+    content first (then `staging` is left for the caller to remove)."""
+    final = root / _folder_name(snapshot_id)
+    if (final / MANIFEST).exists():
+        return _snapshot_from_folder(final)
+    for entry in tables.values():
+        entry.setdefault("file_sha256", file_sha256(staging / entry["file"]))
+    manifest = {
+        "format": FORMAT_VERSION,
+        "id": snapshot_id,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "tables": tables,
+        "source": dict(source or {}),
+        "period": period,
+    }
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    try:
+        os.rename(staging, final)
+    except OSError:
+        # Another writer stored the same content first: theirs is as good as ours.
+        if not (final / MANIFEST).exists():
+            raise
     return _snapshot_from_folder(final)
 
 

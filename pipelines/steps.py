@@ -93,8 +93,10 @@ class RunContext:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     log: Callable[[str], None] = _discard
     # The suppression list the portal wrote for this run (pipelines.suppression): its
-    # `training` customers are left out of the snapshot the model is trained on.
+    # `training` customers are left out of the snapshot the model is trained on. Its
+    # hashing key: None reads it from the environment (pipelines.suppression).
     suppression_path: str | Path | None = None
+    suppression_key: bytes | None = field(default=None, repr=False)
 
     # Filled by the steps.
     kind: ModelKindPipeline | None = None
@@ -154,7 +156,7 @@ def snapshot_without_suppressed(ctx: RunContext) -> Snapshot:
     Only the customer column is read to find the rows; the tables are then rewritten
     a batch at a time (`snapshot_derive`), so a lake of any size fits in memory."""
     snapshot = _require(ctx.snapshot, "snapshot")
-    suppression = suppression_read(ctx.suppression_path)
+    suppression = suppression_read(ctx.suppression_path, key=ctx.suppression_key)
     if not suppression.keys(TRAINING):
         return snapshot
     # Each id is hashed once: the transactions' customers are the customers table's.
@@ -378,6 +380,7 @@ def run_pipeline(
     run_id: str | None = None,
     log: Callable[[str], None] | None = None,
     suppression_path: str | Path | None = None,
+    suppression_key: bytes | None = None,
 ) -> TrainingResult:
     """Run every step in order and return the result; a failing step's exception
     propagates (ValidationFailed for unfit data). Side effects: the artifact folder."""
@@ -390,6 +393,7 @@ def run_pipeline(
         seed=seed,
         log=log or _discard,
         suppression_path=suppression_path,
+        suppression_key=suppression_key,
     )
     if run_id is not None:
         ctx.run_id = run_id

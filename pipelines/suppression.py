@@ -6,18 +6,23 @@ objected to profiling (GDPR Art. 21), asked for restriction (Art. 18) or erasure
 (Art. 17), or withdrew their consent to profiling or personalisation. Its shape:
 
     {"format": 1, "written_at": "<ISO 8601>",
-     "hash": {"algorithm": "hmac-sha256", "of": "customer_id", "key": "<hex>"},
+     "hash": {"algorithm": "hmac-sha256", "of": "customer_id", "key_id": "<16 hex>"},
      "purposes": {"training": [<hex>...], "profiling": [...], "personalisation": [...]}}
 
 - `training`: rows of these customers are left out of the next training snapshot;
 - `profiling`: the segmentation model answers with the default segment;
 - `personalisation`: the recommendation model answers with non-personalised items.
 
-The file carries its hashing key because the readers (plain Python, a separate
-process) must hash the customer ids they meet to compare them. The key is no secret
-from them: the file sits in the lake, beside the customer ids it filters, under the
-same access control. What the key protects is the portal's own list, kept after an
-erasure as hashes only, from a reader of the portal's database alone.
+The readers (plain Python, separate processes) hash the customer ids they meet and
+compare, so they need the portal's hashing key. The file does not carry it: whoever
+could read the file could otherwise test candidate ids against the list. The key is a
+secret (`DSAR_SUPPRESSION_KEY`, hex) that each reader gets as it gets its other
+secrets: from that variable, or from the file `DSAR_SUPPRESSION_KEY_FILE` names (a
+mounted secret), or passed in by the portal for a run in its own process. The file
+carries only the key's id (`key_id`, a one-way function of the key), so a reader with
+the wrong key or none refuses the list (SuppressionListInvalid) instead of silently
+leaving nobody out. A list written before the key was split out still carries `key`
+and is read with it, until the portal next rewrites the file.
 """
 
 import hashlib
@@ -37,10 +42,44 @@ PERSONALISATION = "personalisation"
 PURPOSES = (TRAINING, PROFILING, PERSONALISATION)
 # The column that names a customer in the lake's tables.
 CUSTOMER_COLUMN = "customer_id"
+# Where a reader finds the hashing key: the key (hex), or a file holding it.
+KEY_VARIABLE = "DSAR_SUPPRESSION_KEY"
+KEY_FILE_VARIABLE = "DSAR_SUPPRESSION_KEY_FILE"
 
 
 class SuppressionListInvalid(ValueError):
     """The file is not a suppression list this code understands."""
+
+
+def key_id(key: bytes) -> str:
+    """The id of a hashing key (16 hex): names it in the file without revealing it."""
+    return hmac.new(key, b"suppression list key id", hashlib.sha256).hexdigest()[:16]
+
+
+def key_parse(text: str, *, source: str) -> bytes:
+    """A key written as hex, at least 32 bytes; SuppressionListInvalid naming
+    `source` otherwise."""
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        raise SuppressionListInvalid(f"{source}: the key must be hex") from None
+    if len(key) < 32:
+        raise SuppressionListInvalid(f"{source}: the key must be at least 32 bytes (64 hex)")
+    return key
+
+
+def suppression_key_from_environment() -> bytes | None:
+    """The key from DSAR_SUPPRESSION_KEY, or from the file DSAR_SUPPRESSION_KEY_FILE
+    names; None when neither is set. SuppressionListInvalid for a malformed key."""
+    if os.environ.get(KEY_VARIABLE):
+        return key_parse(os.environ[KEY_VARIABLE], source=KEY_VARIABLE)
+    if os.environ.get(KEY_FILE_VARIABLE):
+        path = Path(os.environ[KEY_FILE_VARIABLE])
+        try:
+            return key_parse(path.read_text(), source=KEY_FILE_VARIABLE)
+        except OSError as error:
+            raise SuppressionListInvalid(f"{KEY_FILE_VARIABLE}: {error}") from error
+    return None
 
 
 def customer_key(key: bytes, customer_id: object) -> str:
@@ -84,7 +123,7 @@ class SuppressionList:
         return {
             "format": FORMAT,
             "written_at": self.written_at,
-            "hash": {"algorithm": "hmac-sha256", "of": CUSTOMER_COLUMN, "key": self.key.hex()},
+            "hash": {"algorithm": "hmac-sha256", "of": CUSTOMER_COLUMN, "key_id": key_id(self.key)},
             "purposes": {p: sorted(self.keys(p)) for p in PURPOSES},
         }
 
@@ -115,19 +154,34 @@ def suppression_write(
     return found
 
 
-def suppression_read(path: str | Path | None) -> SuppressionList:
+def suppression_read(path: str | Path | None, *, key: bytes | None = None) -> SuppressionList:
     """The list in `path`; the empty list when no path is given or no file is there
-    yet (nobody is suppressed). SuppressionListInvalid for a file of another shape."""
+    yet (nobody is suppressed). `key` is the hashing key (by default from the
+    environment, `suppression_key_from_environment`). SuppressionListInvalid for a file
+    of another shape, or a list with entries whose key is missing or not `key`."""
     if path is None or not Path(path).is_file():
         return EMPTY
     try:
         raw = json.loads(Path(path).read_text())
         if raw.get("format") != FORMAT or raw["hash"]["algorithm"] != "hmac-sha256":
             raise SuppressionListInvalid(f"{path}: not a format {FORMAT} suppression list")
+        purposes = {p: frozenset(raw["purposes"].get(p, ())) for p in PURPOSES}
+        if "key" in raw["hash"]:  # written before the key was split out of the file
+            key = bytes.fromhex(raw["hash"]["key"])
+        else:
+            key = key if key is not None else suppression_key_from_environment()
+            if key is None and any(purposes.values()):
+                raise SuppressionListInvalid(
+                    f"{path}: the list's hashing key is not given (set {KEY_VARIABLE} or "
+                    f"{KEY_FILE_VARIABLE})"
+                )
+            if key is not None and key_id(key) != raw["hash"]["key_id"]:
+                raise SuppressionListInvalid(
+                    f"{path}: written with key {raw['hash']['key_id']}, not the key given "
+                    f"({key_id(key)})"
+                )
         return SuppressionList(
-            key=bytes.fromhex(raw["hash"]["key"]),
-            purposes={p: frozenset(raw["purposes"].get(p, ())) for p in PURPOSES},
-            written_at=str(raw.get("written_at", "")),
+            key=key or b"", purposes=purposes, written_at=str(raw.get("written_at", ""))
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         if isinstance(error, SuppressionListInvalid):

@@ -572,6 +572,15 @@ DSAR_RATE_LIMIT_PER_IP = env_int("DSAR_RATE_LIMIT_PER_IP", 20, minimum=1)
 # personalisation (GDPR Arts. 17, 18, 21, withdrawn consent). Empty: suppression.json in
 # PIPELINES_LAKE_ROOT, beside the snapshots it filters.
 DSAR_SUPPRESSION_LIST = env_str("DSAR_SUPPRESSION_LIST", "")
+# The key of the customer keys on that list (hex, at least 32 bytes): a secret shared
+# with the list's readers only (the file names it by id). Unset: derived from
+# SECRET_KEY, the key every list before it was used (keep it, or the hashes of people
+# already listed no longer match; deploy/README.md says how to read it out).
+DSAR_SUPPRESSION_KEY = env_str("DSAR_SUPPRESSION_KEY", "")
+if DSAR_SUPPRESSION_KEY and (
+    not re.fullmatch(r"(?:[0-9a-fA-F]{2}){32,}", DSAR_SUPPRESSION_KEY.strip())
+):
+    raise ImproperlyConfigured("DSAR_SUPPRESSION_KEY must be at least 32 bytes as hex (64 digits)")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "exports": {

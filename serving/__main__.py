@@ -11,6 +11,7 @@ os.environ["OMP_NUM_THREADS"] = os.environ.get("SERVING_THREADS", "1")
 
 import uvicorn
 
+from pipelines.suppression import SuppressionListInvalid
 from serving.app import create_app
 
 
@@ -36,16 +37,20 @@ def main() -> None:
     parser.add_argument(
         "--suppression-list",
         default=os.environ.get("SERVING_SUPPRESSION_LIST") or None,
-        help="the portal's suppression list file: listed customers are not profiled",
+        help="the portal's suppression list file: listed customers are not profiled (its "
+        "hashing key from DSAR_SUPPRESSION_KEY or DSAR_SUPPRESSION_KEY_FILE)",
     )
     args = parser.parse_args()
-    app = create_app(
-        routing_path=args.routing,
-        allow_faults=args.allow_faults,
-        poll_seconds=args.poll_seconds,
-        prediction_log_dir=args.prediction_log_dir,
-        suppression_list=args.suppression_list,
-    )
+    try:
+        app = create_app(
+            routing_path=args.routing,
+            allow_faults=args.allow_faults,
+            poll_seconds=args.poll_seconds,
+            prediction_log_dir=args.prediction_log_dir,
+            suppression_list=args.suppression_list,
+        )
+    except SuppressionListInvalid as error:
+        parser.exit(2, f"python -m serving: {error}\n")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
 
 

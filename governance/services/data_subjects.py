@@ -3,9 +3,10 @@ app that knows (datasubjects) without the registry or training importing it.
 
 The data subjects app registers a writer in its AppConfig.ready(); before a run takes
 its snapshot, the runner asks `training_suppression_list()` for the file to hand the
-pipeline (`pipelines.suppression`): the local runner passes its path, the Vertex AI
-runner uploads it beside the run's artifacts and passes the `gs://` URI. No writer
-registered: nobody is left out.
+pipeline (`pipelines.suppression`): the local runner passes its path and the hashing
+key (`training_suppression_key()`), the Vertex AI runner uploads it beside the run's
+artifacts and passes the `gs://` URI (the job has the key as a secret of its own). No
+writer registered: nobody is left out.
 """
 
 from collections.abc import Callable
@@ -15,12 +16,27 @@ from pathlib import Path
 SuppressionWriter = Callable[..., Path]
 
 _writers: list[SuppressionWriter] = []
+_key_providers: list[Callable[[], bytes]] = []
 
 
 def training_suppression_writer_register(writer: SuppressionWriter) -> None:
     """Register `writer(*, purpose)` (once; called from AppConfig.ready())."""
     if writer not in _writers:
         _writers.append(writer)
+
+
+def training_suppression_key_register(provider: Callable[[], bytes]) -> None:
+    """Register the provider of the list's hashing key (once; from AppConfig.ready())."""
+    if provider not in _key_providers:
+        _key_providers.append(provider)
+
+
+def training_suppression_key() -> bytes | None:
+    """The list's hashing key, for a run in this process (the local runner); None when
+    no app keeps a list. A secret: never put it in a run's parameters or logs."""
+    for provider in _key_providers:
+        return provider()
+    return None
 
 
 def training_suppression_list(*, purpose: str) -> Path | None:

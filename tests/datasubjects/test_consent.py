@@ -12,7 +12,7 @@ from django.urls import reverse
 from datasubjects.choices import ConsentPurpose, ConsentSource, RequestKind
 from datasubjects.models import ConsentRecord
 from datasubjects.notices import PRIVACY_NOTICE_VERSION
-from datasubjects.pseudonyms import customer_key, subject_ref_for
+from datasubjects.pseudonyms import customer_key, subject_ref_for, suppression_key
 from datasubjects.selectors import consent_state_for, suppression_keys_by_purpose
 from datasubjects.services.consent import consent_record
 from pipelines.suppression import suppression_read
@@ -69,7 +69,7 @@ def test_withdrawal_form_records_the_withdrawal_when_verified(
     event = AuditEvent.objects.get(action="consent.withdrawn")
     assert event.payload_record.data["purposes"] == ["profiling"]
     assert seeded_person["email"] not in str(event.payload_record.data)
-    listed = suppression_read(_list_file)
+    listed = suppression_read(_list_file, key=suppression_key())
     assert listed.suppressed(seeded_person["customer_id"], "profiling")
     assert not listed.suppressed(seeded_person["customer_id"], "personalisation")
 

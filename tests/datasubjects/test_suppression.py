@@ -2,6 +2,8 @@
 is listed, by what, that it outlives the erasure, that it can be lifted, the file the
 pipelines and the model server read, and the customer ids found once per request."""
 
+import json
+
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
@@ -10,9 +12,13 @@ from datasubjects.models import Suppression
 from datasubjects.pseudonyms import customer_ids_unseal, customer_key, suppression_key
 from datasubjects.services import request_set_state
 from datasubjects.services.sources import request_customers_resolve
-from datasubjects.services.suppression import request_suppress, suppression_lift
-from governance.services.data_subjects import training_suppression_list
-from pipelines.suppression import PURPOSES, suppression_read
+from datasubjects.services.suppression import (
+    request_suppress,
+    suppression_lift,
+    suppression_list_write,
+)
+from governance.services.data_subjects import training_suppression_key, training_suppression_list
+from pipelines.suppression import PURPOSES, SuppressionListInvalid, key_id, suppression_read
 from pipelines.suppression import customer_key as pipelines_customer_key
 from portal.audit.models import AuditEvent
 
@@ -64,7 +70,7 @@ def test_objection_lists_the_person_by_customer_key_and_writes_the_file(
         "profiling": 1,
         "training": 1,
     }
-    listed = suppression_read(_list_file)
+    listed = suppression_read(_list_file, key=suppression_key())
     for purpose in PURPOSES:
         assert listed.suppressed(seeded_person["customer_id"], purpose)
         assert not listed.suppressed("C0000002", purpose)
@@ -136,7 +142,9 @@ def test_officer_lifts_a_suppression_and_the_file_follows(
     assert (
         event.object_id == str(dsr.public_id) and event.payload_record.data["reason"] == "objection"
     )
-    assert not suppression_read(_list_file).suppressed(seeded_person["customer_id"], "training")
+    assert not suppression_read(_list_file, key=suppression_key()).suppressed(
+        seeded_person["customer_id"], "training"
+    )
     with pytest.raises(ValidationError):
         suppression_lift(suppression=entry, reason="again", user=privacy_officer)
 
@@ -169,7 +177,9 @@ def test_training_hook_writes_the_list_for_a_run(
     request_suppress(request=dsr)
     path = training_suppression_list(purpose="training run abc")
     assert path == _list_file
-    assert suppression_read(path).suppressed(seeded_person["customer_id"], "training")
+    assert suppression_read(path, key=suppression_key()).suppressed(
+        seeded_person["customer_id"], "training"
+    )
     event = AuditEvent.objects.filter(action="suppression.list_written").latest("sequence")
     assert event.payload_record.data["for"] == "training run abc"
 
@@ -236,6 +246,7 @@ def test_erased_person_is_left_out_of_the_next_training_snapshot(
         lake_root=lake,
         artifact_root=tmp_path / "artifacts",
         suppression_path=training_suppression_list(purpose="training run next"),
+        suppression_key=training_suppression_key(),
     )
     step_snapshot(ctx)
     assert ctx.snapshot.id != open_snapshot(root=root).id
@@ -274,5 +285,33 @@ def test_starting_an_objection_lists_the_person_through_the_worker(
     with django_capture_on_commit_callbacks(execute=True):
         request_set_state(request=dsr, state="in_progress", user=privacy_officer)
     assert Suppression.objects.filter(request=dsr, lifted_at__isnull=True).count() == 1
-    assert suppression_read(_list_file).suppressed(seeded_person["customer_id"], "profiling")
+    assert suppression_read(_list_file, key=suppression_key()).suppressed(
+        seeded_person["customer_id"], "profiling"
+    )
     assert suppress_subject.delay(dsr.pk).get() == f"request {dsr.pk}: 0 key(s) listed"
+
+
+def test_the_list_file_names_its_key_by_id_and_never_holds_it(
+    registered_sources, seeded_person, verified_request, privacy_officer, _list_file, settings
+):
+    """Whoever reads the file cannot test candidate ids: it carries the key's id only;
+    a reader with the key reads it, one without (or with another) is refused. The key
+    is DSAR_SUPPRESSION_KEY when set."""
+    settings.DSAR_SUPPRESSION_KEY = "ab" * 32
+    dsr = _started(verified_request, seeded_person, privacy_officer, RequestKind.OBJECTION)
+    request_suppress(request=dsr)
+    suppression_list_write(purpose="test")
+    raw = json.loads(_list_file.read_text())
+    assert raw["hash"] == {
+        "algorithm": "hmac-sha256",
+        "of": "customer_id",
+        "key_id": key_id(bytes.fromhex("ab" * 32)),
+    }
+    assert suppression_key().hex() not in _list_file.read_text()
+    assert suppression_read(_list_file, key=bytes.fromhex("ab" * 32)).suppressed(
+        seeded_person["customer_id"], "training"
+    )
+    with pytest.raises(SuppressionListInvalid, match="hashing key"):
+        suppression_read(_list_file)
+    with pytest.raises(SuppressionListInvalid, match="not the key given"):
+        suppression_read(_list_file, key=b"x" * 32)

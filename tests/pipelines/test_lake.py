@@ -1,5 +1,8 @@
 """The data lake: snapshots named by a hash of their content, immutable, verified."""
 
+import datetime
+import json
+
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -9,10 +12,14 @@ from pipelines import lake as lake_module
 from pipelines.lake import (
     SnapshotCorrupt,
     SnapshotNotFound,
+    StreamedTableHash,
+    canonical_table,
     list_snapshots,
     open_snapshot,
     rows_matching,
+    rows_where,
     snapshot_derive,
+    table_hash,
     write_snapshot,
 )
 
@@ -160,3 +167,156 @@ def test_rows_matching_without_a_match_names_no_table(tmp_path):
     parent = write_snapshot(root=tmp_path, tables=_many(200))
     assert rows_matching(parent, column="customer_id", select=lambda ids: set()) == {}
     assert rows_matching(parent, column="customer_id", select=lambda ids: {"nobody"}) == {}
+
+
+def _mixed(rows: int) -> pa.Table:
+    """Every canonical type, with nulls, strings of varied length and an all-null column."""
+    return canonical_table(
+        pa.table(
+            {
+                "n": pa.array([None if i % 7 == 3 else i for i in range(rows)], pa.int64()),
+                "x": pa.array([i / 3 for i in range(rows)], pa.float64()),
+                "s": pa.array([None if i % 5 == 0 else "é" * (i % 4) for i in range(rows)]),
+                "b": pa.array([None if i % 6 == 1 else i % 2 == 0 for i in range(rows)]),
+                "d": pa.array([datetime.date(2024, 1, 1 + i % 28) for i in range(rows)]),
+                "ts": pa.array(
+                    [datetime.datetime(2024, 1, 1, i % 24) for i in range(rows)],
+                    pa.timestamp("us", tz="UTC"),
+                ),
+                "none": pa.nulls(rows),
+            }
+        )
+    )
+
+
+@pytest.mark.parametrize("rows, batch", [(1_000, 64), (1_000, 1_000), (37, 5), (0, 10)])
+def test_streamed_table_hash_is_table_hash(tmp_path, rows, batch):
+    """Fed in batches (empty ones too), the streamed hash is the whole table's hash,
+    for every type the lake stores, with nulls."""
+    table = _mixed(rows)
+    with StreamedTableHash(table.schema, spool_dir=tmp_path) as streamed:
+        streamed.update(table.slice(0, 0))
+        for start in range(0, rows, batch):
+            streamed.update(table.slice(start, batch))
+        assert streamed.hexdigest() == table_hash(table)
+        assert streamed.rows == rows
+    assert list(tmp_path.iterdir()) == []  # spools are anonymous files
+
+
+def test_streamed_table_hash_refuses_another_schema():
+    """A batch whose columns are not the table's (order, names or types) is refused."""
+    table = _mixed(3)
+    with StreamedTableHash(table.schema) as streamed, pytest.raises(ValueError, match="schema"):
+        streamed.update(table.select(["x", "n"]))
+
+
+def test_a_derived_snapshot_records_its_files_hashes_and_derives_again(tmp_path):
+    """A derived snapshot's manifest records each file's SHA-256; deriving from it
+    again checks its files by those and gives the id a whole write of the rows gets."""
+    parent = write_snapshot(root=tmp_path / "lake", tables=_many(500))
+    drop = rows_matching(parent, column="customer_id", select=lambda ids: {"C0"} & set(ids))
+    first = snapshot_derive(parent, root=tmp_path / "lake", drop=drop, source={})
+    for info in first.tables.values():
+        assert info["file_sha256"] == lake_module.file_sha256(first.path / info["file"])
+    drop = rows_matching(first, column="customer_id", select=lambda ids: {"C1"} & set(ids))
+    second = snapshot_derive(first, root=tmp_path / "lake", drop=drop, source={})
+
+    frames = _many(500)
+    tx = frames["transactions"]
+    frames["transactions"] = tx.loc[~tx["customer_id"].isin(["C0", "C1"])].reset_index(drop=True)
+    assert second.id == write_snapshot(root=tmp_path / "other", tables=frames).id
+    assert second.load(verify=True)["transactions"]["customer_id"].isin(["C0", "C1"]).sum() == 0
+
+
+def test_a_parent_file_re_encoded_with_the_same_content_is_accepted(tmp_path):
+    """The file hash is a shortcut, not the definition: a parent file written again
+    with another compression (other bytes, the same content) still derives."""
+    parent = write_snapshot(root=tmp_path, tables=_many(300))
+    drop = rows_matching(parent, column="customer_id", select=lambda ids: {"C0"} & set(ids))
+    parent = snapshot_derive(parent, root=tmp_path, drop=drop, source={})
+    for name in ("transactions", "promotions"):
+        path = parent.path / f"{name}.parquet"
+        pq.write_table(pq.read_table(path), path, compression="snappy")
+    drop = rows_matching(parent, column="customer_id", select=lambda ids: {"C1"} & set(ids))
+    derived = snapshot_derive(parent, root=tmp_path / "next", drop=drop, source={})
+    assert derived.load(verify=True)["promotions"]["discount"].tolist() == [0.1, 0.2]
+
+
+@pytest.mark.parametrize("table", ["transactions", "promotions"])
+def test_snapshot_derive_refuses_a_parent_whose_recorded_file_changed(tmp_path, table):
+    """A parent that records its file hashes: a changed value in the table being
+    rewritten or in one copied as it is is refused, and nothing is left behind."""
+    parent = write_snapshot(root=tmp_path, tables=_many(300))
+    drop = rows_matching(parent, column="customer_id", select=lambda ids: {"C0"} & set(ids))
+    parent = snapshot_derive(parent, root=tmp_path, drop=drop, source={})
+    path = parent.path / f"{table}.parquet"
+    changed = pq.read_table(path)
+    index = changed.schema.get_field_index("amount" if table == "transactions" else "discount")
+    values = changed.column(index).to_pylist()
+    values[1] += 1
+    pq.write_table(changed.set_column(index, changed.field(index), pa.array(values)), path)
+    drop = rows_matching(parent, column="customer_id", select=lambda ids: {"C1"} & set(ids))
+    before = {s.id for s in list_snapshots(root=tmp_path)}
+    with pytest.raises(SnapshotCorrupt, match=table):
+        snapshot_derive(parent, root=tmp_path, drop=drop, source={})
+    assert {s.id for s in list_snapshots(root=tmp_path)} == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_rows_where_reads_matching_rows_batch_by_batch(tmp_path, monkeypatch):
+    """Matches across several batches, the columns asked for, and an empty table of
+    the right columns when nothing matches."""
+    monkeypatch.setattr(lake_module, "DERIVE_BATCH_ROWS", 40)
+    snapshot = write_snapshot(root=tmp_path, tables=_many(300))
+    path = snapshot.path / "transactions.parquet"
+    found = rows_where(path, column="customer_id", values=["C2", "C5"])
+    expected = _many(300)["transactions"]
+    expected = expected.loc[expected["customer_id"].isin(["C2", "C5"])]
+    assert found.column("transaction_id").to_pylist() == expected["transaction_id"].tolist()
+    only = rows_where(path, column="customer_id", values=["C2"], columns=["amount"])
+    assert (
+        only.column_names == ["amount"] and only.num_rows == (expected["customer_id"] == "C2").sum()
+    )
+    none = rows_where(path, column="customer_id", values=["nobody"])
+    assert none.num_rows == 0 and none.column_names == list(expected.columns)
+
+
+def _without_file_hashes(snapshot):
+    """The snapshot as one written before manifests recorded file hashes."""
+    manifest_path = snapshot.path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for info in manifest["tables"].values():
+        del info["file_sha256"]
+    manifest_path.write_text(json.dumps(manifest))
+    return open_snapshot(root=snapshot.path.parent, snapshot_id=snapshot.id)
+
+
+def test_write_snapshot_records_each_files_hash(tmp_path):
+    """The manifest holds the SHA-256 of every table file's bytes beside its content hash."""
+    snapshot = write_snapshot(root=tmp_path, tables=_tables())
+    for info in snapshot.tables.values():
+        assert info["file_sha256"] == lake_module.file_sha256(snapshot.path / info["file"])
+
+
+@pytest.mark.parametrize("tamper", [None, "transactions", "promotions"])
+def test_a_parent_without_file_hashes_is_checked_by_its_content_hash(tmp_path, tamper):
+    """Older snapshots record no file hashes: each table is then checked against its
+    content hash (the rewritten one in the same pass), a changed value refused."""
+    parent = _without_file_hashes(write_snapshot(root=tmp_path / "lake", tables=_many(300)))
+    if tamper:
+        path = parent.path / f"{tamper}.parquet"
+        changed = pq.read_table(path)
+        index = changed.schema.get_field_index("amount" if tamper == "transactions" else "discount")
+        values = changed.column(index).to_pylist()
+        values[0] += 1
+        pq.write_table(changed.set_column(index, changed.field(index), pa.array(values)), path)
+    drop = rows_matching(parent, column="customer_id", select=lambda ids: {"C4"} & set(ids))
+    if tamper:
+        with pytest.raises(SnapshotCorrupt, match=tamper):
+            snapshot_derive(parent, root=tmp_path / "lake", drop=drop, source={})
+        return
+    derived = snapshot_derive(parent, root=tmp_path / "lake", drop=drop, source={})
+    frames = _many(300)
+    tx = frames["transactions"]
+    frames["transactions"] = tx.loc[tx["customer_id"] != "C4"].reset_index(drop=True)
+    assert derived.id == write_snapshot(root=tmp_path / "other", tables=frames).id

@@ -1,15 +1,20 @@
 """The training pipeline leaves suppressed customers out of the snapshot it trains on,
 as a derived snapshot with its own content hash (so lineage names the data used)."""
 
+import json
+
 import pytest
 
 from pipelines.lake import open_snapshot
 from pipelines.sample_data import ensure_sample_snapshot
 from pipelines.steps import RunContext, step_snapshot
 from pipelines.suppression import (
+    KEY_FILE_VARIABLE,
+    KEY_VARIABLE,
     SuppressionList,
     SuppressionListInvalid,
     customer_key,
+    key_id,
     suppression_read,
     suppression_write,
 )
@@ -31,6 +36,7 @@ def _run(root, tmp_path, suppression_path=None, kind="segmentation"):
         lake_root=root,
         artifact_root=tmp_path / "artifacts",
         suppression_path=suppression_path,
+        suppression_key=KEY,
     )
     step_snapshot(ctx)
     return ctx
@@ -83,3 +89,78 @@ def test_suppressed_among_names_the_ids_whose_key_is_listed():
     )
     assert listed.suppressed_among(["C1", "C7", "9", "C70"], "training") == {"C7", "9"}
     assert listed.suppressed_among(["C7"], "profiling") == set()
+
+
+def _listed(tmp_path, key=KEY):
+    return suppression_write(
+        tmp_path / "listed.json",
+        key=key,
+        purposes={"training": [customer_key(key, "C7")]},
+        written_at="2026-11-29T00:00:00+00:00",
+    )
+
+
+def test_the_file_names_the_key_by_id_and_a_reader_needs_the_key(tmp_path, monkeypatch):
+    """The key is not in the file; a reader gets it passed in, from
+    DSAR_SUPPRESSION_KEY or from the file DSAR_SUPPRESSION_KEY_FILE names, and refuses
+    the list without it or with another key (never reading it as empty)."""
+    _listed(tmp_path)
+    path = tmp_path / "listed.json"
+    raw = json.loads(path.read_text())
+    assert raw["hash"] == {"algorithm": "hmac-sha256", "of": "customer_id", "key_id": key_id(KEY)}
+    assert KEY.hex() not in path.read_text()
+    monkeypatch.delenv(KEY_VARIABLE, raising=False)
+    monkeypatch.delenv(KEY_FILE_VARIABLE, raising=False)
+    assert suppression_read(path, key=KEY).suppressed("C7", "training")
+    with pytest.raises(SuppressionListInvalid, match=KEY_VARIABLE):
+        suppression_read(path)
+    with pytest.raises(SuppressionListInvalid, match="not the key given"):
+        suppression_read(path, key=b"o" * 32)
+    monkeypatch.setenv(KEY_VARIABLE, KEY.hex())
+    assert suppression_read(path).suppressed("C7", "training")
+    monkeypatch.delenv(KEY_VARIABLE)
+    (tmp_path / "key").write_text(KEY.hex() + "\n")
+    monkeypatch.setenv(KEY_FILE_VARIABLE, str(tmp_path / "key"))
+    assert suppression_read(path).suppressed("C7", "training")
+    (tmp_path / "key").write_text("abcd")
+    with pytest.raises(SuppressionListInvalid, match="at least 32 bytes"):
+        suppression_read(path)
+
+
+def test_an_empty_list_needs_no_key_and_an_old_file_is_read_with_its_own(tmp_path, monkeypatch):
+    """Nobody listed: nothing to hash, no key needed. A file written before the key
+    was split out (it carries `key`) is still honoured until the portal rewrites it."""
+    monkeypatch.delenv(KEY_VARIABLE, raising=False)
+    monkeypatch.delenv(KEY_FILE_VARIABLE, raising=False)
+    suppression_write(tmp_path / "empty.json", key=KEY, purposes={}, written_at="")
+    assert suppression_read(tmp_path / "empty.json").keys("training") == frozenset()
+    _listed(tmp_path)
+    path = tmp_path / "listed.json"
+    raw = json.loads(path.read_text())
+    raw["hash"] = {"algorithm": "hmac-sha256", "of": "customer_id", "key": KEY.hex()}
+    path.write_text(json.dumps(raw))
+    assert suppression_read(path).suppressed("C7", "training")
+
+
+def test_a_run_without_the_key_fails_rather_than_train_on_listed_people(
+    lake, tmp_path, monkeypatch
+):
+    """The snapshot step refuses a list it cannot read: training does not go on as if
+    nobody were listed."""
+    root, _, customer = lake
+    monkeypatch.delenv(KEY_VARIABLE, raising=False)
+    monkeypatch.delenv(KEY_FILE_VARIABLE, raising=False)
+    suppression_write(
+        tmp_path / "suppression.json",
+        key=KEY,
+        purposes={"training": [customer_key(KEY, customer)]},
+        written_at="",
+    )
+    ctx = RunContext(
+        model_kind="segmentation",
+        lake_root=root,
+        artifact_root=tmp_path / "artifacts",
+        suppression_path=tmp_path / "suppression.json",
+    )
+    with pytest.raises(SuppressionListInvalid, match="hashing key"):
+        step_snapshot(ctx)

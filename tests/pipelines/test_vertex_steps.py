@@ -136,11 +136,15 @@ def test_evaluate_refuses_slices_too_large_for_the_metadata(tmp_path, bucket, mo
         )
 
 
-def test_snapshot_component_leaves_out_the_customers_of_the_runs_suppression_list(tmp_path, bucket):
-    """The list the portal uploaded for the run, read through the FUSE mount: the job
-    trains on a derived snapshot without the listed customer."""
+def test_snapshot_component_leaves_out_the_customers_of_the_runs_suppression_list(
+    tmp_path, bucket, monkeypatch
+):
+    """The list the portal uploaded for the run, read through the FUSE mount with the
+    hashing key the job has as a secret (its environment): the job trains on a derived
+    snapshot without the listed customer."""
     customer = str(bucket.load(["transactions"])["transactions"]["customer_id"].iloc[0])
     key = b"k" * 32
+    monkeypatch.setenv("DSAR_SUPPRESSION_KEY", key.hex())
     suppression_write(
         tmp_path / "gcs" / "zm-ml" / "artifacts" / "suppression" / "portal-run-7.json",
         key=key,

@@ -2,7 +2,9 @@
 default segment and the most popular products, nobody else is affected, and a change
 of the file is picked up while the server runs."""
 
+import os
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -13,7 +15,7 @@ from pipelines.artifacts import load_artifact
 from pipelines.suppression import customer_key, suppression_write
 from serving.predictors import DEFAULT_SEGMENT
 from serving.routing import routing_write
-from tests.serving.conftest import start_server
+from tests.serving.conftest import ROOT, start_server
 
 KEY = b"s" * 32
 LISTED = "C000001"
@@ -29,7 +31,8 @@ def _write(path, purposes):
 
 
 @pytest.fixture()
-def suppressed_server(trained_versions, tmp_path):
+def suppressed_server(trained_versions, tmp_path, monkeypatch):
+    monkeypatch.setenv("DSAR_SUPPRESSION_KEY", KEY.hex())
     routing_path = tmp_path / "routing.json"
     routing_write(routing_path, trained_versions.routing())
     listing = tmp_path / "suppression.json"
@@ -80,3 +83,29 @@ def test_a_changed_list_is_picked_up_while_serving(suppressed_server, sample_req
     assert segment >= 0
     body = _post(server, "product-recommendation", sample_request("product-recommendation", 1))
     assert body["personalised"] is False
+
+
+def test_a_server_given_a_list_but_no_key_refuses_to_start(tmp_path):
+    """Without the list's hashing key the server would answer as if nobody were
+    listed: it stops at once, naming the variable to set."""
+    _write(tmp_path / "suppression.json", ["profiling"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DSAR_SUPPRESSION_KEY")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "serving",
+            "--routing",
+            str(tmp_path / "routing.json"),
+            "--suppression-list",
+            str(tmp_path / "suppression.json"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "DSAR_SUPPRESSION_KEY" in done.stderr

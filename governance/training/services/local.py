@@ -6,7 +6,10 @@ from typing import Any
 from django.conf import settings
 
 from governance.models import ModelVersion
-from governance.services.data_subjects import training_suppression_list
+from governance.services.data_subjects import (
+    training_suppression_key,
+    training_suppression_list,
+)
 from governance.training.services.attempt import RunAttempt, RunStopped, error_describe
 from governance.training.services.retraining import retraining_decide
 
@@ -35,6 +38,7 @@ class LocalRunAttempt(RunAttempt):
                 suppression_path=training_suppression_list(
                     purpose=f"training run {self.run.pipeline_run_ref}"
                 ),
+                suppression_key=training_suppression_key(),
             )
             for step in STEPS:
                 self.begin(step.name)
