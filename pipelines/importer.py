@@ -46,7 +46,7 @@ from pipelines.lake import (
     FORMAT_VERSION,
     MANIFEST,
     Snapshot,
-    SpooledTableHash,
+    StreamedTableHash,
     _folder_name,
     _snapshot_from_folder,
     canonical_table,
@@ -863,9 +863,9 @@ def import_files(
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _store(writer: pq.ParquetWriter, hasher: SpooledTableHash, table: pa.Table) -> None:
+def _store(writer: pq.ParquetWriter, hasher: StreamedTableHash, table: pa.Table) -> None:
     writer.write_table(table)
-    hasher.add(table)
+    hasher.update(table)
 
 
 def _import_table(
@@ -894,8 +894,7 @@ def _import_table(
     target = staging / f"{source.table}.parquet"
     spool = staging / f".spool-{source.table}"
     spool.mkdir()
-    hasher = SpooledTableHash(spool)
-    try:
+    with StreamedTableHash(schema, spool_dir=spool) as hasher:
         # A batch is written and spooled in the background while the next one is read
         # and checked (Parquet's encoder and file writes run outside the GIL); at most
         # one batch waits, so memory stays that of two batches.
@@ -917,9 +916,8 @@ def _import_table(
                 stored = background.submit(_store, writer, hasher, accepted)
             if stored is not None:
                 stored.result()
-    except BaseException:
-        hasher.discard()
-        raise
-    state.sha256 = hasher.hexdigest() or _hash_parquet(target)[0]
+        # An empty table is hashed as written: an empty Parquet file reads back with
+        # buffers of its own.
+        state.sha256 = hasher.hexdigest() if hasher.rows else _hash_parquet(target)[0]
     spool.rmdir()
     return state

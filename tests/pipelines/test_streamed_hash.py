@@ -1,5 +1,6 @@
-"""The content hash of a table written in batches (SpooledTableHash) is table_hash of
-the whole table, byte for byte: snapshot ids do not depend on how a table arrived."""
+"""The content hash of a table written in batches (StreamedTableHash, as the importer
+uses it) is table_hash of the whole table, byte for byte: snapshot ids do not depend on
+how a table arrived."""
 
 from datetime import date, datetime
 from itertools import pairwise
@@ -7,7 +8,7 @@ from itertools import pairwise
 import pyarrow as pa
 import pytest
 
-from pipelines.lake import SpooledTableHash, canonical_table, table_hash
+from pipelines.lake import StreamedTableHash, canonical_table, table_hash
 
 
 def _table() -> pa.Table:
@@ -32,11 +33,11 @@ def test_batches_hash_as_the_whole_table(tmp_path, cuts):
     """Any split into batches, empty ones included, gives the whole table's hash;
     the spool files are gone afterwards."""
     table = _table()
-    hasher = SpooledTableHash(tmp_path)
     bounds = [0, *cuts, table.num_rows]
-    for start, end in pairwise(bounds):
-        hasher.add(table.slice(start, end - start))
-    assert hasher.hexdigest() == table_hash(table)
+    with StreamedTableHash(table.schema, spool_dir=tmp_path) as hasher:
+        for start, end in pairwise(bounds):
+            hasher.update(table.slice(start, end - start))
+        assert hasher.hexdigest() == table_hash(table)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -44,14 +45,17 @@ def test_sliced_string_batches_hash_their_own_bytes(tmp_path):
     """Batches that are slices of a larger array (non-zero offsets into shared string
     bytes) hash only their own rows."""
     table = _table()
-    hasher = SpooledTableHash(tmp_path)
-    hasher.add(table.slice(2, 3))
-    hasher.add(table.slice(5, 2))
-    assert hasher.hexdigest() == table_hash(table.slice(2, 5).combine_chunks())
+    with StreamedTableHash(table.schema, spool_dir=tmp_path) as hasher:
+        hasher.update(table.slice(2, 3))
+        hasher.update(table.slice(5, 2))
+        assert hasher.hexdigest() == table_hash(table.slice(2, 5).combine_chunks())
 
 
-def test_no_rows_gives_no_hash(tmp_path):
-    """An empty table has no spooled hash: the caller hashes the written file."""
-    hasher = SpooledTableHash(tmp_path)
-    hasher.add(_table().slice(0, 0))
-    assert hasher.hexdigest() == ""
+def test_no_rows_hash_as_the_empty_table(tmp_path):
+    """Only empty batches hash as the empty table in memory (the importer hashes the
+    written file instead, see test_importer)."""
+    table = _table()
+    with StreamedTableHash(table.schema, spool_dir=tmp_path) as hasher:
+        hasher.update(table.slice(0, 0))
+        assert hasher.rows == 0
+        assert hasher.hexdigest() == table_hash(table.slice(0, 0))
