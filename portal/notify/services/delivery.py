@@ -286,13 +286,7 @@ def email_notification_send(*, notification_id: int) -> AttemptResult:
     backoff, up to EMAIL_MAX_ATTEMPTS. One already sent or failed is left alone.
     Side effects: the e-mail; the notification's attempts, state, sent_at.
     """
-    result = outbox_send(_EmailOutbox(), notification_id)
-    if result.outcome == "failed":
-        notification = EmailNotification.objects.get(pk=notification_id)
-        logger.warning(
-            "e-mail notification %s failed: %s", notification.pk, notification.last_error
-        )
-    return result
+    return outbox_send(_EmailOutbox(), notification_id)
 
 
 @dataclass(frozen=True)

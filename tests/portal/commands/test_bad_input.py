@@ -128,6 +128,7 @@ CASES = [
     ("monitoring_export", ["--root", "{a_file}"], "cannot write"),
     ("clouddeploy_outbox_retry", ["--pending-older-than", "99999999999"], "pending-older-than"),
     ("clouddeploy_outbox_retry", ["--pending-older-than", "-5"], "pending-older-than"),
+    ("clouddeploy_outbox_retry", ["424242"], "no Cloud Deploy answer with id 424242"),
     ("registry_sync", [], "registry sync is off"),
     ("simulate_traffic", ["--rate", "0"], "--rate"),
     ("simulate_traffic", ["--duration", "-1"], "--duration"),

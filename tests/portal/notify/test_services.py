@@ -347,7 +347,9 @@ def test_send_email_sends_once_with_a_link_not_the_details(make_user):
     assert notification.attempts == 1
 
 
-def test_send_email_retries_while_the_mail_server_is_away(make_user, settings, closed_port):
+def test_send_email_retries_while_the_mail_server_is_away(make_user, settings, closed_port, caplog):
+    """Each failed attempt is retried with backoff; the last one fails the e-mail and
+    says so in the log once."""
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", closed_port
     settings.EMAIL_TIMEOUT = 2
@@ -363,6 +365,10 @@ def test_send_email_retries_while_the_mail_server_is_away(make_user, settings, c
     notification.refresh_from_db()
     assert notification.state == DeliveryState.FAILED
     assert "Connection" in notification.last_error
+    failed_lines = [r for r in caplog.records if "failed:" in r.getMessage()]
+    assert [r.getMessage() for r in failed_lines] == [
+        f"e-mail notification {notification.pk} failed: {notification.last_error}"
+    ]
 
 
 def test_send_email_to_a_deactivated_person_fails_without_sending(make_user):

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from governance.reviews.clouddeploy_outbox import rollout_answers_retry
+from governance.reviews.models import RolloutApprovalOutbox
 from portal.audit.actors import Actor
 
 MAX_MINUTES = 366 * 24 * 60  # a year: older pending rows are long past any retry
@@ -31,9 +32,13 @@ class Command(BaseCommand):
         minutes = options["pending_older_than"]
         if minutes is not None and not 0 <= minutes <= MAX_MINUTES:
             raise CommandError(f"--pending-older-than is from 0 to {MAX_MINUTES} minutes")
+        ids = list(options["ids"])
+        states = dict(RolloutApprovalOutbox.objects.filter(pk__in=ids).values_list("pk", "state"))
+        if unknown := sorted(set(ids) - set(states)):
+            raise CommandError(f"no Cloud Deploy answer with id {', '.join(map(str, unknown))}")
         queued = rollout_answers_retry(
             actor=Actor.system("manage.py"),
-            ids=list(options["ids"]) or None,
+            ids=ids or None,
             pending_before=timezone.now() - timedelta(minutes=minutes)
             if minutes is not None
             else None,
@@ -41,3 +46,6 @@ class Command(BaseCommand):
         self.stdout.write(f"queued {len(queued)} answer(s) for Cloud Deploy")
         for outbox_id in queued:
             self.stdout.write(f"  outbox {outbox_id}")
+        for outbox_id in ids:
+            if outbox_id not in queued:
+                self.stdout.write(f"  outbox {outbox_id} not queued: it is {states[outbox_id]}")
