@@ -18,7 +18,8 @@ compare, so they need the portal's hashing key. The file does not carry it: whoe
 could read the file could otherwise test candidate ids against the list. The key is a
 secret (`DSAR_SUPPRESSION_KEY`, hex) that each reader gets as it gets its other
 secrets: from that variable, or from the file `DSAR_SUPPRESSION_KEY_FILE` names (a
-mounted secret), or passed in by the portal for a run in its own process. The file
+mounted secret), or passed in by the portal for a run in its own process; a training
+job on Vertex AI reads it from Secret Manager (`pipelines.vertex_steps`). The file
 carries only the key's id (`key_id`, a one-way function of the key), so a reader with
 the wrong key or none refuses the list (SuppressionListInvalid) instead of silently
 leaving nobody out. A list written before the key was split out still carries `key`

@@ -20,6 +20,7 @@ from typing import Any
 import joblib
 
 from pipelines import lineage
+from pipelines.secret_manager import SecretUnavailable, secret_version_access
 from pipelines.steps import (
     RunContext,
     step_evaluate,
@@ -28,6 +29,13 @@ from pipelines.steps import (
     step_snapshot,
     step_train,
     step_validate,
+)
+from pipelines.suppression import (
+    KEY_FILE_VARIABLE,
+    KEY_VARIABLE,
+    SuppressionListInvalid,
+    key_parse,
+    suppression_key_from_environment,
 )
 
 CONTEXT_FILE = "context.joblib"
@@ -82,12 +90,16 @@ def lake_root_for(artifact_root: str) -> str:
 
 
 def _save(ctx: RunContext, output_dir: str) -> None:
+    """Write the context into the step's output artifact, without the suppression
+    list's hashing key: the artifact is a file in the bucket, the key a secret (the
+    list has been applied by then)."""
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     log, ctx.log = ctx.log, _quiet
+    key, ctx.suppression_key = ctx.suppression_key, None
     try:
         joblib.dump(ctx, Path(output_dir) / CONTEXT_FILE)
     finally:
-        ctx.log = log
+        ctx.log, ctx.suppression_key = log, key
 
 
 def _load(input_dir: str) -> RunContext:
@@ -112,6 +124,47 @@ class SuppressionListMissing(FileNotFoundError):
     train on people who objected."""
 
 
+class SuppressionKeyUnavailable(RuntimeError):
+    """The run names a suppression list but the job cannot get the list's hashing key;
+    fails the job rather than train on people who objected. Never carries the key."""
+
+
+def suppression_key_for_job(suppression_key_secret: str) -> bytes:
+    """The suppression list's hashing key for a job: from the job's environment
+    (DSAR_SUPPRESSION_KEY, DSAR_SUPPRESSION_KEY_FILE) when set there, else read from
+    the Secret Manager secret version `suppression_key_secret` names
+    (`projects/P/secrets/S/versions/V`, its payload the key as hex).
+
+    SuppressionKeyUnavailable when neither gives one: no secret named, the secret
+    missing or not accessible, a payload failing its CRC32C, or not a key.
+    """
+    try:
+        key = suppression_key_from_environment()
+    except SuppressionListInvalid as error:
+        raise SuppressionKeyUnavailable(str(error)) from None
+    if key is not None:
+        return key
+    if not suppression_key_secret:
+        raise SuppressionKeyUnavailable(
+            "the run names a suppression list but the job has no key for it: the "
+            "pipeline's suppression_key_secret parameter is empty (the portal's "
+            f"VERTEX_SUPPRESSION_KEY_SECRET) and neither {KEY_VARIABLE} nor "
+            f"{KEY_FILE_VARIABLE} is set"
+        )
+    try:
+        payload = secret_version_access(suppression_key_secret)
+    except SecretUnavailable as error:
+        raise SuppressionKeyUnavailable(f"the suppression list's key: {error}") from None
+    try:
+        return key_parse(payload.decode("ascii"), source=f"secret {suppression_key_secret}")
+    except (UnicodeDecodeError, SuppressionListInvalid):
+        # key_parse's own message never quotes the text; a decode error might.
+        raise SuppressionKeyUnavailable(
+            f"the payload of secret {suppression_key_secret} is not a suppression key "
+            "(64 or more hex digits)"
+        ) from None
+
+
 def snapshot(
     *,
     model_kind: str,
@@ -119,14 +172,25 @@ def snapshot(
     artifact_root: str,
     output_dir: str,
     suppression_list: str = "",
+    suppression_key_secret: str = "",
 ) -> dict:
     """Open the snapshot `data_version` names (`latest`: the newest in the lake), check
     its content hash, and leave out the customers the suppression list (`gs://` URI of
     the file the portal uploaded for this run; empty: nobody) names for training.
-    SuppressionListMissing when a list is named but absent."""
+
+    The list's hashing key comes from the job's environment or, when it has none, from
+    the Secret Manager secret version `suppression_key_secret` names
+    (`suppression_key_for_job`). SuppressionListMissing when a list is named but
+    absent; SuppressionKeyUnavailable when a list is named and no key can be had.
+    """
     suppression_path = fuse_path(suppression_list) if suppression_list else None
-    if suppression_path is not None and not Path(suppression_path).is_file():
-        raise SuppressionListMissing(f"the run's suppression list {suppression_list} is missing")
+    suppression_key = None
+    if suppression_path is not None:
+        if not Path(suppression_path).is_file():
+            raise SuppressionListMissing(
+                f"the run's suppression list {suppression_list} is missing"
+            )
+        suppression_key = suppression_key_for_job(suppression_key_secret)
     ctx = RunContext(
         model_kind=model_kind,
         lake_root=lake_root_for(artifact_root),
@@ -134,6 +198,7 @@ def snapshot(
         snapshot_id=None if data_version == LATEST else data_version,
         log=print,
         suppression_path=suppression_path,
+        suppression_key=suppression_key,
     )
     step_snapshot(ctx)
     _save(ctx, output_dir)

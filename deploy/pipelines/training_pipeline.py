@@ -31,10 +31,13 @@ def snapshot(
     data_version: str,
     artifact_root: str,
     suppression_list: str,
+    suppression_key_secret: str,
     dataset: Output[Dataset],
 ) -> None:
     """Materialise the data snapshot `data_version` names, without the customers the
-    suppression list (a gs:// URI the portal uploaded; empty: nobody) leaves out."""
+    suppression list (a gs:// URI the portal uploaded; empty: nobody) leaves out. The
+    list's hashing key is read from the Secret Manager secret version
+    `suppression_key_secret` names, as the job's service account."""
     from pipelines import vertex_steps
 
     dataset.metadata.update(
@@ -44,6 +47,7 @@ def snapshot(
             artifact_root=artifact_root,
             output_dir=dataset.path,
             suppression_list=suppression_list,
+            suppression_key_secret=suppression_key_secret,
         )
     )
     dataset.metadata["dataVersion"] = data_version
@@ -142,18 +146,20 @@ def register(
     name="portal-training",
     description="Snapshot, validate, features, train, evaluate and register one model.",
 )
-def training_pipeline(
+def training_pipeline(  # nosec B107 -- the default is "no secret named", not a password
     model_kind: str,
     data_version: str,
     code_version: str,
     artifact_root: str,
     suppression_list: str = "",
+    suppression_key_secret: str = "",
 ) -> None:
     snapshot_task = snapshot(
         model_kind=model_kind,
         data_version=data_version,
         artifact_root=artifact_root,
         suppression_list=suppression_list,
+        suppression_key_secret=suppression_key_secret,
     )
     validate_task = validate(model_kind=model_kind, dataset=snapshot_task.outputs["dataset"])
     features_task = features(model_kind=model_kind, dataset=snapshot_task.outputs["dataset"]).after(

@@ -5,7 +5,7 @@ The data subjects app registers a writer in its AppConfig.ready(); before a run 
 its snapshot, the runner asks `training_suppression_list()` for the file to hand the
 pipeline (`pipelines.suppression`): the local runner passes its path and the hashing
 key (`training_suppression_key()`), the Vertex AI runner uploads it beside the run's
-artifacts and passes the `gs://` URI (the job has the key as a secret of its own). No
+artifacts and passes the `gs://` URI (the job reads the key from Secret Manager). No
 writer registered: nobody is left out.
 """
 

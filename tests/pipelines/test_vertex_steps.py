@@ -8,6 +8,7 @@ from pipelines.lake import write_snapshot
 from pipelines.sample_data import generate_retail_data
 from pipelines.suppression import customer_key, suppression_write
 from pipelines.validation import ValidationFailed
+from tests.fakes.secretmanager_server import FakeSecretManagerServer, crc32c
 
 SHA = "3f9a1c7e2b8d4f6a0c5e9b1d7f3a8c2e6b4d0f9a"
 
@@ -176,3 +177,153 @@ def test_snapshot_component_fails_the_job_when_the_named_list_is_missing(tmp_pat
             suppression_list="gs://zm-ml/artifacts/suppression/portal-run-8.json",
         )
     assert not (tmp_path / "out").exists()
+
+
+LIST_URI = "gs://zm-ml/artifacts/suppression/portal-run-9.json"
+KEY_SECRET = "projects/zm-ml/secrets/dsar-suppression-key"
+
+
+@pytest.fixture()
+def secret_manager(tmp_path, monkeypatch):
+    """Secret Manager's stand-in, reached by the official client with Application
+    Default Credentials (the job's service account), and a job environment without the
+    key: as a Vertex AI component runs."""
+    with FakeSecretManagerServer() as fake:
+        monkeypatch.setenv("SECRET_MANAGER_API_ENDPOINT", fake.url)
+        monkeypatch.setenv(
+            "GOOGLE_APPLICATION_CREDENTIALS", str(fake.service_account_file(tmp_path))
+        )
+        monkeypatch.delenv("DSAR_SUPPRESSION_KEY", raising=False)
+        monkeypatch.delenv("DSAR_SUPPRESSION_KEY_FILE", raising=False)
+        yield fake
+
+
+def _list_write(tmp_path, key: bytes, customers: list[str]) -> None:
+    suppression_write(
+        tmp_path / "gcs" / "zm-ml" / "artifacts" / "suppression" / "portal-run-9.json",
+        key=key,
+        purposes={"training": [customer_key(key, c) for c in customers]},
+        written_at="2026-11-30T00:00:00+00:00",
+    )
+
+
+def _snapshot_with_secret(tmp_path, data_version: str, secret: str) -> dict:
+    return vertex_steps.snapshot(
+        model_kind="forecasting",
+        data_version=data_version,
+        artifact_root="gs://zm-ml/artifacts",
+        output_dir=str(tmp_path / "out"),
+        suppression_list=LIST_URI,
+        suppression_key_secret=secret,
+    )
+
+
+def test_snapshot_component_reads_the_key_from_secret_manager(
+    tmp_path, bucket, secret_manager, capsys
+):
+    """With no key in its environment, the step reads the list's hashing key from the
+    secret version the run names, through the official client with the job's
+    credentials (a bearer token), and leaves the listed customer out. The key is in
+    neither the step's output nor the context it hands the next step."""
+    customer = str(bucket.load(["transactions"])["transactions"]["customer_id"].iloc[0])
+    key = bytes(range(32))
+    version = secret_manager.add_secret_version(KEY_SECRET, key.hex().encode())
+    _list_write(tmp_path, key, [customer])
+
+    snap = _snapshot_with_secret(tmp_path, bucket.id, version)
+
+    assert snap["snapshotId"] != bucket.id
+    ctx = vertex_steps._load(str(tmp_path / "out"))
+    assert customer not in set(ctx.tables["transactions"]["customer_id"].astype(str))
+    assert ctx.suppression_key is None
+    (access,) = secret_manager.accesses()
+    assert access.path == f"/v1/{version}:access"
+    assert secret_manager.authenticated(access)  # the service account's signed token
+    saved = (tmp_path / "out" / vertex_steps.CONTEXT_FILE).read_bytes()
+    assert key not in saved and key.hex().encode() not in saved
+    printed = capsys.readouterr()
+    assert key.hex() not in printed.out + printed.err
+
+
+def test_snapshot_component_prefers_the_key_in_its_environment(
+    tmp_path, bucket, secret_manager, monkeypatch
+):
+    """A job given the key in its environment (DSAR_SUPPRESSION_KEY) uses it and does
+    not call Secret Manager."""
+    key = b"e" * 32
+    monkeypatch.setenv("DSAR_SUPPRESSION_KEY", key.hex())
+    _list_write(tmp_path, key, ["no-such-customer"])
+
+    snap = _snapshot_with_secret(tmp_path, bucket.id, f"{KEY_SECRET}/versions/1")
+
+    assert snap["snapshotId"] == bucket.id  # nobody listed is in this snapshot
+    assert secret_manager.accesses() == []
+
+
+@pytest.fixture()
+def fuse_root(tmp_path, monkeypatch):
+    """The /gcs mount as a folder, for steps that fail before they read the lake."""
+    monkeypatch.setenv("PIPELINES_GCS_FUSE_ROOT", str(tmp_path / "gcs"))
+    return tmp_path / "gcs"
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (
+            "missing",
+            r"has no secret version projects/zm-ml/secrets/dsar-suppression-key/versions/1",
+        ),
+        ("denied", r"roles/secretmanager\.secretAccessor"),
+        ("wrong_crc", r"does not match its CRC32C"),
+        ("not_a_key", r"is not a suppression key"),
+        ("bad_credentials", r"did not accept the job's credentials"),
+        ("malformed_name", r"is not a Secret Manager secret version"),
+    ],
+)
+def test_snapshot_component_fails_the_job_when_the_secret_cannot_be_had(
+    tmp_path, fuse_root, secret_manager, monkeypatch, setup, message
+):
+    """A named list whose key cannot be read from Secret Manager (no such version,
+    access denied, a payload failing its CRC32C, a payload that is no key, credentials
+    refused, a name of another shape) fails the step with the reason, writes nothing,
+    and never shows the payload."""
+    key = b"k" * 32
+    _list_write(tmp_path, key, ["C-1"])
+    version = f"{KEY_SECRET}/versions/1"
+    if setup == "denied":
+        secret_manager.add_secret_version(KEY_SECRET, key.hex().encode())
+        secret_manager.deny(KEY_SECRET)
+    elif setup == "wrong_crc":
+        payload = key.hex().encode()
+        secret_manager.add_secret_version(KEY_SECRET, payload, crc=crc32c(payload) ^ 1)
+    elif setup == "not_a_key":
+        secret_manager.add_secret_version(KEY_SECRET, b"hunter2-not-hex")
+    elif setup == "bad_credentials":
+        secret_manager.add_secret_version(KEY_SECRET, key.hex().encode())
+        adc = secret_manager.service_account_file(tmp_path, signed_by_another_key=True)
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
+    elif setup == "malformed_name":
+        version = "dsar-suppression-key"
+
+    with pytest.raises(vertex_steps.SuppressionKeyUnavailable, match=message) as failure:
+        _snapshot_with_secret(tmp_path, "latest", version)
+
+    assert key.hex() not in str(failure.value) and "hunter2" not in str(failure.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_snapshot_component_fails_the_job_when_no_secret_is_named(
+    tmp_path, fuse_root, secret_manager
+):
+    """A named list with no key in the job's environment and no secret named fails the
+    step, saying which parameter (and portal setting) to set, even before anyone is
+    listed: a misconfigured project is found at its first run."""
+    _list_write(tmp_path, b"k" * 32, [])
+
+    with pytest.raises(
+        vertex_steps.SuppressionKeyUnavailable,
+        match=r"suppression_key_secret parameter is empty .*VERTEX_SUPPRESSION_KEY_SECRET",
+    ):
+        _snapshot_with_secret(tmp_path, "latest", "")
+    assert secret_manager.accesses() == []

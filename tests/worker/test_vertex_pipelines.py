@@ -31,6 +31,7 @@ PARAMETERS = {
     "code_version": "a1b2c3d",
     "artifact_root": "gs://zm-models/demand-forecasting/run-42",
     "suppression_list": "gs://zm-models/suppression/portal-run-42.json",
+    "suppression_key_secret": "projects/zm-models/secrets/dsar-suppression-key/versions/3",
 }
 STEPS = ["snapshot", "validate", "features", "train", "evaluate", "register"]
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -369,7 +370,7 @@ def test_pipeline_job_id_keeps_lossy_run_ids_apart() -> None:
 
 def test_compiled_pipeline_declares_steps_in_order_and_parameters() -> None:
     """The shipped definition is a KFP v2 PipelineSpec with the six steps in order
-    (snapshot → validate → features → train → evaluate → register), the five run
+    (snapshot → validate → features → train → evaluate → register), the six run
     parameters, and each step calling its pipelines.vertex_steps function."""
     raw = json.loads(TEMPLATE.read_text())
     spec = load_pipeline_spec(TEMPLATE)
@@ -395,14 +396,21 @@ def test_compiled_pipeline_declares_steps_in_order_and_parameters() -> None:
         assert f"vertex_steps.{step}(" in "\n".join(container["command"])
     # The suppression list is optional (a portal keeping none hands ""), and reaches the
     # snapshot step, which leaves the listed customers out.
-    declared = spec["root"]["inputDefinitions"]["parameters"]["suppression_list"]
-    assert declared == {"defaultValue": "", "isOptional": True, "parameterType": "STRING"}
-    wired = tasks["snapshot"]["inputs"]["parameters"]["suppression_list"]
-    assert wired == {"componentInputParameter": "suppression_list"}
+    # So is the name of the Secret Manager secret version holding the list's hashing key
+    # (the key itself is never a parameter: whoever can view the job sees those).
     snapshot_code = "\n".join(
         spec["deploymentSpec"]["executors"]["exec-snapshot"]["container"]["command"]
     )
-    assert "suppression_list=suppression_list" in snapshot_code
+    for parameter in ("suppression_list", "suppression_key_secret"):
+        declared = spec["root"]["inputDefinitions"]["parameters"][parameter]
+        assert declared == {"defaultValue": "", "isOptional": True, "parameterType": "STRING"}
+        wired = tasks["snapshot"]["inputs"]["parameters"][parameter]
+        assert wired == {"componentInputParameter": parameter}
+        assert f"{parameter}={parameter}" in snapshot_code
+    component_inputs = spec["components"]["comp-snapshot"]["inputDefinitions"]["parameters"]
+    assert component_inputs["suppression_key_secret"] == {"parameterType": "STRING"}
+    for step in STEPS[1:]:
+        assert "suppression_key_secret" not in tasks[step]["inputs"].get("parameters", {})
     register_outputs = spec["components"]["comp-register"]["outputDefinitions"]["artifacts"]
     assert "registered_model" in register_outputs
     metrics_output = spec["components"]["comp-evaluate"]["outputDefinitions"]["artifacts"]

@@ -126,16 +126,28 @@ def suppression_list_uri(*, run: PipelineRun) -> str:
     return f"{settings.VERTEX_ARTIFACT_ROOT.rstrip('/')}/suppression/{run.pipeline_run_ref}.json"
 
 
+class SuppressionKeySecretMissing(Exception):
+    """The run has a suppression list but the job would have no way to read its
+    hashing key (VERTEX_SUPPRESSION_KEY_SECRET is not set)."""
+
+
 def _suppression_list_upload(*, run: PipelineRun) -> str:
     """Write the suppression list for the run and upload it beside its artifacts; the
     URI, or "" when no app keeps a list. A retried submit uploads the list as it is
     then (the job reads it once, in its snapshot step). OSError (CloudStorageError)
-    when the file cannot be written or uploaded."""
+    when the file cannot be written or uploaded; SuppressionKeySecretMissing, before
+    any upload, when there is a list and no secret the job could read its key from."""
     from pipelines.cloud_storage import upload_file  # -- slow
 
     path = training_suppression_list(purpose=f"training run {run.pipeline_run_ref}")
     if path is None:
         return ""
+    if not settings.VERTEX_SUPPRESSION_KEY_SECRET:
+        raise SuppressionKeySecretMissing(
+            "the job could not read the suppression list's hashing key: set "
+            "VERTEX_SUPPRESSION_KEY_SECRET to the Secret Manager secret version holding "
+            "DSAR_SUPPRESSION_KEY (projects/P/secrets/S/versions/V)"
+        )
     uri = suppression_list_uri(run=run)
     upload_file(path, uri)
     return uri
@@ -147,13 +159,17 @@ def vertex_run_submit(*, run: PipelineRun) -> None:
     People who objected, restricted, were erased or withdrew consent are left out of
     what the job trains on (GDPR Arts. 17, 18, 21), as on the local runner: the list is
     written, uploaded beside the run's artifacts and handed to the pipeline as its
-    `suppression_list` parameter.
+    `suppression_list` parameter, with the Secret Manager secret version the job reads
+    the list's hashing key from (VERTEX_SUPPRESSION_KEY_SECRET) as
+    `suppression_key_secret`; never the key itself, which anyone who can view the job
+    would see.
 
     Side effects: the suppression list's file and its `gs://` copy (with the writer's
     audit event), the job in Vertex AI, the run's external_ref, audit
     `pipeline_run.submitted` (naming the list's URI); a submit Vertex AI refuses fails
     the run. A list that cannot be written or uploaded fails the run and submits
-    nothing: a job must never train without it.
+    nothing: a job must never train without it. So does a list without
+    VERTEX_SUPPRESSION_KEY_SECRET (the job could not read it).
     """
     runner = VertexRunAttempt(run=run, attempt=run.attempts, echo=None)
     runner.begin("snapshot")
@@ -165,6 +181,9 @@ def vertex_run_submit(*, run: PipelineRun) -> None:
             f"Could not hand the job the suppression list, so nothing was submitted: {error}",
         )
         return
+    except SuppressionKeySecretMissing as error:
+        runner.fail("snapshot", f"Nothing was submitted: {error}.")
+        return
     if suppression:
         runner.log(f"suppression list uploaded for the job: {suppression}")
     parameters = {
@@ -173,6 +192,7 @@ def vertex_run_submit(*, run: PipelineRun) -> None:
         "code_version": code_version_for(""),
         "artifact_root": settings.VERTEX_ARTIFACT_ROOT,
         "suppression_list": suppression,
+        "suppression_key_secret": settings.VERTEX_SUPPRESSION_KEY_SECRET if suppression else "",
     }
     try:
         job = vertex_pipelines().submit(

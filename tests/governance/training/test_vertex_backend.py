@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from datasubjects.models import Suppression
+from datasubjects.pseudonyms import suppression_key
 from governance.models import ModelVersion, RegisteredModel
 from governance.reviews.models import Review
 from governance.training.choices import RunState, RunTrigger, StepState
@@ -23,6 +24,7 @@ pytestmark = pytest.mark.django_db
 PROJECT, REGION = "zero-margin-ml", "europe-west1"
 IMAGE = "europe-west1-docker.pkg.dev/zm-ml/pipelines/train@sha256:" + "c" * 64
 DATA = "sha256:" + "d" * 64
+KEY_SECRET = "projects/zm-ml/secrets/dsar-suppression-key/versions/3"
 
 
 @pytest.fixture()
@@ -45,6 +47,7 @@ def vertex(vertex_server, storage, settings, tmp_path):
     settings.VERTEX_ARTIFACT_ROOT = "gs://zm-ml/artifacts"
     settings.VERTEX_PIPELINES_IMAGE = IMAGE
     settings.VERTEX_SERVING_IMAGE = ""
+    settings.VERTEX_SUPPRESSION_KEY_SECRET = KEY_SECRET
     settings.CODE_VERSION = CODE_VERSION
     settings.PIPELINES_RETRAIN_TOLERANCE = "0"
     return vertex_server
@@ -110,7 +113,8 @@ def test_vertex_run_submits_one_pipeline_job(
 ):
     """The job gets the run's parameters, among them the suppression list the portal
     wrote for the run and uploaded beside its artifacts, naming the suppressed
-    customer's key."""
+    customer's key, and the name of the secret holding the list's hashing key (never
+    the key)."""
     Suppression.objects.create(customer_key="c0ffee" * 4, reason="objection", request_ref="r-1")
     run = _start(django_capture_on_commit_callbacks)
     assert run.state == RunState.RUNNING
@@ -124,7 +128,9 @@ def test_vertex_run_submits_one_pipeline_job(
         "code_version": CODE_VERSION,
         "artifact_root": "gs://zm-ml/artifacts",
         "suppression_list": uri,
+        "suppression_key_secret": KEY_SECRET,
     }
+    assert suppression_key().hex() not in json.dumps(submit.body).lower()
     assert submit.body["runtimeConfig"]["gcsOutputDirectory"] == "gs://zm-ml/pipeline-root"
     uploaded = storage.get(uri)
     assert uploaded == Path(settings.DSAR_SUPPRESSION_LIST).read_bytes()
@@ -145,6 +151,21 @@ def test_vertex_run_without_its_suppression_list_is_failed_not_submitted(
     run = _start(django_capture_on_commit_callbacks)
     assert run.state == RunState.FAILED
     assert "suppression list" in run.outcome and "nothing was submitted" in run.outcome
+    assert not vertex.requests_to("POST", r"/pipelineJobs$")
+    assert not AuditEvent.objects.filter(action="pipeline_run.submitted").exists()
+
+
+def test_vertex_run_with_a_list_and_no_key_secret_is_refused_before_submitting(
+    vertex, storage, settings, django_capture_on_commit_callbacks
+):
+    """Without VERTEX_SUPPRESSION_KEY_SECRET the job could not read the list's hashing
+    key: the run fails naming the setting, and nothing is uploaded or submitted."""
+    settings.VERTEX_SUPPRESSION_KEY_SECRET = ""
+    run = _start(django_capture_on_commit_callbacks)
+    assert run.state == RunState.FAILED
+    assert "VERTEX_SUPPRESSION_KEY_SECRET" in run.outcome
+    assert "Nothing was submitted" in run.outcome
+    assert not storage.requests_to("POST", r"^/upload/")
     assert not vertex.requests_to("POST", r"/pipelineJobs$")
     assert not AuditEvent.objects.filter(action="pipeline_run.submitted").exists()
 

@@ -83,6 +83,10 @@ def test_check_deploy_is_clean_under_production_settings():
         ({"ATTESTATION_SIGNING_KEYS": "not json"}, "ATTESTATION_SIGNING_KEYS"),
         ({"PIPELINES_BACKEND": "vertex"}, "PIPELINES_BACKEND=vertex needs GOOGLE_CLOUD_PROJECT"),
         ({"PIPELINES_BACKEND": "kubeflow"}, "PIPELINES_BACKEND must be one of"),
+        (
+            {"VERTEX_SUPPRESSION_KEY_SECRET": "dsar-suppression-key"},
+            "VERTEX_SUPPRESSION_KEY_SECRET must name a secret version",
+        ),
     ],
 )
 def test_production_settings_refuse_to_start_on_bad_values(override, message):
