@@ -56,7 +56,8 @@ def import_source_check(*, uri: str) -> str:
     """The source if this portal may import it, else ValidationError saying why: a
     malformed gs://, bq:// or dvc:// URI, or a local path (or local DVC repository)
     outside PIPELINES_IMPORT_ROOT, which keeps the form from reading any file of the
-    machine the portal runs on."""
+    machine the portal runs on. A local path comes back absolute, a relative one taken
+    as relative to PIPELINES_IMPORT_ROOT."""
     from pipelines.importer import ImportFailed  # -- slow
     from pipelines.sources import DVC_URI, check_source_uri  # -- slow
 
@@ -80,11 +81,15 @@ def import_source_check(*, uri: str) -> str:
                 "A DVC repository on this machine must be inside the import folder "
                 f"({settings.PIPELINES_IMPORT_ROOT}); or give its git URL."
             )
-    elif not uri.startswith(REMOTE_SCHEMES) and not _inside_import_root(uri):
-        raise ValidationError(
-            f"A local file must be inside the import folder ({settings.PIPELINES_IMPORT_ROOT}); "
-            "or give a gs://, bq:// or dvc:// source."
-        )
+    elif not uri.startswith(REMOTE_SCHEMES):
+        # A relative name is one in the import folder (the form asks for "a file in the
+        # import folder"), never one in the web server's working directory.
+        uri = str((Path(settings.PIPELINES_IMPORT_ROOT) / uri).resolve())
+        if not _inside_import_root(uri):
+            raise ValidationError(
+                "A local file must be inside the import folder "
+                f"({settings.PIPELINES_IMPORT_ROOT}); or give a gs://, bq:// or dvc:// source."
+            )
     return uri
 
 

@@ -367,3 +367,23 @@ def test_run_list_links_to_imports_for_leads_only(client_for, lead, auditor, lak
     runs = reverse("governance:run_list")
     assert 'data-testid="imports-link"' in client_for(lead).get(runs).content.decode()
     assert 'data-testid="imports-link"' not in client_for(auditor).get(runs).content.decode()
+
+
+def test_import_form_takes_a_file_name_in_the_import_folder(
+    client_for, lead, lake_settings, tmp_path
+):
+    """The form asks for "a file in the import folder": its bare name (or a path under
+    the folder) is read from there, whatever the web server's working directory, and is
+    recorded as the full path; a relative name that climbs out of the folder is refused."""
+    client = client_for(lead)
+    response = client.post(NEW, _form("export.csv"))
+    assert response.status_code == 302
+    job = LakeImport.objects.get()
+    assert job.sources == [
+        {"table": "transactions", "uri": str((tmp_path / "imports" / "export.csv").resolve())}
+    ]
+    (tmp_path / "elsewhere.csv").write_text(EXPORT)
+    refused = client.post(NEW, _form("../elsewhere.csv"))
+    assert refused.status_code == 400
+    assert "A local file must be inside the import folder" in refused.content.decode()
+    assert LakeImport.objects.count() == 1
