@@ -13,6 +13,7 @@ from governance.training.services import lake_import_run, lake_import_start
 from pipelines.lake import list_snapshots
 from portal.accounts.choices import Role
 from portal.audit.models import AuditEvent
+from portal.audit.selectors import audit_actor_ref_name
 from tests.fakes.bigquery_server import FakeBigQueryServer
 from tests.governance.training.conftest import TESTER
 from worker.celery import app as celery_app
@@ -387,3 +388,19 @@ def test_import_form_takes_a_file_name_in_the_import_folder(
     assert refused.status_code == 400
     assert "A local file must be inside the import folder" in refused.content.decode()
     assert LakeImport.objects.count() == 1
+
+
+def test_import_page_names_who_asked_for_it(client_for, lead, lake_settings, tmp_path):
+    """The import's page names the person who asked for it with their role, as a run's
+    page does, not their pseudonymous ledger ref (user:<id>)."""
+    job = lake_import_start(
+        sources=[("transactions", str(tmp_path / "imports" / "export.csv"))],
+        mapping={},
+        max_rejected=0.5,
+        actor=lead.audit_actor(),
+        queue=False,
+    )
+    page = client_for(lead).get(job_url(job)).content.decode()
+    assert f"user:{lead.pk}" not in page
+    assert audit_actor_ref_name(f"user:{lead.pk}") in page
+    assert "Data science lead" in audit_actor_ref_name(f"user:{lead.pk}")
