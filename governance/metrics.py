@@ -22,6 +22,7 @@ CATALOGUE: dict[str, tuple[MetricSpec, ...]] = {
         MetricSpec("mae", "MAE (units)", lower_is_better=True),
         MetricSpec("mape", "MAPE", lower_is_better=True, percent=True),
         MetricSpec("rmse", "RMSE (units)", lower_is_better=True),
+        MetricSpec("wape", "WAPE", lower_is_better=True, percent=True),
     ),
     ModelKind.SEGMENTATION: (
         MetricSpec("silhouette", "Silhouette score", lower_is_better=False),
@@ -32,6 +33,12 @@ CATALOGUE: dict[str, tuple[MetricSpec, ...]] = {
         MetricSpec("hit_rate_at_10", "Hit rate@10", lower_is_better=False, percent=True),
         MetricSpec("coverage", "Catalogue coverage", lower_is_better=False, percent=True),
         MetricSpec("ndcg_at_10", "NDCG@10", lower_is_better=False),
+        # The names the portal's own training pipeline reports (k is its setting).
+        MetricSpec("hit_rate_at_k", "Hit rate@k", lower_is_better=False, percent=True),
+        MetricSpec("precision_at_k", "Precision@k", lower_is_better=False, percent=True),
+        MetricSpec("recall_at_k", "Recall@k", lower_is_better=False, percent=True),
+        MetricSpec("ndcg_at_k", "NDCG@k", lower_is_better=False),
+        MetricSpec("catalogue_coverage", "Catalogue coverage", lower_is_better=False, percent=True),
     ),
 }
 

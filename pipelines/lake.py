@@ -163,6 +163,9 @@ class Snapshot:
     source: dict[str, Any] = field(default_factory=dict)
     period: dict[str, str] = field(default_factory=dict)  # {"start": ..., "end": ...} of ts
     created_at: str = ""
+    # The snapshot this one was derived from (`snapshot_derive`), or "" for one written
+    # from data (a sample, an import).
+    parent: str = ""
 
     @property
     def row_counts(self) -> dict[str, int]:
@@ -189,6 +192,14 @@ class Snapshot:
         return frames
 
 
+def _parent_of(manifest: Mapping[str, Any]) -> str:
+    """The snapshot a manifest's snapshot was derived from, or "". Snapshots derived
+    before the manifest recorded `parent` name it in their source (the training runs'
+    suppression step, the only deriver, wrote it there)."""
+    suppressed = (manifest.get("source") or {}).get("suppressed") or {}
+    return str(manifest.get("parent") or suppressed.get("parent") or "")
+
+
 def _snapshot_from_folder(folder: Path) -> Snapshot:
     manifest = json.loads((folder / MANIFEST).read_text())
     return Snapshot(
@@ -198,6 +209,7 @@ def _snapshot_from_folder(folder: Path) -> Snapshot:
         source=manifest.get("source") or {},
         period=manifest.get("period") or {},
         created_at=manifest.get("created_at", ""),
+        parent=_parent_of(manifest),
     )
 
 
@@ -603,7 +615,13 @@ def snapshot_derive(
                 period = derived.period
         snapshot_id = snapshot_hash({name: t["sha256"] for name, t in info.items()})
         return _commit_staged(
-            staging, root=root, snapshot_id=snapshot_id, tables=info, source=source, period=period
+            staging,
+            root=root,
+            snapshot_id=snapshot_id,
+            tables=info,
+            source=source,
+            period=period,
+            parent=snapshot.id,
         )
     finally:
         if staging.exists():
@@ -618,10 +636,12 @@ def _commit_staged(
     tables: dict[str, dict[str, Any]],
     source: Mapping[str, Any] | None,
     period: dict[str, str],
+    parent: str = "",
 ) -> Snapshot:
     """Put a staged snapshot folder (its Parquet files written) in place as
     `root/sha256-<hex>/`: the manifest is written into it last, with the SHA-256 of
-    each table's file's bytes where `tables` does not give it, and the folder renamed.
+    each table's file's bytes where `tables` does not give it (and the `parent` snapshot
+    a derived one was made from), and the folder renamed.
     Returns the snapshot; the one already there when another writer stored the same
     content first (then `staging` is left for the caller to remove)."""
     final = root / _folder_name(snapshot_id)
@@ -637,6 +657,8 @@ def _commit_staged(
         "source": dict(source or {}),
         "period": period,
     }
+    if parent:
+        manifest["parent"] = parent
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     try:
         os.rename(staging, final)
@@ -667,12 +689,17 @@ def list_snapshots(*, root: str | Path) -> list[Snapshot]:
 
 def open_snapshot(*, root: str | Path, snapshot_id: str | None = None) -> Snapshot:
     """The snapshot with this id (`sha256:<hex>`), or the newest when no id is given.
-    On gs://, the snapshot is downloaded into the local cache first (CloudStorageError,
-    an OSError, when Cloud Storage cannot be reached)."""
+
+    The newest is the newest snapshot written from data: a snapshot a training run
+    derived (without suppressed customers) is never it, so a later run, the data subject
+    sources and the import page's "a run trains on the newest snapshot" all mean the
+    last import or sample. On gs://, the snapshot is downloaded into the local cache
+    first (CloudStorageError, an OSError, when Cloud Storage cannot be reached)."""
     if cloud_storage.is_gs_uri(root):
         if snapshot_id is None:
             manifests = sorted(
-                _remote_manifests(str(root)), key=lambda m: (m.get("created_at", ""), m["id"])
+                (m for m in _remote_manifests(str(root)) if not _parent_of(m)),
+                key=lambda m: (m.get("created_at", ""), m["id"]),
             )
             if not manifests:
                 raise SnapshotNotFound(
@@ -683,7 +710,7 @@ def open_snapshot(*, root: str | Path, snapshot_id: str | None = None) -> Snapsh
             snapshot_id = manifests[-1]["id"]
         return _fetch(str(root), snapshot_id)
     if snapshot_id is None:
-        snapshots = list_snapshots(root=root)
+        snapshots = [s for s in list_snapshots(root=root) if not s.parent]
         if not snapshots:
             raise SnapshotNotFound(
                 f"the lake at {root} holds no snapshot yet: import your data with "

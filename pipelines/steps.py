@@ -280,7 +280,9 @@ def _card_facts(ctx: RunContext) -> CardFacts:
         evaluation_data=evaluation_data,
         text={
             "data_schema": schema_text,
-            "training_data": f"{training['text']}\n\n{imported}".strip(),
+            "training_data": "\n\n".join(
+                part for part in (training["text"], imported, _derived_text(snapshot)) if part
+            ),
             "evaluation_data": evaluation.data["text"],
             "performance": "\n\n".join(evaluation.notes),
         },
@@ -311,6 +313,20 @@ def _import_text(snapshot: Snapshot) -> str:
             line += " (" + ", ".join(f"{reasons[r]['count']:,} {r}" for r in sorted(reasons)) + ")"
         parts.append(line + ".")
     return " ".join(parts)
+
+
+def _derived_text(snapshot: Snapshot) -> str:
+    """For a snapshot a run derived without suppressed customers, the snapshot it came
+    from (an import's data version, or the sample's) and the rows left out; else ""."""
+    if not snapshot.parent:
+        return ""
+    removed = (snapshot.source.get("suppressed") or {}).get("rows_removed") or {}
+    counts = ", ".join(f"{name}: {int(rows):,}" for name, rows in sorted(removed.items()))
+    return (
+        f"Trained on snapshot {snapshot.id}, derived from snapshot {snapshot.parent} "
+        "without the rows of customers on the suppression list"
+        + (f" ({counts})." if counts else ".")
+    )
 
 
 def step_package(ctx: RunContext) -> None:

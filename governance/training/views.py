@@ -227,7 +227,10 @@ def _import_context(pk: int) -> dict:
 
 @user_passes(may_import_data)
 def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    return render(request, "training/import_detail.html", _import_context(pk))
+    context = _import_context(pk)
+    ref = context["job"].requested_by
+    context["requested_by_name"] = audit_actor_ref_name(ref) if ref else ""
+    return render(request, "training/import_detail.html", context)
 
 
 @user_passes(may_import_data)

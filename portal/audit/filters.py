@@ -12,20 +12,31 @@ class AuditEventFilter(django_filters.FilterSet):
     """Actor, action, object and period; validation (actor syntax, since ≤ until) is the
     form's, so the page shows field errors and the API answers 400 with the same ones."""
 
+    # Labels are explicit: django-filter derives them from the model field, which reads
+    # "[invalid name]" for a method filter and "Occurred at date is greater than or
+    # equal to" for the period.
     action = django_filters.CharFilter(
-        lookup_expr="startswith", help_text="prefix, e.g. role. or login.failed"
+        label="Action starts with",
+        lookup_expr="startswith",
+        help_text="prefix, e.g. role. or login.failed",
+        widget=forms.TextInput(attrs={"placeholder": "role. or login.failed"}),
     )
     actor = django_filters.CharFilter(
-        method="filter_actor", help_text="user:12, token:ab12cd34 or system"
+        label="Actor",
+        method="filter_actor",
+        help_text="user:12, token:ab12cd34 or system",
+        widget=forms.TextInput(attrs={"placeholder": "user:12, token:ab12cd34 or system"}),
     )
-    object_type = django_filters.CharFilter()
-    object_id = django_filters.CharFilter()
+    object_type = django_filters.CharFilter(label="Object type")
+    object_id = django_filters.CharFilter(label="Object id")
     since = django_filters.DateFilter(
+        label="Since",
         field_name="occurred_at",
         lookup_expr="date__gte",
         widget=forms.DateInput(attrs={"type": "date"}),
     )
     until = django_filters.DateFilter(
+        label="Until",
         field_name="occurred_at",
         lookup_expr="date__lte",
         widget=forms.DateInput(attrs={"type": "date"}),

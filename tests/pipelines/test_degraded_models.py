@@ -110,3 +110,36 @@ def test_recommendation_without_product_ids_refuses_naming_the_column(transactio
     assert refused.value.problems[0].startswith(
         "Product recommendation needs the column transactions.product_id, which the snapshot lacks"
     )
+
+
+def test_a_card_trained_without_suppressed_customers_names_the_import(transactions_only):
+    """With a customer on the suppression list the run trains on a snapshot derived from
+    the import; the card's data version is the derived one (the data used), and its
+    training data section names the import's snapshot it came from and what was left
+    out, so the import's data version is found on the card."""
+    from pipelines.suppression import customer_key, suppression_write
+
+    lake, snapshot, _, folder = transactions_only
+    tx = snapshot.load(["transactions"])["transactions"]
+    customer = str(tx["customer_id"].iloc[0])
+    key = b"k" * 32
+    suppression_write(
+        folder / "suppression.json",
+        key=key,
+        purposes={"training": [customer_key(key, customer)]},
+        written_at="2026-11-29T00:00:00+00:00",
+    )
+    result = run_pipeline(
+        model_kind="forecasting",
+        lake_root=lake,
+        artifact_root=folder / "suppressed",
+        snapshot_id=snapshot.id,
+        suppression_path=folder / "suppression.json",
+    )
+    assert result.data_version != snapshot.id
+    removed = int((tx["customer_id"].astype(str) == customer).sum())
+    text = result.card_facts.text["training_data"]
+    assert (
+        f"Trained on snapshot {result.data_version}, derived from snapshot {snapshot.id} "
+        f"without the rows of customers on the suppression list (transactions: {removed:,})."
+    ) in text

@@ -149,6 +149,33 @@ def test_snapshot_derive_streams_in_batches_with_the_same_content_hash(tmp_path,
     assert len(list_snapshots(root=tmp_path / "lake")) == 2
 
 
+def test_the_newest_snapshot_is_never_one_a_run_derived(tmp_path):
+    """A training run derives a snapshot without suppressed customers; it is newer than
+    the import it came from, yet the newest snapshot (what the next run, and the data
+    subject sources, read) stays the import. A derived snapshot names its parent, and
+    one derived before the manifest recorded it is known by its source."""
+    imported = write_snapshot(root=tmp_path, tables=_tables(), source={"kind": "import"})
+    drop = rows_matching(imported, column="customer_id", select=lambda ids: {"C1"} & set(ids))
+    derived = snapshot_derive(
+        imported,
+        root=tmp_path,
+        drop=drop,
+        source={"kind": "import", "suppressed": {"parent": imported.id}},
+    )
+    manifest = imported.path / "manifest.json"
+    manifest.write_text(
+        manifest.read_text().replace(imported.created_at, "2000-01-01T00:00:00+00:00")
+    )
+    assert [s.id for s in list_snapshots(root=tmp_path)] == [imported.id, derived.id]
+    assert open_snapshot(root=tmp_path).id == imported.id
+    assert derived.parent == imported.id and open_snapshot(root=tmp_path).parent == ""
+    older = derived.path / "manifest.json"
+    older.write_text(older.read_text().replace(f'"parent": "{imported.id}",', ""))
+    assert '"parent"' not in older.read_text().split('"source"')[0]
+    assert open_snapshot(root=tmp_path, snapshot_id=derived.id).parent == imported.id
+    assert open_snapshot(root=tmp_path).id == imported.id
+
+
 def test_snapshot_derive_refuses_a_tampered_parent(tmp_path):
     """The parent is checked against its content hash on the way: a changed file is
     not laundered into a derived snapshot with a fresh hash."""

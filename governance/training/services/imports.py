@@ -67,7 +67,9 @@ def import_source_check(*, uri: str) -> str:
     malformed gs://, bq:// or dvc:// URI, a local path (or local DVC repository)
     outside PIPELINES_IMPORT_ROOT, which keeps the form from reading any file of the
     machine the portal runs on, or a DVC repository whose git host resolves to a
-    private, loopback or link-local address and is not in PIPELINES_DVC_ALLOWED_HOSTS."""
+    private, loopback or link-local address and is not in PIPELINES_DVC_ALLOWED_HOSTS.
+    A local path comes back absolute, a relative one taken as relative to
+    PIPELINES_IMPORT_ROOT."""
     from pipelines.importer import ImportFailed  # -- slow
     from pipelines.sources import DVC_URI, check_source_uri  # -- slow
 
@@ -104,11 +106,15 @@ def import_source_check(*, uri: str) -> str:
                 "local address; add it to PIPELINES_DVC_ALLOWED_HOSTS if it really is "
                 "your git server."
             )
-    elif not uri.startswith(REMOTE_SCHEMES) and not _inside_import_root(uri):
-        raise ValidationError(
-            f"A local file must be inside the import folder ({settings.PIPELINES_IMPORT_ROOT}); "
-            "or give a gs://, bq:// or dvc:// source."
-        )
+    elif not uri.startswith(REMOTE_SCHEMES):
+        # A relative name is one in the import folder (the form asks for "a file in the
+        # import folder"), never one in the web server's working directory.
+        uri = str((Path(settings.PIPELINES_IMPORT_ROOT) / uri).resolve())
+        if not _inside_import_root(uri):
+            raise ValidationError(
+                "A local file must be inside the import folder "
+                f"({settings.PIPELINES_IMPORT_ROOT}); or give a gs://, bq:// or dvc:// source."
+            )
     return uri
 
 

@@ -118,3 +118,39 @@ def test_metric_worsening_sign_in_either_direction(value, baseline, direction, e
     """How much worse, relative to production: zero for a tie, positive when worse in
     the metric's direction, negative when better."""
     assert metric_worsening(value=value, baseline=baseline, direction=direction) == expected
+
+
+# What the training pipelines report (pipelines/kinds), beside the names above that
+# versions registered by CI use.
+PIPELINE_METRICS = [
+    (ModelKind.FORECASTING, "wape", "lower"),
+    (ModelKind.RECOMMENDATION, "hit_rate_at_k", "higher"),
+    (ModelKind.RECOMMENDATION, "precision_at_k", "higher"),
+    (ModelKind.RECOMMENDATION, "recall_at_k", "higher"),
+    (ModelKind.RECOMMENDATION, "ndcg_at_k", "higher"),
+    (ModelKind.RECOMMENDATION, "catalogue_coverage", "higher"),
+]
+
+
+@pytest.mark.parametrize(("kind", "metric", "direction"), PIPELINE_METRICS)
+def test_metrics_check_judges_the_metrics_the_pipelines_report(kind, metric, direction):
+    """A version the portal's own training pipeline registered is judged on the metrics
+    it reports: a recommendation 40% worse on hit rate@k fails the check instead of
+    passing with "0 metrics within tolerance" (its names were not in the catalogue)."""
+    worse = _metrics_check(kind, metric, _worse(direction, 0.5, 0.4), 0.5)
+    assert not worse.passed and f"{metric} " in worse.detail
+    tie = _metrics_check(kind, metric, 0.5, 0.5)
+    assert "1 metric within tolerance" in tie.detail
+
+
+def test_each_pipelines_comparison_metric_has_a_direction_in_the_catalogue():
+    """The metric each training pipeline compares with production is one the review
+    board's check knows, in the same direction."""
+    from governance.metrics import metric_spec
+    from pipelines.kinds import kind_for
+
+    for kind in (ModelKind.FORECASTING, ModelKind.SEGMENTATION, ModelKind.RECOMMENDATION):
+        rule = kind_for(kind).comparison
+        spec = metric_spec(kind=kind, name=rule.metric)
+        assert spec is not None, (kind, rule.metric)
+        assert spec.lower_is_better is not rule.higher_is_better

@@ -13,6 +13,7 @@ from governance.training.services import lake_import_run, lake_import_start
 from pipelines.lake import list_snapshots
 from portal.accounts.choices import Role
 from portal.audit.models import AuditEvent
+from portal.audit.selectors import audit_actor_ref_name
 from tests.fakes.bigquery_server import FakeBigQueryServer
 from tests.governance.training.conftest import TESTER
 from worker.celery import app as celery_app
@@ -435,3 +436,39 @@ def test_run_list_links_to_imports_for_leads_only(client_for, lead, auditor, lak
     runs = reverse("governance:run_list")
     assert 'data-testid="imports-link"' in client_for(lead).get(runs).content.decode()
     assert 'data-testid="imports-link"' not in client_for(auditor).get(runs).content.decode()
+
+
+def test_import_form_takes_a_file_name_in_the_import_folder(
+    client_for, lead, lake_settings, tmp_path
+):
+    """The form asks for "a file in the import folder": its bare name (or a path under
+    the folder) is read from there, whatever the web server's working directory, and is
+    recorded as the full path; a relative name that climbs out of the folder is refused."""
+    client = client_for(lead)
+    response = client.post(NEW, _form("export.csv"))
+    assert response.status_code == 302
+    job = LakeImport.objects.get()
+    assert job.sources == [
+        {"table": "transactions", "uri": str((tmp_path / "imports" / "export.csv").resolve())}
+    ]
+    (tmp_path / "elsewhere.csv").write_text(EXPORT)
+    refused = client.post(NEW, _form("../elsewhere.csv"))
+    assert refused.status_code == 400
+    assert "A local file must be inside the import folder" in refused.content.decode()
+    assert LakeImport.objects.count() == 1
+
+
+def test_import_page_names_who_asked_for_it(client_for, lead, lake_settings, tmp_path):
+    """The import's page names the person who asked for it with their role, as a run's
+    page does, not their pseudonymous ledger ref (user:<id>)."""
+    job = lake_import_start(
+        sources=[("transactions", str(tmp_path / "imports" / "export.csv"))],
+        mapping={},
+        max_rejected=0.5,
+        actor=lead.audit_actor(),
+        queue=False,
+    )
+    page = client_for(lead).get(job_url(job)).content.decode()
+    assert f"user:{lead.pk}" not in page
+    assert audit_actor_ref_name(f"user:{lead.pk}") in page
+    assert "Data science lead" in audit_actor_ref_name(f"user:{lead.pk}")

@@ -83,3 +83,15 @@ def test_audit_verify_button_reports_an_intact_chain(client_for, auditor):
 
 def test_audit_verify_refuses_get(client_for, auditor):
     assert client_for(auditor).get(reverse("audit:verify")).status_code == 405
+
+
+def test_audit_list_filters_are_labelled_in_words(client_for, auditor):
+    """Every filter of the trail has a plain label (the actor filter had none and read
+    "[invalid name]"), the date filters read Since and Until as their errors do, and the
+    actor filter shows the syntax it expects."""
+    html = client_for(auditor).get(reverse("audit:event_list")).content.decode()
+    assert "[invalid name]" not in html
+    assert "greater than or equal" not in html and "less than or equal" not in html
+    for label in ("Action starts with", "Actor", "Object type", "Object id", "Since", "Until"):
+        assert f">{label}:</label>" in html
+    assert 'placeholder="user:12, token:ab12cd34 or system"' in html
