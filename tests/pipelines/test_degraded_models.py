@@ -135,6 +135,7 @@ def test_a_card_trained_without_suppressed_customers_names_the_import(transactio
         artifact_root=folder / "suppressed",
         snapshot_id=snapshot.id,
         suppression_path=folder / "suppression.json",
+        suppression_key=key,
     )
     assert result.data_version != snapshot.id
     removed = int((tx["customer_id"].astype(str) == customer).sum())
