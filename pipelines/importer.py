@@ -11,7 +11,16 @@ converted to the lake's types, and every row is held to the validate step's rule
 (types, missing values, ranges, allowed values, no future times, amount = quantity x
 unit price, unique keys, references to the tables imported with it). A row that breaks
 a rule is rejected under its first broken rule and counted, never dropped silently;
-past `max_rejected` (a share of a table's rows) nothing is stored.
+past `max_rejected` (a share of a table's rows) nothing is stored. The report names a
+rejected row by its line in a CSV file (the header is line 1, as an editor counts;
+blank lines, which the reader skips, are not counted) and by its row in a Parquet file
+(the first row is row 1).
+
+An export with a unit price but no line total (e.g. the UCI Online Retail shape:
+Quantity, UnitPrice) gets `amount` computed as quantity x unit_price per row, after
+both are converted and checked; the report records that it was computed
+(`TableReport.computed`). When the mapping names both an amount and a unit price, the
+file's amount is kept and held to quantity x unit_price like any other row.
 
 Files are streamed batch by batch (pyarrow's CSV streaming reader, Parquet row groups)
 into Parquet files, and hashed as they are written (the hashed bytes are spooled to
@@ -61,6 +70,10 @@ from pipelines.schema import ARROW_TYPES, TABLES, Column, ColumnType
 IMPORT_ORDER = ("categories", "customers", "products", "promotions", "transactions")
 # A table without these columns cannot be used by any model.
 REQUIRED_COLUMNS = {"transactions": ("ts", "quantity")}
+# Columns computed from others when the file has none: column -> (inputs, description).
+COMPUTED_COLUMNS = {
+    "transactions": {"amount": (("quantity", "unit_price"), "quantity x unit_price")},
+}
 SAMPLE_SIZE = 5
 DEFAULT_MAX_REJECTED = 0.05
 # The CSV reader reads up to 32 blocks ahead of the rows being checked: 4 MiB blocks
@@ -125,7 +138,11 @@ class ImportSource:
 
 @dataclass
 class TableReport:
-    """Rows of one table: read, accepted, and rejected per reason."""
+    """Rows of one table: read, accepted, and rejected per reason.
+
+    A rejection's sample names each row by `position`: "line" (of a CSV file, header
+    included, so data row n is line n + 1) or "row" (of a Parquet file, from 1).
+    `computed` maps a column the import computed to how (e.g. "quantity x unit_price")."""
 
     table: str
     rows_read: int = 0
@@ -133,6 +150,8 @@ class TableReport:
     rejected: dict[str, dict[str, Any]] = field(default_factory=dict)  # reason -> count, sample
     columns: list[str] = field(default_factory=list)
     unchecked: list[str] = field(default_factory=list)  # rules that could not be checked
+    position: str = "row"  # "line" for a CSV file
+    computed: dict[str, str] = field(default_factory=dict)
 
     @property
     def rows_rejected(self) -> int:
@@ -146,11 +165,12 @@ class TableReport:
         entry = self.rejected.setdefault(reason, {"count": 0, "sample": []})
         entry["count"] += len(rows)
         room = SAMPLE_SIZE - len(entry["sample"])
+        offset = 1 if self.position == "line" else 0  # the header is line 1
         for row, value in list(zip(rows.tolist(), values, strict=False))[: max(room, 0)]:
-            entry["sample"].append({"row": int(row), "value": _plain(value)})
+            entry["sample"].append({self.position: int(row) + offset, "value": _plain(value)})
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "table": self.table,
             "rows_read": self.rows_read,
             "rows_accepted": self.rows_accepted,
@@ -159,6 +179,9 @@ class TableReport:
             "columns": list(self.columns),
             "unchecked": list(self.unchecked),
         }
+        if self.computed:
+            out["computed"] = dict(self.computed)
+        return out
 
 
 @dataclass
@@ -187,8 +210,10 @@ class ImportReport:
             )
             for reason in sorted(report.rejected, key=lambda r: -report.rejected[r]["count"]):
                 entry = report.rejected[reason]
-                sample = ", ".join(f"row {s['row']}: {s['value']!r}" for s in entry["sample"])
+                sample = ", ".join(f"{sample_position(s)}: {s['value']!r}" for s in entry["sample"])
                 out.append(f"  {entry['count']:,} x {reason} (e.g. {sample})")
+            for column, how in report.computed.items():
+                out.append(f"  {column}: computed as {how} (the file has no {column})")
             for note in report.unchecked:
                 out.append(f"  not checked: {note}")
         return out
@@ -199,6 +224,14 @@ class ImportResult:
     snapshot: Snapshot
     report: ImportReport
     created: bool  # False when the lake already held this content
+
+
+def sample_position(sample: Mapping[str, Any]) -> str:
+    """Where a rejected row is in its file, from one entry of a rejection's sample:
+    "line 7" (CSV) or "row 6" (Parquet, and reports written before lines were named)."""
+    if "line" in sample:
+        return f"line {sample['line']}"
+    return f"row {sample['row']}"
 
 
 def _plain(value: Any) -> Any:
@@ -526,6 +559,7 @@ class _TableImport:
     spec_columns: list[Column]
     renames: dict[str, str]  # file column -> lake column
     generated_key: bool
+    computed: dict[str, tuple[str, ...]]  # lake column computed -> the columns it needs
     report: TableReport
     keys: _KeyIndex = field(default_factory=_KeyIndex)
     rows_seen: int = 0
@@ -536,7 +570,10 @@ class _TableImport:
 
 def _plan(
     source: ImportSource, columns: list[str], mapping: Mapping[str, str]
-) -> tuple[dict[str, str], list[Column], bool]:
+) -> tuple[dict[str, str], list[Column], bool, dict[str, tuple[str, ...]]]:
+    """(renames file column -> lake column, the lake columns kept in the table's order,
+    whether the key is generated, the columns computed -> their inputs); ImportFailed
+    for a mapping that names what neither side has, or a required column missing."""
     spec = TABLES[source.table]
     lake_names = {c.name for c in spec.columns}
     unknown_targets = sorted(set(mapping.values()) - lake_names)
@@ -563,8 +600,15 @@ def _plan(
             f"(--map TheirName={missing[0]}); the file has: {columns}"
         )
     generated_key = spec.key not in present
-    kept = [c for c in spec.columns if c.name in present or c.name == spec.key]
-    return renames, kept, generated_key
+    computed = {
+        name: inputs
+        for name, (inputs, _) in COMPUTED_COLUMNS.get(source.table, {}).items()
+        if name not in present and set(inputs) <= present
+    }
+    kept = [
+        c for c in spec.columns if c.name in present or c.name in computed or c.name == spec.key
+    ]
+    return renames, kept, generated_key, computed
 
 
 def _apply_rules(
@@ -600,10 +644,14 @@ def _apply_rules(
         if column.name == spec.key and state.generated_key:
             converted[column.name] = pa.array(rows, pa.int64())
             continue
+        if column.name in state.computed:
+            continue
         values, bad = _convert(raw[column.name], column.type)
         if bad is not None:
             reject(bad, _type_reason(column), raw[column.name])
         converted[column.name] = values
+    for name in state.computed:
+        converted[name] = _compute(name, converted)
     for column in state.spec_columns:
         values = converted[column.name]
         if not column.nullable and values.null_count:
@@ -620,7 +668,7 @@ def _apply_rules(
             latest = pc.max(stamps)
             if latest.is_valid and latest.as_py() > limit.as_py():
                 reject(pc.greater(stamps, limit), f"{column.name}: in the future", values)
-    if {"quantity", "unit_price", "amount"} <= set(converted):
+    if {"quantity", "unit_price", "amount"} <= set(converted) and "amount" not in state.computed:
         quantity = _floats(converted["quantity"])
         price = _floats(converted["unit_price"])
         amount = _floats(converted["amount"])
@@ -650,6 +698,15 @@ def _apply_rules(
     accepted = pa.table(columns)
     state.keys.add(accepted.column(spec.key).combine_chunks())
     return accepted
+
+
+def _compute(name: str, converted: Mapping[str, pa.Array]) -> pa.Array:
+    """A COMPUTED_COLUMNS column from its converted inputs, null where one is null (the
+    row is rejected for that input first)."""
+    if name == "amount":
+        quantity = converted["quantity"].cast(pa.float64())
+        return pc.multiply(quantity, converted["unit_price"].cast(pa.float64()))
+    raise KeyError(f"no rule computes {name!r}")
 
 
 def _check_range(
@@ -880,13 +937,19 @@ def _import_table(
     """Stream one file through the rules into `staging/<table>.parquet`, hashing the
     accepted rows on the way (`state.sha256`)."""
     spec = TABLES[source.table]
-    renames, kept, generated = _plan(source, _file_columns(source, delimiter), mapping)
+    renames, kept, generated, computed = _plan(source, _file_columns(source, delimiter), mapping)
     state = _TableImport(
         source=source,
         spec_columns=kept,
         renames=dict(renames),
         generated_key=generated,
-        report=TableReport(table=source.table, columns=[c.name for c in kept]),
+        computed=computed,
+        report=TableReport(
+            table=source.table,
+            columns=[c.name for c in kept],
+            position="line" if source.file_format == "csv" else "row",
+            computed={name: COMPUTED_COLUMNS[source.table][name][1] for name in computed},
+        ),
     )
     columns = {client: ARROW_TYPES[spec.column(lake).type] for client, lake in renames.items()}
     schema = pa.schema([pa.field(c.name, ARROW_TYPES[c.type]) for c in kept])

@@ -312,6 +312,8 @@ def _import_text(snapshot: Snapshot) -> str:
             reasons = report.get("rejected", {})
             line += " (" + ", ".join(f"{reasons[r]['count']:,} {r}" for r in sorted(reasons)) + ")"
         parts.append(line + ".")
+        for column, how in (report.get("computed") or {}).items():
+            parts.append(f"{table}.{column} was computed at import as {how}.")
     return " ".join(parts)
 
 

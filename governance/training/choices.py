@@ -60,3 +60,32 @@ class ImportState(models.TextChoices):
 ACTIVE_IMPORT_STATES = (ImportState.QUEUED, ImportState.RUNNING)
 # The lake tables an import may fill, in the order the form asks for them.
 IMPORT_TABLES = ("transactions", "customers", "products", "categories", "promotions")
+# Each table's lake column names, for the import form's mapping help (spelled out so the
+# page need not import the training code; a test holds them to pipelines.schema).
+IMPORT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "transactions": (
+        "transaction_id",
+        "ts",
+        "customer_id",
+        "product_id",
+        "quantity",
+        "unit_price",
+        "amount",
+        "promotion",
+        "channel",
+    ),
+    "customers": (
+        "customer_id",
+        "name",
+        "email",
+        "city",
+        "region",
+        "birth_year",
+        "signup_date",
+        "consent_profiling",
+        "consent_marketing",
+    ),
+    "products": ("product_id", "category_id", "product_name", "list_price"),
+    "categories": ("category_id", "category", "department"),
+    "promotions": ("promotion_id", "category_id", "start_date", "end_date", "discount"),
+}

@@ -5,7 +5,7 @@ from typing import Any
 from django import forms
 
 from governance.models import RegisteredModel
-from governance.training.choices import IMPORT_TABLES, RunState, RunTrigger
+from governance.training.choices import IMPORT_COLUMNS, IMPORT_TABLES, RunState, RunTrigger
 from governance.training.services import import_source_check
 
 
@@ -63,8 +63,11 @@ class LakeImportForm(forms.Form):
         max_length=4000,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Your column names to the lake's, one line per table: "
-        "transactions: InvoiceDate=ts, Qty=quantity. Columns already named as in the lake "
-        "need no entry.",
+        "transactions: InvoiceDate=ts, Qty=quantity, UnitPrice=unit_price. Columns already "
+        "named as in the lake need no entry. Without an amount, a mapped unit_price gives "
+        "amount = quantity x unit_price per row. The lake's columns: "
+        + "; ".join(f"{table}: {', '.join(IMPORT_COLUMNS[table])}" for table in IMPORT_TABLES)
+        + ".",
     )
     max_rejected_percent = forms.FloatField(
         label="Rejection limit (%)",

@@ -144,3 +144,59 @@ def test_a_card_trained_without_suppressed_customers_names_the_import(transactio
         f"Trained on snapshot {result.data_version}, derived from snapshot {snapshot.id} "
         f"without the rows of customers on the suppression list (transactions: {removed:,})."
     ) in text
+
+
+def test_segmentation_trains_on_a_uci_shaped_export_without_a_line_total(
+    sample_lake, tmp_path_factory
+):
+    """An export shaped like the UCI Online Retail data (InvoiceNo, StockCode,
+    Description, Quantity, InvoiceDate, UnitPrice, CustomerID, Country: no line total)
+    imports with a mapping, with a return and a bad unit price rejected by line; amount
+    is computed as quantity x unit_price, segmentation trains on it, and its card says
+    amount was computed at import."""
+    folder = tmp_path_factory.mktemp("uci")
+    tx = sample_lake.base.load(["transactions"])["transactions"]
+    tx = tx[tx["customer_id"].notna()]
+    export = tx.rename(
+        columns={
+            "transaction_id": "InvoiceNo",
+            "product_id": "StockCode",
+            "quantity": "Quantity",
+            "ts": "InvoiceDate",
+            "unit_price": "UnitPrice",
+            "customer_id": "CustomerID",
+        }
+    )[["InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID"]]
+    export.insert(2, "Description", "ITEM")
+    export["Country"] = "United Kingdom"
+    export["UnitPrice"] = export["UnitPrice"].astype(object)
+    export.iloc[9, export.columns.get_loc("Quantity")] = -3  # a return, line 11
+    export.iloc[19, export.columns.get_loc("UnitPrice")] = "n/a"  # line 21
+    path = folder / "online_retail.csv"
+    export.to_csv(path, index=False)
+    snapshot = import_files(
+        root=folder / "lake",
+        sources=[ImportSource("transactions", path)],
+        mapping={
+            "transactions": parse_mapping(
+                "InvoiceDate=ts,CustomerID=customer_id,StockCode=product_id,"
+                "Quantity=quantity,UnitPrice=unit_price"
+            )
+        },
+    ).snapshot
+    report = snapshot.source["rejections"]["tables"]["transactions"]
+    assert report["computed"] == {"amount": "quantity x unit_price"}
+    assert report["rejected"]["quantity: below 1"]["sample"] == [{"line": 11, "value": -3}]
+    assert report["rejected"]["unit_price: not a number"]["sample"] == [
+        {"line": 21, "value": "n/a"}
+    ]
+    result = run_pipeline(
+        model_kind="segmentation",
+        lake_root=folder / "lake",
+        artifact_root=folder / "artifacts",
+        snapshot_id=snapshot.id,
+    )
+    assert result.metrics["n_segments"] >= 2
+    text = result.card_facts.text["training_data"]
+    assert "transactions.amount was computed at import as quantity x unit_price." in text
+    assert "recency, frequency and monetary value alone" in text

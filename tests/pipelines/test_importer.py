@@ -154,14 +154,14 @@ def test_import_bad_rows_are_rejected_by_reason_with_counts_and_samples(tmp_path
         "quantity: not a whole number": 1,
     }
     assert report.rejected["quantity: below 1"]["sample"] == [
-        {"row": 5, "value": -2},
-        {"row": 6, "value": -1},
+        {"line": 6, "value": -2},
+        {"line": 7, "value": -1},
     ]
     assert report.rejected["customer_id: unknown customers.customer_id"]["sample"] == [
-        {"row": 7, "value": "C99"}
+        {"line": 8, "value": "C99"}
     ]
     assert report.rejected["ts: not a date and time (YYYY-MM-DD HH:MM[:SS])"]["sample"] == [
-        {"row": 4, "value": "yesterday"}
+        {"line": 5, "value": "yesterday"}
     ]
     assert result.snapshot.load()["transactions"]["transaction_id"].tolist() == [1, 2, 3]
     stored = result.snapshot.source["rejections"]["tables"]["transactions"]
@@ -183,7 +183,7 @@ def test_import_duplicate_keys_across_batches_are_rejected(tmp_path, monkeypatch
     report = result.report.tables["transactions"]
     assert report.rejected["transaction_id: duplicate key"] == {
         "count": 1,
-        "sample": [{"row": 301, "value": 7}],
+        "sample": [{"line": 302, "value": 7}],
     }
     assert report.rows_accepted == 300
 
@@ -209,8 +209,8 @@ def test_import_bad_values_in_a_later_block_are_found_and_no_row_is_read_twice(
     report = result.report.tables["transactions"]
     assert report.rows_read == 400 and report.rows_accepted == 398
     assert report.rejected == {
-        "quantity: not a whole number": {"count": 1, "sample": [{"row": 150, "value": "two"}]},
-        "unit_price: not a number": {"count": 1, "sample": [{"row": 300, "value": "inf"}]},
+        "quantity: not a whole number": {"count": 1, "sample": [{"line": 151, "value": "two"}]},
+        "unit_price: not a number": {"count": 1, "sample": [{"line": 301, "value": "inf"}]},
     }
     tx = result.snapshot.load()["transactions"]
     assert tx["transaction_id"].tolist() == [i for i in range(1, 401) if i not in (150, 300)]
@@ -337,7 +337,126 @@ def test_import_nan_and_padded_values_take_the_careful_parser(tmp_path):
     )
     report = result.report.tables["transactions"]
     assert report.rejected == {
-        "unit_price: not a number": {"count": 1, "sample": [{"row": 5, "value": "nan"}]}
+        "unit_price: not a number": {"count": 1, "sample": [{"line": 6, "value": "nan"}]}
     }
     tx = result.snapshot.load()["transactions"]
     assert tx["quantity"].tolist() == [2, 1, 3, 4] and tx["customer_id"].iloc[3] == "C1"
+
+
+UCI_HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"
+UCI_ROWS = [  # data row n is line n + 1 of the file
+    "536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,2010-12-01 08:26,2.55,17850,United Kingdom",
+    "536365,71053,WHITE METAL LANTERN,6,2010-12-01 08:26,3.39,17850,United Kingdom",
+    "536366,22633,HAND WARMER UNION JACK,6,2010-12-01 08:28,1.85,17850,United Kingdom",
+    "C536379,D,Discount,-1,2010-12-01 09:41,27.50,14527,United Kingdom",
+    '536381,22139,"RETROSPOT TEA SET, CERAMIC",2,2010-12-01 09:41,4.95,15311,United Kingdom',
+    "536382,22501,PICNIC BASKET,1,2010-12-01 09:45,abc,16098,United Kingdom",
+    "536383,35004C,SET OF 3 COLOURED FLYING DUCKS,1,2010-12-01 09:49,,15311,United Kingdom",
+    "C536383,35004C,SET OF 3 COLOURED FLYING DUCKS,-1,2010-12-01 09:49,4.65,15311,United Kingdom",
+    "536384,82484,WOOD BLACK BOARD ANT WHITE FINISH,3,2010-12-01 09:53,6.45,18074,United Kingdom",
+    "536385,22783,SET 3 WICKER OVAL BASKETS,4,2010-12-01 09:56,0,17420,United Kingdom",
+    "536386,84879,ASSORTED COLOUR BIRD ORNAMENT,160,2010-12-01 09:57,1.45,16029,United Kingdom",
+    "536387,22197,SMALL POPCORN HOLDER,12,2010-12-01 10:03,0.85,16029,United Kingdom",
+    "536388,21754,HOME BUILDING BLOCK WORD,3,2010-12-01 10:10,5.95,16250,United Kingdom",
+    "536389,22941,CHRISTMAS LIGHTS 10 REINDEER,6,2010-12-01 10:03,8.50,12431,Australia",
+]
+UCI_MAPPING = (
+    "InvoiceDate=ts,CustomerID=customer_id,StockCode=product_id,Quantity=quantity,"
+    "UnitPrice=unit_price"
+)
+
+
+def test_import_uci_shaped_export_computes_amount_and_names_file_lines(tmp_path):
+    """An export with Quantity and UnitPrice but no line total gets amount = quantity x
+    unit_price per accepted row; bad, missing and zero unit prices and negative
+    quantities (returns) are rejected under their own reasons, each named by its line
+    in the file (header = line 1); the report and the snapshot say amount was computed."""
+    path = tmp_path / "online_retail.csv"
+    path.write_text(UCI_HEADER + "\n" + "\n".join(UCI_ROWS) + "\n")
+    result = import_files(
+        root=tmp_path / "lake",
+        sources=[ImportSource("transactions", path)],
+        mapping={"transactions": parse_mapping(UCI_MAPPING)},
+        max_rejected=0.5,
+        now=NOW,
+    )
+    report = result.report.tables["transactions"]
+    assert (report.rows_read, report.rows_accepted, report.rows_rejected) == (14, 9, 5)
+    assert report.rejected == {
+        "quantity: below 1": {
+            "count": 2,
+            "sample": [{"line": 5, "value": -1}, {"line": 9, "value": -1}],
+        },
+        "unit_price: not a number": {"count": 1, "sample": [{"line": 7, "value": "abc"}]},
+        "unit_price: missing value": {"count": 1, "sample": [{"line": 8, "value": None}]},
+        "unit_price: below 0.01": {"count": 1, "sample": [{"line": 11, "value": 0.0}]},
+    }
+    assert report.computed == {"amount": "quantity x unit_price"}
+    tx = result.snapshot.load()["transactions"]
+    assert list(tx.columns) == [
+        "transaction_id",
+        "ts",
+        "customer_id",
+        "product_id",
+        "quantity",
+        "unit_price",
+        "amount",
+    ]
+    assert tx["transaction_id"].tolist() == [1, 2, 3, 5, 9, 11, 12, 13, 14]
+    assert tx["amount"].tolist() == pytest.approx(
+        [15.3, 20.34, 11.1, 9.9, 19.35, 232.0, 10.2, 17.85, 51.0]
+    )
+    stored = result.snapshot.source["rejections"]["tables"]["transactions"]
+    assert stored["computed"] == {"amount": "quantity x unit_price"}
+    assert stored["rejected"]["unit_price: not a number"]["sample"] == [{"line": 7, "value": "abc"}]
+    text = "\n".join(result.report.lines())
+    assert "1 x unit_price: not a number (e.g. line 7: 'abc')" in text
+    assert "amount: computed as quantity x unit_price (the file has no amount)" in text
+
+
+def test_import_with_amount_and_unit_price_keeps_the_files_amount(tmp_path):
+    """Mapping both a line total and a unit price computes nothing: the file's amount
+    is kept and a row whose amount is not quantity x unit_price is rejected."""
+    path = _csv(tmp_path, [*GOOD, "4,2024-01-04,C1,P1,2,1.5,4.0,false,store"])
+    result = import_files(
+        root=tmp_path / "lake",
+        sources=[ImportSource("transactions", path)],
+        mapping=MAPPING,
+        max_rejected=1.0,
+        now=NOW,
+    )
+    report = result.report.tables["transactions"]
+    assert report.computed == {}
+    assert report.rejected == {
+        "amount: differs from quantity x unit_price": {
+            "count": 1,
+            "sample": [{"line": 5, "value": 4.0}],
+        }
+    }
+    assert "computed" not in result.snapshot.source["rejections"]["tables"]["transactions"]
+    assert result.snapshot.load()["transactions"]["amount"].tolist() == [3.0, 1.5, 6.0]
+
+
+def test_import_parquet_rejections_name_rows_not_lines(tmp_path):
+    """A Parquet file has no lines: its rejected rows are named by row (first row 1)."""
+    parquet = tmp_path / "sales.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "ts": pa.array([datetime(2024, 3, 1, 12), datetime(2024, 3, 2, 13)]),
+                "quantity": pa.array([2, -1], pa.int64()),
+                "unit_price": pa.array([1.25, 2.0]),
+            }
+        ),
+        parquet,
+    )
+    result = import_files(
+        root=tmp_path / "lake",
+        sources=[ImportSource("transactions", parquet)],
+        max_rejected=1.0,
+        now=NOW,
+    )
+    report = result.report.tables["transactions"]
+    assert report.rejected["quantity: below 1"]["sample"] == [{"row": 2, "value": -1}]
+    assert "(e.g. row 2: -1)" in "\n".join(result.report.lines())
+    assert result.snapshot.load()["transactions"]["amount"].tolist() == [2.5]

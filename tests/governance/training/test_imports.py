@@ -67,7 +67,7 @@ def test_lead_imports_from_the_page_and_reads_the_rejection_report(
     assert job.requested_by == f"user:{lead.pk}" and job.attempts == 1
     page = client.get(job_url(job)).content.decode()
     assert f'data-testid="import-snapshot">{snapshot.id}' in page
-    assert "1 \u00d7 quantity: below 1" in page and "row 2: -1" in page
+    assert "1 \u00d7 quantity: below 1" in page and "line 3: -1" in page
     assert 'hx-get="' not in page  # finished: no more polling
     actions = list(
         AuditEvent.objects.filter(object_type="lake_import", object_id=str(job.pk))
@@ -472,3 +472,50 @@ def test_import_page_names_who_asked_for_it(client_for, lead, lake_settings, tmp
     assert f"user:{lead.pk}" not in page
     assert audit_actor_ref_name(f"user:{lead.pk}") in page
     assert "Data science lead" in audit_actor_ref_name(f"user:{lead.pk}")
+
+
+def test_import_form_lists_the_lake_columns_a_mapping_may_name(client_for, lead, lake_settings):
+    """The mapping's help names every lake column per table (held to the lake's schema),
+    so a person can write `UnitPrice=unit_price` without reading the code."""
+    from governance.training.choices import IMPORT_COLUMNS
+    from pipelines.schema import TABLES
+
+    assert {t: tuple(c.name for c in spec.columns) for t, spec in TABLES.items()} == IMPORT_COLUMNS
+    page = client_for(lead).get(NEW).content.decode()
+    assert (
+        "transactions: transaction_id, ts, customer_id, product_id, quantity, unit_price, "
+        "amount, promotion, channel" in page
+    )
+    assert "promotions: promotion_id, category_id, start_date, end_date, discount" in page
+
+
+def test_form_import_of_a_unit_price_export_computes_amount_and_says_so(
+    client_for, lead, lake_settings, tmp_path, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The form takes the UCI-style mapping (UnitPrice=unit_price, no amount): the
+    snapshot has amount = quantity x unit_price and the job's page says it was computed
+    and names a rejected row by its line in the file."""
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
+    (tmp_path / "imports" / "retail.csv").write_text(
+        "InvoiceNo,InvoiceDate,Quantity,UnitPrice\n"
+        "536365,2010-12-01 08:26,6,2.55\n"
+        "536366,2010-12-01 08:28,2,abc\n"
+        "536367,2010-12-01 08:34,3,1.5\n"
+    )
+    client = client_for(lead)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            NEW,
+            _form(
+                "retail.csv",
+                mapping="transactions: InvoiceDate=ts, Quantity=quantity, UnitPrice=unit_price",
+                max_rejected_percent="50",
+            ),
+        )
+    job = LakeImport.objects.get()
+    assert job.state == ImportState.SUCCEEDED
+    (snapshot,) = list_snapshots(root=tmp_path / "lake")
+    assert snapshot.load()["transactions"]["amount"].tolist() == pytest.approx([15.3, 4.5])
+    page = client.get(job_url(job)).content.decode()
+    assert "amount: computed as quantity x unit_price" in page
+    assert "line 3: abc" in page

@@ -39,7 +39,7 @@ def test_lake_import_maps_columns_reports_rejections_and_names_the_snapshot(sett
     (snapshot,) = list_snapshots(root=tmp_path / "lake")
     printed = out.getvalue()
     assert "transactions: 4 rows read, 3 accepted, 1 rejected (25.00%)" in printed
-    assert "1 x quantity: below 1 (e.g. row 2: -1)" in printed
+    assert "1 x quantity: below 1 (e.g. line 3: -1)" in printed
     assert f"Imported: new snapshot {snapshot.id}" in printed
     assert snapshot.row_counts == {"transactions": 3}
 
