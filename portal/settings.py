@@ -136,6 +136,14 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("DATABASE_CONN_MAX_AGE",
 # A reused connection the server has closed (a restart, a Cloud SQL failover) is
 # replaced at the start of the next request instead of failing it.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Lets psycopg prepare the queries portal.dbprepared asks it to (the gate's); Django's
+    # own cursors bind on the client and never prepare, whatever the threshold (psycopg's
+    # default). Off (None, Django's default) behind a pooler in transaction mode that
+    # cannot keep prepared statements.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "prepare_threshold", 5 if env_bool("DATABASE_PREPARED_STATEMENTS", True) else None
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # IMMEDIATE: a write transaction takes the lock at BEGIN, so the web process and

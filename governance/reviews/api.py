@@ -6,10 +6,11 @@
 may deploy, 403 otherwise, so `curl --fail` works as a CI step.
 """
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -31,13 +32,18 @@ from portal.apitokens.choices import Scope
 from portal.audit.actors import actor_for_request, client_ip_for_request
 from portal.changes.configuration import NoApprovedSigningKey
 
-_DATETIME = serializers.DateTimeField()
+_TARGETS = frozenset(Target.values)
 
 
-def _when(value: datetime | None) -> str | None:
-    """A time as the API's DateTimeField writes it (ISO 8601 in the portal's time zone,
-    `Z` for UTC), or None."""
-    return None if value is None else _DATETIME.to_representation(value)
+def _when(value: datetime | None, zone: tzinfo) -> str | None:
+    """An aware time as the API's DateTimeField writes it (ISO 8601 in `zone`, the
+    portal's current time zone, `Z` for UTC), or None. The field's own
+    to_representation looks the settings and the time zone up again on every call:
+    the gate writes up to five times per answer."""
+    if value is None:
+        return None
+    text = value.astimezone(zone).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 class ReviewOutputSerializer(serializers.Serializer):
@@ -192,7 +198,7 @@ class GateApi(APIView):
         tags=["reviews"],
     )
     def get(self, request: Request, model: str, version: str, target: str) -> Response:
-        if target not in Target.values:
+        if target not in _TARGETS:
             raise ValidationError(
                 {"target": f"No target {target!r}: staging, canary or production."}
             )
@@ -201,6 +207,7 @@ class GateApi(APIView):
         # would give them, without building serializers per request: the gate is the
         # API's busiest read (tests/governance/reviews/test_gate_state.py pins the two
         # as equal).
+        zone = timezone.get_current_timezone()
         if answer.allowed:
             try:
                 attestation, attestation_expires_at = gate_attestation(answer=answer)
@@ -216,13 +223,13 @@ class GateApi(APIView):
                         {
                             "role": approval["role"],
                             "reviewer": approval["reviewer"],
-                            "decided_at": _when(approval["decided_at"]),
+                            "decided_at": _when(approval["decided_at"], zone),
                         }
                         for approval in answer.approvals
                     ],
-                    "expires_at": _when(answer.expires_at),
+                    "expires_at": _when(answer.expires_at, zone),
                     "attestation": attestation,
-                    "attestation_expires_at": _when(attestation_expires_at),
+                    "attestation_expires_at": _when(attestation_expires_at, zone),
                 }
             )
         # A "not yet" is the gate's answer, not a refusal of the caller: CI polls it
@@ -237,7 +244,7 @@ class GateApi(APIView):
                 "review": answer.review_id,
                 "missing_roles": list(answer.missing_roles),
                 "failed_checks": list(answer.failed_checks),
-                "expires_at": _when(answer.expires_at),
+                "expires_at": _when(answer.expires_at, zone),
                 "error": f"{model} {version} may not deploy to {target}: {answer.state}.",
                 "fields": {},
             },

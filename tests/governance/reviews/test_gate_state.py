@@ -90,6 +90,53 @@ def test_gate_request_is_one_query_after_the_token(
     assert response.json()["review"] == review.pk
 
 
+def _gate_statements_prepared() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE NOT from_sql")
+        return [row[0] for row in cursor.fetchall() if "reviews_gatestate" in row[0]]
+
+
+@pytest.mark.postgres
+def test_gate_query_is_prepared_once_per_connection(gate_client, version, owner, lead):
+    """On PostgreSQL the gate's one query is a prepared statement of the connection:
+    planned on the first request, reused by the next ones, whose answers still follow
+    the reviews (an approval after the first request opens the gate)."""
+    review, _ = review_open(
+        version=version, target=Target.STAGING, requested_by_actor=owner.audit_actor(), source="ui"
+    )
+    assert gate_client.get(gate_url(version)).status_code == 403
+    assert len(_gate_statements_prepared()) == 1
+    review_decide(review=review, reviewer=lead, verdict=Verdict.APPROVE, role=BOARD["lead"])
+    response = gate_client.get(gate_url(version))
+    assert response.status_code == 200
+    assert response.json()["review"] == review.pk
+    assert len(_gate_statements_prepared()) == 1
+    _assert_current(version)
+
+
+@pytest.mark.postgres
+def test_gate_answers_unprepared_when_prepared_statements_are_off(
+    gate_client, version, owner, lead, django_assert_num_queries
+):
+    """DATABASE_PREPARED_STATEMENTS=false (psycopg's prepare_threshold None, for a
+    pooler that cannot keep prepared statements): the gate answers the same, in the
+    same queries, and leaves no prepared statement on the server."""
+    _approved_staging(version, owner, lead)
+    connection.ensure_connection()
+    raw = connection.connection
+    threshold = raw.prepare_threshold
+    raw.prepare_threshold = None
+    try:
+        gate_client.get(gate_url(version))
+        with django_assert_num_queries(2):
+            response = gate_client.get(gate_url(version))
+        assert _gate_statements_prepared() == []
+    finally:
+        raw.prepare_threshold = threshold
+    assert response.status_code == 200
+    _assert_current(version)
+
+
 @pytest.mark.parametrize("approved", [True, False], ids=["approved", "pending"])
 def test_gate_body_is_what_the_documented_serializers_give(
     gate_client, version, owner, lead, approved
