@@ -13,6 +13,11 @@ urlpatterns = [
         views.object_timeline,
         name="timeline",
     ),
+    path(
+        "audit/objects/<str:object_type>/<str:object_id>/export.csv",
+        views.object_timeline_export,
+        name="timeline_export",
+    ),
     path("audit/report", views.period_report, name="report"),
     path("audit/verify", views.chain_verify, name="verify"),
 ]

@@ -17,6 +17,7 @@ from portal.accounts.choices import Role
 from portal.audit.actors import Actor
 from portal.audit.models import AuditEvent
 from portal.audit.services import audit_record
+from portal.audit.timeline import audit_timeline
 from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
@@ -89,12 +90,25 @@ def test_audit_timeline_of_a_version_gathers_its_reviews(client_for, auditor, ma
     other_review = AuditEvent.objects.filter(object_type="review").exclude(object_id=str(review.pk))
     for event in other_review:
         assert f"#{event.sequence}</a>" not in page
+    # The page's CSV link exports what the timeline shows, its reviews' events included.
+    export_url = reverse("audit:timeline_export", args=["model_version", object_id])
+    assert export_url in page
+    export = client_for(auditor).get(export_url)
+    rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode())))
+    shown = list(audit_timeline_sequences(object_id))
+    assert [int(row["sequence"]) for row in rows] == shown
+    assert {row["object_type"] for row in rows} == {"model_version", "review"}
 
 
-def test_audit_timeline_refused_without_auditor_or_admin_role(client_for, make_user):
-    response = client_for(make_user(Role.DATA_SCIENCE_LEAD)).get(
-        reverse("audit:timeline", args=["thing", "1"])
-    )
+def audit_timeline_sequences(object_id: str) -> list[int]:
+    return [
+        event.sequence for event in audit_timeline(object_type="model_version", object_id=object_id)
+    ]
+
+
+@pytest.mark.parametrize("name", ["audit:timeline", "audit:timeline_export"])
+def test_audit_timeline_refused_without_auditor_or_admin_role(client_for, make_user, name):
+    response = client_for(make_user(Role.DATA_SCIENCE_LEAD)).get(reverse(name, args=["thing", "1"]))
     assert response.status_code == 403
 
 

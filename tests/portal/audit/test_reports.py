@@ -107,6 +107,25 @@ def test_audit_report_page_prints_the_report_as_an_export_job(
     assert "Dana Lead (Data science lead)" in text
 
 
+def test_audit_report_page_exports_the_period_as_csv(decided, client_for, auditor):
+    """The report's page offers the period's events as CSV too: the trail's export,
+    filtered by the same period, with the approvers' names."""
+    client = client_for(auditor)
+    today = timezone.now().date().isoformat()
+    response = client.post(
+        reverse("audit:report"), {"since": today, "until": today, "format": "csv"}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == (
+        f"{reverse('audit:export', kwargs={'fmt': 'csv'})}?since={today}&until={today}"
+    )
+    export = client.get(response["Location"])
+    assert export.status_code == 200
+    rows = b"".join(export.streaming_content).decode()
+    assert "review.decision_recorded" in rows and "Dana Lead" in rows
+    assert not ExportJob.objects.exists()
+
+
 def test_audit_report_page_refuses_a_bad_period_with_field_errors(client_for, auditor):
     response = client_for(auditor).post(
         reverse("audit:report"), {"since": "2026-02-01", "until": "2026-01-01"}
