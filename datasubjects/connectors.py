@@ -2,8 +2,8 @@
 
 Each kind of `DataSource` has one connector, built from the source's `config`:
 
-- `lake`: the Parquet lake the training pipelines read (the newest snapshot), read with
-  predicate push-down so only the row groups holding the person are decoded;
+- `lake`: the Parquet lake the training pipelines read (every snapshot it holds), read
+  a batch at a time so memory follows the batch and the rows found;
 - `sql`: a database reached over SQL (SQLite file or PostgreSQL), tables and key
   columns named in the config, values always passed as query parameters;
 - `portal`: the portal's own records about the person (their requests and the audit
@@ -123,7 +123,8 @@ def _json_rows(frame: Any) -> list[dict[str, Any]]:
 
 
 class LakeConnector:
-    """The newest snapshot of the pipelines' lake. Config: `root` (default
+    """Every snapshot of the pipelines' lake (the newest and the older ones past model
+    versions were trained on). Config: `root` (default
     PIPELINES_LAKE_ROOT), `tables` {table: customer id column}, `person_table` and
     `email_column` (where an address maps to customer ids)."""
 
@@ -152,23 +153,71 @@ class LakeConnector:
         path = Path(snapshot.path) / snapshot.tables[name]["file"]
         return rows_where(path, column=column, values=values).to_pandas()
 
+    def _snapshots(self) -> list[Any]:
+        """Every snapshot of the lake, newest first: past model versions were trained
+        on the older ones, and the lake still holds them."""
+        from pipelines.lake import list_snapshots  # -- slow
+
+        snapshots = list_snapshots(root=self.root)
+        if not snapshots:
+            self._snapshot()  # raises the lake's own "no snapshot yet" error
+        return list(reversed(snapshots))
+
     def customer_ids(self, email: str) -> set[str]:
-        frame = self._read(self._snapshot(), self.person_table, self.email_column, [email])
-        return {str(value) for value in frame[self.id_column]}
+        """The customer ids `email` maps to in any snapshot (an address gone from the
+        newest one may still name rows in an older one)."""
+        ids: set[str] = set()
+        read: set[str] = set()
+        for snapshot in self._snapshots():
+            info = snapshot.tables.get(self.person_table)
+            if info is None or info["sha256"] in read:
+                continue
+            read.add(info["sha256"])
+            frame = self._read(snapshot, self.person_table, self.email_column, [email])
+            ids |= {str(value) for value in frame[self.id_column]}
+        return ids
 
     def find(self, identity: Identity) -> Finding:
+        """The person's rows in every snapshot, each distinct row once (a row in several
+        snapshots is given once), newest snapshot first. The queries say, per table and
+        snapshot, how many rows that snapshot held and how many no newer one had; a
+        table whose content an already read snapshot had (same content hash) is not
+        read again. Each table is read a batch at a time (`rows_where`)."""
         finding = Finding()
         ids = sorted(identity.ids_with(self))
-        snapshot = self._snapshot()
+        snapshots = self._snapshots()
         for name, column in self.tables.items():
             if not ids:
                 finding.tables[name] = []
                 continue
-            frame = self._read(snapshot, name, column, ids)
-            finding.tables[name] = _json_rows(frame)
-            finding.queries.append(
-                f"snapshot {snapshot.id}: {name}.parquet WHERE {column} IN ({', '.join(ids)})"
-            )
+            rows: list[dict[str, Any]] = []
+            seen: set[str] = set()
+            read: dict[str, str] = {}  # content hash -> the snapshot it was read from
+            where = f"{name}.parquet WHERE {column} IN ({', '.join(ids)})"
+            for snapshot in snapshots:
+                info = snapshot.tables.get(name)
+                if info is None:
+                    continue
+                if info["sha256"] in read:
+                    finding.queries.append(
+                        f"snapshot {snapshot.id}: {name} same content as in snapshot "
+                        f"{read[info['sha256']]}: not read again"
+                    )
+                    continue
+                read[info["sha256"]] = snapshot.id
+                found = _json_rows(self._read(snapshot, name, column, ids))
+                new = 0
+                for row in found:
+                    key = json.dumps(row, sort_keys=True)
+                    if key not in seen:
+                        seen.add(key)
+                        rows.append(row)
+                        new += 1
+                finding.queries.append(
+                    f"snapshot {snapshot.id}: {where}: {len(found)} row(s), "
+                    f"{new} not in a newer snapshot"
+                )
+            finding.tables[name] = rows
         return finding
 
     def snapshots_containing(self, identity: Identity) -> list[tuple[str, int]]:

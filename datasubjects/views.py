@@ -27,7 +27,13 @@ from django.views.decorators.http import require_POST
 
 from datasubjects import forms, services
 from datasubjects.certificates import erasure_certificate_pdf
-from datasubjects.choices import ConsentPurpose, ConsentSource, RequestKind, RequestState
+from datasubjects.choices import (
+    OPEN_STATES,
+    ConsentPurpose,
+    ConsentSource,
+    RequestKind,
+    RequestState,
+)
 from datasubjects.evidence import REQUEST_EVIDENCE_PACK
 from datasubjects.models import DataSource, SourceTask, Suppression
 from datasubjects.notices import (
@@ -227,6 +233,7 @@ def request_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "tasks": request_tasks(dsr),
         "suppressions": list(dsr.suppressions.order_by("created_at")),
         "may_handle": may_handle_requests(request.user),
+        "open_states": OPEN_STATES,
     }
     if context["may_handle"]:
         context |= {

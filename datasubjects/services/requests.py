@@ -41,6 +41,7 @@ from datasubjects.permissions import may_handle_requests
 from datasubjects.pseudonyms import subject_ref_for
 from datasubjects.selectors import privacy_officers
 from datasubjects.services.access import package_link_url
+from datasubjects.services.completion import completion_summary, unfinished_tasks
 from datasubjects.services.consent import consent_record
 from datasubjects.services.sources import source_tasks_create
 from portal.accounts.models import User
@@ -329,13 +330,22 @@ def request_set_state(
     Refusal and duplicates have their own services (they need a reason or an original).
     Side effects: changes the state; records `dsr.state_changed`; starting an access,
     portability or erasure request creates one task per active data source and queues
-    them (`source_tasks_create`); completing one with an access package e-mails the
-    requester a download link that expires after DSAR_PACKAGE_LINK_HOURS.
+    them (`source_tasks_create`). Completing one tells the requester (Arts. 12(3),
+    19): a request with an access package e-mails a download link that expires after
+    DSAR_PACKAGE_LINK_HOURS; any other kind but access e-mails what was done
+    (`_mail_completed`).
+
+    RequestRefused (code `unfinished_tasks`, naming the sources) when completing a
+    request some source task of which is not done: completing an erasure drops the
+    customer ids those tasks need. A task a source cannot finish is closed by a
+    privacy officer recording why (`source_task_record_manual`) first.
     """
     if state in (RequestState.REFUSED, RequestState.DUPLICATE):
         raise ValidationError({"state": "Use refuse or close as duplicate."})
     with transaction.atomic():
         request = _lock_for_handling(request, user)
+        if state == RequestState.COMPLETED:
+            _refuse_unfinished(request)
         previous = _move(request, state)
         request.save()
         if state == RequestState.IN_PROGRESS:
@@ -346,6 +356,12 @@ def request_set_state(
             # The sources are erased: the ids go; their keyed hashes stay listed.
             request.customer_ids_sealed = ""
             request.save(update_fields=["customer_ids_sealed", "updated_at"])
+        _audit(
+            request,
+            "dsr.state_changed",
+            user.audit_actor(),
+            {"from": previous, "to": state, "note": note[:500]},
+        )
         if state == RequestState.COMPLETED and request.package_file:
             _mail_on_commit(
                 to=request.code_recipient,
@@ -357,13 +373,53 @@ def request_set_state(
                     "hours": settings.DSAR_PACKAGE_LINK_HOURS,
                 },
             )
-        _audit(
-            request,
-            "dsr.state_changed",
-            user.audit_actor(),
-            {"from": previous, "to": state, "note": note[:500]},
-        )
+        elif state == RequestState.COMPLETED and request.kind != RequestKind.ACCESS:
+            _mail_completed(request, user.audit_actor())
     return request
+
+
+def _refuse_unfinished(request: DataSubjectRequest) -> None:
+    unfinished = unfinished_tasks(request=request)
+    if unfinished:
+        names = ", ".join(
+            f"{task.source.name} ({task.get_state_display().lower()})" for task in unfinished
+        )
+        raise RequestRefused(
+            f"Some sources are not done: {names}. Wait for them, or record for each why "
+            "it is closed without its connector, then complete the request.",
+            code="unfinished_tasks",
+        )
+
+
+def _mail_completed(request: DataSubjectRequest, actor: Actor) -> None:
+    """E-mail the requester what was done (Art. 12(3); Art. 19 for erasure,
+    rectification and restriction): per source the records found, erased or kept
+    under a legal hold with its Art. 17(3) exemption, and the status link; records
+    `dsr.completion_notified` (counts only)."""
+    sources = completion_summary(request=request)
+    _mail_on_commit(
+        to=request.code_recipient,
+        subject=f"Your {request.get_kind_display().split(' (')[0].lower()} request is complete",
+        template="datasubjects/email/completed.txt",
+        context={
+            "request": request,
+            "sources": sources,
+            "suppressions": request.suppressions.filter(lifted_at__isnull=True).count(),
+            "purposes": [ConsentPurpose(p).label for p in request.consent_purposes],
+            "status_url": request_status_url(request=request),
+        },
+    )
+    _audit(
+        request,
+        "dsr.completion_notified",
+        actor,
+        {
+            "sources": len(sources),
+            "rows_changed": sum(s.rows_changed or 0 for s in sources),
+            "rows_held": sum(s.rows_held for s in sources),
+            "holds": sorted({why for s in sources for why in s.holds.values()}),
+        },
+    )
 
 
 def request_extend(

@@ -398,10 +398,14 @@ def _erasure_run(task: SourceTask, connector: Any, identity: Identity) -> _Sourc
 def source_task_record_manual(
     *, task: SourceTask, note: str, attachment: UploadedFile | None, user: User
 ) -> SourceTask:
-    """A privacy officer records what was done by hand in a source without a connector.
+    """A privacy officer records what was done by hand in a source: one without a
+    connector, or a task its connector could not finish (pending, running or failed),
+    the note saying why, so that the request can be completed.
 
-    Side effects: the task is done with the note (and the attachment kept under
-    DSAR_FILES_DIR); records `dsr.source_task_done` (manual).
+    A running task closed this way keeps this record: the worker's outcome is dropped
+    (its claim is no longer in flight). Side effects: the task is done with the note
+    (and the attachment kept under DSAR_FILES_DIR); records `dsr.source_task_done`
+    (manual, with the state it was in).
     """
     if not may_handle_requests(user):
         raise PermissionDenied("Only privacy officers record manual work.")
@@ -415,6 +419,7 @@ def source_task_record_manual(
         )
         if task.state == TaskState.DONE:
             raise ValidationError({"note": "This task is done already."})
+        was = task.state
         task.note = note.strip()
         if attachment is not None:
             path = _evidence_path(task).with_suffix(Path(attachment.name).suffix.lower()[:10])
@@ -426,7 +431,7 @@ def source_task_record_manual(
         task.state = TaskState.DONE
         task.finished_at = timezone.now()
         task.save()
-        _task_audit(task, "dsr.source_task_done", user.audit_actor(), {"manual": True})
+        _task_audit(task, "dsr.source_task_done", user.audit_actor(), {"manual": True, "was": was})
     return task
 
 
