@@ -32,8 +32,6 @@ duplicates).
 import csv
 import hashlib
 import io
-import json
-import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -52,7 +50,6 @@ import yaml
 
 from pipelines.cloud_storage import is_gs_uri
 from pipelines.lake import (
-    FORMAT_VERSION,
     MANIFEST,
     Snapshot,
     StreamedTableHash,
@@ -61,6 +58,7 @@ from pipelines.lake import (
     canonical_table,
     hash_column,
     lake_cache,
+    snapshot_commit_staged,
     snapshot_hash,
     snapshot_publish,
 )
@@ -897,23 +895,16 @@ def import_files(
             "mapping": mapping,
             "rejections": report.to_dict(),
         }
-        manifest = {
-            "format": FORMAT_VERSION,
-            "id": snapshot_id,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "tables": info,
-            "source": source_record,
-            "period": period,
-        }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        try:
-            os.rename(staging, final)
-        except OSError:
-            # Another import stored the same content first: theirs is as good as ours.
-            if not (final / MANIFEST).exists():
-                raise
-            return ImportResult(_snapshot_from_folder(final), report, created=False)
-        return ImportResult(_snapshot_from_folder(final), report, created=True)
+        snapshot = snapshot_commit_staged(
+            staging,
+            root=root,
+            snapshot_id=snapshot_id,
+            tables=info,
+            source=source_record,
+            period=period,
+        )
+        # Another import that stored the same content first leaves our staging folder.
+        return ImportResult(snapshot, report, created=not staging.exists())
     finally:
         checksums.shutdown(cancel_futures=True)
         if staging.exists():

@@ -266,7 +266,7 @@ def write_snapshot(
             pq.write_table(table, staging / f"{name}.parquet", compression="zstd")
             info[name] = {"rows": table.num_rows, "sha256": hashes[name], "file": f"{name}.parquet"}
         period = _period(arrow.get("transactions"))
-        return _commit_staged(
+        return snapshot_commit_staged(
             staging, root=root, snapshot_id=snapshot_id, tables=info, source=source, period=period
         )
     finally:
@@ -614,7 +614,7 @@ def snapshot_derive(
             if name == "transactions":
                 period = derived.period
         snapshot_id = snapshot_hash({name: t["sha256"] for name, t in info.items()})
-        return _commit_staged(
+        return snapshot_commit_staged(
             staging,
             root=root,
             snapshot_id=snapshot_id,
@@ -628,7 +628,7 @@ def snapshot_derive(
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _commit_staged(
+def snapshot_commit_staged(
     staging: Path,
     *,
     root: Path,
