@@ -106,3 +106,35 @@ def test_json_logs_when_asked(tmp_path):
     )
     line = next(line for line in result.stderr.splitlines() if "hello json" in line)
     assert '"severity": "WARNING"' in line and '"message": "hello json"' in line
+
+
+@pytest.mark.parametrize(
+    ("value", "threshold"), [(None, "5"), ("true", "5"), ("false", "None")], ids=str
+)
+def test_prepared_statements_follow_database_prepared_statements(value, threshold):
+    """On PostgreSQL, DATABASE_PREPARED_STATEMENTS (on by default) sets psycopg's
+    prepare_threshold, which lets the gate's query be prepared; false leaves it None
+    (Django's default), for a pooler that cannot keep prepared statements."""
+    env = {"DATABASE_URL": "postgres://portal@127.0.0.1:5432/portal"}
+    if value is not None:
+        env["DATABASE_PREPARED_STATEMENTS"] = value
+    result = _manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; "
+        "print(settings.DATABASES['default']['OPTIONS']['prepare_threshold'])",
+        **env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == threshold
+
+
+def test_database_prepared_statements_refuses_what_is_not_a_boolean():
+    """A value that is neither true nor false stops the portal at start, naming it."""
+    result = _manage(
+        "check",
+        DATABASE_URL="postgres://portal@127.0.0.1:5432/portal",
+        DATABASE_PREPARED_STATEMENTS="sometimes",
+    )
+    assert result.returncode != 0
+    assert "DATABASE_PREPARED_STATEMENTS must be true or false" in result.stderr
