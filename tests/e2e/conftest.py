@@ -36,12 +36,15 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
 def migration_data(transactional_db: None) -> None:
     """The rows data migrations create, which transactional tests start without (their
     tables are emptied after every test): the client's three models and the default
-    review policies. Recreated by the migrations' own functions, so they stay the same."""
+    review policies, the retraining schedules. Recreated by the migrations' own
+    functions, so they stay the same."""
     from django.apps import apps
 
     for module, function in (
         ("governance.migrations.0002_the_three_models", "create_models"),
         ("governance.reviews.migrations.0002_default_policies", "create_defaults"),
+        ("governance.training.migrations.0002_retraining_schedules", "create_schedules"),
+        ("governance.training.migrations.0004_start_scheduled_run_task_name", "rename_forward"),
     ):
         getattr(importlib.import_module(module), function)(apps, None)
 
