@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from governance.reviews.api_urls import gate_urlpatterns
 from portal.admin_readonly import admin_site_read_only
 
 admin.site.site_header = "Governance portal: Django admin"
@@ -12,8 +13,9 @@ admin.site.site_header = "Governance portal: Django admin"
 admin_site_read_only(admin.site)
 
 urlpatterns = [
-    # The governance API first: CI's calls, the deployment gate above all, are the
-    # portal's busiest requests, and Django tries the patterns in order.
+    # The deployment gate first, then the governance API: CI's calls are the portal's
+    # busiest requests, and Django tries the patterns in order.
+    *gate_urlpatterns,
     path("", include("governance.api.urls")),
     path("", include("portal.ui.urls")),
     path("", include("portal.accounts.urls")),
