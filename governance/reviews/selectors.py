@@ -468,7 +468,8 @@ def _datetime_value(value: Any) -> datetime | None:
     return value
 
 
-def _gate_row(*, model_slug: str, version: str, target: str) -> dict[str, Any] | None:
+def _gate_row(*, model_slug: str, version: str, target: str) -> tuple[Any, ...] | None:
+    """The stored row's values in _GATE_COLUMNS order, undecoded; None without a row."""
     sql, params = _gate_row_sql(DEFAULT_DB_ALIAS)
     values = {_MODEL_SLOT: model_slug, _VERSION_SLOT: version, _TARGET_SLOT: target}
     bound = [values.get(p, p) if isinstance(p, str) else p for p in params]
@@ -476,15 +477,7 @@ def _gate_row(*, model_slug: str, version: str, target: str) -> dict[str, Any] |
     # running it, on every gate request.
     with cursor_prepared(using=DEFAULT_DB_ALIAS) as cursor:
         cursor.execute(sql, bound)
-        found = cursor.fetchone()
-    if found is None:
-        return None
-    row = dict(zip(_GATE_COLUMNS, found, strict=True))
-    for name in ("approvals", "missing_roles", "failed_checks", "approved_keys"):
-        row[name] = _json_value(row[name])
-    for name in ("expires_at", "attestation_expires_at"):
-        row[name] = _datetime_value(row[name])
-    return row
+        return cursor.fetchone()
 
 
 def gate_answer(*, model_slug: str, version: str, target: str) -> GateAnswer:
@@ -495,31 +488,61 @@ def gate_answer(*, model_slug: str, version: str, target: str) -> GateAnswer:
     row = _gate_row(model_slug=model_slug, version=version, target=target)
     if row is None:
         return gate_answer_compute(model_slug=model_slug, version=version, target=target)
-    facts = GateFacts(
-        review_id=row["review_id"],
-        review_state=row["review_state"],
-        expires_at=row["expires_at"],
-        approvals=[
-            {**a, "decided_at": datetime.fromisoformat(a["decided_at"])} for a in row["approvals"]
-        ],
-        missing_roles=row["missing_roles"],
-        failed_checks=row["failed_checks"],
-    )
+    (
+        gate_state_id,
+        review_id,
+        review_state,
+        expires_at,
+        approvals,
+        missing_roles_stored,
+        failed_checks,
+        revision,
+        attestation,
+        attestation_key,
+        attestation_expires_at,
+        version_name,
+        image_digest,
+        model,
+        approved_keys,
+    ) = row
+    expires_at = _datetime_value(expires_at)
     base = {
-        "model": row["version__model__slug"],
-        "version": row["version__version"],
+        "model": model,
+        "version": version_name,
         "target": target,
-        "image_digest": row["version__image_digest"],
+        "image_digest": image_digest,
+        "review_id": review_id,
+        "expires_at": expires_at,
     }
+    # Only what the answer carries is decoded: an approval's decisions and the
+    # attestation cache, or a refusal's missing roles and failed checks.
+    state = _gate_state_at(review_state=review_state, expires_at=expires_at, now=timezone.now())
+    if state != "approved":
+        return GateAnswer(
+            allowed=False,
+            state=state,
+            missing_roles=_json_value(missing_roles_stored),
+            failed_checks=_json_value(failed_checks),
+            **base,
+        )
     cache = AttestationCache(
-        gate_state_id=row["pk"],
-        revision=row["revision"],
-        attestation=row["attestation"],
-        key=row["attestation_key"],
-        expires_at=row["attestation_expires_at"],
-        approved_keys=row["approved_keys"],
+        gate_state_id=gate_state_id,
+        revision=revision,
+        attestation=attestation,
+        key=attestation_key,
+        expires_at=_datetime_value(attestation_expires_at),
+        approved_keys=_json_value(approved_keys),
     )
-    return _answer_from(facts, base=base, cache=cache)
+    return GateAnswer(
+        allowed=True,
+        state=state,
+        approvals=[
+            {**a, "decided_at": datetime.fromisoformat(a["decided_at"])}
+            for a in _json_value(approvals)
+        ],
+        cache=cache,
+        **base,
+    )
 
 
 def gate_attestations_last_expiry(*, version: ModelVersion) -> dict[str, datetime]:
