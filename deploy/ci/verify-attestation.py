@@ -16,6 +16,7 @@ image digest; 1 when it is not; 2 on a usage error or an unreadable file.
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 
 import jwt
 
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"verify-attestation: OK {claims['model']} {claims['version']} -> {claims['target']} "
         f"({claims['image_digest']}), review {claims.get('review')}, approvers [{names}], "
-        f"expires {claims['exp']}"
+        f"expires {datetime.fromtimestamp(claims['exp'], UTC).isoformat()}"
     )
     return 0
 

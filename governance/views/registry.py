@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from governance.clients import registry_sync_enabled
@@ -181,7 +182,12 @@ def version_detail(request: HttpRequest, model: str, version: str) -> HttpRespon
             if found.registered_by
             else "",
             "revision_count": card.revisions.count(),
-            "attestations_expire": sorted(gate_attestations_last_expiry(version=found).items()),
+            "attestations_expire": [
+                (target, expires_at, expires_at <= timezone.now())
+                for target, expires_at in sorted(
+                    gate_attestations_last_expiry(version=found).items()
+                )
+            ],
             "subject_flags": version_subject_flags(version=found),
         },
     )

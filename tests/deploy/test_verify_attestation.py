@@ -94,6 +94,16 @@ def test_verify_attestation_accepts_the_gates_statement(signed):
     assert "privacy_officer:u-19c2" in result.stdout
 
 
+def test_verify_attestation_prints_the_expiry_as_a_date(signed):
+    """The expiry is printed as an ISO 8601 instant in UTC, not as epoch seconds."""
+    expires_at = datetime(2099, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+    result = verify(*signed(expires_at=expires_at))
+
+    assert result.returncode == 0, result.stderr
+    assert "expires 2099-01-02T03:04:05+00:00" in result.stdout
+
+
 @pytest.mark.parametrize(
     ("flag", "value", "claim"),
     [

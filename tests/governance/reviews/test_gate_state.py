@@ -285,15 +285,21 @@ def test_gate_attestation_of_an_older_answer_is_not_stored(version, owner, lead,
 def test_gate_page_and_api_show_when_the_last_attestation_expires(
     gate_client, client_for, version, owner, lead
 ):
-    """The version page shows the expiry of the last attestation the gate handed out."""
+    """The version page shows the expiry of the last attestation the gate handed out,
+    and says "expired" once it has passed."""
     _approved_staging(version, owner, lead)
     data = gate_client.get(gate_url(version)).json()
     row = GateState.objects.get(version=version, target=Target.STAGING)
     assert data["attestation_expires_at"] is not None
     assert row.attestation_expires_at is not None
-    page = client_for(lead).get(f"/models/{version.model.slug}/versions/{version.version}/")
+    page_url = f"/models/{version.model.slug}/versions/{version.version}/"
+    page = client_for(lead).get(page_url)
     assert page.status_code == 200
-    assert "Last attestation expires" in page.content.decode()
+    assert "staging expires" in page.content.decode()
+    with time_machine.travel(row.attestation_expires_at + timedelta(minutes=1)):
+        later = client_for(lead).get(page_url).content.decode()
+    assert "staging expired" in later
+    assert "staging expires" not in later
 
 
 # --- the stored answer never lags: every service, in random order ----------------------
