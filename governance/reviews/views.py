@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from governance.models import ModelVersion
 from governance.reviews.checks import checks_evaluate
-from governance.reviews.choices import OPEN_STATES, ReviewSource, Verdict
+from governance.reviews.choices import OPEN_STATES, ReviewSource, ReviewState, Verdict
 from governance.reviews.evidence import VERSION_EVIDENCE_PACK
 from governance.reviews.forms import (
     DecisionForm,
@@ -265,12 +265,17 @@ def review_recheck_view(request: HttpRequest, pk: int) -> HttpResponse:
         actor=request.user.audit_actor(),
         client_ip=client_ip_for_request(request),
     )
+    label = outcome.review.get_state_display().lower()
+    if outcome.previous_state != ReviewState.PENDING:
+        # Only a waiting review's checks are evaluated again (review_recheck).
+        messages.warning(
+            request,
+            f"The review is {label}: its checks were not evaluated again, they stay as "
+            "they were when it was decided.",
+        )
+        return redirect("governance:review_detail", pk=pk)
     failed = len(outcome.review.failed_checks)
-    messages.success(
-        request,
-        f"Checks evaluated again: {failed} failing. "
-        f"The review is {outcome.review.get_state_display().lower()}.",
-    )
+    messages.success(request, f"Checks evaluated again: {failed} failing. The review is {label}.")
     return redirect("governance:review_detail", pk=pk)
 
 

@@ -54,6 +54,20 @@ def test_recheck_page_runs_checks_for_a_board_member(client_for, open_review, le
     ).exists()
 
 
+def test_recheck_page_on_a_decided_review_says_nothing_was_evaluated(client_for, open_review, lead):
+    """A decided review's checks are not evaluated again: the page says so, no event."""
+    review = _approve(
+        open_review(ModelVersionFactory(), Target.STAGING), (lead, Role.DATA_SCIENCE_LEAD)
+    )
+    response = client_for(lead).post(
+        reverse("governance:review_recheck", args=[review.pk]), follow=True
+    )
+    body = response.content.decode()
+    assert "Checks evaluated again" not in body
+    assert "its checks were not evaluated again" in body
+    assert not AuditEvent.objects.filter(action="review.checks_evaluated").exists()
+
+
 @pytest.mark.parametrize("role", [Role.AUDITOR, None])
 def test_recheck_page_refuses_others(client_for, make_user, open_review, role):
     review = open_review(ModelVersionFactory(), Target.CANARY)
