@@ -3,6 +3,7 @@ quality and drift figures set against the thresholds (canary against stable, the
 fleet's worst status)."""
 
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +35,10 @@ def thresholds_for(*, model) -> list[EffectiveThreshold]:
     """Every catalogue metric of the model's kind with the thresholds in force: the
     model's own where set, the catalogue's defaults otherwise. One query."""
     own = {t.metric: t for t in MetricThreshold.objects.filter(model=model)}
+    return _thresholds_in_force(model=model, own=own)
+
+
+def _thresholds_in_force(*, model, own: dict[str, MetricThreshold]) -> list[EffectiveThreshold]:
     rows = []
     for entry in catalogue_for(kind=model.kind):
         mine = own.get(entry.key)
@@ -75,9 +80,12 @@ def incident_get(*, pk: int) -> Incident:
 
 def monitored_models() -> list[tuple[Any, list[EffectiveThreshold]]]:
     """Every registered model, by slug, with its thresholds in force: what the rules
-    file and the dashboard are generated from."""
+    file and the dashboard are generated from. Two queries whatever the number of models."""
     models = sorted(models_overview(), key=lambda model: model.slug)
-    return [(model, thresholds_for(model=model)) for model in models]
+    own: dict[int, dict[str, MetricThreshold]] = defaultdict(dict)
+    for threshold in MetricThreshold.objects.filter(model__in=[m.pk for m in models]):
+        own[threshold.model_id][threshold.metric] = threshold
+    return [(model, _thresholds_in_force(model=model, own=own[model.pk])) for model in models]
 
 
 # -- stored figures against thresholds: the canary/stable view and the fleet's status --

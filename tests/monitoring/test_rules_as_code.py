@@ -11,7 +11,10 @@ import pytest
 import yaml
 from django.conf import settings
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from governance.models import RegisteredModel
 from governance.selectors.registry import model_get
 from monitoring.catalogue import CATALOGUE
 from monitoring.models import MetricThreshold
@@ -23,6 +26,7 @@ from monitoring.rules import (
     grafana_dashboard_json,
 )
 from monitoring.selectors import monitored_models
+from tests.factories import RegisteredModelFactory
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(settings.BASE_DIR)
@@ -66,6 +70,30 @@ def test_model_thresholds_change_the_generated_rules(tmp_path):
     rules = yaml.safe_load((tmp_path / RULES_PATH).read_text())["groups"][0]["rules"]
     exprs = [r["expr"] for r in rules if r["labels"]["metric"] == "mape"]
     assert exprs[0].endswith("> 0.12") and exprs[1].endswith("> 0.3")
+
+
+def test_monitored_models_reads_thresholds_in_one_query_for_every_model(
+    django_assert_max_num_queries,
+):
+    """Each model gets its own thresholds, and adding models adds no query."""
+    MetricThreshold.objects.create(
+        model=model_get(slug="demand-forecasting"), metric="mape", warning=0.12, critical=0.3
+    )
+    with CaptureQueriesContext(connection) as few:
+        monitored_models()
+    for _ in range(4):
+        RegisteredModelFactory()
+    with django_assert_max_num_queries(len(few)):
+        found = dict(monitored_models())
+    assert len(found) == RegisteredModel.objects.count()
+    mape = {
+        model.slug: next(t for t in rows if t.entry.key == "mape")
+        for model, rows in found.items()
+        if any(t.entry.key == "mape" for t in rows)
+    }
+    assert mape["demand-forecasting"].warning == 0.12
+    assert mape["demand-forecasting"].overridden
+    assert not any(row.overridden for slug, row in mape.items() if slug != "demand-forecasting")
 
 
 def test_dashboard_follows_the_mockup_layout():
