@@ -16,14 +16,33 @@ from typing import Any
 
 ENDPOINT_VARIABLE = "SECRET_MANAGER_API_ENDPOINT"
 DEFAULT_TIMEOUT_SECONDS = 30.0
-# A version of a global secret; `latest` is an alias Secret Manager resolves.
-SECRET_VERSION = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/[^/]+\Z")
+# A version of a global secret, or of a regional one (`locations/L/`, served by the
+# region's own endpoint); `latest` is an alias Secret Manager resolves.
+SECRET_VERSION = re.compile(
+    r"^projects/[^/]+/(?:locations/(?P<location>[^/]+)/)?secrets/[^/]+/versions/[^/]+\Z"
+)
+VERSION_NAME_SHAPES = (
+    "projects/P/secrets/S/versions/V or projects/P/locations/L/secrets/S/versions/V"
+)
+REGIONAL_ENDPOINT = "secretmanager.{location}.rep.googleapis.com"
 ACCESSOR_ROLE = "roles/secretmanager.secretAccessor"
 
 
 class SecretUnavailable(RuntimeError):
     """The secret version could not be read, or its payload failed its checksum; the
     message names the version and the reason (never the payload)."""
+
+
+def secret_manager_endpoint(name: str) -> str | None:
+    """The endpoint to ask for secret version `name`: SECRET_MANAGER_API_ENDPOINT when
+    set, else a regional secret's region endpoint, else None (the client's global
+    default, secretmanager.googleapis.com)."""
+    if configured := os.environ.get(ENDPOINT_VARIABLE):
+        return configured
+    shape = SECRET_VERSION.match(name)
+    if shape and shape["location"]:
+        return REGIONAL_ENDPOINT.format(location=shape["location"])
+    return None
 
 
 def secret_version_access(
@@ -33,9 +52,11 @@ def secret_version_access(
     credentials: Any = None,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> bytes:
-    """The payload of secret version `name` (`projects/P/secrets/S/versions/V`), bytes.
+    """The payload of secret version `name` (`projects/P/secrets/S/versions/V`, or a
+    regional secret's `projects/P/locations/L/secrets/S/versions/V`), bytes.
 
-    `api_endpoint` defaults to SECRET_MANAGER_API_ENDPOINT, then Google's;
+    `api_endpoint` defaults to SECRET_MANAGER_API_ENDPOINT, then Google's (for a
+    regional secret, its region's `secretmanager.L.rep.googleapis.com`);
     `credentials` to Application Default Credentials. SecretUnavailable for a name of
     another shape, a version that is missing, disabled or not accessible to the
     caller, no credentials, an unreachable service, or a payload whose CRC32C does not
@@ -43,7 +64,7 @@ def secret_version_access(
     """
     if not SECRET_VERSION.match(name):
         raise SecretUnavailable(
-            f"{name!r} is not a Secret Manager secret version (projects/P/secrets/S/versions/V)"
+            f"{name!r} is not a Secret Manager secret version ({VERSION_NAME_SHAPES})"
         )
     import google_crc32c  # noqa: PLC0415 -- slow
     from google.api_core import exceptions as google_exceptions  # noqa: PLC0415 -- slow
@@ -51,7 +72,7 @@ def secret_version_access(
     from google.cloud import secretmanager  # noqa: PLC0415 -- slow
     from requests import exceptions as requests_exceptions  # noqa: PLC0415 -- slow
 
-    endpoint = api_endpoint or os.environ.get(ENDPOINT_VARIABLE) or None
+    endpoint = api_endpoint or secret_manager_endpoint(name)
     try:
         client = secretmanager.SecretManagerServiceClient(
             credentials=credentials,

@@ -133,7 +133,8 @@ def suppression_key_for_job(suppression_key_secret: str) -> bytes:
     """The suppression list's hashing key for a job: from the job's environment
     (DSAR_SUPPRESSION_KEY, DSAR_SUPPRESSION_KEY_FILE) when set there, else read from
     the Secret Manager secret version `suppression_key_secret` names
-    (`projects/P/secrets/S/versions/V`, its payload the key as hex).
+    (`projects/P/secrets/S/versions/V`, or `projects/P/locations/L/...` for a regional
+    secret; its payload the key as hex).
 
     SuppressionKeyUnavailable when neither gives one: no secret named, the secret
     missing or not accessible, a payload failing its CRC32C, or not a key.

@@ -418,15 +418,18 @@ VERTEX_PIPELINES_IMAGE = env_str("VERTEX_PIPELINES_IMAGE")  # training image, by
 VERTEX_SERVING_IMAGE = env_str("VERTEX_SERVING_IMAGE")  # image registered with the model
 VERTEX_SERVICE_ACCOUNT = env_str("VERTEX_SERVICE_ACCOUNT")
 # The Secret Manager secret version holding DSAR_SUPPRESSION_KEY, which a training job
-# reads to apply the suppression list (projects/P/secrets/S/versions/V); the job's
+# reads to apply the suppression list (projects/P/secrets/S/versions/V, or a regional
+# secret's projects/P/locations/L/secrets/S/versions/V); the job's
 # service account needs roles/secretmanager.secretAccessor on that secret. Empty: a
 # Vertex AI run with a suppression list is refused.
 VERTEX_SUPPRESSION_KEY_SECRET = env_str("VERTEX_SUPPRESSION_KEY_SECRET")
 if VERTEX_SUPPRESSION_KEY_SECRET and not re.fullmatch(
-    r"projects/[^/]+/secrets/[^/]+/versions/[^/]+", VERTEX_SUPPRESSION_KEY_SECRET
+    r"projects/[^/]+/(locations/[^/]+/)?secrets/[^/]+/versions/[^/]+",
+    VERTEX_SUPPRESSION_KEY_SECRET,
 ):
     raise ImproperlyConfigured(
-        "VERTEX_SUPPRESSION_KEY_SECRET must name a secret version (projects/P/secrets/S/versions/V)"
+        "VERTEX_SUPPRESSION_KEY_SECRET must name a secret version (projects/P/secrets/S/"
+        "versions/V, or projects/P/locations/L/secrets/S/versions/V for a regional secret)"
     )
 if PIPELINES_BACKEND == "vertex":
     _missing = [

@@ -1,7 +1,8 @@
 """A local stand-in for Secret Manager's `AccessSecretVersion`.
 
 It answers the path google-cloud-secret-manager's REST transport GETs (the generated
-`rest_base.py`: `/v1/{name=projects/*/secrets/*/versions/*}:access`) in Google's JSON
+`rest_base.py`: `/v1/{name=projects/*/secrets/*/versions/*}:access`, and its regional
+binding `projects/*/locations/*/secrets/*/versions/*`) in Google's JSON
 format: `{"name", "payload": {"data": <base64>, "dataCrc32c": "<int64 as a string>"}}`,
 errors as `{"error": {"code", "message", "status"}}`.
 
@@ -14,6 +15,7 @@ account's key, is refused 401 (UNAUTHENTICATED); `deny()` makes a secret answer 
 version it does not hold answers 404 (NOT_FOUND). `latest` is the newest version.
 
     GET  /v1/projects/{p}/secrets/{s}/versions/{v}:access   AccessSecretVersion
+    GET  /v1/projects/{p}/locations/{l}/secrets/{s}/versions/{v}:access
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ _ROUTES = (
     (
         "GET",
         re.compile(
-            r"^/v1/projects/(?P<project>[^/]+)/secrets/(?P<secret>[^/]+)"
+            r"^/v1/projects/(?P<project>[^/]+)/(?P<location>locations/[^/]+/)?"
+            r"secrets/(?P<secret>[^/]+)"
             r"/versions/(?P<version>[^/:]+):access$"
         ),
         "access",
@@ -184,8 +187,10 @@ class FakeSecretManagerServer(JsonHttpFake):
                     }
                 }
 
-    def _access(self, *, project: str, secret: str, version: str) -> dict[str, Any]:
-        secret_name = f"projects/{project}/secrets/{secret}"
+    def _access(
+        self, *, project: str, secret: str, version: str, location: str | None = None
+    ) -> dict[str, Any]:
+        secret_name = f"projects/{project}/{location or ''}secrets/{secret}"
         if secret_name in self.denied:
             raise ApiError(
                 403,

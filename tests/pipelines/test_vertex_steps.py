@@ -6,6 +6,7 @@ import pytest
 from pipelines import vertex_steps
 from pipelines.lake import write_snapshot
 from pipelines.sample_data import generate_retail_data
+from pipelines.secret_manager import secret_manager_endpoint
 from pipelines.suppression import customer_key, suppression_write
 from pipelines.validation import ValidationFailed
 from tests.fakes.secretmanager_server import FakeSecretManagerServer, crc32c
@@ -243,6 +244,43 @@ def test_snapshot_component_reads_the_key_from_secret_manager(
     assert key not in saved and key.hex().encode() not in saved
     printed = capsys.readouterr()
     assert key.hex() not in printed.out + printed.err
+
+
+def test_snapshot_component_reads_a_regional_secret(tmp_path, bucket, secret_manager):
+    """A regional secret (`projects/P/locations/L/secrets/S/versions/V`) is read through
+    the client's regional binding, as a global one is."""
+    customer = str(bucket.load(["transactions"])["transactions"]["customer_id"].iloc[0])
+    key = bytes(range(32, 64))
+    regional = KEY_SECRET.replace("/secrets/", "/locations/europe-west4/secrets/")
+    version = secret_manager.add_secret_version(regional, key.hex().encode())
+    _list_write(tmp_path, key, [customer])
+
+    snap = _snapshot_with_secret(tmp_path, bucket.id, version)
+
+    assert snap["snapshotId"] != bucket.id
+    (access,) = secret_manager.accesses()
+    assert access.path == f"/v1/{version}:access"
+
+
+@pytest.mark.parametrize(
+    ("name", "configured", "endpoint"),
+    [
+        ("projects/p/secrets/s/versions/1", "", None),
+        (
+            "projects/p/locations/europe-west4/secrets/s/versions/1",
+            "",
+            "secretmanager.europe-west4.rep.googleapis.com",
+        ),
+        ("projects/p/locations/europe-west4/secrets/s/versions/1", "http://h:1", "http://h:1"),
+    ],
+)
+def test_secret_manager_endpoint_follows_the_secrets_region(
+    monkeypatch, name, configured, endpoint
+):
+    """A regional secret is asked of its region's endpoint unless one is configured;
+    a global one of the client's default."""
+    monkeypatch.setenv("SECRET_MANAGER_API_ENDPOINT", configured)
+    assert secret_manager_endpoint(name) == endpoint
 
 
 def test_snapshot_component_prefers_the_key_in_its_environment(

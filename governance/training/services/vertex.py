@@ -146,7 +146,8 @@ def _suppression_list_upload(*, run: PipelineRun) -> str:
         raise SuppressionKeySecretMissing(
             "the job could not read the suppression list's hashing key: set "
             "VERTEX_SUPPRESSION_KEY_SECRET to the Secret Manager secret version holding "
-            "DSAR_SUPPRESSION_KEY (projects/P/secrets/S/versions/V)"
+            "DSAR_SUPPRESSION_KEY (projects/P/secrets/S/versions/V, or "
+            "projects/P/locations/L/secrets/S/versions/V for a regional secret)"
         )
     uri = suppression_list_uri(run=run)
     upload_file(path, uri)

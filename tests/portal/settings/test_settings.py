@@ -138,3 +138,16 @@ def test_database_prepared_statements_refuses_what_is_not_a_boolean():
     )
     assert result.returncode != 0
     assert "DATABASE_PREPARED_STATEMENTS must be true or false" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "projects/zm-ml/secrets/dsar-suppression-key/versions/3",
+        "projects/zm-ml/locations/europe-west4/secrets/dsar-suppression-key/versions/latest",
+    ],
+)
+def test_production_settings_accept_global_and_regional_secret_versions(secret):
+    """VERTEX_SUPPRESSION_KEY_SECRET takes a global secret's version or a regional one's."""
+    result = _manage("check", **PRODUCTION, VERTEX_SUPPRESSION_KEY_SECRET=secret)
+    assert result.returncode == 0, result.stderr
