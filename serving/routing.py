@@ -10,15 +10,21 @@ re-read by the server when its modification time or size changes:
         "canary": {"version": "1.1.0", "artifact": "file:///.../", "weight": 10},
         "faults": {"1.1.0": {"error_rate": 0.5, "delay_ms": 0}}}}}
 
+Writers that change part of it (the local rollout backend, the traffic simulator's
+fault injection) go through `routing_update`, which holds an exclusive lock on a
+sidecar `.<name>.lock` file from reading to writing, so neither loses the other's change.
+
 `canary` is absent when one version serves everything. `faults` injects errors or delay
 into one version's answers; the server only honours it when started with faults allowed
 (tests, the demo and the traffic simulator's scenarios), never in production.
 """
 
+import fcntl
 import json
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,3 +166,34 @@ def routing_write(path: str | Path, routing: Routing) -> None:
     partial = target.parent / f".{target.name}.{uuid.uuid4().hex}.partial"
     partial.write_text(json.dumps(routing.to_dict(), indent=2, sort_keys=True))
     os.replace(partial, target)
+
+
+@contextmanager
+def _routing_locked(target: Path) -> Iterator[None]:
+    """Hold the exclusive lock of the routing document at `target` (a sidecar file,
+    kept: removing it would let two writers lock different files)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with (target.parent / f".{target.name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def routing_update(
+    path: str | Path, change: Callable[[Routing], Mapping[str, ModelRoute] | None]
+) -> Routing:
+    """Read the document at `path`, give it to `change`, and write a new revision with
+    the models it returns (None or the same models: nothing written), all under the
+    document's lock, so concurrent writers each see the other's last change. Returns
+    the document as it now is. RoutingError when the stored document is not valid."""
+    target = Path(path)
+    with _routing_locked(target):
+        routing = routing_read(target)
+        models = change(routing)
+        if models is None or dict(models) == dict(routing.models):
+            return routing
+        updated = Routing(revision=routing.revision + 1, models=dict(models))
+        routing_write(target, updated)
+        return updated

@@ -6,7 +6,6 @@ loads any new version before it switches, so no request is dropped.
 """
 
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import requests
@@ -14,10 +13,10 @@ import requests
 from serving.routing import (
     Fault,
     ModelRoute,
+    Routing,
     RoutingError,
     Track,
-    routing_read,
-    routing_write,
+    routing_update,
 )
 from worker.backends.rollouts import (
     PHASE_CANARY,
@@ -60,16 +59,15 @@ class LocalRolloutBackend:
         raise ValueError(f"unknown phase {plan.phase!r}")
 
     def apply(self, plan: RolloutPlan) -> str:
+        def change(routing: Routing) -> dict[str, ModelRoute]:
+            route = self._route(plan, routing.models.get(plan.model))
+            return {**routing.models, plan.model: route}
+
         try:
-            routing = routing_read(self.routing_file)
+            # Under the document's lock: the traffic simulator changes faults in it.
+            routing = routing_update(self.routing_file, change)
         except RoutingError as error:
             raise RolloutBackendError(f"the routing document is broken: {error}") from None
-        current = routing.models.get(plan.model)
-        route = self._route(plan, current)
-        if current != route:
-            models = {**routing.models, plan.model: route}
-            routing = replace(routing, revision=routing.revision + 1, models=models)
-            routing_write(self.routing_file, routing)
         self._wait_ready(routing.revision)
         return f"local:{self.routing_file.name}@{routing.revision}"
 

@@ -39,7 +39,7 @@ import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from serving.routing import MODEL_KINDS, Fault, Routing, routing_read, routing_write
+from serving.routing import MODEL_KINDS, Fault, ModelRoute, Routing, routing_update
 
 SCENARIOS = ("healthy", "canary-errors", "latency", "drift")
 FAULTS = {"canary-errors": Fault(error_rate=0.5), "latency": Fault(delay_ms=400)}
@@ -75,20 +75,27 @@ class OutcomeWriter:
 def _faults_inject(routing_path: Path, models: list[str], fault: Fault) -> dict[str, str]:
     """Put `fault` on the canary of each of `models` that has one and write a new
     revision; {model slug: the canary version faulted} (empty: nothing written)."""
-    routing = routing_read(routing_path)
-    injected = {
-        slug: route.canary.version
-        for slug, route in routing.models.items()
-        if slug in models and route.canary is not None
-    }
-    if injected:
-        changed = {
+    injected: dict[str, str] = {}
+
+    def change(routing: Routing) -> dict[str, ModelRoute] | None:
+        injected.clear()
+        injected.update(
+            {
+                slug: route.canary.version
+                for slug, route in routing.models.items()
+                if slug in models and route.canary is not None
+            }
+        )
+        if not injected:
+            return None
+        return {
             slug: replace(route, faults={**route.faults, injected[slug]: fault})
             if slug in injected
             else route
             for slug, route in routing.models.items()
         }
-        routing_write(routing_path, Routing(revision=routing.revision + 1, models=changed))
+
+    routing_update(routing_path, change)
     return injected
 
 
@@ -97,16 +104,17 @@ def _faults_remove(routing_path: Path, injected: dict[str, str]) -> None:
     routing looks like now: a rollout may have been rolled back or promoted meanwhile,
     and a fault left on the withdrawn or promoted version would come back with it.
     Writes a new revision only when something changes."""
-    routing = routing_read(routing_path)
-    changed = {}
-    for slug, route in routing.models.items():
-        version = injected.get(slug)
-        if version is not None and version in route.faults:
-            faults = {v: f for v, f in route.faults.items() if v != version}
-            changed[slug] = replace(route, faults=faults)
-    if changed:
-        models = {**routing.models, **changed}
-        routing_write(routing_path, Routing(revision=routing.revision + 1, models=models))
+
+    def change(routing: Routing) -> dict[str, ModelRoute]:
+        models = dict(routing.models)
+        for slug, route in routing.models.items():
+            version = injected.get(slug)
+            if version is not None and version in route.faults:
+                faults = {v: f for v, f in route.faults.items() if v != version}
+                models[slug] = replace(route, faults=faults)
+        return models
+
+    routing_update(routing_path, change)
 
 
 class Command(BaseCommand):
