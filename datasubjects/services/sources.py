@@ -26,6 +26,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from datasubjects.choices import (
+    CLOSED_STATES,
     KIND_ACTIONS,
     REQUEST_AUDIT_TYPE,
     SourceKind,
@@ -227,9 +228,13 @@ class _SourceTaskOutbox(Outbox[SourceTask, _SourceOutcome, TaskRun]):
         return TaskRun(task=None, ran=False)
 
     def claim(self, row: SourceTask, now: datetime) -> TaskRun | None:
-        """Take the task unless it is done, waits for a person, or another worker's
-        lease on it still runs: state running, attempt counted, lease stamped."""
+        """Take the task unless it is done, waits for a person, belongs to a request
+        closed meanwhile (refused or a duplicate: its work stops there, an erasure
+        included), or another worker's lease on it still runs: state running, attempt
+        counted, lease stamped."""
         if row.state in (TaskState.DONE, TaskState.AWAITING_PERSON):
+            return TaskRun(task=row, ran=False)
+        if row.request.state in CLOSED_STATES:
             return TaskRun(task=row, ran=False)
         if row.state == TaskState.RUNNING and row.lease_until and row.lease_until > now:
             return TaskRun(task=row, ran=False)  # another worker holds it
@@ -403,9 +408,11 @@ def source_task_record_manual(
     the note saying why, so that the request can be completed.
 
     A running task closed this way keeps this record: the worker's outcome is dropped
-    (its claim is no longer in flight). Side effects: the task is done with the note
-    (and the attachment kept under DSAR_FILES_DIR); records `dsr.source_task_done`
-    (manual, with the state it was in).
+    (its claim is no longer in flight). Refused (ValidationError, code
+    `request_closed`, nothing changed) once the request is closed: completed, refused
+    or a duplicate.
+    Side effects: the task is done with the note (and the attachment kept under
+    DSAR_FILES_DIR); records `dsr.source_task_done` (manual, with the state it was in).
     """
     if not may_handle_requests(user):
         raise PermissionDenied("Only privacy officers record manual work.")
@@ -417,6 +424,20 @@ def source_task_record_manual(
             .select_related("request", "source")
             .get(pk=task.pk)
         )
+        # The request's row too, after the task's (the worker's record takes them in
+        # that order): a refusal or completion committing meanwhile is seen here.
+        task.request = DataSubjectRequest.objects.select_for_update().get(pk=task.request_id)
+        if task.request.state in CLOSED_STATES:
+            closed = task.request.get_state_display().lower()
+            raise ValidationError(
+                {
+                    "note": ValidationError(
+                        f"This request is {closed}: the work in its sources can no "
+                        "longer be recorded.",
+                        code="request_closed",
+                    )
+                }
+            )
         if task.state == TaskState.DONE:
             raise ValidationError({"note": "This task is done already."})
         was = task.state
