@@ -28,6 +28,7 @@ from django.utils import timezone
 from datasubjects.choices import (
     CLOSED_STATES,
     KIND_ACTIONS,
+    PACKAGE_KINDS,
     REQUEST_AUDIT_TYPE,
     SourceKind,
     TaskAction,
@@ -400,6 +401,14 @@ def _erasure_run(task: SourceTask, connector: Any, identity: Identity) -> _Sourc
     )
 
 
+def _queue_package_build(request: DataSubjectRequest) -> None:
+    """After commit, have a worker build the access package if this closed the last
+    access task (`access_package_ensure` decides, and builds it once)."""
+    from datasubjects.tasks import build_access_package  # noqa: PLC0415 -- task
+
+    transaction.on_commit(lambda: build_access_package.delay(request.pk))
+
+
 def source_task_record_manual(
     *, task: SourceTask, note: str, attachment: UploadedFile | None, user: User
 ) -> SourceTask:
@@ -412,7 +421,10 @@ def source_task_record_manual(
     `request_closed`, nothing changed) once the request is closed: completed, refused
     or a duplicate.
     Side effects: the task is done with the note (and the attachment kept under
-    DSAR_FILES_DIR); records `dsr.source_task_done` (manual, with the state it was in).
+    DSAR_FILES_DIR beside, never over, the connector's evidence); records
+    `dsr.source_task_done` (manual, with the state it was in); for an access or
+    portability request, queues the package build after commit (built if this was
+    the last access task).
     """
     if not may_handle_requests(user):
         raise PermissionDenied("Only privacy officers record manual work.")
@@ -443,7 +455,12 @@ def source_task_record_manual(
         was = task.state
         task.note = note.strip()
         if attachment is not None:
-            path = _evidence_path(task).with_suffix(Path(attachment.name).suffix.lower()[:10])
+            suffix = Path(attachment.name).suffix.lower()[:10]
+            # Named apart from the connector's `<slug>.<action>.json`, which the
+            # package and the completion notice read as the connector's findings.
+            path = _evidence_path(task).with_name(
+                f"{task.source.slug}.{task.action}.attachment{suffix}"
+            )
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("wb") as out:
                 for chunk in attachment.chunks():
@@ -453,6 +470,8 @@ def source_task_record_manual(
         task.finished_at = timezone.now()
         task.save()
         _task_audit(task, "dsr.source_task_done", user.audit_actor(), {"manual": True, "was": was})
+        if task.request.kind in PACKAGE_KINDS:
+            _queue_package_build(task.request)
     return task
 
 
