@@ -540,7 +540,9 @@ def request_close_duplicate(
 ) -> DataSubjectRequest:
     """Close a request as a duplicate of an earlier one by the same person.
 
-    Side effects: the request becomes `duplicate`; records `dsr.closed_duplicate`.
+    Side effects: the request becomes `duplicate`; records `dsr.closed_duplicate`;
+    e-mails the requester that it is closed and under which request theirs is
+    answered (Art. 12(4): a request not acted on is told so), with its status link.
     """
     if original.pk == request.pk or original.subject_ref != request.subject_ref:
         raise ValidationError({"original": "Choose another request by the same person."})
@@ -550,6 +552,16 @@ def request_close_duplicate(
         request.duplicate_of = original
         request.save()
         _audit(request, "dsr.closed_duplicate", user.audit_actor(), {"original": original.audit_id})
+        _mail_on_commit(
+            to=request.code_recipient,
+            subject="Your request is closed as a repeat of an earlier one",
+            template="datasubjects/email/duplicate.txt",
+            context={
+                "request": request,
+                "original": original,
+                "status_url": request_status_url(request=request),
+            },
+        )
     return request
 
 

@@ -180,3 +180,28 @@ def test_every_kind_tells_the_requester_on_completion(
     assert AuditEvent.objects.filter(
         object_id=str(dsr.public_id), action="dsr.completion_notified"
     ).exists()
+
+
+def test_closing_as_a_duplicate_tells_the_requester(
+    verified_request, privacy_officer, django_capture_on_commit_callbacks, client
+):
+    """Like a refusal, a request closed as a repeat is not acted on: the requester is
+    told which earlier request answers theirs, with this one's status link."""
+    from datasubjects.services import request_close_duplicate
+
+    first = verified_request(kind=RequestKind.ACCESS)
+    second = verified_request(kind=RequestKind.PORTABILITY)
+    request_set_state(request=first, state="in_progress", user=privacy_officer)
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        request_close_duplicate(request=second, original=first, user=privacy_officer)
+    (message,) = mail.outbox
+    assert message.to == [second.email]
+    assert message.subject == "Your request is closed as a repeat of an earlier one"
+    assert (
+        "We have closed your data portability (art. 20) request: it repeats your access "
+        f"(art. 15) request received on {first.received_on:%-d %B %Y}, which we are answering."
+    ) in message.body
+    (link,) = [line for line in message.body.splitlines() if line.startswith("http")]
+    page = client.get(urlsplit(link).path)
+    assert page.status_code == 200 and "Closed as duplicate" in page.content.decode()
