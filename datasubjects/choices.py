@@ -94,6 +94,12 @@ KIND_ACTIONS: dict[str, str] = {
     RequestKind.ERASURE: TaskAction.ERASURE,
 }
 
+# The kinds answered with an access package (Arts. 15 and 20): built once their last
+# source task is done, and required before they complete.
+PACKAGE_KINDS = frozenset(
+    kind for kind, action in KIND_ACTIONS.items() if action == TaskAction.ACCESS
+)
+
 
 class ConsentPurpose(models.TextChoices):
     """What a customer consents to; the first two are profiling (the pipelines'

@@ -1,11 +1,21 @@
 """Reads for data subject requests: the privacy officer's queue and one request."""
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from datasubjects.choices import OPEN_STATES, REQUEST_AUDIT_TYPE, ConsentPurpose
+from datasubjects.choices import (
+    OPEN_STATES,
+    PACKAGE_KINDS,
+    REQUEST_AUDIT_TYPE,
+    ConsentPurpose,
+    RequestState,
+    TaskAction,
+    TaskState,
+)
 from datasubjects.models import (
     ConsentRecord,
     DataSource,
@@ -63,6 +73,46 @@ def privacy_officers() -> QuerySet[User]:
 
 def request_tasks(request: DataSubjectRequest) -> QuerySet[SourceTask]:
     return request.tasks.select_related("source").order_by("source__name", "action")
+
+
+@dataclass(frozen=True)
+class PackageProgress:
+    """Where an access or portability request's package stands, for the privacy
+    officer: `done` of its `total` access tasks are done, `waiting` names the sources
+    a person must record, `built_at` is set once the package is made."""
+
+    done: int
+    total: int
+    waiting: tuple[str, ...]
+    built_at: datetime | None
+
+    @property
+    def building(self) -> bool:
+        """Every task is done and the package is on its way (a worker builds it)."""
+        return self.built_at is None and self.total > 0 and self.done == self.total
+
+
+def package_progress(
+    *, request: DataSubjectRequest, tasks: list[SourceTask]
+) -> PackageProgress | None:
+    """The package's progress from the request's tasks (as `request_tasks` gives
+    them, already read: no query); None for a kind without a package, or a request
+    closed without one (refused, a duplicate) or not started yet."""
+    if request.kind not in PACKAGE_KINDS:
+        return None
+    if not request.package_file and (
+        request.state not in OPEN_STATES or request.state == RequestState.PENDING
+    ):
+        return None
+    access = [task for task in tasks if task.action == TaskAction.ACCESS]
+    return PackageProgress(
+        done=sum(task.state == TaskState.DONE for task in access),
+        total=len(access),
+        waiting=tuple(
+            task.source.name for task in access if task.state == TaskState.AWAITING_PERSON
+        ),
+        built_at=request.package_built_at if request.package_file else None,
+    )
 
 
 def sources_active() -> QuerySet[DataSource]:

@@ -47,6 +47,7 @@ from datasubjects.ratelimits import public_code_attempt_allowed, public_form_all
 from datasubjects.selectors import (
     consent_records,
     consent_state_for,
+    package_progress,
     request_by_public_id,
     request_is_overdue,
     request_tasks,
@@ -228,9 +229,11 @@ def _request_or_404(public_id: str) -> object:
 def request_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     dsr = _request_or_404(public_id)
     dsr.is_overdue = request_is_overdue(dsr)
+    tasks = list(request_tasks(dsr))
     context = {
         "dsr": dsr,
-        "tasks": request_tasks(dsr),
+        "tasks": tasks,
+        "package": package_progress(request=dsr, tasks=tasks),
         "suppressions": list(dsr.suppressions.order_by("created_at")),
         "may_handle": may_handle_requests(request.user),
         "open_states": OPEN_STATES,

@@ -3,7 +3,7 @@ per-source work a request fans out into (`sources`)."""
 
 from datasubjects.services.access import (
     access_package_build,
-    access_tasks_finished,
+    access_package_ensure,
     package_link_url,
     package_request_for_token,
 )
@@ -57,7 +57,7 @@ __all__ = [
     "TaskRun",
     "VerifyOutcome",
     "access_package_build",
-    "access_tasks_finished",
+    "access_package_ensure",
     "data_source_check",
     "data_source_save",
     "package_link_url",

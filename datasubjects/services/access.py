@@ -2,8 +2,12 @@
 JSON and CSV per source, with a readable HTML summary that carries the Art. 15
 information and the explanation of the profiling.
 
-Built by the worker once the last access task of a request is done, and again if a
-task is re-run: the zip is written beside its final name and renamed into place.
+Built once, when the last access task of a request is done, whichever path closed it
+(`access_package_ensure`): the worker that ran it, a worker handed the same message
+again after a crash, or a privacy officer recording a task by hand (the worker builds
+it after that commit); completing the request builds it too if it is still missing,
+and refuses when it cannot be built. The zip is written beside its final name and
+renamed into place.
 """
 
 import csv
@@ -21,7 +25,14 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from datasubjects.choices import REQUEST_AUDIT_TYPE, SourceKind, TaskAction, TaskState
+from datasubjects.choices import (
+    OPEN_STATES,
+    PACKAGE_KINDS,
+    REQUEST_AUDIT_TYPE,
+    SourceKind,
+    TaskAction,
+    TaskState,
+)
 from datasubjects.models import DataSubjectRequest
 from datasubjects.notices import ART15_INFORMATION, person_profiling, profiling_explanations
 from datasubjects.selectors import suppression_keys_by_purpose
@@ -55,14 +66,71 @@ def _suppressed_purposes(request: DataSubjectRequest) -> set[str]:
     }
 
 
-def access_tasks_finished(*, request: DataSubjectRequest) -> bool:
-    tasks = request.tasks.filter(action=TaskAction.ACCESS)
-    return tasks.exists() and not tasks.exclude(state=TaskState.DONE).exists()
+def access_package_ensure(*, request: DataSubjectRequest) -> Path | None:
+    """Build the access package of an access or portability request once none of its
+    access tasks is left undone, unless it is built already; the path of the package,
+    or None while it cannot be built yet (a task not done, the request not open, a
+    kind without a package).
+
+    A request with no source task at all (no active source when it started) gets a
+    package of the Art. 15 information alone. Two callers at once (the worker and a
+    privacy officer completing the request) queue on the request's row lock, held
+    while the zip is written: the second finds the package built and returns it.
+    Side effects: those of `access_package_build`, at most once per request (again
+    only if its file has gone). PackageUnreadable when an evidence file cannot be
+    read, OSError when the package cannot be written.
+    """
+    if request.kind not in PACKAGE_KINDS:
+        return None
+    root = Path(settings.DSAR_FILES_DIR)
+    with transaction.atomic():
+        locked = DataSubjectRequest.objects.select_for_update().get(pk=request.pk)
+        if locked.package_file and (root / locked.package_file).is_file():
+            return root / locked.package_file
+        if locked.state not in OPEN_STATES:
+            return None
+        if locked.tasks.filter(action=TaskAction.ACCESS).exclude(state=TaskState.DONE).exists():
+            return None
+        path = access_package_build(request=locked)
+    request.package_file = locked.package_file
+    request.package_built_at = locked.package_built_at
+    return path
+
+
+class PackageUnreadable(Exception):
+    """A done task's evidence file cannot be read: the package would leave out what
+    that source holds, so it is not built."""
+
+
+def _connector_tables(task: object, root: Path) -> dict[str, list]:
+    """The tables a connector found ({table: rows}), from its evidence file; {} for a
+    task a person closed (no such file, or their attachment instead).
+    PackageUnreadable, naming the source and the file, when the file is gone or bad."""
+    if not task.evidence_file.endswith(f".{task.action}.json"):
+        return {}
+    try:
+        evidence = json.loads((root / task.evidence_file).read_text())
+        return evidence["tables"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise PackageUnreadable(
+            f"the evidence file of {task.source.name}, {task.evidence_file}, cannot be read"
+        ) from error
+
+
+def _attachment(task: object, root: Path) -> Path | None:
+    """The file a privacy officer attached when recording the task by hand, if any."""
+    if not task.evidence_file or task.evidence_file.endswith(f".{task.action}.json"):
+        return None
+    path = root / task.evidence_file
+    return path if path.is_file() else None
 
 
 def access_package_build(*, request: DataSubjectRequest) -> Path:
-    """Write the request's access package and record where it is.
+    """Write the request's access package from its done access tasks and record where
+    it is, whatever is there already (callers want `access_package_ensure`).
 
+    A task a person recorded by hand contributes its note and the file attached to it.
+    PackageUnreadable when a task's evidence file cannot be read (nothing recorded).
     Side effects: writes `access-package.zip` under DSAR_FILES_DIR; sets the request's
     `package_file`; records `dsr.package_built` (files and row counts only).
     """
@@ -81,9 +149,10 @@ def access_package_build(*, request: DataSubjectRequest) -> Path:
     staging = folder / f".access-package.{uuid.uuid4().hex}.zip"
     with zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED) as package:
         for task in tasks:
-            tables: dict[str, list] = {}
-            if task.evidence_file.endswith(".json"):
-                tables = json.loads((root / task.evidence_file).read_text())["tables"]
+            tables = _connector_tables(task, root)
+            attachment = _attachment(task, root)
+            if attachment is not None:
+                package.write(attachment, f"{task.source.slug}/{attachment.name}")
             if task.source.kind == SourceKind.PREDICTION_LOG:
                 predictions.extend(tables.get("predictions", []))
             if task.source.kind == SourceKind.LAKE and "transactions" in tables:
@@ -97,6 +166,7 @@ def access_package_build(*, request: DataSubjectRequest) -> Path:
                     "slug": task.source.slug,
                     "tables": [(name, len(rows)) for name, rows in tables.items()],
                     "note": task.note,
+                    "attachment": attachment.name if attachment else "",
                     "rows": sum(len(rows) for rows in tables.values()),
                     "sample": {name: rows[:20] for name, rows in tables.items()},
                 }

@@ -38,14 +38,15 @@ class SourceDone:
 
 def _erasure_evidence(task: SourceTask) -> dict:
     """The erasure evidence file's content, or {} when there is none (a source a
-    person handled, or a file gone)."""
-    if not task.evidence_file.endswith(".json"):
+    person handled, whose attachment is theirs and not ours to read, or a file gone)."""
+    if not task.evidence_file.endswith(f".{task.action}.json"):
         return {}
     path = Path(settings.DSAR_FILES_DIR) / task.evidence_file
     try:
-        return json.loads(path.read_text())
+        evidence = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    return evidence if isinstance(evidence, dict) else {}
 
 
 def completion_summary(*, request: DataSubjectRequest) -> list[SourceDone]:

@@ -28,6 +28,7 @@ from datasubjects.choices import (
     KIND_SUPPRESSIONS,
     MAX_EXTENSION_MONTHS,
     OPEN_STATES,
+    PACKAGE_KINDS,
     REQUEST_AUDIT_TYPE,
     STATE_MOVES,
     ConsentPurpose,
@@ -40,7 +41,11 @@ from datasubjects.models import DataSubjectRequest
 from datasubjects.permissions import may_handle_requests
 from datasubjects.pseudonyms import subject_ref_for
 from datasubjects.selectors import privacy_officers
-from datasubjects.services.access import package_link_url
+from datasubjects.services.access import (
+    PackageUnreadable,
+    access_package_ensure,
+    package_link_url,
+)
 from datasubjects.services.completion import completion_summary, unfinished_tasks
 from datasubjects.services.consent import consent_record
 from datasubjects.services.sources import source_tasks_create
@@ -291,13 +296,17 @@ def _lock_for_handling(request: DataSubjectRequest, user: User) -> DataSubjectRe
     return DataSubjectRequest.objects.select_for_update().get(pk=request.pk)
 
 
-def _move(request: DataSubjectRequest, state: str) -> str:
+def _refuse_wrong_move(request: DataSubjectRequest, state: str) -> None:
     if state not in STATE_MOVES[request.state]:
         raise RequestRefused(
             f"A request that is {request.get_state_display().lower()} cannot become "
             f"{RequestState(state).label.lower()}.",
             code="wrong_state",
         )
+
+
+def _move(request: DataSubjectRequest, state: str) -> str:
+    _refuse_wrong_move(request, state)
     previous = request.state
     request.state = state
     if state in (RequestState.COMPLETED, RequestState.REFUSED, RequestState.DUPLICATE):
@@ -331,21 +340,26 @@ def request_set_state(
     Side effects: changes the state; records `dsr.state_changed`; starting an access,
     portability or erasure request creates one task per active data source and queues
     them (`source_tasks_create`). Completing one tells the requester (Arts. 12(3),
-    19): a request with an access package e-mails a download link that expires after
-    DSAR_PACKAGE_LINK_HOURS; any other kind but access e-mails what was done
-    (`_mail_completed`).
+    19) and records `dsr.completion_notified`: an access or portability request
+    e-mails a download link to its package that expires after
+    DSAR_PACKAGE_LINK_HOURS (building the package first if no worker has yet,
+    `access_package_ensure`); any other kind e-mails what was done.
 
-    RequestRefused (code `unfinished_tasks`, naming the sources) when completing a
-    request some source task of which is not done: completing an erasure drops the
-    customer ids those tasks need. A task a source cannot finish is closed by a
-    privacy officer recording why (`source_task_record_manual`) first.
+    RequestRefused when completing a request some source task of which is not done
+    (code `unfinished_tasks`, naming the sources: completing an erasure drops the
+    customer ids those tasks need; a task a source cannot finish is closed by a
+    privacy officer recording why, `source_task_record_manual`, first), or an access
+    or portability request whose package cannot be built (code `package_failed`,
+    saying why); nothing changes then.
     """
     if state in (RequestState.REFUSED, RequestState.DUPLICATE):
         raise ValidationError({"state": "Use refuse or close as duplicate."})
     with transaction.atomic():
         request = _lock_for_handling(request, user)
         if state == RequestState.COMPLETED:
+            _refuse_wrong_move(request, state)
             _refuse_unfinished(request)
+            _ensure_package(request)
         previous = _move(request, state)
         request.save()
         if state == RequestState.IN_PROGRESS:
@@ -362,20 +376,39 @@ def request_set_state(
             user.audit_actor(),
             {"from": previous, "to": state, "note": note[:500]},
         )
-        if state == RequestState.COMPLETED and request.package_file:
-            _mail_on_commit(
-                to=request.code_recipient,
-                subject="Your personal data is ready to download",
-                template="datasubjects/email/package.txt",
-                context={
-                    "request": request,
-                    "url": package_link_url(request=request),
-                    "hours": settings.DSAR_PACKAGE_LINK_HOURS,
-                },
-            )
-        elif state == RequestState.COMPLETED and request.kind != RequestKind.ACCESS:
+        if state == RequestState.COMPLETED:
             _mail_completed(request, user.audit_actor())
     return request
+
+
+def _ensure_package(request: DataSubjectRequest) -> None:
+    """Have the access or portability request's package built (a worker normally did
+    it when the last task was done), or refuse its completion saying why."""
+    if request.kind not in PACKAGE_KINDS:
+        return
+    try:
+        access_package_ensure(request=request)
+    except PackageUnreadable as error:
+        raise RequestRefused(
+            f"The access package could not be built: {error}. The request cannot be "
+            "completed without it (the requester would receive nothing): restore that "
+            "file, then complete the request.",
+            code="package_failed",
+        ) from error
+    except OSError as error:
+        raise RequestRefused(
+            f"The access package could not be written ({error.strerror or error!r}). The request "
+            "cannot be completed without it: try again once the disk is fixed.",
+            code="package_failed",
+        ) from error
+    if not request.package_file:
+        # Unreachable while every task is done and the request open; said plainly
+        # rather than completing a request its requester would hear nothing of.
+        raise RequestRefused(
+            "The access package has not been built, and the request cannot be completed "
+            "without it.",
+            code="package_failed",
+        )
 
 
 def _refuse_unfinished(request: DataSubjectRequest) -> None:
@@ -394,12 +427,15 @@ def _refuse_unfinished(request: DataSubjectRequest) -> None:
 def _mail_completed(request: DataSubjectRequest, actor: Actor) -> None:
     """E-mail the requester what was done (Art. 12(3); Art. 19 for erasure,
     rectification and restriction): per source the records found, erased or kept
-    under a legal hold with its Art. 17(3) exemption, and the status link; records
-    `dsr.completion_notified` (counts only)."""
+    under a legal hold with its Art. 17(3) exemption, and the status link; for an
+    access or portability request, first the link to download the package (it expires
+    after DSAR_PACKAGE_LINK_HOURS). Records `dsr.completion_notified` (counts only)."""
     sources = completion_summary(request=request)
+    package = request.kind in PACKAGE_KINDS
     _mail_on_commit(
         to=request.code_recipient,
-        subject=f"Your {request.get_kind_display().split(' (')[0].lower()} request is complete",
+        subject=("Your personal data is ready to download: " if package else "")
+        + f"Your {request.get_kind_display().split(' (')[0].lower()} request is complete",
         template="datasubjects/email/completed.txt",
         context={
             "request": request,
@@ -407,6 +443,8 @@ def _mail_completed(request: DataSubjectRequest, actor: Actor) -> None:
             "suppressions": request.suppressions.filter(lifted_at__isnull=True).count(),
             "purposes": [ConsentPurpose(p).label for p in request.consent_purposes],
             "status_url": request_status_url(request=request),
+            "package_url": package_link_url(request=request) if package else "",
+            "hours": settings.DSAR_PACKAGE_LINK_HOURS,
         },
     )
     _audit(
@@ -502,7 +540,9 @@ def request_close_duplicate(
 ) -> DataSubjectRequest:
     """Close a request as a duplicate of an earlier one by the same person.
 
-    Side effects: the request becomes `duplicate`; records `dsr.closed_duplicate`.
+    Side effects: the request becomes `duplicate`; records `dsr.closed_duplicate`;
+    e-mails the requester that it is closed and under which request theirs is
+    answered (Art. 12(4): a request not acted on is told so), with its status link.
     """
     if original.pk == request.pk or original.subject_ref != request.subject_ref:
         raise ValidationError({"original": "Choose another request by the same person."})
@@ -512,6 +552,16 @@ def request_close_duplicate(
         request.duplicate_of = original
         request.save()
         _audit(request, "dsr.closed_duplicate", user.audit_actor(), {"original": original.audit_id})
+        _mail_on_commit(
+            to=request.code_recipient,
+            subject="Your request is closed as a repeat of an earlier one",
+            template="datasubjects/email/duplicate.txt",
+            context={
+                "request": request,
+                "original": original,
+                "status_url": request_status_url(request=request),
+            },
+        )
     return request
 
 

@@ -26,7 +26,9 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from datasubjects.choices import (
+    CLOSED_STATES,
     KIND_ACTIONS,
+    PACKAGE_KINDS,
     REQUEST_AUDIT_TYPE,
     SourceKind,
     TaskAction,
@@ -227,9 +229,13 @@ class _SourceTaskOutbox(Outbox[SourceTask, _SourceOutcome, TaskRun]):
         return TaskRun(task=None, ran=False)
 
     def claim(self, row: SourceTask, now: datetime) -> TaskRun | None:
-        """Take the task unless it is done, waits for a person, or another worker's
-        lease on it still runs: state running, attempt counted, lease stamped."""
+        """Take the task unless it is done, waits for a person, belongs to a request
+        closed meanwhile (refused or a duplicate: its work stops there, an erasure
+        included), or another worker's lease on it still runs: state running, attempt
+        counted, lease stamped."""
         if row.state in (TaskState.DONE, TaskState.AWAITING_PERSON):
+            return TaskRun(task=row, ran=False)
+        if row.request.state in CLOSED_STATES:
             return TaskRun(task=row, ran=False)
         if row.state == TaskState.RUNNING and row.lease_until and row.lease_until > now:
             return TaskRun(task=row, ran=False)  # another worker holds it
@@ -395,6 +401,14 @@ def _erasure_run(task: SourceTask, connector: Any, identity: Identity) -> _Sourc
     )
 
 
+def _queue_package_build(request: DataSubjectRequest) -> None:
+    """After commit, have a worker build the access package if this closed the last
+    access task (`access_package_ensure` decides, and builds it once)."""
+    from datasubjects.tasks import build_access_package  # noqa: PLC0415 -- task
+
+    transaction.on_commit(lambda: build_access_package.delay(request.pk))
+
+
 def source_task_record_manual(
     *, task: SourceTask, note: str, attachment: UploadedFile | None, user: User
 ) -> SourceTask:
@@ -403,9 +417,14 @@ def source_task_record_manual(
     the note saying why, so that the request can be completed.
 
     A running task closed this way keeps this record: the worker's outcome is dropped
-    (its claim is no longer in flight). Side effects: the task is done with the note
-    (and the attachment kept under DSAR_FILES_DIR); records `dsr.source_task_done`
-    (manual, with the state it was in).
+    (its claim is no longer in flight). Refused (ValidationError, code
+    `request_closed`, nothing changed) once the request is closed: completed, refused
+    or a duplicate.
+    Side effects: the task is done with the note (and the attachment kept under
+    DSAR_FILES_DIR beside, never over, the connector's evidence); records
+    `dsr.source_task_done` (manual, with the state it was in); for an access or
+    portability request, queues the package build after commit (built if this was
+    the last access task).
     """
     if not may_handle_requests(user):
         raise PermissionDenied("Only privacy officers record manual work.")
@@ -417,12 +436,31 @@ def source_task_record_manual(
             .select_related("request", "source")
             .get(pk=task.pk)
         )
+        # The request's row too, after the task's (the worker's record takes them in
+        # that order): a refusal or completion committing meanwhile is seen here.
+        task.request = DataSubjectRequest.objects.select_for_update().get(pk=task.request_id)
+        if task.request.state in CLOSED_STATES:
+            closed = task.request.get_state_display().lower()
+            raise ValidationError(
+                {
+                    "note": ValidationError(
+                        f"This request is {closed}: the work in its sources can no "
+                        "longer be recorded.",
+                        code="request_closed",
+                    )
+                }
+            )
         if task.state == TaskState.DONE:
             raise ValidationError({"note": "This task is done already."})
         was = task.state
         task.note = note.strip()
         if attachment is not None:
-            path = _evidence_path(task).with_suffix(Path(attachment.name).suffix.lower()[:10])
+            suffix = Path(attachment.name).suffix.lower()[:10]
+            # Named apart from the connector's `<slug>.<action>.json`, which the
+            # package and the completion notice read as the connector's findings.
+            path = _evidence_path(task).with_name(
+                f"{task.source.slug}.{task.action}.attachment{suffix}"
+            )
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("wb") as out:
                 for chunk in attachment.chunks():
@@ -432,6 +470,8 @@ def source_task_record_manual(
         task.finished_at = timezone.now()
         task.save()
         _task_audit(task, "dsr.source_task_done", user.audit_actor(), {"manual": True, "was": was})
+        if task.request.kind in PACKAGE_KINDS:
+            _queue_package_build(task.request)
     return task
 
 

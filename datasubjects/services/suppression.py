@@ -24,6 +24,7 @@ from datasubjects.choices import (
     REQUEST_AUDIT_TYPE,
     SUPPRESSION_AUDIT_TYPE,
     RequestKind,
+    RequestState,
     SuppressionReason,
 )
 from datasubjects.models import DataSubjectRequest, Suppression
@@ -34,6 +35,9 @@ from datasubjects.services.sources import request_customers_resolve
 from portal.accounts.models import User
 from portal.audit.actors import Actor
 from portal.audit.services import audit_record
+
+# A request closed without being carried out: its follow-up work is not done.
+DROPPED_STATES = frozenset({RequestState.REFUSED, RequestState.DUPLICATE})
 
 
 def suppression_list_path() -> Path:
@@ -82,6 +86,10 @@ def request_suppress(*, request: DataSubjectRequest) -> list[Suppression]:
     For a consent withdrawal: find the ids and rewrite the list (no entry: the
     consent ledger is what suppresses).
 
+    An objection, restriction or erasure refused or closed as a duplicate before the
+    worker got to it (or between its retries) lists nobody: the request that asked
+    for it no longer stands.
+
     Side effects: creates the entries; records `suppression.added` on the request
     (the number of keys and the reason); rewrites the list file after commit.
     ConnectorError when a source cannot be read (the task retries).
@@ -95,9 +103,13 @@ def request_suppress(*, request: DataSubjectRequest) -> list[Suppression]:
     reason = KIND_SUPPRESSIONS.get(request.kind)
     if reason is None:
         raise ValidationError({"kind": "Only objection, restriction and erasure suppress."})
+    if DataSubjectRequest.objects.filter(pk=request.pk, state__in=DROPPED_STATES).exists():
+        return []
     request_customers_resolve(request=request)
     with transaction.atomic():
         locked = DataSubjectRequest.objects.select_for_update().get(pk=request.pk)
+        if locked.state in DROPPED_STATES:
+            return []
         listed = set(
             Suppression.objects.filter(
                 customer_key__in=locked.customer_keys, reason=reason, lifted_at__isnull=True

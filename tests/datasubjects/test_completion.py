@@ -152,6 +152,7 @@ def test_erasure_completion_tells_the_requester_counts_holds_and_status_link(
         (RequestKind.RESTRICTION, "no profiling of you takes place"),
         (RequestKind.OBJECTION, "no profiling of you takes place"),
         (RequestKind.PORTABILITY, "What we found, source by source"),
+        (RequestKind.ACCESS, "What we found, source by source"),
         (RequestKind.CONSENT_WITHDRAWAL, "Your consent is withdrawn for:"),
     ],
 )
@@ -159,7 +160,9 @@ def test_every_kind_tells_the_requester_on_completion(
     kind, says, verified_request, privacy_officer, django_capture_on_commit_callbacks, client
 ):
     """Each kind of request e-mails the requester, on completion, what was done and the
-    status link (not only access, refusal and extension); audited."""
+    status link (not only access, refusal and extension); audited. Access and
+    portability, with no source registered, still get a package (the Art. 15
+    information) and its link."""
     dsr = verified_request(kind=kind)
     request_set_state(request=dsr, state="in_progress", user=privacy_officer)
     mail.outbox.clear()
@@ -168,9 +171,37 @@ def test_every_kind_tells_the_requester_on_completion(
     (message,) = mail.outbox
     assert message.to == [dsr.email] and message.subject.endswith("request is complete")
     assert says in message.body
-    (link,) = [line for line in message.body.splitlines() if line.startswith("http")]
+    links = [line for line in message.body.splitlines() if line.startswith("http")]
+    package_links = [link for link in links if "/privacy/requests/package/" in link]
+    assert len(package_links) == (kind in (RequestKind.ACCESS, RequestKind.PORTABILITY))
+    (link,) = [link for link in links if "/privacy/requests/status/" in link]
     page = client.get(urlsplit(link).path)
     assert page.status_code == 200 and "Completed" in page.content.decode()
     assert AuditEvent.objects.filter(
         object_id=str(dsr.public_id), action="dsr.completion_notified"
     ).exists()
+
+
+def test_closing_as_a_duplicate_tells_the_requester(
+    verified_request, privacy_officer, django_capture_on_commit_callbacks, client
+):
+    """Like a refusal, a request closed as a repeat is not acted on: the requester is
+    told which earlier request answers theirs, with this one's status link."""
+    from datasubjects.services import request_close_duplicate
+
+    first = verified_request(kind=RequestKind.ACCESS)
+    second = verified_request(kind=RequestKind.PORTABILITY)
+    request_set_state(request=first, state="in_progress", user=privacy_officer)
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        request_close_duplicate(request=second, original=first, user=privacy_officer)
+    (message,) = mail.outbox
+    assert message.to == [second.email]
+    assert message.subject == "Your request is closed as a repeat of an earlier one"
+    assert (
+        "We have closed your data portability (art. 20) request: it repeats your access "
+        f"(art. 15) request received on {first.received_on:%-d %B %Y}, which we are answering."
+    ) in message.body
+    (link,) = [line for line in message.body.splitlines() if line.startswith("http")]
+    page = client.get(urlsplit(link).path)
+    assert page.status_code == 200 and "Closed as duplicate" in page.content.decode()

@@ -49,7 +49,9 @@ def test_queue_query_count_is_flat(
 
 def test_detail_officer_assigns_starts_and_completes(client_for, privacy_officer, verified_request):
     """A privacy officer assigns a request to themselves, starts and completes it;
-    every step is in the ledger under the request's public id."""
+    every step is in the ledger under the request's public id. With no data source
+    registered, completing builds the package of the Art. 15 information alone and
+    tells the requester."""
     dsr = verified_request()
     client = client_for(privacy_officer)
     base = _detail(dsr)
@@ -69,7 +71,9 @@ def test_detail_officer_assigns_starts_and_completes(client_for, privacy_officer
         "dsr.verified",
         "dsr.assigned",
         "dsr.state_changed",
+        "dsr.package_built",
         "dsr.state_changed",
+        "dsr.completion_notified",
     ]
 
 

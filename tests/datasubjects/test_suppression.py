@@ -98,6 +98,21 @@ def test_suppressing_twice_adds_nothing(
     assert Suppression.objects.filter(lifted_at__isnull=True).count() == 1
 
 
+def test_a_refused_objection_lists_nobody_when_the_worker_gets_to_it(
+    registered_sources, seeded_person, verified_request, privacy_officer
+):
+    """Refused (Art. 21(1): compelling legitimate grounds) after it started but before
+    the queued task ran: the task adds no entry and searches no source."""
+    from datasubjects.services import request_refuse
+
+    dsr = _started(verified_request, seeded_person, privacy_officer, RequestKind.OBJECTION)
+    request_refuse(request=dsr, reason="Compelling legitimate grounds.", user=privacy_officer)
+    assert request_suppress(request=dsr) == []
+    dsr.refresh_from_db()
+    assert not Suppression.objects.exists() and dsr.customers_found_at is None
+    assert not AuditEvent.objects.filter(action="suppression.added").exists()
+
+
 def test_access_request_cannot_suppress(
     registered_sources, seeded_person, verified_request, privacy_officer
 ):
