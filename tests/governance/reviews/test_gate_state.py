@@ -417,3 +417,25 @@ def test_gate_not_yet_is_an_answer_but_a_token_without_the_scope_is_a_counted_re
     window = RefusalWindow.objects.get()
     assert window.count == 1
     assert window.source.startswith("token:")
+
+
+# --- paths that move the answer outside the review services ------------------------------
+
+
+def test_gate_attestation_is_signed_anew_when_the_ttl_is_lowered(
+    settings, gate_client, version, owner, lead
+):
+    """Lowering ATTESTATION_TTL_MINUTES (say after an incident) takes effect at once: an
+    attestation cached under the longer lifetime is not handed out again, since it
+    would verify for longer than the setting now allows."""
+    _approved_staging(version, owner, lead)
+    start = datetime.now(tz=UTC)
+    settings.ATTESTATION_TTL_MINUTES = 60
+    with time_machine.travel(start, tick=False):
+        first = gate_client.get(gate_url(version)).json()
+        settings.ATTESTATION_TTL_MINUTES = 15
+        again = gate_client.get(gate_url(version)).json()
+    assert again["attestation"] != first["attestation"]
+    claims = jwt.decode(again["attestation"], options={"verify_signature": False})
+    assert claims["exp"] <= int((start + timedelta(minutes=15)).timestamp())
+
