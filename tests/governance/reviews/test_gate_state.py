@@ -439,3 +439,25 @@ def test_gate_attestation_is_signed_anew_when_the_ttl_is_lowered(
     claims = jwt.decode(again["attestation"], options={"verify_signature": False})
     assert claims["exp"] <= int((start + timedelta(minutes=15)).timestamp())
 
+
+def test_gate_refuses_a_discarded_version_though_its_review_was_approved(
+    gate_client, version, owner, lead, admin_user
+):
+    """A version discarded after its approval (by a person, or the training pipeline
+    finding it no better than production) may not deploy: the portal would refuse to
+    record it serving a target. The gate answers 403 "discarded", stored and fresh
+    alike, and hands out no attestation."""
+    from governance.services.registry import version_set_state
+
+    review = _approved_staging(version, owner, lead)
+    assert gate_client.get(gate_url(version)).status_code == 200
+    version_set_state(version=version, state="discarded", actor=admin_user.audit_actor())
+    response = gate_client.get(gate_url(version))
+    assert response.status_code == 403
+    body = response.json()
+    assert body["state"] == "discarded"
+    assert body["review"] == review.pk
+    assert "attestation" not in body
+    _assert_current(version)
+    never_reviewed = gate_client.get(gate_url(version, Target.PRODUCTION)).json()
+    assert never_reviewed["state"] == "discarded"
