@@ -461,3 +461,27 @@ def test_gate_refuses_a_discarded_version_though_its_review_was_approved(
     _assert_current(version)
     never_reviewed = gate_client.get(gate_url(version, Target.PRODUCTION)).json()
     assert never_reviewed["state"] == "discarded"
+
+
+def test_gate_attestation_of_a_removed_key_is_never_handed_out_again(
+    settings, gate_client, version, owner, lead, make_user
+):
+    """The signing key taken out of the environment (a compromised key revoked): the
+    attestation cached under it is not handed out again, neither while the removal
+    waits for a second admin (no configured key is approved: 503) nor after."""
+    old = key("old")
+    settings.ATTESTATION_SIGNING_KEYS = [old]
+    attestation_keys_approved()
+    _approved_staging(version, owner, lead)
+    first = gate_client.get(gate_url(version)).json()["attestation"]
+    assert jwt.get_unverified_header(first)["kid"] == "old"
+    settings.ATTESTATION_SIGNING_KEYS = [key("new")]
+    waiting = gate_client.get(gate_url(version))
+    assert waiting.status_code == 503
+    assert "attestation" not in waiting.json()
+    change_approve(
+        change=ChangeRequest.objects.get(state="pending"),
+        approved_by=make_user(Role.PORTAL_ADMIN),
+    )
+    rotated = gate_client.get(gate_url(version)).json()["attestation"]
+    assert jwt.get_unverified_header(rotated)["kid"] == "new"
