@@ -485,3 +485,25 @@ def test_gate_attestation_of_a_removed_key_is_never_handed_out_again(
     )
     rotated = gate_client.get(gate_url(version)).json()["attestation"]
     assert jwt.get_unverified_header(rotated)["kid"] == "new"
+
+
+def test_gate_closes_at_the_instant_the_approval_lapses(gate_client, version, owner, lead):
+    """At expires_at exactly the gate says expired (as the expiry task and a decision
+    see it), before and after the task has run; a microsecond earlier it still lets the
+    version through with an attestation that stops verifying by then."""
+    review = _approved_staging(version, owner, lead)
+    review.refresh_from_db()
+    with time_machine.travel(review.expires_at - timedelta(microseconds=1), tick=False):
+        before = gate_client.get(gate_url(version))
+        _assert_current(version)
+    assert before.status_code == 200
+    claims = jwt.decode(before.json()["attestation"], options={"verify_signature": False})
+    assert claims["exp"] <= review.expires_at.timestamp()
+    with time_machine.travel(review.expires_at, tick=False):
+        lapsed = gate_client.get(gate_url(version))
+        _assert_current(version)
+        assert reviews_expire() == 1
+        after_task = gate_client.get(gate_url(version))
+        _assert_current(version)
+    assert (lapsed.status_code, lapsed.json()["state"]) == (403, "expired")
+    assert (after_task.status_code, after_task.json()["state"]) == (403, "expired")
