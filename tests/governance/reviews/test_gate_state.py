@@ -9,7 +9,10 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 import time_machine
+from django.conf import settings as django_settings
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +31,7 @@ from governance.reviews.services import (
     reviews_expire,
 )
 from governance.reviews.services.gates import gate_state_refresh
+from governance.services.registry import version_set_state
 from portal.accounts.choices import Role
 from portal.audit.actors import Actor
 from portal.changes.configuration import attestation_keys_approved
@@ -66,9 +70,32 @@ def _approved_staging(version, owner, lead):
 
 
 def _assert_current(version) -> None:
+    """The stored answer equals a fresh one for every target; an allowed one's
+    attestation (the cached one when there is one) says what the fresh answer says."""
+    from governance.reviews.gates import gate_attestation
+
     for target in Target.values:
         args = {"model_slug": version.model.slug, "version": version.version, "target": target}
-        assert gate_answer(**args) == gate_answer_compute(**args), target
+        stored, fresh = gate_answer(**args), gate_answer_compute(**args)
+        assert stored == fresh, target
+        if not stored.allowed:
+            continue
+        token, expires_at = gate_attestation(answer=stored)
+        claims = jwt.decode(token, options={"verify_signature": False})
+        assert claims["review"] == fresh.review_id
+        assert claims["approvers"] == [
+            {"role": a["role"], "reviewer": a["reviewer"]} for a in fresh.approvals
+        ]
+        assert claims["approval_expires_at"] == int(fresh.expires_at.timestamp())
+        assert (claims["model"], claims["version"], claims["target"]) == (
+            fresh.model,
+            fresh.version,
+            target,
+        )
+        assert claims["image_digest"] == fresh.image_digest
+        now = datetime.now(tz=UTC)
+        assert now < expires_at <= fresh.expires_at
+        assert expires_at <= now + timedelta(minutes=django_settings.ATTESTATION_TTL_MINUTES)
 
 
 @pytest.mark.parametrize("approved", [True, False], ids=["approved", "pending"])
@@ -316,6 +343,8 @@ OPERATIONS = st.one_of(
     st.tuples(st.just("expire")),
     st.tuples(st.just("policy"), st.sampled_from(Target.values), st.integers(1, 2)),
     st.tuples(st.just("clock"), st.sampled_from([1, 60, 60 * 24, 60 * 24 * 20, 60 * 24 * 40])),
+    st.tuples(st.just("ttl"), st.sampled_from([2, 15, 60])),
+    st.tuples(st.just("discard")),
 )
 
 
@@ -329,11 +358,17 @@ def test_gate_state_equals_a_fresh_computation_after_every_service_call(
     operations, make_user, admin_user
 ):
     """After each decision, withdrawal, evidence change, recheck, expiry run, policy
-    edit (tightened at once, loosened through a change request a second admin approves)
-    and clock move, the answer read from the stored row equals one computed afresh."""
+    edit (tightened at once, loosened through a change request a second admin approves),
+    clock move, attestation lifetime change and the version discarded, the answer read
+    from the stored row equals one computed afresh, and an allowed answer's attestation
+    (cached since an earlier step or not) says what the fresh answer says."""
     second_admin = make_user(Role.PORTAL_ADMIN)
     start = datetime(2026, 6, 1, 9, tzinfo=UTC)
-    with time_machine.travel(start, tick=False) as clock, transaction.atomic():
+    with (
+        time_machine.travel(start, tick=False) as clock,
+        override_settings(ATTESTATION_TTL_MINUTES=15),
+        transaction.atomic(),
+    ):
         board = {name: make_user(role) for name, role in BOARD.items()}
         owner = make_user(Role.MODEL_OWNER)
         version = ModelVersionFactory()
@@ -384,8 +419,12 @@ def _apply(operation, version, board, owner, admin, second_admin, clock) -> None
             _policy_edit(operation[1], operation[2], admin, second_admin)
         elif kind == "clock":
             clock.shift(timedelta(minutes=operation[1]))
-    except DecisionRefused:
-        pass
+        elif kind == "ttl":
+            django_settings.ATTESTATION_TTL_MINUTES = operation[1]
+        elif kind == "discard":
+            version_set_state(version=version, state="discarded", actor=admin.audit_actor())
+    except (DecisionRefused, ValidationError):
+        pass  # refused as the services refuse it: the answer must still be current
 
 
 def _policy_edit(target, quorum, admin, second_admin) -> None:
@@ -447,8 +486,6 @@ def test_gate_refuses_a_discarded_version_though_its_review_was_approved(
     finding it no better than production) may not deploy: the portal would refuse to
     record it serving a target. The gate answers 403 "discarded", stored and fresh
     alike, and hands out no attestation."""
-    from governance.services.registry import version_set_state
-
     review = _approved_staging(version, owner, lead)
     assert gate_client.get(gate_url(version)).status_code == 200
     version_set_state(version=version, state="discarded", actor=admin_user.audit_actor())
