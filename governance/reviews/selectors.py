@@ -352,6 +352,18 @@ def _gate_state_at(
     return "pending"
 
 
+def gate_state_now(*, review_state: str, expires_at: datetime, version_state: str) -> str:
+    """The gate's state ("approved", "pending", "rejected", "expired", "discarded") for
+    a stored row's review state and expiry, the clock applied now: what a reader of
+    GateState rows shows as the gate's current answer."""
+    return _gate_state_at(
+        review_state=review_state,
+        expires_at=expires_at,
+        now=timezone.now(),
+        version_state=version_state,
+    )
+
+
 def _answer_from(
     facts: GateFacts,
     *,
