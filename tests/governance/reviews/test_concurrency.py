@@ -11,9 +11,9 @@ from django.db import connection
 
 from governance.choices import Target
 from governance.reviews.choices import ReviewState, Verdict
-from governance.reviews.models import Review, ReviewDecision
+from governance.reviews.models import GateState, Review, ReviewDecision
 from governance.reviews.selectors import gate_answer, gate_answer_compute
-from governance.reviews.services import DecisionRefused, review_decide
+from governance.reviews.services import DecisionRefused, review_decide, review_open
 from portal.accounts.choices import Role
 from portal.audit.models import AuditEvent
 from tests.factories import UserFactory
@@ -139,3 +139,24 @@ def test_same_member_twice_at_once_records_one_decision(version, open_review, le
     assert len(refused) == 1 and refused[0].code == "already_decided", results
     assert ReviewDecision.objects.filter(review=review, reviewer=lead).count() == 1
     _gate_current(review)
+
+
+def test_two_opens_of_the_same_review_at_once_store_one_gate_answer(version, owner):
+    """CI and Cloud Deploy asking for the same review at the same moment: one review,
+    one stored gate answer, the other caller handed the same review."""
+    results = _race(
+        [
+            lambda: review_open(
+                version=version,
+                target=Target.STAGING,
+                requested_by_actor=owner.audit_actor(),
+                source="ci",
+            )
+            for _ in range(2)
+        ]
+    )
+    assert all(not isinstance(r, Exception) for r in results), results
+    assert sorted(created for _, created in results) == [False, True]
+    assert results[0][0].pk == results[1][0].pk
+    assert GateState.objects.filter(version=version, target=Target.STAGING).count() == 1
+    _gate_current(results[0][0])
