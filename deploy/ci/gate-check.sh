@@ -14,7 +14,7 @@
 # the script to slow down (429) is asked again after its Retry-After, within the same
 # GATE_WAIT_SECONDS.
 #
-# Exit status: 0 allowed; 1 refused (rejected, expired, no review, or still pending
+# Exit status: 0 allowed; 1 refused (rejected, expired, no review, discarded, or still pending
 # when the wait ran out); 2 any other failure (bad arguments, network, server error,
 # or the portal still unavailable when the wait ran out).
 #
@@ -178,7 +178,7 @@ PY
             indent "${lines[@]:1}"
             sleep "$poll_seconds"
             ;;
-        rejected | expired | no_review)
+        rejected | expired | no_review | discarded)
             echo "gate-check: $model $version may NOT deploy to $target: $state" >&2
             indent "${lines[@]:1}" >&2
             exit "$EXIT_REFUSED"

@@ -149,7 +149,7 @@ class ReviewDetailApi(APIView):
 
 class GateApi(APIView):
     """May this version deploy to this target? 200 with a signed attestation, or 403
-    saying why not (pending, rejected, expired, no_review)."""
+    saying why not (pending, rejected, expired, no_review, discarded)."""
 
     required_scopes = (Scope.GATES_READ,)
     required_roles = REVIEW_READERS
@@ -175,7 +175,7 @@ class GateApi(APIView):
         # without gates:read, a person without a role) only the error and fields.
         allowed = serializers.BooleanField(required=False)
         state = serializers.ChoiceField(
-            choices=["pending", "rejected", "expired", "no_review"], required=False
+            choices=["pending", "rejected", "expired", "no_review", "discarded"], required=False
         )
         review = serializers.IntegerField(allow_null=True, required=False)
         missing_roles = serializers.ListField(child=serializers.CharField(), required=False)

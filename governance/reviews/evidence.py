@@ -28,7 +28,9 @@ from governance.cards_schema import section_title
 from governance.models import ModelVersion
 from governance.permissions import may_read_registry
 from governance.rendering import markdown_to_html
+from governance.reviews.choices import ReviewState
 from governance.reviews.models import GateState, ImageAttestation, Review
+from governance.reviews.selectors import gate_state_now
 from governance.selectors.cards import card_sections
 from portal.accounts.choices import Role
 from portal.audit.reports import evidence_pack_pdf
@@ -91,14 +93,30 @@ def jws_summary(statement: str) -> dict[str, str]:
     return {"kid": kid, "sha256": hashlib.sha256(statement.encode()).hexdigest()}
 
 
+# The gate's answer where the clock or the version moved it past the stored review
+# state (an approval lapsed before the expiry task ran; the version discarded).
+_GATE_LABELS = {
+    "expired": ReviewState.EXPIRED.label,
+    "discarded": "Refused: version discarded",
+}
+
+
 def _gate_rows(version: ModelVersion) -> list[dict[str, Any]]:
+    """The gate's stored answer per target, as the gate would give it now."""
     rows = []
     for state in GateState.objects.filter(version=version).order_by("target"):
         rows.append(
             {
                 "target": state.get_target_display(),
                 "review": state.review_id,
-                "answer": state.get_review_state_display(),
+                "answer": _GATE_LABELS.get(
+                    gate_state_now(
+                        review_state=state.review_state,
+                        expires_at=state.expires_at,
+                        version_state=version.state,
+                    ),
+                    state.get_review_state_display(),
+                ),
                 "expires_at": state.expires_at,
                 "approvals": ", ".join(
                     _role_label(str(approval.get("role", ""))) for approval in state.approvals

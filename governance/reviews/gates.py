@@ -26,13 +26,15 @@ def _ttl() -> timedelta:
 def _reusable(cached_until: datetime | None, *, approval_expires_at: datetime) -> bool:
     """A cached attestation is handed out again while more than a fifth of its life is
     left, or when it already runs until the approval lapses (signing anew would not
-    make it last longer)."""
+    make it last longer); never when it runs past what ATTESTATION_TTL_MINUTES allows
+    now (the setting was lowered since it was signed)."""
     if cached_until is None:
         return False
     now = timezone.now()
-    if cached_until <= now:
+    ttl = _ttl()
+    if cached_until <= now or cached_until > now + ttl:
         return False
-    return cached_until - now > _ttl() / 5 or cached_until >= approval_expires_at
+    return cached_until - now > ttl / 5 or cached_until >= approval_expires_at
 
 
 def gate_attestation(*, answer: GateAnswer) -> tuple[str, datetime]:

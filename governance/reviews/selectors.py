@@ -15,7 +15,7 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from governance.choices import Target
+from governance.choices import LifecycleState, Target
 from governance.models import ModelVersion, RegisteredModel
 from governance.reviews.checks import checks_evaluate
 from governance.reviews.choices import FINAL_STATES, LIVE_STATES, OPEN_STATES, ReviewState, Verdict
@@ -279,7 +279,7 @@ class GateAnswer:
     """Whether a version may deploy to a target, and why not."""
 
     allowed: bool
-    state: str  # "approved", "pending", "rejected", "expired", "no_review"
+    state: str  # "approved", "pending", "rejected", "expired", "no_review", "discarded"
     model: str
     version: str
     target: str
@@ -335,7 +335,12 @@ def gate_facts(*, version_id: int, target: str) -> GateFacts | None:
     )
 
 
-def _gate_state_at(*, review_state: str, expires_at: datetime, now: datetime) -> str:
+def _gate_state_at(
+    *, review_state: str, expires_at: datetime, now: datetime, version_state: str
+) -> str:
+    if version_state == LifecycleState.DISCARDED:
+        # Whatever its reviews say: the portal refuses a discarded version a target.
+        return "discarded"
     if review_state == ReviewState.APPROVED and expires_at > now:
         return "approved"
     if review_state in LIVE_STATES and expires_at <= now:
@@ -347,11 +352,30 @@ def _gate_state_at(*, review_state: str, expires_at: datetime, now: datetime) ->
     return "pending"
 
 
+def gate_state_now(*, review_state: str, expires_at: datetime, version_state: str) -> str:
+    """The gate's state ("approved", "pending", "rejected", "expired", "discarded") for
+    a stored row's review state and expiry, the clock applied now: what a reader of
+    GateState rows shows as the gate's current answer."""
+    return _gate_state_at(
+        review_state=review_state,
+        expires_at=expires_at,
+        now=timezone.now(),
+        version_state=version_state,
+    )
+
+
 def _answer_from(
-    facts: GateFacts, *, base: dict[str, Any], cache: AttestationCache | None = None
+    facts: GateFacts,
+    *,
+    base: dict[str, Any],
+    version_state: str,
+    cache: AttestationCache | None = None,
 ) -> GateAnswer:
     state = _gate_state_at(
-        review_state=facts.review_state, expires_at=facts.expires_at, now=timezone.now()
+        review_state=facts.review_state,
+        expires_at=facts.expires_at,
+        now=timezone.now(),
+        version_state=version_state,
     )
     if state == "approved":
         return GateAnswer(
@@ -378,7 +402,8 @@ def gate_answer_compute(*, model_slug: str, version: str, target: str) -> GateAn
     """The gate's answer computed afresh from the reviews (what the stored row must
     always equal). The latest review of the version for the target decides: approved
     and still valid lets it deploy; otherwise the answer says what is missing. Without
-    a review, the policy that would apply says which roles and checks are missing.
+    a review, the policy that would apply says which roles and checks are missing. A
+    discarded version never deploys (state "discarded"), whatever its reviews say.
     Http404 for an unknown model or version."""
     found = (
         ModelVersion.objects.select_related("model")
@@ -400,12 +425,12 @@ def gate_answer_compute(*, model_slug: str, version: str, target: str) -> GateAn
         checks = checks_evaluate(version=found, target=target, snapshot=snapshot)
         return GateAnswer(
             allowed=False,
-            state="no_review",
+            state="discarded" if found.state == LifecycleState.DISCARDED else "no_review",
             missing_roles=sorted(snapshot.get("required_roles", {})),
             failed_checks=[c.key for c in checks if not c.passed],
             **base,
         )
-    return _answer_from(facts, base=base)
+    return _answer_from(facts, base=base, version_state=found.state)
 
 
 # The gate's one query is built and compiled by the ORM once per database, then run
@@ -431,6 +456,7 @@ _GATE_COLUMNS = (
     "version__version",
     "version__image_digest",
     "version__model__slug",
+    "version__state",
     "approved_keys",
 )
 
@@ -503,6 +529,7 @@ def gate_answer(*, model_slug: str, version: str, target: str) -> GateAnswer:
         version_name,
         image_digest,
         model,
+        version_state,
         approved_keys,
     ) = row
     expires_at = _datetime_value(expires_at)
@@ -516,7 +543,12 @@ def gate_answer(*, model_slug: str, version: str, target: str) -> GateAnswer:
     }
     # Only what the answer carries is decoded: an approval's decisions and the
     # attestation cache, or a refusal's missing roles and failed checks.
-    state = _gate_state_at(review_state=review_state, expires_at=expires_at, now=timezone.now())
+    state = _gate_state_at(
+        review_state=review_state,
+        expires_at=expires_at,
+        now=timezone.now(),
+        version_state=version_state,
+    )
     if state != "approved":
         return GateAnswer(
             allowed=False,

@@ -149,6 +149,9 @@ def _section_save(
         )
     with transaction.atomic():
         # Lock the card: revision numbers are per card, and two editors may save at once.
+        # FOR UPDATE without `of` also locks the joined version (and model) row, before
+        # the audit chain head: the order the review services keep, which the changed
+        # evidence below needs (tests/governance/reviews/test_gate_lock_order.py).
         card = (
             ModelCard.objects.select_for_update().select_related("version__model").get(pk=card.pk)
         )

@@ -161,7 +161,7 @@ def test_gate_check_fails_on_rejection_with_the_reasons(gate_check):
     assert not attestation_file.exists()
 
 
-@pytest.mark.parametrize("state", ["no_review", "expired"])
+@pytest.mark.parametrize("state", ["no_review", "expired", "discarded"])
 def test_gate_check_fails_without_a_valid_review(gate_check, state):
     answer = (
         403,

@@ -53,8 +53,9 @@ AUDIT_OBJECT_TYPE = "review"
 class DecisionRefused(PermissionDenied):
     """A board member may not make this decision now; `code` says which rule refused
     it (not_board_member, role_not_held, role_not_required, self_approval,
-    already_decided, review_closed, review_expired, nothing_to_withdraw). `state` is
-    the review's state when that is why (review_closed, review_expired)."""
+    already_decided, review_closed, review_expired, nothing_to_withdraw,
+    version_discarded). `state` is the review's state when that is why (review_closed,
+    review_expired, version_discarded)."""
 
     def __init__(self, message: str, *, code: str, state: str = "") -> None:
         super().__init__(message)
@@ -307,8 +308,12 @@ def _settled_state(review: Review) -> str:
     if Verdict.REQUEST_CHANGES in verdicts:
         return ReviewState.CHANGES_REQUESTED
     approvals = [d for d in active if d.verdict == Verdict.APPROVE]
-    if not missing_roles(required=review.required_roles, approvals=approvals) and not (
-        review.failed_checks
+    if (
+        not missing_roles(required=review.required_roles, approvals=approvals)
+        and not review.failed_checks
+        # A discarded version is approved for nothing: an approval would answer Cloud
+        # Deploy's rollouts and owe its image a Binary Authorization attestation.
+        and review.version.state != LifecycleState.DISCARDED
     ):
         return ReviewState.APPROVED
     return ReviewState.PENDING
@@ -346,6 +351,12 @@ def _refuse_unless_may_decide(
     if role not in reviewer.board_roles:
         raise DecisionRefused("You can only decide in a board role you hold.", code="role_not_held")
     if verdict == Verdict.APPROVE:
+        if review.version.state == LifecycleState.DISCARDED:
+            raise DecisionRefused(
+                "This version is discarded: it is approved for no target.",
+                code="version_discarded",
+                state=review.state,
+            )
         if role not in review.required_roles:
             raise DecisionRefused(
                 "This review's policy needs no approval from that role.",
@@ -381,7 +392,8 @@ def review_decide(
     change request (on an open or approved review) as a new record; `role` is ignored.
     Any rejection rejects the review; a change request holds it at "changes
     requested"; it is approved when every required role has its quorum of approvals
-    and every check passes (checks are evaluated again now).
+    and every check passes (checks are evaluated again now), unless the version has
+    been discarded (an approval of a discarded version is refused).
     Refusals: ValidationError (verdict, comment: required for some verdicts, at most
     DECISION_COMMENT_MAX_CHARS characters), DecisionRefused (who may decide).
     Side effects: the decision, audit `review.decision_recorded`, `review.state_changed`

@@ -1,5 +1,6 @@
 """Two board members deciding at the same moment produce exactly one outcome: the
-review row lock makes the second wait and see the first one's decision."""
+review row lock makes the second wait and see the first one's decision, and the gate's
+stored answer is the one a fresh computation gives after both."""
 
 import importlib
 import threading
@@ -10,8 +11,9 @@ from django.db import connection
 
 from governance.choices import Target
 from governance.reviews.choices import ReviewState, Verdict
-from governance.reviews.models import Review, ReviewDecision
-from governance.reviews.services import DecisionRefused, review_decide
+from governance.reviews.models import GateState, Review, ReviewDecision
+from governance.reviews.selectors import gate_answer, gate_answer_compute
+from governance.reviews.services import DecisionRefused, review_decide, review_open
 from portal.accounts.choices import Role
 from portal.audit.models import AuditEvent
 from tests.factories import UserFactory
@@ -48,6 +50,12 @@ def _race(calls):
     return results
 
 
+def _gate_current(review: Review) -> None:
+    version = review.version
+    args = {"model_slug": version.model.slug, "version": version.version, "target": review.target}
+    assert gate_answer(**args) == gate_answer_compute(**args)
+
+
 def test_last_two_approvals_at_once_approve_the_review_once(
     ready_for_production, open_review, lead, privacy, devops
 ):
@@ -69,6 +77,11 @@ def test_last_two_approvals_at_once_approve_the_review_once(
     assert sorted(r.decided for r in results) == [False, True]
     assert Review.objects.get(pk=review.pk).state == ReviewState.APPROVED
     assert AuditEvent.objects.filter(action="review.decided", object_id=str(review.pk)).count() == 1
+    _gate_current(review)
+    answer = gate_answer(
+        model_slug=review.version.model.slug, version=review.version.version, target=review.target
+    )
+    assert answer.allowed and len(answer.approvals) == 3
 
 
 def test_approve_and_reject_at_once_give_one_outcome(
@@ -106,6 +119,7 @@ def test_approve_and_reject_at_once_give_one_outcome(
     assert final == outcomes[0].state
     assert final in (ReviewState.APPROVED, ReviewState.REJECTED)
     assert AuditEvent.objects.filter(action="review.decided", object_id=str(review.pk)).count() == 1
+    _gate_current(review)
 
 
 def test_same_member_twice_at_once_records_one_decision(version, open_review, lead):
@@ -124,3 +138,25 @@ def test_same_member_twice_at_once_records_one_decision(version, open_review, le
     refused = [r for r in results if isinstance(r, DecisionRefused)]
     assert len(refused) == 1 and refused[0].code == "already_decided", results
     assert ReviewDecision.objects.filter(review=review, reviewer=lead).count() == 1
+    _gate_current(review)
+
+
+def test_two_opens_of_the_same_review_at_once_store_one_gate_answer(version, owner):
+    """CI and Cloud Deploy asking for the same review at the same moment: one review,
+    one stored gate answer, the other caller handed the same review."""
+    results = _race(
+        [
+            lambda: review_open(
+                version=version,
+                target=Target.STAGING,
+                requested_by_actor=owner.audit_actor(),
+                source="ci",
+            )
+            for _ in range(2)
+        ]
+    )
+    assert all(not isinstance(r, Exception) for r in results), results
+    assert sorted(created for _, created in results) == [False, True]
+    assert results[0][0].pk == results[1][0].pk
+    assert GateState.objects.filter(version=version, target=Target.STAGING).count() == 1
+    _gate_current(results[0][0])

@@ -8,6 +8,7 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from defusedxml import ElementTree as ET
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -20,6 +21,7 @@ from governance.reviews.gates import gate_attestation
 from governance.reviews.selectors import gate_answer
 from governance.reviews.services import review_decide
 from governance.rollouts.models import Rollout, RolloutStep
+from governance.services.registry import version_set_state
 from monitoring.evidence import QUALITY_WINDOWS_LISTED, drift_chart_svg, monitoring_evidence
 from monitoring.models import DriftResult, Incident, IncidentAction, MetricThreshold, QualityResult
 from portal.accounts.choices import Role
@@ -298,3 +300,20 @@ def test_evidence_pack_prints_the_quality_summary_and_windows(quality_record):
     assert "Not enough data" not in text  # the latest figure, not the empty window
     assert "2026-11-04 11:00 to 2026-11-04 12:00" in text
     assert "0.1200" in text  # the canary's MAPE
+
+
+def test_evidence_pack_gate_answer_is_the_gates_answer_now(approved_for, admin_user):
+    """The pack prints the gate's current answer, as the gate gives it: an approval past
+    its validity reads expired before the expiry task has run, and a discarded version
+    reads refused, not the approved review state the stored row still holds."""
+    version = ModelVersionFactory()
+    review = approved_for(version, Target.STAGING)
+    assert f"Approved (review {review.pk}," in _pdf(version)
+    with time_machine.travel(review.expires_at + timedelta(minutes=1)):
+        lapsed = _pdf(version)
+    assert f"Expired (review {review.pk}," in lapsed
+    assert f"Approved (review {review.pk}," not in lapsed
+    version = version_set_state(version=version, state="discarded", actor=admin_user.audit_actor())
+    discarded = _pdf(version)
+    assert f"Refused: version discarded (review {review.pk}," in discarded
+    assert f"Approved (review {review.pk}," not in discarded

@@ -9,7 +9,10 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 import time_machine
+from django.conf import settings as django_settings
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +31,7 @@ from governance.reviews.services import (
     reviews_expire,
 )
 from governance.reviews.services.gates import gate_state_refresh
+from governance.services.registry import version_set_state
 from portal.accounts.choices import Role
 from portal.audit.actors import Actor
 from portal.changes.configuration import attestation_keys_approved
@@ -66,9 +70,32 @@ def _approved_staging(version, owner, lead):
 
 
 def _assert_current(version) -> None:
+    """The stored answer equals a fresh one for every target; an allowed one's
+    attestation (the cached one when there is one) says what the fresh answer says."""
+    from governance.reviews.gates import gate_attestation
+
     for target in Target.values:
         args = {"model_slug": version.model.slug, "version": version.version, "target": target}
-        assert gate_answer(**args) == gate_answer_compute(**args), target
+        stored, fresh = gate_answer(**args), gate_answer_compute(**args)
+        assert stored == fresh, target
+        if not stored.allowed:
+            continue
+        token, expires_at = gate_attestation(answer=stored)
+        claims = jwt.decode(token, options={"verify_signature": False})
+        assert claims["review"] == fresh.review_id
+        assert claims["approvers"] == [
+            {"role": a["role"], "reviewer": a["reviewer"]} for a in fresh.approvals
+        ]
+        assert claims["approval_expires_at"] == int(fresh.expires_at.timestamp())
+        assert (claims["model"], claims["version"], claims["target"]) == (
+            fresh.model,
+            fresh.version,
+            target,
+        )
+        assert claims["image_digest"] == fresh.image_digest
+        now = datetime.now(tz=UTC)
+        assert now < expires_at <= fresh.expires_at
+        assert expires_at <= now + timedelta(minutes=django_settings.ATTESTATION_TTL_MINUTES)
 
 
 @pytest.mark.parametrize("approved", [True, False], ids=["approved", "pending"])
@@ -316,6 +343,8 @@ OPERATIONS = st.one_of(
     st.tuples(st.just("expire")),
     st.tuples(st.just("policy"), st.sampled_from(Target.values), st.integers(1, 2)),
     st.tuples(st.just("clock"), st.sampled_from([1, 60, 60 * 24, 60 * 24 * 20, 60 * 24 * 40])),
+    st.tuples(st.just("ttl"), st.sampled_from([2, 15, 60])),
+    st.tuples(st.just("discard")),
 )
 
 
@@ -329,11 +358,17 @@ def test_gate_state_equals_a_fresh_computation_after_every_service_call(
     operations, make_user, admin_user
 ):
     """After each decision, withdrawal, evidence change, recheck, expiry run, policy
-    edit (tightened at once, loosened through a change request a second admin approves)
-    and clock move, the answer read from the stored row equals one computed afresh."""
+    edit (tightened at once, loosened through a change request a second admin approves),
+    clock move, attestation lifetime change and the version discarded, the answer read
+    from the stored row equals one computed afresh, and an allowed answer's attestation
+    (cached since an earlier step or not) says what the fresh answer says."""
     second_admin = make_user(Role.PORTAL_ADMIN)
     start = datetime(2026, 6, 1, 9, tzinfo=UTC)
-    with time_machine.travel(start, tick=False) as clock, transaction.atomic():
+    with (
+        time_machine.travel(start, tick=False) as clock,
+        override_settings(ATTESTATION_TTL_MINUTES=15),
+        transaction.atomic(),
+    ):
         board = {name: make_user(role) for name, role in BOARD.items()}
         owner = make_user(Role.MODEL_OWNER)
         version = ModelVersionFactory()
@@ -384,8 +419,12 @@ def _apply(operation, version, board, owner, admin, second_admin, clock) -> None
             _policy_edit(operation[1], operation[2], admin, second_admin)
         elif kind == "clock":
             clock.shift(timedelta(minutes=operation[1]))
-    except DecisionRefused:
-        pass
+        elif kind == "ttl":
+            django_settings.ATTESTATION_TTL_MINUTES = operation[1]
+        elif kind == "discard":
+            version_set_state(version=version, state="discarded", actor=admin.audit_actor())
+    except (DecisionRefused, ValidationError):
+        pass  # refused as the services refuse it: the answer must still be current
 
 
 def _policy_edit(target, quorum, admin, second_admin) -> None:
@@ -417,3 +456,91 @@ def test_gate_not_yet_is_an_answer_but_a_token_without_the_scope_is_a_counted_re
     window = RefusalWindow.objects.get()
     assert window.count == 1
     assert window.source.startswith("token:")
+
+
+# --- paths that move the answer outside the review services ------------------------------
+
+
+def test_gate_attestation_is_signed_anew_when_the_ttl_is_lowered(
+    settings, gate_client, version, owner, lead
+):
+    """Lowering ATTESTATION_TTL_MINUTES (say after an incident) takes effect at once: an
+    attestation cached under the longer lifetime is not handed out again, since it
+    would verify for longer than the setting now allows."""
+    _approved_staging(version, owner, lead)
+    start = datetime.now(tz=UTC)
+    settings.ATTESTATION_TTL_MINUTES = 60
+    with time_machine.travel(start, tick=False):
+        first = gate_client.get(gate_url(version)).json()
+        settings.ATTESTATION_TTL_MINUTES = 15
+        again = gate_client.get(gate_url(version)).json()
+    assert again["attestation"] != first["attestation"]
+    claims = jwt.decode(again["attestation"], options={"verify_signature": False})
+    assert claims["exp"] <= int((start + timedelta(minutes=15)).timestamp())
+
+
+def test_gate_refuses_a_discarded_version_though_its_review_was_approved(
+    gate_client, version, owner, lead, admin_user
+):
+    """A version discarded after its approval (by a person, or the training pipeline
+    finding it no better than production) may not deploy: the portal would refuse to
+    record it serving a target. The gate answers 403 "discarded", stored and fresh
+    alike, and hands out no attestation."""
+    review = _approved_staging(version, owner, lead)
+    assert gate_client.get(gate_url(version)).status_code == 200
+    version_set_state(version=version, state="discarded", actor=admin_user.audit_actor())
+    response = gate_client.get(gate_url(version))
+    assert response.status_code == 403
+    body = response.json()
+    assert body["state"] == "discarded"
+    assert body["review"] == review.pk
+    assert "attestation" not in body
+    _assert_current(version)
+    never_reviewed = gate_client.get(gate_url(version, Target.PRODUCTION)).json()
+    assert never_reviewed["state"] == "discarded"
+
+
+def test_gate_attestation_of_a_removed_key_is_never_handed_out_again(
+    settings, gate_client, version, owner, lead, make_user
+):
+    """The signing key taken out of the environment (a compromised key revoked): the
+    attestation cached under it is not handed out again, neither while the removal
+    waits for a second admin (no configured key is approved: 503) nor after."""
+    old = key("old")
+    settings.ATTESTATION_SIGNING_KEYS = [old]
+    attestation_keys_approved()
+    _approved_staging(version, owner, lead)
+    first = gate_client.get(gate_url(version)).json()["attestation"]
+    assert jwt.get_unverified_header(first)["kid"] == "old"
+    settings.ATTESTATION_SIGNING_KEYS = [key("new")]
+    waiting = gate_client.get(gate_url(version))
+    assert waiting.status_code == 503
+    assert "attestation" not in waiting.json()
+    change_approve(
+        change=ChangeRequest.objects.get(state="pending"),
+        approved_by=make_user(Role.PORTAL_ADMIN),
+    )
+    rotated = gate_client.get(gate_url(version)).json()["attestation"]
+    assert jwt.get_unverified_header(rotated)["kid"] == "new"
+
+
+def test_gate_closes_at_the_instant_the_approval_lapses(gate_client, version, owner, lead):
+    """At expires_at exactly the gate says expired (as the expiry task and a decision
+    see it), before and after the task has run; a microsecond earlier it still lets the
+    version through with an attestation that stops verifying by then."""
+    review = _approved_staging(version, owner, lead)
+    review.refresh_from_db()
+    with time_machine.travel(review.expires_at - timedelta(microseconds=1), tick=False):
+        before = gate_client.get(gate_url(version))
+        _assert_current(version)
+    assert before.status_code == 200
+    claims = jwt.decode(before.json()["attestation"], options={"verify_signature": False})
+    assert claims["exp"] <= review.expires_at.timestamp()
+    with time_machine.travel(review.expires_at, tick=False):
+        lapsed = gate_client.get(gate_url(version))
+        _assert_current(version)
+        assert reviews_expire() == 1
+        after_task = gate_client.get(gate_url(version))
+        _assert_current(version)
+    assert (lapsed.status_code, lapsed.json()["state"]) == (403, "expired")
+    assert (after_task.status_code, after_task.json()["state"]) == (403, "expired")

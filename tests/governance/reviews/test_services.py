@@ -11,18 +11,20 @@ from django.utils import timezone
 from governance.choices import CardSectionKey, LifecycleState, Target
 from governance.models import ModelVersion
 from governance.reviews.choices import CheckKey, ReviewSource, ReviewState, Verdict
-from governance.reviews.models import Review, ReviewDecision, ReviewPolicy
+from governance.reviews.models import ImageAttestation, Review, ReviewDecision, ReviewPolicy
+from governance.reviews.selectors import gate_answer
 from governance.reviews.services import (
     DecisionRefused,
     policy_override_create,
     policy_update,
     review_decide,
     review_open,
+    review_recheck,
     reviews_expire,
 )
 from governance.reviews.tasks import expire as expire_task
 from governance.services.cards import card_section_write
-from governance.services.registry import version_metrics_replace
+from governance.services.registry import version_metrics_replace, version_set_state
 from portal.accounts.choices import Role
 from portal.audit.actors import Actor
 from portal.audit.models import AuditEvent
@@ -562,3 +564,33 @@ def test_approval_lapses_after_its_validity(
     review.refresh_from_db()
     assert review.state == ReviewState.EXPIRED
     assert review.approved_at is not None
+
+
+def test_a_discarded_versions_review_is_never_approved(
+    ready_for_production, open_review, lead, privacy, devops, admin_user
+):
+    """A version discarded while its review waits is approved neither by a further
+    approval (refused as a conflict with its state) nor by a recheck that finds its
+    checks passing now that the quorum is complete: an approval would answer Cloud
+    Deploy's rollouts and owe the image a Binary Authorization attestation."""
+    version = ready_for_production(metrics={"mape": 0.2})
+    in_production(ModelVersionFactory(model=version.model, metrics={"mape": 0.1}))
+    review = open_review(version)
+    outcome = approve_all(review, lead, privacy, devops)
+    assert outcome.state == ReviewState.PENDING
+    assert outcome.review.failed_checks == [CheckKey.METRICS_NOT_WORSE]
+    version_set_state(version=version, state="discarded", actor=admin_user.audit_actor())
+    in_production(ModelVersionFactory(model=version.model, metrics={"mape": 0.3}))
+    assert review_recheck(review=review, actor=lead.audit_actor()).state == ReviewState.PENDING
+    review_decide(review=review, reviewer=devops, verdict=Verdict.WITHDRAW)
+    with pytest.raises(DecisionRefused) as refused:
+        review_decide(review=review, reviewer=devops, verdict=Verdict.APPROVE, role=DEVOPS)
+    assert refused.value.code == "version_discarded"
+    assert refused.value.is_state_conflict
+    review.refresh_from_db()
+    assert review.state == ReviewState.PENDING and review.approved_at is None
+    assert not ImageAttestation.objects.filter(version=version).exists()
+    answer = gate_answer(
+        model_slug=version.model.slug, version=version.version, target=Target.PRODUCTION
+    )
+    assert (answer.allowed, answer.state) == (False, "discarded")
