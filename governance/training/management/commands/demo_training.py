@@ -152,7 +152,7 @@ class Command(BaseCommand):
             elif section is not None and section.inherited:
                 content, data = section.content, section.data
             else:
-                continue  # nothing to confirm: the board's card check will say so
+                continue  # nothing inherited to confirm: refused below
             card_section_write(
                 card=card,
                 key=key,
@@ -160,4 +160,11 @@ class Command(BaseCommand):
                 data=data,
                 actor=ACTOR,
                 comment="Demo: card completed before review.",
+            )
+        missing = card_missing_sections(card=card)
+        if missing:
+            raise CommandError(
+                f"{version.model.slug} {version.version}: its card has no {', '.join(missing)} "
+                "to confirm: run `manage.py demo_registry` first (trained versions inherit "
+                "its cards)"
             )
