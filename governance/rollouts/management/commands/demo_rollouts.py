@@ -118,7 +118,7 @@ class Command(BaseCommand):
             self._run(candidate, devops, "healthy", RolloutState.SUCCEEDED)
         except UnexpectedOutcome as outcome:
             self.stderr.write(
-                f"Demo rollouts: {outcome} The rest of the demo goes on without this "
+                f"Demo rollouts: {outcome}\nThe rest of the demo goes on without this "
                 "rollout; `manage.py demo_rollouts` tries again."
             )
         finally:
@@ -278,7 +278,15 @@ class Command(BaseCommand):
         except UnexpectedOutcome:
             rollout.refresh_from_db()
             if rollout.state in ACTIVE_ROLLOUT_STATES:
-                rollout_abort(rollout=rollout, actor=DEMO, reason="Demo: the rollout went amiss.")
+                rollout = rollout_abort(
+                    rollout=rollout, actor=DEMO, reason="Demo: the rollout went amiss."
+                )
+                # Turn it here until the routing is back on the stable version: the
+                # worker that would otherwise starts only after the set-up.
+                settle = time.monotonic() + 30
+                while not rollout.synced and time.monotonic() < settle:
+                    rollout = rollout_tick(rollout_id=rollout.pk)
+                    time.sleep(0.5)
             raise
         finally:
             stop.set()  # the traffic ends with the rollout, its fault taken out
