@@ -4,6 +4,7 @@ scenarios written into the routing document and taken out again, input drift."""
 
 import json
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from io import StringIO
@@ -106,6 +107,41 @@ def test_simulate_traffic_canary_errors_injects_and_removes_the_fault(server_wit
     )  # fmt: skip
     assert "customer-segmentation: " in report and "answered 503" in report
     assert "answered 200" in report
+    routing = routing_read(server.routing_path)
+    assert all(not route.faults for route in routing.models.values())
+
+
+@pytest.mark.django_db
+def test_simulate_traffic_stops_when_told_and_removes_the_fault(server_with_log):
+    """A caller's stop event ends a run long before its --duration (the demo's rollouts
+    send traffic until the rollout ends, however long its steps take): the run returns,
+    having sent some requests but far fewer than the duration allows, and the fault is
+    out of the routing document again."""
+    server, _log_dir, outcomes = server_with_log
+    stop = threading.Event()
+    model = "customer-segmentation"
+
+    def stop_once_faulted() -> None:
+        deadline = time.monotonic() + 60
+        while not routing_read(server.routing_path).models[model].faults:
+            if time.monotonic() > deadline:
+                raise AssertionError("the scenario never injected its fault")
+            time.sleep(0.05)  # polling a file another thread writes
+        time.sleep(1.5)  # let some requests through first
+        stop.set()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        stopping = pool.submit(stop_once_faulted)
+        out = StringIO()
+        call_command(
+            "simulate_traffic", "--server", server.url, "--routing", str(server.routing_path),
+            "--outcome-dir", str(outcomes), "--scenario", "canary-errors", "--model", model,
+            "--rate", "20", "--duration", "600", stop=stop, stdout=out,
+        )  # fmt: skip
+        stopping.result()
+    report = out.getvalue()
+    sent = int(report.rsplit(" requests in ", 1)[0].rsplit("\n", 1)[-1])
+    assert 0 < sent < 20 * 60, report
     routing = routing_read(server.routing_path)
     assert all(not route.faults for route in routing.models.values())
 

@@ -1,6 +1,7 @@
-"""Demo registry: several versions of each model with consistent metrics, complete and
-incomplete cards, one version in production and one in canary per model. Idempotent:
-a second run finds everything registered and changes nothing."""
+"""Demo registry: several versions of each model with consistent metrics and cards, one
+version in production and one in canary per model, each approved by the demo board
+(`manage.py demo_users` first) for its target before it was assigned. Idempotent: a
+second run finds everything registered and changes nothing."""
 
 import hashlib
 from datetime import timedelta
@@ -12,9 +13,11 @@ from django.utils import timezone
 
 from governance.choices import CardSectionKey, LifecycleState, Target
 from governance.models import ModelVersion
+from governance.reviews.management.demo_board import board_approve, demo_board
 from governance.selectors.fairness import fairness_assessment_rows
 from governance.services.cards import card_section_write
-from governance.services.registry import target_assign, version_register, version_set_state
+from governance.services.registry import target_assign, version_register
+from portal.accounts.models import User
 from portal.audit.actors import Actor
 
 ACTOR = Actor.system("demo")
@@ -175,8 +178,8 @@ CANARY = {
     "customer-segmentation": "1.3.0",
     "product-recommendation": "2.2.0",
 }
-# First versions get a card written in full; later ones inherit it. The production
-# version's card is confirmed section by section; the canary's stays partly inherited.
+# First versions get a card written in full; later ones inherit it, and each version put
+# on a target has its inherited sections confirmed before the board reviews it.
 SCHEMAS: dict[str, list[dict[str, Any]]] = {
     "demand-forecasting": [
         {
@@ -347,6 +350,7 @@ class Command(BaseCommand):
     help = "Load demo model versions, metrics and cards into the registry (idempotent)."
 
     def handle(self, *args: object, **options: object) -> None:
+        board = demo_board()  # the board approves every placement: its members first
         created_count = 0
         now = timezone.now()
         for slug, number, (metrics, slices), days_ago, hyper in VERSIONS:
@@ -376,7 +380,7 @@ class Command(BaseCommand):
                 )
                 version.refresh_from_db(fields=["registered_at", "metrics_updated_at"])
                 self._write_card(version, days_ago)
-        self._place()
+        self._place(board)
         self.stdout.write(
             f"Demo registry: {created_count} version(s) registered, "
             f"{len(VERSIONS) - created_count} already there."
@@ -434,21 +438,26 @@ class Command(BaseCommand):
                 card=card, key=key, content=content, data=data, actor=ACTOR, comment="Demo data"
             )
 
-    def _place(self) -> None:
+    def _confirm_card(self, version: ModelVersion) -> None:
+        """Confirm for `version` the card sections it inherited, so its card is complete
+        before the board sees it (the canary and production policies check that)."""
+        for section in version.card.sections.filter(inherited=True):
+            card_section_write(
+                card=version.card,
+                key=section.key,
+                content=section.content,
+                data=section.data,
+                actor=ACTOR,
+                comment="Confirmed for this version (demo)",
+            )
+
+    def _place(self, board: dict[str, User]) -> None:
         """Replay each model's promotions in version order, up to today's production
-        version (each promotion retires the one before), then start the canary."""
+        version (each promotion retires the one before), then start the canary. The
+        board approves each version for its target before it is assigned (staging, then
+        canary, then production, under the default policies), as the gate requires."""
         for slug, number in PRODUCTION.items():
             production = ModelVersion.objects.get(model__slug=slug, version=number)
-            # The production version's card is complete: confirm what it inherited.
-            for section in production.card.sections.filter(inherited=True):
-                card_section_write(
-                    card=production.card,
-                    key=section.key,
-                    content=section.content,
-                    data=section.data,
-                    actor=ACTOR,
-                    comment="Confirmed for this version (demo)",
-                )
             rank = (production.version_major, production.version_minor, production.version_patch)
             history = ModelVersion.objects.filter(
                 model__slug=slug, state=LifecycleState.REGISTERED
@@ -456,10 +465,12 @@ class Command(BaseCommand):
             for version in history:
                 if (version.version_major, version.version_minor, version.version_patch) > rank:
                     break
-                version_set_state(version=version, state=LifecycleState.APPROVED, actor=ACTOR)
+                self._confirm_card(version)
+                board_approve(version=version, target=Target.PRODUCTION, board=board)
                 target_assign(version=version, target=Target.PRODUCTION, actor=ACTOR)
         for slug, number in CANARY.items():
             canary = ModelVersion.objects.get(model__slug=slug, version=number)
             if canary.state == LifecycleState.REGISTERED:
-                version_set_state(version=canary, state=LifecycleState.APPROVED, actor=ACTOR)
+                self._confirm_card(canary)
+                board_approve(version=canary, target=Target.CANARY, board=board)
                 target_assign(version=canary, target=Target.CANARY, actor=ACTOR)

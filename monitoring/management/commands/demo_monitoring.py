@@ -50,7 +50,21 @@ DRIFT_MODEL = "demand-forecasting"
 # hourly windows at this rate are already some 30 million lines.
 MAX_REQUESTS = 5_000
 DRIFT_DAYS = (12, 9)  # the episode: from 12 days ago to 9 days ago
+# The prediction log's writer must write something within this many seconds while lines
+# wait (it writes every quarter second when the machine is not overloaded).
+FLUSH_PROGRESS_SECONDS = 60
 GROUP_KEY = '{}:{alertname=~"^(?:.*)$"}/demo-drift'
+
+
+def _lines(registry: CollectorRegistry, metric: str) -> float:
+    """The total of a prediction log counter (lines written, or lost), over its labels."""
+    return sum(
+        sample.value
+        for family in registry.collect()
+        if family.name == metric
+        for sample in family.samples
+        if sample.name == f"{metric}_total"
+    )
 
 
 def _fingerprint(labels: dict[str, str]) -> str:
@@ -190,15 +204,29 @@ class Command(BaseCommand):
         from serving.prediction_log import PredictionLog  # noqa: PLC0415 -- slow
 
         rng = np.random.default_rng(0)
-        log = PredictionLog(settings.MONITORING_PREDICTION_LOG_DIR, CollectorRegistry())
+        registry = CollectorRegistry()
+        log = PredictionLog(settings.MONITORING_PREDICTION_LOG_DIR, registry)
         outcomes = Path(settings.MONITORING_OUTCOME_DIR)
         log.start()
         # One native thread per prediction, as the model server runs: OpenMP's
         # busy-waiting thread pools make each small prediction many times slower.
         with threadpool_limits(limits=1):
             self._predict_all(served, windows, episode, per_window, log, rng, outcomes)
-        log.flush(timeout=60)
+        # The windows are evaluated from these lines: wait until every one is written,
+        # however slow a busy machine makes the writer, as long as it makes progress.
+        written = _lines(registry, "serving_prediction_log_lines")
+        while not log.flush(timeout=FLUSH_PROGRESS_SECONDS):
+            now = _lines(registry, "serving_prediction_log_lines")
+            if now == written:
+                raise CommandError(
+                    f"The prediction log wrote nothing in {FLUSH_PROGRESS_SECONDS} s with "
+                    "lines still queued."
+                )
+            written = now
         log.stop()
+        lost = _lines(registry, "serving_prediction_log_failures")
+        if lost:
+            raise CommandError(f"{lost:.0f} prediction log lines were lost (see its failures).")
 
     def _predict_all(self, served, windows, episode, per_window, log, rng, outcomes) -> None:
         from pipelines.traffic import drifted, recommendation_outcome  # -- slow

@@ -22,6 +22,10 @@ Scenarios:
 The two canary scenarios write a fault into the routing document for the run and take
 it out afterwards, also when a rollout rolled the canary back or promoted it meanwhile;
 the server honours it only when started with `--allow-faults`.
+
+A caller in the same process (`call_command`) may also pass `stop`, a threading.Event:
+sending ends when it is set or when `--duration` runs out, whichever comes first, and
+an injected fault is taken out either way.
 """
 
 import json
@@ -119,6 +123,8 @@ def _faults_remove(routing_path: Path, injected: dict[str, str]) -> None:
 
 class Command(BaseCommand):
     help = "Send realistic traffic to the model server and write its ground truth outcomes."
+    # call_command(..., stop=threading.Event()): no command-line option.
+    stealth_options = ("stop",)
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -203,6 +209,7 @@ class Command(BaseCommand):
                 actual = recommendation_outcome(actual, reply["items"], click_draws)
             writer.write(model=slug, request_id=reply["request_id"], actual=actual)
 
+        stop: threading.Event = options.get("stop") or threading.Event()
         interval = 1.0 / rate
         started = time.monotonic()
         sent = 0
@@ -211,11 +218,12 @@ class Command(BaseCommand):
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 while True:
                     due = started + sent * interval
-                    if due - started >= duration:
+                    if due - started >= duration or stop.is_set():
                         break
                     wait = due - time.monotonic()
-                    if wait > 0:
-                        time.sleep(wait)  # pacing the requests at the asked rate
+                    # Pacing the requests at the asked rate, until told to stop.
+                    if wait > 0 and stop.wait(wait):
+                        break
                     slug = models[sent % len(models)]
                     pool_of = cases.by_kind[kinds[slug]]
                     case = pool_of[int(rng.integers(len(pool_of)))]

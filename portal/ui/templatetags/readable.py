@@ -33,10 +33,19 @@ def _number_html(value: float) -> SafeString:
     return format_html("{}", shown)
 
 
+def _role_name(value: Any) -> str:
+    return str(Role(value).label) if value in Role.values else str(value)
+
+
 def _item_html(key: Any, value: Any) -> SafeString:
-    # A role is named as people read it wherever a document keeps its slug.
+    # A role is named as people read it wherever a document keeps its slug: as a value,
+    # or as the keys of a policy's required roles (role: how many approvals).
     if key == "role" and isinstance(value, str) and value in Role.values:
         return format_html("{}", Role(value).label)
+    if key == "required_roles" and isinstance(value, dict) and value:
+        return format_html_join(
+            "; ", "{}: {}", ((_role_name(role), readable_html(n)) for role, n in value.items())
+        )
     return readable_html(value)
 
 

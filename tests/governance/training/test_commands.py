@@ -45,6 +45,11 @@ def test_pipeline_run_refuses_unknown_models_and_active_runs(pipelines_settings)
 
 def test_demo_training_trains_retrains_and_is_cached(pipelines_settings, tmp_path):
     pipelines_settings.PIPELINES_LAKE_ROOT = str(tmp_path / "lake")
+    with pytest.raises(CommandError, match="demo_users"):  # its board approves production
+        call_command("demo_training", "--transactions", "20000", stdout=StringIO())
+    call_command("demo_users", stdout=StringIO())
+    # The trained versions inherit the registry's cards, which the board checks.
+    call_command("demo_registry", stdout=StringIO())
     call_command("demo_training", "--transactions", "20000", stdout=StringIO())
 
     runs = PipelineRun.objects.order_by("pk")
@@ -83,7 +88,9 @@ def test_demo_reviews_leaves_a_version_at_the_door_of_production(
 
     assert "approved for staging and canary" in out.getvalue()
     reviews = Review.objects.filter(version__model__slug="demand-forecasting")
-    version = reviews.filter(target=Target.CANARY, state="approved").get().version
+    retrained = PipelineRun.objects.filter(model__slug="demand-forecasting").order_by("pk").last()
+    version = retrained.version
+    assert reviews.filter(version=version, target=Target.CANARY, state="approved").exists()
     assert reviews.filter(version=version, target=Target.STAGING, state="approved").exists()
     assert not reviews.filter(version=version, target=Target.PRODUCTION).exists()
     # The fairness evidence is the run's measurement across categories: the card's rows

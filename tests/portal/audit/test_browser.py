@@ -100,6 +100,29 @@ def test_audit_timeline_of_a_version_gathers_its_reviews(client_for, auditor, ma
     assert {row["object_type"] for row in rows} == {"model_version", "review"}
 
 
+def test_audit_pages_link_objects_whose_id_holds_a_slash(client_for, auditor, make_user):
+    """A review policy's events carry "<model or default>/<target>" as their object id:
+    the trail, the event and the object's timeline and export all answer and link it."""
+    admin = make_user(Role.PORTAL_ADMIN)
+    event = audit_record(
+        action="review_policy.created",
+        actor=admin.audit_actor(),
+        object_type="review_policy",
+        object_id="demand-forecasting/production",
+    )
+    client = client_for(auditor)
+    timeline = reverse("audit:timeline", args=["review_policy", "demand-forecasting/production"])
+    assert timeline == "/audit/objects/review_policy/demand-forecasting/production/"
+    for page in (reverse("audit:event_list"), reverse("audit:event_detail", args=[event.sequence])):
+        response = client.get(page)
+        assert response.status_code == 200 and timeline in response.content.decode()
+    page = client.get(timeline)
+    assert page.status_code == 200 and "review_policy.created" in page.content.decode()
+    export = client.get(timeline + "export.csv")
+    rows = list(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode())))
+    assert [row["object_id"] for row in rows] == ["demand-forecasting/production"]
+
+
 def audit_timeline_sequences(object_id: str) -> list[int]:
     return [
         event.sequence for event in audit_timeline(object_type="model_version", object_id=object_id)

@@ -58,3 +58,8 @@ def test_role_slugs_read_as_labels():
     assert _render("{{ v|role_label }}", v="data_science_lead") == "Data science lead"
     html = _render("{{ v|readable_fields }}", v={"role": "privacy_officer"})
     assert html == '<dl class="facts"><dt>role</dt><dd>Privacy officer</dd></dl>'
+    # A policy's required roles, as a governance change shows its before and after.
+    html = _render(
+        "{{ v|readable_fields }}", v={"required_roles": {"data_science_lead": 1, "devops": 1}}
+    )
+    assert "<dd>Data science lead: 1; DevOps: 1</dd>" in html

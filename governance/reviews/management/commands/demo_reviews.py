@@ -7,15 +7,13 @@ from django.db import transaction
 
 from governance.choices import CardSectionKey, LifecycleState, Target
 from governance.models import ModelVersion, RegisteredModel
-from governance.reviews.choices import ReviewSource, ReviewState, Verdict
+from governance.reviews.management.demo_board import REQUESTER_EMAIL, board_approve, demo_board
 from governance.reviews.models import Review
-from governance.reviews.services import review_decide, review_open, review_recheck
 from governance.selectors.cards import card_missing_sections
 from governance.selectors.fairness import fairness_assessment_rows
 from governance.selectors.registry import production_version
 from governance.services.cards import card_section_write
 from governance.services.registry import model_update
-from portal.accounts.choices import Role
 from portal.accounts.models import User
 from portal.audit.actors import Actor
 
@@ -63,17 +61,10 @@ class Command(BaseCommand):
     help = "Prepare a trained demand-forecasting version, approved for staging and canary."
 
     def handle(self, *args: object, **options: object) -> None:
-        people = {
-            role: User.objects.filter(email=email).first()
-            for role, email in (
-                (Role.DATA_SCIENCE_LEAD, "dsl@zeromargin.example"),
-                (Role.DEVOPS, "devops@zeromargin.example"),
-                (Role.MODEL_OWNER, "owner@zeromargin.example"),
-            )
-        }
-        if not all(people.values()):
+        board = demo_board()
+        owner = User.objects.filter(email=REQUESTER_EMAIL).first()
+        if owner is None:
             raise CommandError("run `manage.py demo_users` first")
-        owner = people[Role.MODEL_OWNER]
         for unowned in RegisteredModel.objects.filter(owner__isnull=True):
             model_update(
                 model=unowned,
@@ -127,34 +118,8 @@ class Command(BaseCommand):
                     actor=DEMO,
                     comment="Demo: card completed before review.",
                 )
-        for target, board in (
-            (Target.STAGING, (Role.DATA_SCIENCE_LEAD,)),
-            (Target.CANARY, (Role.DATA_SCIENCE_LEAD, Role.DEVOPS)),
-        ):
-            review, _ = review_open(
-                version=version,
-                target=target,
-                requested_by_actor=owner.audit_actor(),
-                source=ReviewSource.UI,
-            )
-            for role in board:
-                already = review.decisions.filter(reviewer=people[role], active=True).exists()
-                if review.state == ReviewState.PENDING and not already:
-                    outcome = review_decide(
-                        review=review,
-                        reviewer=people[role],
-                        verdict=Verdict.APPROVE,
-                        role=role,
-                        comment="Demo approval.",
-                    )
-                    review = outcome.review
-            if review.state == ReviewState.PENDING:
-                review = review_recheck(review=review, actor=DEMO).review
-            if review.state != ReviewState.APPROVED:
-                failed = [c["label"] for c in review.checks if not c["passed"]]
-                raise CommandError(
-                    f"{target} review of {version.version} is {review.state}: {failed}"
-                )
+        # Canary comes after staging: the board approves both, as the policy asks.
+        board_approve(version=version, target=Target.CANARY, board=board)
         self.stdout.write(
             f"Demo reviews: {MODEL} {version.version} is approved for staging and canary "
             f"(production runs {production.version if production else 'nothing'}). Sign in "

@@ -5,6 +5,11 @@ second passes every step and completes. Nothing is written as a finished record:
 rollouts start behind the board's gate and are driven by `rollout_tick`, the turn the
 worker's `rollouts.tick` task takes, while `manage.py simulate_traffic` sends requests.
 
+Traffic flows from just before each rollout's first analysis until the rollout ends,
+however long its steps take on a busy machine. A rollout that ends otherwise than
+planned (or does not end) is said so on stderr and the command ends without error: the
+rest of the demo is still worth showing, and a second call tries again.
+
 Needs `demo_training` and `demo_reviews` (the version approved for staging) and
 Prometheus on the PATH (Debian's `prometheus` package); without it the command says
 so and leaves the rollouts to the visitor. Idempotent: a second call finds the demo's
@@ -28,6 +33,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from governance.choices import LifecycleState, Target
 from governance.models import ModelVersion, RegisteredModel
+from governance.reviews.management.demo_board import board_approve, demo_board
 from governance.reviews.selectors import gate_answer
 from governance.rollouts.choices import ACTIVE_ROLLOUT_STATES, RolloutState
 from governance.rollouts.models import Rollout
@@ -57,6 +63,15 @@ STRATEGY: dict[str, Any] = {
     },
 }
 RATE = 40.0  # requests per second while a rollout runs
+# Seconds a rollout may take from its first step to its end before the demo gives up on
+# it (its steps take about half a minute on an idle machine).
+ROLLOUT_DEADLINE = 240.0
+# What simulate_traffic is asked at most: the demo stops it when the rollout has ended.
+TRAFFIC_LIMIT = ROLLOUT_DEADLINE + 120.0
+
+
+class UnexpectedOutcome(Exception):
+    """A demo rollout ended otherwise than planned, or did not end."""
 
 
 class Command(BaseCommand):
@@ -91,14 +106,21 @@ class Command(BaseCommand):
             )
         stable, candidate = self._versions(model)
         # Staging starts from what serves production, so the canary has a baseline the
-        # model server can load; staging assignments change no version's lifecycle.
+        # model server can load; staging assignments change no version's lifecycle. The
+        # board approved it for staging on its way to production (kept as it is here).
+        board_approve(version=stable, target=TARGET, board=demo_board())
         target_assign(version=stable, target=TARGET, actor=DEMO)
         folder = Path(settings.VAR_DIR) / "demo-rollouts"
         folder.mkdir(parents=True, exist_ok=True)
         processes = [self._serve(), self._prometheus(prometheus, folder)]
         try:
-            self._run(candidate, devops, "canary-errors", RolloutState.ROLLED_BACK, 25)
-            self._run(candidate, devops, "healthy", RolloutState.SUCCEEDED, 45)
+            self._run(candidate, devops, "canary-errors", RolloutState.ROLLED_BACK)
+            self._run(candidate, devops, "healthy", RolloutState.SUCCEEDED)
+        except UnexpectedOutcome as outcome:
+            self.stderr.write(
+                f"Demo rollouts: {outcome}\nThe rest of the demo goes on without this "
+                "rollout; `manage.py demo_rollouts` tries again."
+            )
         finally:
             for process in processes:
                 process.terminate()
@@ -206,13 +228,15 @@ class Command(BaseCommand):
             time.sleep(1.0)
             if self._requests_served() > before:
                 return
-        raise CommandError("simulate_traffic sent nothing to the model server")
+        raise UnexpectedOutcome("simulate_traffic sent nothing to the model server.")
 
-    def _run(
-        self, candidate: ModelVersion, devops: User, scenario: str, expected: str, traffic: float
-    ) -> None:
-        """Start a rollout as DevOps, send `scenario` traffic for `traffic` seconds,
-        and turn the rollout until it ends."""
+    def _run(self, candidate: ModelVersion, devops: User, scenario: str, expected: str) -> None:
+        """Start a rollout as DevOps, send `scenario` traffic, turn the rollout until it
+        ends, then stop the traffic (its fault, if any, taken out again).
+
+        UnexpectedOutcome when the rollout ends in another state than `expected`, does
+        not end within ROLLOUT_DEADLINE (it is aborted then) or gets no traffic.
+        """
         rollout = rollout_start(
             version=candidate,
             target=TARGET,
@@ -221,33 +245,57 @@ class Command(BaseCommand):
             queue=False,
         )
         rollout = rollout_tick(rollout_id=rollout.pk)  # the canary takes its first step
+        stop = threading.Event()
         sender = threading.Thread(
             target=call_command,
             args=("simulate_traffic",),
             kwargs={
                 "model": [MODEL],
                 "rate": RATE,
-                "duration": traffic,
+                "duration": TRAFFIC_LIMIT,
                 "scenario": scenario,
+                "stop": stop,
                 "stdout": io.StringIO(),
             },
             daemon=True,
         )
         sender.start()
-        # The analysis reads the last bake window from Prometheus: let the traffic (it
-        # loads the lake's sample data first) run a whole window before the next turn.
-        self._wait_for_traffic()
-        time.sleep(STRATEGY["bake_seconds"] + 2)
-        deadline = time.monotonic() + 240
-        while rollout.state in ACTIVE_ROLLOUT_STATES or not rollout.synced:
-            if time.monotonic() > deadline:
-                raise CommandError(f"rollout #{rollout.pk} did not end: {rollout.outcome}")
-            time.sleep(0.5)
-            rollout = rollout_tick(rollout_id=rollout.pk)
-        sender.join()
+        try:
+            # The analysis reads the last bake window from Prometheus: let the traffic
+            # (it loads the lake's sample data first) run a whole window before the
+            # next turn.
+            self._wait_for_traffic()
+            time.sleep(STRATEGY["bake_seconds"] + 2)
+            deadline = time.monotonic() + ROLLOUT_DEADLINE
+            while rollout.state in ACTIVE_ROLLOUT_STATES or not rollout.synced:
+                if time.monotonic() > deadline:
+                    raise UnexpectedOutcome(
+                        f"rollout #{rollout.pk} ({scenario} traffic) did not end within "
+                        f"{ROLLOUT_DEADLINE:.0f} s and was aborted: {rollout.outcome}"
+                    )
+                time.sleep(0.5)
+                rollout = rollout_tick(rollout_id=rollout.pk)
+        except UnexpectedOutcome:
+            rollout.refresh_from_db()
+            if rollout.state in ACTIVE_ROLLOUT_STATES:
+                rollout = rollout_abort(
+                    rollout=rollout, actor=DEMO, reason="Demo: the rollout went amiss."
+                )
+                # Turn it here until the routing is back on the stable version: the
+                # worker that would otherwise starts only after the set-up.
+                settle = time.monotonic() + 30
+                while not rollout.synced and time.monotonic() < settle:
+                    rollout = rollout_tick(rollout_id=rollout.pk)
+                    time.sleep(0.5)
+            raise
+        finally:
+            stop.set()  # the traffic ends with the rollout, its fault taken out
+            sender.join()
         if rollout.state != expected:
-            raise CommandError(
-                f"rollout #{rollout.pk} ({scenario}) ended {rollout.state}: {rollout.outcome}"
+            raise UnexpectedOutcome(
+                f"rollout #{rollout.pk} ({scenario} traffic) ended "
+                f"{rollout.get_state_display().lower()}, not "
+                f"{RolloutState(expected).label.lower()} as planned: {rollout.outcome}"
             )
         self.stdout.write(
             f"Demo rollouts: #{rollout.pk} of {MODEL} {candidate.version} to {TARGET} "
