@@ -375,6 +375,15 @@ class StreamedTableHash:
         return digest.hexdigest()
 
 
+def _key_batches(parquet: pq.ParquetFile, column: str) -> Iterable[pa.DictionaryArray]:
+    """`column` of a Parquet file a batch of DERIVE_BATCH_ROWS at a time, dictionary
+    encoded: a string column is read as the file stores it (its row group's dictionary
+    once, then small indices), any other is encoded here."""
+    for batch in parquet.iter_batches(batch_size=DERIVE_BATCH_ROWS, columns=[column]):
+        values = batch.column(0)
+        yield values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
+
+
 def rows_matching(
     snapshot: Snapshot, *, column: str, select: Callable[[list[str]], Iterable[str]]
 ) -> dict[str, pa.BooleanArray]:
@@ -382,31 +391,47 @@ def rows_matching(
 
     Reads only `column` of the tables that have it (each value as a string), a batch
     of DERIVE_BATCH_ROWS at a time and twice: for its distinct values, which `select`
-    gets (once per table) and returns those whose rows match, then for the rows. Memory
-    follows the batch and the distinct values, not the table. Returns {table: a
-    boolean array as long as the table}, only for tables with a match.
+    gets (once per table) and returns those whose rows match, then for the rows. The
+    column is read dictionary encoded, so both passes work on each distinct value
+    once per dictionary (a row group's, in a file the lake wrote) and on small
+    indices per row, not on the strings of every row. Memory follows the batch and
+    the distinct values, not the table. Returns {table: a boolean array as long as
+    the table}, only for tables with a match.
     """
     found: dict[str, pa.BooleanArray] = {}
     for name, info in snapshot.tables.items():
-        parquet = pq.ParquetFile(snapshot.path / info["file"])
-        if column not in parquet.schema_arrow.names:
+        path = snapshot.path / info["file"]
+        schema = pq.read_schema(path)
+        if column not in schema.names:
             continue
-
-        def values(parquet: pq.ParquetFile = parquet) -> Iterable[pa.Array]:
-            for batch in parquet.iter_batches(batch_size=DERIVE_BATCH_ROWS, columns=[column]):
-                yield batch.column(0).cast(pa.large_string())
-
+        field_type = schema.field(column).type
+        as_dictionary = (
+            [column]
+            if pa.types.is_string(field_type) or pa.types.is_large_string(field_type)
+            else None
+        )
+        parquet = pq.ParquetFile(path, read_dictionary=as_dictionary)
+        # A row group's batches each carry a copy of its dictionary: each is read once.
         distinct = pa.array([], pa.large_string())
-        for batch in values():
-            distinct = pc.unique(pa.concat_arrays([distinct, pc.unique(batch).drop_null()]))
+        previous: pa.Array | None = None
+        for keys in _key_batches(parquet, column):
+            if previous is None or not keys.dictionary.equals(previous):
+                previous = keys.dictionary
+                values = previous.cast(pa.large_string())
+                distinct = pc.unique(pa.concat_arrays([distinct, values]))
+        distinct = distinct.drop_null()
         picked = list(select(distinct.to_pylist()))
         if not picked:
             continue
         value_set = pa.array(picked, pa.large_string())
-        mask = pa.concat_arrays(
-            [pc.fill_null(pc.is_in(batch, value_set=value_set), False) for batch in values()]
-            or [pa.array([], pa.bool_())]
-        )
+        masks = []
+        previous = hits = None  # a dictionary, and which of its entries are picked
+        for keys in _key_batches(parquet, column):
+            if previous is None or not keys.dictionary.equals(previous):
+                previous = keys.dictionary
+                hits = pc.is_in(previous.cast(pa.large_string()), value_set=value_set)
+            masks.append(pc.fill_null(pc.take(hits, keys.indices), False))
+        mask = pa.concat_arrays(masks or [pa.array([], pa.bool_())])
         if pc.any(mask).as_py():
             found[name] = mask
     return found

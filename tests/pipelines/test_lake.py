@@ -196,6 +196,32 @@ def test_rows_matching_without_a_match_names_no_table(tmp_path):
     assert rows_matching(parent, column="customer_id", select=lambda ids: {"nobody"}) == {}
 
 
+@pytest.mark.parametrize("ids", ["strings", "integers"])
+def test_rows_matching_across_row_groups_and_batches(tmp_path, monkeypatch, ids):
+    """Row groups with dictionaries of their own, batches that split them, nulls, and
+    a key column of integers (compared as strings): the rows whose value is picked,
+    and `select` sees each distinct value once."""
+    monkeypatch.setattr(lake_module, "DERIVE_BATCH_ROWS", 30)
+    parent = write_snapshot(root=tmp_path / "lake", tables=_many(400))
+    path = parent.path / "transactions.parquet"
+    table = pq.read_table(path)
+    if ids == "integers":
+        numbers = [None if v is None else int(v[1:]) for v in table["customer_id"].to_pylist()]
+        table = table.set_column(2, "customer_id", pa.array(numbers, pa.int64()))
+    pq.write_table(table, path, row_group_size=70)  # groups of 70: 6 dictionaries
+    assert pq.ParquetFile(path).metadata.num_row_groups == 6
+    seen: list[list[str]] = []
+
+    def pick(values: list[str]) -> list[str]:
+        seen.append(values)
+        return [v for v in values if v in {"C3", "3", "C8", "8"}]
+
+    drop = rows_matching(parent, column="customer_id", select=pick)
+    keys = [None if v is None else str(v) for v in table["customer_id"].to_pylist()]
+    assert drop["transactions"].to_pylist() == [k in {"C3", "3", "C8", "8"} for k in keys]
+    assert len(seen) == 1 and sorted(seen[0]) == sorted({k for k in keys if k is not None})
+
+
 def _mixed(rows: int) -> pa.Table:
     """Every canonical type, with nulls, strings of varied length and an all-null column."""
     return canonical_table(
