@@ -87,32 +87,38 @@ def canonical_table(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(columns, names=table.column_names).combine_chunks()
 
 
-def _array_bytes(array: pa.Array) -> Iterable[np.ndarray | memoryview]:
+def _array_bytes(array: pa.Array, *, validity: bool = True) -> list[np.ndarray | memoryview | None]:
     """The parts of an array's content the hash covers, as buffers (no copy where the
-    data already has the layout: hashing a large column should not double it)."""
-    yield np.asarray(array.is_valid(), dtype=np.uint8)
+    data already has the layout: hashing a large column should not double it). Without
+    `validity`, the validity part (one byte per row, 1 where the row is valid) is None
+    for the caller to produce: an array without nulls needs no copy of it."""
+    parts: list[np.ndarray | memoryview | None] = [
+        np.asarray(array.is_valid(), dtype=np.uint8) if validity else None
+    ]
     data_type = array.type
     if pa.types.is_null(data_type):
-        return
+        return parts
     if pa.types.is_large_string(data_type):
-        array = array.fill_null("")
+        array = array.fill_null("") if array.null_count else array
         buffers = array.buffers()
         offsets = np.frombuffer(buffers[1], dtype="<i8")[
             array.offset : array.offset + len(array) + 1
         ]
         start, end = (int(offsets[0]), int(offsets[-1])) if len(offsets) else (0, 0)
-        yield offsets - start if start else offsets
+        parts.append(offsets - start if start else offsets)
         if buffers[2] is not None:
-            yield memoryview(buffers[2])[start:end]
-        return
+            parts.append(memoryview(buffers[2])[start:end])
+        return parts
     if pa.types.is_boolean(data_type):
         values = array.fill_null(False).to_numpy(zero_copy_only=False)
-        yield values.astype(np.uint8)
-        return
+        parts.append(values.astype(np.uint8))
+        return parts
     if pa.types.is_temporal(data_type):
         array = array.view(pa.int32() if pa.types.is_date32(data_type) else pa.int64())
-    values = array.fill_null(0).to_numpy(zero_copy_only=False)
-    yield np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<"))
+    # fill_null copies even an array without nulls: only where there are some.
+    values = (array.fill_null(0) if array.null_count else array).to_numpy(zero_copy_only=False)
+    parts.append(np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<")))
+    return parts
 
 
 def hash_column(digest: Any, name: str, column: pa.Array | pa.ChunkedArray) -> None:
@@ -281,6 +287,12 @@ DERIVE_BATCH_ROWS = 65_536
 DERIVE_ROW_GROUP_ROWS = 262_144
 # Bytes read at a time when a spooled part of a column is fed to a digest.
 _SPOOL_READ_BYTES = 1 << 20
+# Bytes of column parts a derived table's hash keeps in memory before it spools them
+# to temporary files: a table of a few million rows is hashed without a file written
+# and read back; a larger one in memory that stops growing at this.
+DERIVE_SPOOL_MEMORY_BYTES = 256 << 20
+# A validity part of a column without nulls is this byte, once per row.
+_VALID = 1
 
 
 def file_sha256(path: Path) -> str:
@@ -289,37 +301,100 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def _repeated(byte: int, count: int) -> Iterable[memoryview]:
+    """`count` copies of `byte`, a buffer of at most _SPOOL_READ_BYTES at a time."""
+    block = memoryview(bytes([byte]) * min(count, _SPOOL_READ_BYTES))
+    while count > 0:
+        yield block[: min(count, len(block))]
+        count -= len(block)
+
+
 class _Spool:
     """One part of one column (validity, values or offsets, string bytes) as it
-    arrives, in an anonymous temporary file, and its length so far."""
+    arrives, and its length so far: its pieces in memory (a run of valid rows as a
+    count), or in an anonymous temporary file once `spill` moved them there."""
 
-    def __init__(self, folder: Path | None) -> None:
-        self.file = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 -- closed by close()
+    def __init__(self) -> None:
+        self.pieces: list[memoryview | int] = []  # a buffer, or that many _VALID bytes
+        self.file: Any = None
         self.size = 0
 
-    def write(self, part: np.ndarray | memoryview) -> None:
+    def write(self, part: np.ndarray | memoryview) -> int:
+        """Add a part; returns the bytes it keeps in memory."""
         view = memoryview(part).cast("B")
-        self.file.write(view)
         self.size += view.nbytes
+        if self.file is not None:
+            self.file.write(view)
+            return 0
+        self.pieces.append(view)
+        return view.nbytes
+
+    def write_valid(self, rows: int) -> None:
+        """Add `rows` validity bytes of rows that are all valid."""
+        self.size += rows
+        if self.file is not None:
+            for block in _repeated(_VALID, rows):
+                self.file.write(block)
+        elif self.pieces and isinstance(self.pieces[-1], int):
+            self.pieces[-1] += rows
+        else:
+            self.pieces.append(rows)
+
+    def spill(self, folder: Path | None) -> None:
+        """Move the pieces to an anonymous temporary file in `folder`; later parts
+        go there too."""
+        if self.file is not None:
+            return
+        self.file = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 -- closed by close()
+        for piece in self._blocks():
+            self.file.write(piece)
+        self.pieces = []
+
+    def _blocks(self) -> Iterable[memoryview]:
+        for piece in self.pieces:
+            yield from _repeated(_VALID, piece) if isinstance(piece, int) else (piece,)
+
+    def feed(self, digest: Any, buffer: bytearray) -> None:
+        """Feed the part's bytes to `digest` (`buffer` is scratch space for a file)."""
+        if self.file is None:
+            for block in self._blocks():
+                digest.update(block)
+            return
+        view = memoryview(buffer)
+        self.file.seek(0)
+        while read := self.file.readinto(buffer):
+            digest.update(view[:read])
+
+    def close(self) -> None:
+        self.pieces = []
+        if self.file is not None:
+            self.file.close()
 
 
 class StreamedTableHash:
     """`table_hash` of a canonical table that arrives one batch at a time, in memory
-    that follows the batch, not the table.
+    that follows the batch, not the table (beyond `memory_bytes`).
 
     The hash takes the columns in order, each as length-prefixed parts (validity, then
     values or offsets, then a string column's bytes), so nothing of a column can reach
-    the digest before its last batch has been seen. Each part is therefore spooled to
-    an anonymous temporary file in `spool_dir` (by default the temporary folder) as the
-    batches arrive, and `hexdigest` feeds the spools to one digest in `table_hash`'s
-    order: the same bytes in the same order, so the same hash as `table_hash` over the
-    batches concatenated. Use as a context manager (the spools are closed on exit).
+    the digest before its last batch has been seen. Each part is therefore kept as the
+    batches arrive: in memory (the batch's own buffers where they already have the
+    layout, no copy; a run of rows without nulls as a count) while the parts held stay
+    within `memory_bytes`, and from then on in anonymous temporary files in
+    `spool_dir` (by default the temporary folder). `hexdigest` feeds them to one digest
+    in `table_hash`'s order: the same bytes in the same order, so the same hash as
+    `table_hash` over the batches concatenated. Use as a context manager (the spools
+    are closed on exit).
     """
 
-    def __init__(self, schema: pa.Schema, *, spool_dir: Path | None = None) -> None:
+    def __init__(
+        self, schema: pa.Schema, *, spool_dir: Path | None = None, memory_bytes: int = 0
+    ) -> None:
         self.schema = schema
         self.rows = 0
         self._spool_dir = spool_dir
+        self._memory_left = memory_bytes
+        self._spilled = False
         self._spools: list[list[_Spool]] = [[] for _ in schema]
         self._string_bytes = [0] * len(schema)  # per string column: its bytes so far
         self._batches = 0
@@ -333,7 +408,13 @@ class StreamedTableHash:
     def close(self) -> None:
         for spools in self._spools:
             for spool in spools:
-                spool.file.close()
+                spool.close()
+
+    def _spill(self) -> None:
+        self._spilled = True
+        for spools in self._spools:
+            for spool in spools:
+                spool.spill(self._spool_dir)
 
     def update(self, batch: pa.Table | pa.RecordBatch) -> None:
         """Add the next rows (canonical types, the schema's columns in its order;
@@ -342,7 +423,7 @@ class StreamedTableHash:
             raise ValueError(f"batch schema {batch.schema} is not the table's {self.schema}")
         for index, column in enumerate(batch.columns):
             array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-            parts = list(_array_bytes(array))
+            parts = _array_bytes(array, validity=array.null_count > 0)
             if pa.types.is_large_string(array.type):
                 if len(parts) == 2:  # no bytes buffer at all: as a buffer of none
                     parts.append(memoryview(b""))
@@ -352,11 +433,18 @@ class StreamedTableHash:
                 self._string_bytes[index] += int(offsets[-1])
             spools = self._spools[index]
             while len(spools) < len(parts):
-                spools.append(_Spool(self._spool_dir))
+                spools.append(_Spool())
+                if self._spilled:
+                    spools[-1].spill(self._spool_dir)
             for spool, part in zip(spools, parts, strict=True):
-                spool.write(part)
+                if part is None:
+                    spool.write_valid(len(array))
+                else:
+                    self._memory_left -= spool.write(part)
         self.rows += batch.num_rows
         self._batches += 1
+        if self._memory_left < 0 and not self._spilled:
+            self._spill()
 
     def hexdigest(self) -> str:
         """The table's hash (hex), as `table_hash` gives it; call once, at the end."""
@@ -364,14 +452,11 @@ class StreamedTableHash:
             self.update(self.schema.empty_table())
         digest = hashlib.sha256()
         buffer = bytearray(_SPOOL_READ_BYTES)
-        view = memoryview(buffer)
         for field_, spools in zip(self.schema, self._spools, strict=True):
             digest.update(f"column {field_.name} {field_.type}\n".encode())
             for spool in spools:
                 digest.update(spool.size.to_bytes(8, "little"))
-                spool.file.seek(0)
-                while read := spool.file.readinto(buffer):
-                    digest.update(view[:read])
+                spool.feed(digest, buffer)
         return digest.hexdigest()
 
 
@@ -512,8 +597,12 @@ def _derive_table(
     ts_bounds: list[pa.Array] = []
     timestamped = "ts" in schema.names and pa.types.is_timestamp(schema.field("ts").type)
     with (
-        StreamedTableHash(schema, spool_dir=spool_dir) as derived,
-        StreamedTableHash(schema, spool_dir=spool_dir) as parent,
+        StreamedTableHash(
+            schema, spool_dir=spool_dir, memory_bytes=DERIVE_SPOOL_MEMORY_BYTES
+        ) as derived,
+        StreamedTableHash(
+            schema, spool_dir=spool_dir, memory_bytes=DERIVE_SPOOL_MEMORY_BYTES
+        ) as parent,
         ThreadPoolExecutor(max_workers=1) as thread,
     ):
         sink = _RowGroups(target, schema)
@@ -563,7 +652,9 @@ def _content_hash(path: Path, *, spool_dir: Path) -> str:
     """The lake's content hash of a Parquet file, read a batch at a time."""
     parquet = pq.ParquetFile(path)
     schema = _canonical_schema(parquet)
-    with StreamedTableHash(schema, spool_dir=spool_dir) as digest:
+    with StreamedTableHash(
+        schema, spool_dir=spool_dir, memory_bytes=DERIVE_SPOOL_MEMORY_BYTES
+    ) as digest:
         for batch in parquet.iter_batches(batch_size=DERIVE_BATCH_ROWS):
             digest.update(canonical_table(pa.Table.from_batches([batch])).cast(schema))
         return digest.hexdigest()

@@ -242,12 +242,14 @@ def _mixed(rows: int) -> pa.Table:
     )
 
 
+@pytest.mark.parametrize("memory", [0, 20_000, 1 << 30], ids=["files", "spilled", "memory"])
 @pytest.mark.parametrize("rows, batch", [(1_000, 64), (1_000, 1_000), (37, 5), (0, 10)])
-def test_streamed_table_hash_is_table_hash(tmp_path, rows, batch):
+def test_streamed_table_hash_is_table_hash(tmp_path, rows, batch, memory):
     """Fed in batches (empty ones too), the streamed hash is the whole table's hash,
-    for every type the lake stores, with nulls."""
+    for every type the lake stores, with nulls: its parts kept in files from the start,
+    in memory until the budget is spent and then in files, or in memory throughout."""
     table = _mixed(rows)
-    with StreamedTableHash(table.schema, spool_dir=tmp_path) as streamed:
+    with StreamedTableHash(table.schema, spool_dir=tmp_path, memory_bytes=memory) as streamed:
         streamed.update(table.slice(0, 0))
         for start in range(0, rows, batch):
             streamed.update(table.slice(start, batch))
