@@ -558,6 +558,15 @@ def _canonical_schema(parquet: pq.ParquetFile) -> pa.Schema:
     return pa.schema([pa.field(f.name, _canonical_type(f.type)) for f in parquet.schema_arrow])
 
 
+def _canonical_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.Table:
+    """A batch read from a Parquet file as a one-chunk table of the canonical
+    `schema` (`canonical_table`), without a cast or copy when it already is one (a
+    file the lake wrote)."""
+    if batch.schema.types == schema.types and batch.schema.names == schema.names:
+        return pa.Table.from_arrays(batch.columns, schema=schema)
+    return canonical_table(pa.Table.from_batches([batch])).cast(schema)
+
+
 class _RowGroups:
     """Parts of a table gathered into row groups of about DERIVE_ROW_GROUP_ROWS and
     written (zstd). Its methods run on one thread, in order."""
@@ -609,10 +618,12 @@ def _derive_table(
         waiting: deque[Future] = deque()
         try:
             for batch in parquet.iter_batches(batch_size=DERIVE_BATCH_ROWS):
-                whole = canonical_table(pa.Table.from_batches([batch])).cast(schema)
+                whole = _canonical_batch(batch, schema)
                 if check_parent:
                     parent.update(whole)
-                part = whole.filter(keep.slice(offset, batch.num_rows))
+                kept = keep.slice(offset, batch.num_rows)
+                # Most batches keep every row: those are written as read, not copied.
+                part = whole if kept.true_count == len(kept) else whole.filter(kept)
                 offset += batch.num_rows
                 written += part.num_rows
                 derived.update(part)
@@ -656,7 +667,7 @@ def _content_hash(path: Path, *, spool_dir: Path) -> str:
         schema, spool_dir=spool_dir, memory_bytes=DERIVE_SPOOL_MEMORY_BYTES
     ) as digest:
         for batch in parquet.iter_batches(batch_size=DERIVE_BATCH_ROWS):
-            digest.update(canonical_table(pa.Table.from_batches([batch])).cast(schema))
+            digest.update(_canonical_batch(batch, schema))
         return digest.hexdigest()
 
 

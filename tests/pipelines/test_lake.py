@@ -297,6 +297,31 @@ def test_a_parent_file_re_encoded_with_the_same_content_is_accepted(tmp_path):
     assert derived.load(verify=True)["promotions"]["discount"].tolist() == [0.1, 0.2]
 
 
+def test_a_parent_file_of_narrower_types_derives_the_same_snapshot(tmp_path):
+    """A parent file whose columns are int32 and string, not the lake's int64 and
+    large_string (another writer's file, the same content): it is read as canonical
+    types, checked against its content hash and derived as from the lake's own file."""
+    parent = write_snapshot(root=tmp_path / "lake", tables=_many(300))
+    drop = rows_matching(parent, column="customer_id", select=lambda ids: {"C4"} & set(ids))
+    expected = snapshot_derive(parent, root=tmp_path / "expected", drop=drop, source={})
+    path = parent.path / "transactions.parquet"
+    table = pq.read_table(path)
+    narrow = pa.schema(
+        [
+            pa.field(
+                f.name, {pa.int64(): pa.int32(), pa.large_string(): pa.string()}.get(f.type, f.type)
+            )
+            for f in table.schema
+        ]
+    )
+    pq.write_table(table.cast(narrow), path, row_group_size=70)
+    assert pq.read_schema(path).field("transaction_id").type == pa.int32()
+    derived = snapshot_derive(
+        _without_file_hashes(parent), root=tmp_path / "lake", drop=drop, source={}
+    )
+    assert derived.id == expected.id
+
+
 @pytest.mark.parametrize("table", ["transactions", "promotions"])
 def test_snapshot_derive_refuses_a_parent_whose_recorded_file_changed(tmp_path, table):
     """A parent that records its file hashes: a changed value in the table being
