@@ -639,6 +639,10 @@ def _derive_table(
                 if len(waiting) > 2:
                     waiting.popleft().result()
             waiting.append(thread.submit(sink.flush))
+            # The hashes are taken while the last row group is compressed (hashlib
+            # releases the GIL on large buffers), not after.
+            derived_sha256 = derived.hexdigest()
+            parent_sha256 = parent.hexdigest() if check_parent else None
             while waiting:
                 waiting.popleft().result()
         finally:
@@ -652,10 +656,7 @@ def _derive_table(
             _period_of(pa.chunked_array(ts_bounds, schema.field("ts").type)) if ts_bounds else {}
         )
         return _Derived(
-            rows=written,
-            sha256=derived.hexdigest(),
-            period=period,
-            parent_sha256=parent.hexdigest() if check_parent else None,
+            rows=written, sha256=derived_sha256, period=period, parent_sha256=parent_sha256
         )
 
 
