@@ -596,10 +596,13 @@ def _derive_table(
     """Copy the Parquet file `source` to `target` keeping the rows `keep` marks, in one
     pass of batches (canonical types, zstd, row groups of about DERIVE_ROW_GROUP_ROWS),
     hashing what is written on the way; with `check_parent`, the rows read are hashed
-    too (the caller compares with the parent's hash). Memory follows the batch.
+    too (the caller compares with the parent's hash). Memory follows the row group
+    (and the hash's parts, up to DERIVE_SPOOL_MEMORY_BYTES), not the table.
 
     Reading, filtering and hashing run here, compressing on a second thread (both
-    release the GIL most of the time): at most two batches wait between them."""
+    release the GIL most of the time). The next row group's batches are read while
+    the last one is compressed: at most a row group's worth of batches waits between
+    them (fewer, and reading would stop for each row group being compressed)."""
     parquet = pq.ParquetFile(source)
     schema = _canonical_schema(parquet)
     offset = written = 0
@@ -616,6 +619,7 @@ def _derive_table(
     ):
         sink = _RowGroups(target, schema)
         waiting: deque[Future] = deque()
+        max_waiting = -(-DERIVE_ROW_GROUP_ROWS // DERIVE_BATCH_ROWS) + 1
         try:
             for batch in parquet.iter_batches(batch_size=DERIVE_BATCH_ROWS):
                 whole = _canonical_batch(batch, schema)
@@ -636,7 +640,7 @@ def _derive_table(
                         )
                     )
                 waiting.append(thread.submit(sink.add, part))
-                if len(waiting) > 2:
+                if len(waiting) > max_waiting:
                     waiting.popleft().result()
             waiting.append(thread.submit(sink.flush))
             # The hashes are taken while the last row group is compressed (hashlib
@@ -696,7 +700,8 @@ def snapshot_derive(
     (tables not named are copied as they are), with its own content hash and `source`.
 
     Streams: each changed table is rewritten and hashed in one pass of
-    DERIVE_BATCH_ROWS batches, so memory follows the batch, not the table.
+    DERIVE_BATCH_ROWS batches, so memory follows the row group written (and the
+    hash's parts, up to DERIVE_SPOOL_MEMORY_BYTES), not the table.
 
     Each table of `snapshot` is checked before it is used (SnapshotCorrupt if its
     content changed): against the SHA-256 of its file's bytes that the manifest
