@@ -624,7 +624,10 @@ def _derive_table(
         waiting: deque[Future] = deque()
         max_waiting = -(-DERIVE_ROW_GROUP_ROWS // DERIVE_BATCH_ROWS) + 1
         try:
-            for batch in parquet.iter_batches(batch_size=DERIVE_BATCH_ROWS):
+            # Decoded on this thread: decoding and compressing already overlap, and
+            # arrow's decoding pool competing with the compression thread for the
+            # cores (two where this was measured) cost more CPU than it saved.
+            for batch in parquet.iter_batches(batch_size=DERIVE_BATCH_ROWS, use_threads=False):
                 whole = _canonical_batch(batch, schema)
                 if check_parent:
                     parent.update(whole)
