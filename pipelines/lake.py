@@ -530,22 +530,34 @@ def rows_where(
 ) -> pa.Table:
     """The rows of a Parquet file whose `column` (compared as a string) is one of
     `values`, with `columns` (all by default), read a batch of DERIVE_BATCH_ROWS at a
-    time: memory follows the batch and the rows found, not the file."""
-    parquet = pq.ParquetFile(path)
+    time: memory follows the batch and the rows found, not the file. A string
+    `column` is read dictionary encoded (compared once per distinct value of its row
+    group, not once per row) and given back with its own type."""
+    schema = pq.read_schema(path)
+    field = schema.field(column)
+    encoded = pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
+    parquet = pq.ParquetFile(path, read_dictionary=[column] if encoded else None)
     value_set = pa.array(sorted(set(values)), pa.large_string())
     wanted = None if columns is None else list(dict.fromkeys([*columns, column]))
     found = []
+    previous = hits = None  # a row group's dictionary, and which of its entries match
     for batch in parquet.iter_batches(batch_size=DERIVE_BATCH_ROWS, columns=wanted):
-        keys = batch.column(column).cast(pa.large_string())
-        mask = pc.fill_null(pc.is_in(keys, value_set=value_set), False)
+        keys = batch.column(column)
+        if pa.types.is_dictionary(keys.type):
+            if previous is None or not keys.dictionary.equals(previous):
+                previous = keys.dictionary
+                hits = pc.is_in(previous.cast(pa.large_string()), value_set=value_set)
+            mask = pc.fill_null(pc.take(hits, keys.indices), False)
+        else:
+            mask = pc.fill_null(pc.is_in(keys.cast(pa.large_string()), value_set=value_set), False)
         if pc.any(mask).as_py():
-            found.append(batch.filter(mask))
-    schema = (
-        parquet.schema_arrow
-        if wanted is None
-        else pa.schema([parquet.schema_arrow.field(name) for name in wanted])
-    )
-    table = pa.Table.from_batches(found) if found else schema.empty_table()
+            part = pa.Table.from_batches([batch.filter(mask)])
+            if encoded:
+                index = part.schema.get_field_index(column)
+                part = part.set_column(index, field, part.column(index).cast(field.type))
+            found.append(part)
+    wanted_schema = schema if wanted is None else pa.schema([schema.field(n) for n in wanted])
+    table = pa.concat_tables(found) if found else wanted_schema.empty_table()
     return table if columns is None else table.select(columns)
 
 

@@ -350,6 +350,8 @@ def test_rows_where_reads_matching_rows_batch_by_batch(tmp_path, monkeypatch):
     snapshot = write_snapshot(root=tmp_path, tables=_many(300))
     path = snapshot.path / "transactions.parquet"
     found = rows_where(path, column="customer_id", values=["C2", "C5"])
+    # The key column is read dictionary encoded, and given back with its own type.
+    assert found.schema == pq.read_schema(path)
     expected = _many(300)["transactions"]
     expected = expected.loc[expected["customer_id"].isin(["C2", "C5"])]
     assert found.column("transaction_id").to_pylist() == expected["transaction_id"].tolist()
