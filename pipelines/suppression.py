@@ -88,6 +88,31 @@ def customer_key(key: bytes, customer_id: object) -> str:
     return hmac.new(key, str(customer_id).encode(), hashlib.sha256).hexdigest()
 
 
+_SHA256_BLOCK = 64  # bytes
+
+
+def _hmac_sha256_each(key: bytes, values: list[str]) -> list[bytes]:
+    """HMAC-SHA256 (raw 32 bytes) of each value (UTF-8), as `hmac.new(key, value,
+    sha256).digest()` gives it (RFC 2104), for many values under one key.
+
+    The key's inner and outer SHA-256 states are computed once and copied per value:
+    two plain hash copies per id cost about half what `hmac`'s per-value objects do,
+    which counts when a lake's worth of customer ids is hashed."""
+    if len(key) > _SHA256_BLOCK:
+        key = hashlib.sha256(key).digest()
+    block = key.ljust(_SHA256_BLOCK, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+    macs = []
+    for value in values:
+        mac = inner.copy()
+        mac.update(value.encode())
+        result = outer.copy()
+        result.update(mac.digest())
+        macs.append(result.digest())
+    return macs
+
+
 @dataclass(frozen=True)
 class SuppressionList:
     """Keys (hashed customer ids) per purpose, and the key that hashes them."""
@@ -109,16 +134,19 @@ class SuppressionList:
         keys = self.keys(purpose)
         if not keys:
             return set()
-        # HMAC's keyed start computed once and copied per id: a lake's worth of ids
-        # costs one SHA-256 pair each, not a new HMAC object.
-        start = hmac.new(self.key, digestmod=hashlib.sha256)
-        found = set()
-        for customer_id in customer_ids:
-            mac = start.copy()
-            mac.update(str(customer_id).encode())
-            if mac.hexdigest() in keys:
-                found.add(str(customer_id))
-        return found
+        # Compared as raw digests (no hex string per id). An entry that is not a
+        # digest in lower-case hex matches nothing, as before.
+        digests = set()
+        for entry in keys:
+            try:
+                raw = bytes.fromhex(entry)
+            except ValueError:
+                continue
+            if raw.hex() == entry:
+                digests.add(raw)
+        ids = [str(customer_id) for customer_id in customer_ids]
+        macs = _hmac_sha256_each(self.key, ids)
+        return {i for i, mac in zip(ids, macs, strict=True) if mac in digests}
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -196,6 +196,32 @@ def test_rows_matching_without_a_match_names_no_table(tmp_path):
     assert rows_matching(parent, column="customer_id", select=lambda ids: {"nobody"}) == {}
 
 
+@pytest.mark.parametrize("ids", ["strings", "integers"])
+def test_rows_matching_across_row_groups_and_batches(tmp_path, monkeypatch, ids):
+    """Row groups with dictionaries of their own, batches that split them, nulls, and
+    a key column of integers (compared as strings): the rows whose value is picked,
+    and `select` sees each distinct value once."""
+    monkeypatch.setattr(lake_module, "DERIVE_BATCH_ROWS", 30)
+    parent = write_snapshot(root=tmp_path / "lake", tables=_many(400))
+    path = parent.path / "transactions.parquet"
+    table = pq.read_table(path)
+    if ids == "integers":
+        numbers = [None if v is None else int(v[1:]) for v in table["customer_id"].to_pylist()]
+        table = table.set_column(2, "customer_id", pa.array(numbers, pa.int64()))
+    pq.write_table(table, path, row_group_size=70)  # groups of 70: 6 dictionaries
+    assert pq.ParquetFile(path).metadata.num_row_groups == 6
+    seen: list[list[str]] = []
+
+    def pick(values: list[str]) -> list[str]:
+        seen.append(values)
+        return [v for v in values if v in {"C3", "3", "C8", "8"}]
+
+    drop = rows_matching(parent, column="customer_id", select=pick)
+    keys = [None if v is None else str(v) for v in table["customer_id"].to_pylist()]
+    assert drop["transactions"].to_pylist() == [k in {"C3", "3", "C8", "8"} for k in keys]
+    assert len(seen) == 1 and sorted(seen[0]) == sorted({k for k in keys if k is not None})
+
+
 def _mixed(rows: int) -> pa.Table:
     """Every canonical type, with nulls, strings of varied length and an all-null column."""
     return canonical_table(
@@ -216,12 +242,14 @@ def _mixed(rows: int) -> pa.Table:
     )
 
 
+@pytest.mark.parametrize("memory", [0, 20_000, 1 << 30], ids=["files", "spilled", "memory"])
 @pytest.mark.parametrize("rows, batch", [(1_000, 64), (1_000, 1_000), (37, 5), (0, 10)])
-def test_streamed_table_hash_is_table_hash(tmp_path, rows, batch):
+def test_streamed_table_hash_is_table_hash(tmp_path, rows, batch, memory):
     """Fed in batches (empty ones too), the streamed hash is the whole table's hash,
-    for every type the lake stores, with nulls."""
+    for every type the lake stores, with nulls: its parts kept in files from the start,
+    in memory until the budget is spent and then in files, or in memory throughout."""
     table = _mixed(rows)
-    with StreamedTableHash(table.schema, spool_dir=tmp_path) as streamed:
+    with StreamedTableHash(table.schema, spool_dir=tmp_path, memory_bytes=memory) as streamed:
         streamed.update(table.slice(0, 0))
         for start in range(0, rows, batch):
             streamed.update(table.slice(start, batch))
@@ -269,6 +297,31 @@ def test_a_parent_file_re_encoded_with_the_same_content_is_accepted(tmp_path):
     assert derived.load(verify=True)["promotions"]["discount"].tolist() == [0.1, 0.2]
 
 
+def test_a_parent_file_of_narrower_types_derives_the_same_snapshot(tmp_path):
+    """A parent file whose columns are int32 and string, not the lake's int64 and
+    large_string (another writer's file, the same content): it is read as canonical
+    types, checked against its content hash and derived as from the lake's own file."""
+    parent = write_snapshot(root=tmp_path / "lake", tables=_many(300))
+    drop = rows_matching(parent, column="customer_id", select=lambda ids: {"C4"} & set(ids))
+    expected = snapshot_derive(parent, root=tmp_path / "expected", drop=drop, source={})
+    path = parent.path / "transactions.parquet"
+    table = pq.read_table(path)
+    narrow = pa.schema(
+        [
+            pa.field(
+                f.name, {pa.int64(): pa.int32(), pa.large_string(): pa.string()}.get(f.type, f.type)
+            )
+            for f in table.schema
+        ]
+    )
+    pq.write_table(table.cast(narrow), path, row_group_size=70)
+    assert pq.read_schema(path).field("transaction_id").type == pa.int32()
+    derived = snapshot_derive(
+        _without_file_hashes(parent), root=tmp_path / "lake", drop=drop, source={}
+    )
+    assert derived.id == expected.id
+
+
 @pytest.mark.parametrize("table", ["transactions", "promotions"])
 def test_snapshot_derive_refuses_a_parent_whose_recorded_file_changed(tmp_path, table):
     """A parent that records its file hashes: a changed value in the table being
@@ -297,6 +350,8 @@ def test_rows_where_reads_matching_rows_batch_by_batch(tmp_path, monkeypatch):
     snapshot = write_snapshot(root=tmp_path, tables=_many(300))
     path = snapshot.path / "transactions.parquet"
     found = rows_where(path, column="customer_id", values=["C2", "C5"])
+    # The key column is read dictionary encoded, and given back with its own type.
+    assert found.schema == pq.read_schema(path)
     expected = _many(300)["transactions"]
     expected = expected.loc[expected["customer_id"].isin(["C2", "C5"])]
     assert found.column("transaction_id").to_pylist() == expected["transaction_id"].tolist()

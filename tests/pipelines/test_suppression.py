@@ -91,6 +91,24 @@ def test_suppressed_among_names_the_ids_whose_key_is_listed():
     assert listed.suppressed_among(["C7"], "profiling") == set()
 
 
+@pytest.mark.parametrize("key", [KEY, b"\x00" * 32, bytes(range(64)), bytes(range(65)), b"k" * 200])
+def test_suppressed_among_hashes_as_hmac_for_every_key_length(key):
+    """The batch check computes HMAC-SHA256 itself (the key's states once): keys of one
+    block, and longer ones (hashed first, RFC 2104), give `customer_key`'s hashes; an
+    upper-case or malformed entry is no hash the portal writes and matches nothing."""
+    ids = ["C7", "Zoë-ü", "", "C" * 300, "C70"]
+    listed = SuppressionList(
+        key=key,
+        purposes={
+            "training": frozenset(
+                {customer_key(key, i) for i in ids[:4]}
+                | {customer_key(key, "C70").upper(), "not hex"}
+            )
+        },
+    )
+    assert listed.suppressed_among(iter(ids), "training") == set(ids[:4])
+
+
 def _listed(tmp_path, key=KEY):
     return suppression_write(
         tmp_path / "listed.json",
