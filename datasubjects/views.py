@@ -180,7 +180,12 @@ def public_package(request: HttpRequest, token: str) -> HttpResponse:
     try:
         dsr = services.package_request_for_token(token)
     except signing.SignatureExpired:
-        return render(request, "datasubjects/public/link_expired.html", status=410)
+        return render(
+            request,
+            "datasubjects/public/link_expired.html",
+            {"download": True, "hours": settings.DSAR_PACKAGE_LINK_HOURS},
+            status=410,
+        )
     except signing.BadSignature as error:
         raise Http404("No such package.") from error
     if dsr is None or dsr.verified_at is None or dsr.state != RequestState.COMPLETED:

@@ -108,7 +108,7 @@ def test_access_package_has_json_and_csv_per_source_and_a_summary(
     assert "k-means on RFM features" in summary
 
 
-def test_access_package_link_is_emailed_and_expires(completed_access, client):
+def test_access_package_link_is_emailed_and_expires(completed_access, client, settings):
     """Completing the request e-mails the requester a link that downloads the package
     for DSAR_PACKAGE_LINK_HOURS and then says it expired."""
     message = mail.outbox[-1]
@@ -118,6 +118,10 @@ def test_access_package_link_is_emailed_and_expires(completed_access, client):
     with time_machine.travel(timezone.now() + timedelta(hours=73)):
         expired = client.get(path)
     assert expired.status_code == 410
+    # It names the download link (not the status link) and where a fresh one is.
+    page = expired.content.decode()
+    assert f"download links work for {settings.DSAR_PACKAGE_LINK_HOURS} hours" in page
+    assert "status link" in page and "fresh download link" in page
 
 
 def test_access_package_link_forged_or_other_roles_refused(

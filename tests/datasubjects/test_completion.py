@@ -205,3 +205,20 @@ def test_closing_as_a_duplicate_tells_the_requester(
     (link,) = [line for line in message.body.splitlines() if line.startswith("http")]
     page = client.get(urlsplit(link).path)
     assert page.status_code == 200 and "Closed as duplicate" in page.content.decode()
+
+
+def test_requester_emails_are_plain_text_not_html_escaped(
+    verified_request, privacy_officer, django_capture_on_commit_callbacks
+):
+    """The e-mails are text/plain: what they quote (a reason, a source's name) reads as
+    typed, with no HTML entities such as &#x27; for an apostrophe."""
+    from datasubjects.services import request_refuse
+
+    dsr = verified_request(email="someone@example.com")
+    mail.outbox.clear()
+    reason = "We can't tell it's you: \"Q&A\" <none>."
+    with django_capture_on_commit_callbacks(execute=True):
+        request_refuse(request=dsr, reason=reason, user=privacy_officer)
+    body = mail.outbox[-1].body
+    assert reason in body
+    assert "&#x27;" not in body and "&amp;" not in body and "&quot;" not in body

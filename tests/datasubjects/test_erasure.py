@@ -173,6 +173,8 @@ def test_erasure_lake_lists_the_model_versions_trained_on_the_person(
     ]
     page = client_for(privacy_officer).get(f"/data-subjects/{dsr.public_id}/").content.decode()
     assert 'data-testid="lineage"' in page and "3.1.0" in page
+    # Each version links to its page, where the flag is.
+    assert 'href="/models/customer-segmentation/versions/3.1.0/"' in page
 
 
 def test_crm_connection_is_postgresql_when_the_tests_are(crm_with_rules):
