@@ -146,7 +146,7 @@ def _seed() -> str:
     from governance.models import ModelVersion
     from governance.reviews.choices import ReviewSource, ReviewState, Verdict
     from governance.reviews.services import review_decide, review_open
-    from governance.services.cards import card_section_write
+    from governance.services.cards import card_section_confirm
     from portal.accounts.choices import Role
     from portal.accounts.models import User
     from portal.accounts.services import role_grant, user_create
@@ -198,14 +198,12 @@ def _seed() -> str:
         version = ModelVersion.objects.select_related("card").get(model__slug=slug, version=number)
         # The canary's card still carries sections inherited from the version before:
         # confirm them, as its owner would before asking for production.
-        for section in version.card.sections.filter(inherited=True):
-            card_section_write(
+        for key in version.card.sections.filter(inherited=True).values_list("key", flat=True):
+            card_section_confirm(
                 card=version.card,
-                key=section.key,
-                content=section.content,
-                data=section.data,
-                actor=actor,
-                comment="Confirmed for this version (benchmark)",
+                key=key,
+                actor_user=people[Role.DATA_SCIENCE_LEAD],
+                comment="Confirmed for this version (benchmark).",
             )
         approve(version, Target.STAGING, [Role.DATA_SCIENCE_LEAD])
         approve(version, Target.CANARY, [Role.DATA_SCIENCE_LEAD, Role.DEVOPS])

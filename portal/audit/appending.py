@@ -22,20 +22,8 @@ from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 
+from portal.audit.hashing import EVENT_COLUMNS
 from portal.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent, AuditPayload
-
-_EVENT_COLUMNS = (
-    "sequence",
-    "occurred_at",
-    "actor_type",
-    "actor_id",
-    "action",
-    "object_type",
-    "object_id",
-    "payload_digest",
-    "prev_hash",
-    "hash",
-)
 
 _LOCK_HEAD = "SELECT sequence, hash FROM {head} WHERE id = 1 FOR UPDATE"
 
@@ -95,8 +83,8 @@ def _postgresql_statements() -> tuple[str, str]:
     """(lock the head, append), with the tables' names."""
     append = _APPEND.format(
         events=_quoted(AuditEvent),
-        event_columns=", ".join(_EVENT_COLUMNS),
-        event_values=", ".join(["%s"] * len(_EVENT_COLUMNS)),
+        event_columns=", ".join(EVENT_COLUMNS),
+        event_values=", ".join(["%s"] * len(EVENT_COLUMNS)),
         payloads=_quoted(AuditPayload),
         head=_quoted(AuditChainHead),
     )
@@ -149,7 +137,7 @@ def chain_append_postgresql(new: NewEvent) -> AuditEvent:
     fields = new.fields
     client_ip = _CLIENT_IP_FIELD.get_db_prep_value(new.client_ip, connection, prepared=False)
     params = [
-        *(fields[column] for column in _EVENT_COLUMNS),
+        *(fields[column] for column in EVENT_COLUMNS),
         new.data_json.decode(),
         client_ip,
         fields["sequence"],

@@ -10,6 +10,22 @@ import orjson
 
 from portal.jsonvalues import json_stored_form
 
+# The fields an event's chain hash covers, in the order event_hash_body takes them.
+EVENT_HASHED_FIELDS = (
+    "sequence",
+    "occurred_at",
+    "actor_type",
+    "actor_id",
+    "action",
+    "object_type",
+    "object_id",
+    "payload_digest",
+    "prev_hash",
+)
+# An event's own columns: those, then the hash over them (the appender writes them in
+# this order, the verifier reads them in this order).
+EVENT_COLUMNS = (*EVENT_HASHED_FIELDS, "hash")
+
 
 def normalise_payload(payload: dict[str, Any] | None) -> dict[str, Any]:
     """The payload exactly as it will read back from the JSON column, on PostgreSQL and

@@ -29,7 +29,12 @@ from django.db.models import F, TextField
 from django.db.models.functions import Cast
 
 from portal.audit.checkpoints import CheckpointClaims, checkpoint_claims_of
-from portal.audit.hashing import event_body, occurred_at_text, payload_digest_matches
+from portal.audit.hashing import (
+    EVENT_COLUMNS,
+    event_body,
+    occurred_at_text,
+    payload_digest_matches,
+)
 from portal.audit.merkle import RootAccumulator, leaf_hash
 from portal.audit.models import (
     GENESIS_HASH,
@@ -242,16 +247,7 @@ def _walk_rows(chunk_size: int) -> Iterator[_WalkRow]:
         AuditEvent.objects.order_by("sequence")
         .annotate(data_text=Cast(F("payload_record__data"), output_field=TextField()))
         .values_list(
-            "sequence",
-            "occurred_at",
-            "actor_type",
-            "actor_id",
-            "action",
-            "object_type",
-            "object_id",
-            "payload_digest",
-            "prev_hash",
-            "hash",
+            *EVENT_COLUMNS,
             "payload_record__pk",
             "data_text",
             "payload_record__client_ip",

@@ -15,8 +15,9 @@ from governance.choices import CardSectionKey, LifecycleState, Target
 from governance.models import ModelVersion
 from governance.reviews.management.demo_board import board_approve, demo_board
 from governance.selectors.fairness import fairness_assessment_rows
-from governance.services.cards import card_section_write
+from governance.services.cards import card_section_confirm, card_section_write
 from governance.services.registry import target_assign, version_register
+from portal.accounts.choices import Role
 from portal.accounts.models import User
 from portal.audit.actors import Actor
 
@@ -438,17 +439,16 @@ class Command(BaseCommand):
                 card=card, key=key, content=content, data=data, actor=ACTOR, comment="Demo data"
             )
 
-    def _confirm_card(self, version: ModelVersion) -> None:
-        """Confirm for `version` the card sections it inherited, so its card is complete
-        before the board sees it (the canary and production policies check that)."""
-        for section in version.card.sections.filter(inherited=True):
-            card_section_write(
+    def _confirm_card(self, version: ModelVersion, lead: User) -> None:
+        """The data science lead confirms for `version` the card sections it inherited,
+        so its card is complete before the board sees it (the canary and production
+        policies check that)."""
+        for key in version.card.sections.filter(inherited=True).values_list("key", flat=True):
+            card_section_confirm(
                 card=version.card,
-                key=section.key,
-                content=section.content,
-                data=section.data,
-                actor=ACTOR,
-                comment="Confirmed for this version (demo)",
+                key=key,
+                actor_user=lead,
+                comment="Confirmed for this version (demo).",
             )
 
     def _place(self, board: dict[str, User]) -> None:
@@ -465,12 +465,12 @@ class Command(BaseCommand):
             for version in history:
                 if (version.version_major, version.version_minor, version.version_patch) > rank:
                     break
-                self._confirm_card(version)
+                self._confirm_card(version, board[Role.DATA_SCIENCE_LEAD])
                 board_approve(version=version, target=Target.PRODUCTION, board=board)
                 target_assign(version=version, target=Target.PRODUCTION, actor=ACTOR)
         for slug, number in CANARY.items():
             canary = ModelVersion.objects.get(model__slug=slug, version=number)
             if canary.state == LifecycleState.REGISTERED:
-                self._confirm_card(canary)
+                self._confirm_card(canary, board[Role.DATA_SCIENCE_LEAD])
                 board_approve(version=canary, target=Target.CANARY, board=board)
                 target_assign(version=canary, target=Target.CANARY, actor=ACTOR)

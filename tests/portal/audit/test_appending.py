@@ -8,7 +8,13 @@ from django.utils import timezone
 
 from portal.audit.actors import Actor
 from portal.audit.appending import NewEvent, chain_append_orm, chain_head_lock
-from portal.audit.hashing import canonical_json, event_hash, normalise_payload, payload_digest
+from portal.audit.hashing import (
+    EVENT_HASHED_FIELDS,
+    canonical_json,
+    event_hash,
+    normalise_payload,
+    payload_digest,
+)
 from portal.audit.models import AuditEvent, AuditPayload
 from portal.audit.services import audit_record
 from portal.audit.verification import audit_chain_verify
@@ -59,20 +65,7 @@ def test_audit_record_hashes_with_the_reference_encoding_on_any_database():
         stored = AuditEvent.objects.get(pk=event.pk)
         record = AuditPayload.objects.get(event=stored)
         assert payload_digest(record.data, record.client_ip) == stored.payload_digest
-        fields = {
-            name: getattr(stored, name)
-            for name in (
-                "sequence",
-                "occurred_at",
-                "actor_type",
-                "actor_id",
-                "action",
-                "object_type",
-                "object_id",
-                "payload_digest",
-                "prev_hash",
-            )
-        }
+        fields = {name: getattr(stored, name) for name in EVENT_HASHED_FIELDS}
         assert event_hash(**fields) == stored.hash == event.hash
         assert (event.sequence, event.prev_hash, event.occurred_at) == (
             stored.sequence,
